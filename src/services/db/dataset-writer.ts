@@ -1,0 +1,359 @@
+import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
+import { A, ANN_STRIDE, kindName, type AnnotationColumns } from '../coco/batch.js';
+import type { CocoCategory, CocoImage, CocoLicense } from '../coco/types.js';
+import { DataVisorError } from '../errors.js';
+import { plainRow, type Database, type Row } from './connection.js';
+import { STAGING_ANNOTATIONS_COLUMNS } from './schema.js';
+
+/** Boxes may overshoot the image by rounding; COCO's own tools allow about a pixel. */
+const EDGE_TOLERANCE = 1;
+const EXAMPLES = 5;
+
+export interface Warning {
+  code: string;
+  count: number;
+  message: string;
+  examples: (string | number)[];
+}
+
+export interface DatasetRecord {
+  id: string;
+  name: string;
+  format: string;
+  sourcePath: string;
+  imageDir: string;
+  split: string | null;
+  info: Record<string, unknown> | null;
+  pluginStats: Record<string, unknown> | null;
+  bytes: number;
+  ingestSeconds: number;
+}
+
+export interface FinalCounts {
+  imageCount: number;
+  annotationCount: number;
+  categoryCount: number;
+  warnings: Warning[];
+}
+
+/**
+ * Writes one dataset inside one transaction on a connection of its own. Rows go through DuckDB
+ * appenders into per-ingest staging tables (file order, references unresolved); `finish` checks
+ * references in SQL, writes the final tables sorted for reading, and computes the warnings.
+ * Nothing is visible to readers before `commit`; `rollback` (or a killed process) leaves nothing.
+ */
+export class DatasetWriter {
+  private samples: DuckDBAppender | null = null;
+  private annotations: DuckDBAppender | null = null;
+  private files: DuckDBAppender | null = null;
+  private readonly categories: CocoCategory[] = [];
+  private readonly licenses: CocoLicense[] = [];
+  private imageCount = 0;
+  private annotationCount = 0;
+  private listedFiles = false;
+  private done = false;
+
+  private constructor(
+    private readonly conn: DuckDBConnection,
+    readonly datasetId: string,
+    private readonly split: string | null,
+  ) {}
+
+  static async begin(db: Database, datasetId: string, split: string | null): Promise<DatasetWriter> {
+    if (!/^[a-z0-9]+$/.test(datasetId)) throw new DataVisorError('INTERNAL', `bad dataset id ${datasetId}`);
+    const conn = await db.connect();
+    const w = new DatasetWriter(conn, datasetId, split);
+    try {
+      await conn.run('BEGIN TRANSACTION');
+      await conn.run(`CREATE TABLE ${w.t('s')} (
+        ord INTEGER NOT NULL, image_id BIGINT NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
+        license_id BIGINT, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata JSON)`);
+      await conn.run(`CREATE TABLE ${w.t('a')} ${STAGING_ANNOTATIONS_COLUMNS}`);
+      await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL)`);
+      w.samples = await conn.createAppender(w.t('s'));
+      w.annotations = await conn.createAppender(w.t('a'));
+    } catch (e) {
+      await w.rollback();
+      throw e;
+    }
+    return w;
+  }
+
+  /** Staging table names are per ingest, so concurrent ingests never touch each other's rows. */
+  private t(kind: 's' | 'a' | 'f'): string {
+    return `staging_${kind}_${this.datasetId}`;
+  }
+
+  get counts() {
+    return { images: this.imageCount, annotations: this.annotationCount };
+  }
+
+  appendSample(image: CocoImage, metadata: Record<string, unknown> | null): void {
+    const a = this.samples!;
+    a.appendInteger(this.imageCount++);
+    a.appendDouble(image.id);
+    a.appendVarchar(image.fileName);
+    nullable(a, image.width, (v) => a.appendInteger(v));
+    nullable(a, image.height, (v) => a.appendInteger(v));
+    nullable(a, image.license, (v) => a.appendDouble(v));
+    nullable(a, image.cocoUrl, (v) => a.appendVarchar(v));
+    nullable(a, image.flickrUrl, (v) => a.appendVarchar(v));
+    nullable(a, image.dateCaptured, (v) => a.appendVarchar(v));
+    nullable(a, metadata, (v) => a.appendVarchar(JSON.stringify(v)));
+    a.endRow();
+  }
+
+  appendAnnotations(c: AnnotationColumns): void {
+    const a = this.annotations!;
+    const n = c.nums;
+    for (let i = 0; i < c.count; i++) {
+      const o = i * ANN_STRIDE;
+      a.appendInteger(this.annotationCount++);
+      a.appendDouble(n[o + A.id]!);
+      a.appendDouble(n[o + A.imageId]!);
+      a.appendDouble(n[o + A.categoryId]!);
+      for (const f of [A.x, A.y, A.w, A.h, A.area]) nullableNumber(a, n[o + f]!);
+      a.appendBoolean(n[o + A.isCrowd] === 1);
+      a.appendVarchar(kindName(n[o + A.kind]!));
+      a.appendInteger(n[o + A.polygonCount]!);
+      a.appendInteger(n[o + A.pointCount]!);
+      nullable(a, c.segmentation[i] ?? null, (v) => a.appendVarchar(v));
+      const kp = n[o + A.numKeypoints]!;
+      if (Number.isNaN(kp)) a.appendNull();
+      else a.appendInteger(kp);
+      nullable(a, c.keypoints[i] ?? null, (v) => a.appendVarchar(v));
+      nullableNumber(a, n[o + A.score]!);
+      nullable(a, c.extra[i] ?? null, (v) => a.appendVarchar(v));
+      a.endRow();
+    }
+  }
+
+  addCategories(categories: CocoCategory[]): void {
+    this.categories.push(...categories);
+  }
+
+  addLicenses(licenses: CocoLicense[]): void {
+    this.licenses.push(...licenses);
+  }
+
+  /** Relative paths (with `/`) of the files under the image folder, for the missing-file check. */
+  async appendFileNames(names: AsyncIterable<string>): Promise<void> {
+    this.files ??= await this.conn.createAppender(this.t('f'));
+    for await (const name of names) {
+      this.files.appendVarchar(name);
+      this.files.endRow();
+    }
+    this.listedFiles = true;
+  }
+
+  /**
+   * Resolves references (an annotation of an unknown image or category is fatal), writes the
+   * final rows and computes warnings. Still inside the transaction.
+   */
+  async finish(nonStandardNumbers: number): Promise<FinalCounts> {
+    for (const a of [this.samples, this.annotations, this.files]) {
+      a?.flushSync();
+      a?.closeSync();
+    }
+    this.samples = this.annotations = this.files = null;
+    const ds = this.datasetId;
+    const S = this.t('s');
+    const AN = this.t('a');
+    const F = this.t('f');
+
+    const dupImages = await this.rows(
+      `SELECT image_id, count(*) AS n, min(ord) AS first, max(ord) AS last FROM ${S} GROUP BY image_id HAVING count(*) > 1 ORDER BY first LIMIT 1`,
+    );
+    if (dupImages[0]) {
+      const d = dupImages[0];
+      throw new DataVisorError('INVALID_COCO', `Invalid COCO: image id ${d.image_id} appears ${d.n} times (images[${d.first}] and images[${d.last}]); annotations could not tell them apart`);
+    }
+    const orphans = await this.rows(
+      `SELECT a.ord, a.annotation_id, a.image_id, count(*) OVER () AS n FROM ${AN} a ANTI JOIN ${S} s ON a.image_id = s.image_id ORDER BY a.ord LIMIT 1`,
+    );
+    if (orphans[0]) {
+      const o = orphans[0];
+      throw new DataVisorError('INVALID_COCO', `Invalid COCO (in annotations[${o.ord}]): annotation ${o.annotation_id} refers to image_id ${o.image_id}, which is not in "images" (${o.n} annotation(s) refer to unknown images)`);
+    }
+
+    const seen = new Map<number, number>();
+    this.categories.forEach((c, i) => {
+      if (seen.has(c.id)) {
+        throw new DataVisorError('INVALID_COCO', `Invalid COCO: category id ${c.id} appears twice (categories[${seen.get(c.id)}] and categories[${i}])`);
+      }
+      seen.set(c.id, i);
+    });
+    const cats = await this.conn.createAppender('categories');
+    for (const c of this.categories) {
+      cats.appendVarchar(ds);
+      cats.appendDouble(c.id);
+      cats.appendVarchar(c.name);
+      nullable(cats, c.supercategory, (v) => cats.appendVarchar(v));
+      nullable(cats, c.extra, (v) => cats.appendVarchar(JSON.stringify(v)));
+      cats.appendDouble(0);
+      cats.appendDouble(0);
+      cats.endRow();
+    }
+    cats.flushSync();
+    cats.closeSync();
+    const badCats = await this.rows(
+      `SELECT a.ord, a.annotation_id, a.category_id, count(*) OVER () AS n FROM ${AN} a
+       ANTI JOIN (SELECT category_id FROM categories WHERE dataset_id = $1) c ON a.category_id = c.category_id ORDER BY a.ord LIMIT 1`,
+      [ds],
+    );
+    if (badCats[0]) {
+      const o = badCats[0];
+      throw new DataVisorError('INVALID_COCO', `Invalid COCO (in annotations[${o.ord}]): annotation ${o.annotation_id} has category_id ${o.category_id}, which is not in "categories" (${o.n} annotation(s) have unknown categories)`);
+    }
+
+    await this.conn.run(
+      `UPDATE categories SET annotation_count = c.n, image_count = c.images
+       FROM (SELECT category_id, count(*) AS n, count(DISTINCT image_id) AS images FROM ${AN} GROUP BY category_id) c
+       WHERE categories.dataset_id = $1 AND categories.category_id = c.category_id`,
+      [ds],
+    );
+    const lic = await this.conn.createAppender('licenses');
+    for (const l of this.licenses) {
+      lic.appendVarchar(ds);
+      lic.appendDouble(l.id);
+      nullable(lic, l.name, (v) => lic.appendVarchar(v));
+      nullable(lic, l.url, (v) => lic.appendVarchar(v));
+      lic.endRow();
+    }
+    lic.flushSync();
+    lic.closeSync();
+
+    await this.conn.run(
+      `INSERT INTO samples
+       SELECT $1, s.ord, s.image_id, s.file_name, s.width, s.height, $2, s.license_id, s.coco_url, s.flickr_url,
+              s.date_captured, s.metadata, coalesce(c.n, 0), ${this.listedFiles ? 'f.path IS NULL' : 'false'}
+       FROM ${S} s
+       LEFT JOIN (SELECT image_id, count(*) AS n FROM ${AN} GROUP BY image_id) c ON c.image_id = s.image_id
+       ${this.listedFiles ? `LEFT JOIN (SELECT DISTINCT path FROM ${F}) f ON f.path = s.file_name` : ''}
+       ORDER BY s.ord`,
+      [ds, this.split],
+    );
+    await this.conn.run(
+      `INSERT INTO annotations
+       SELECT $1, s.ord, a.ord, a.annotation_id, a.image_id, a.category_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
+              a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count, a.segmentation,
+              a.num_keypoints, a.keypoints, a.score, 'ground_truth', a.extra
+       FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id
+       ORDER BY s.ord, a.ord`,
+      [ds],
+    );
+
+    const warnings = await this.warnings(nonStandardNumbers);
+    for (const k of ['s', 'a', 'f'] as const) await this.conn.run(`DROP TABLE ${this.t(k)}`);
+    return {
+      imageCount: this.imageCount,
+      annotationCount: this.annotationCount,
+      categoryCount: this.categories.length,
+      warnings,
+    };
+  }
+
+  private async warnings(nonStandardNumbers: number): Promise<Warning[]> {
+    const ds = this.datasetId;
+    const S = this.t('s');
+    const AN = this.t('a');
+    const out: Warning[] = [];
+    const add = async (code: string, count: number, message: string, examplesSql: string | null, params: (string | number)[] = []) => {
+      if (count <= 0) return;
+      const examples = examplesSql ? (await this.rows(`${examplesSql} LIMIT ${EXAMPLES}`, params)).map((r) => r.x as string | number) : [];
+      out.push({ code, count, message, examples });
+    };
+    const t = EDGE_TOLERANCE;
+    const [q] = await this.rows(
+      `SELECT
+         count(*) FILTER (WHERE a.bbox_w <= 0 OR a.bbox_h <= 0) AS degenerate,
+         count(*) FILTER (WHERE a.bbox_x < -${t} OR a.bbox_y < -${t} OR a.bbox_x + a.bbox_w > s.width + ${t} OR a.bbox_y + a.bbox_h > s.height + ${t}) AS outside,
+         count(*) FILTER (WHERE a.area > a.bbox_w * a.bbox_h * 1.001 + 1 OR a.area < 0) AS bad_area,
+         count(*) FILTER (WHERE a.bbox_x IS NULL) AS no_bbox
+       FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
+    );
+    const [dup] = await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
+    await add('duplicate_annotation_ids', num(dup?.rows), `${num(dup?.rows)} annotations share ${num(dup?.n)} ids; each is kept and told apart by its position in the file`,
+      `SELECT annotation_id AS x FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1 ORDER BY min(ord)`);
+    await add('bbox_outside_image', num(q?.outside), `boxes reach more than ${t}px outside their image`,
+      `SELECT a.annotation_id AS x FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id WHERE a.bbox_x < -${t} OR a.bbox_y < -${t} OR a.bbox_x + a.bbox_w > s.width + ${t} OR a.bbox_y + a.bbox_h > s.height + ${t} ORDER BY a.ord`);
+    await add('degenerate_bbox', num(q?.degenerate), 'boxes have zero or negative width or height',
+      `SELECT annotation_id AS x FROM ${AN} WHERE bbox_w <= 0 OR bbox_h <= 0 ORDER BY ord`);
+    await add('area_inconsistent_with_bbox', num(q?.bad_area), 'annotations have an area larger than their box (or negative)',
+      `SELECT annotation_id AS x FROM ${AN} WHERE area > bbox_w * bbox_h * 1.001 + 1 OR area < 0 ORDER BY ord`);
+    await add('missing_bbox', num(q?.no_bbox), 'annotations have no bbox', `SELECT annotation_id AS x FROM ${AN} WHERE bbox_x IS NULL ORDER BY ord`);
+
+    const [unused] = await this.rows(`SELECT count(*) AS n FROM categories WHERE dataset_id = $1 AND annotation_count = 0`, [ds]);
+    await add('unused_categories', num(unused?.n),
+      'categories have no annotation (Roboflow exports add a placeholder category named after the supercategory)',
+      `SELECT name AS x FROM categories WHERE dataset_id = $1 AND annotation_count = 0 ORDER BY category_id`, [ds]);
+    const [empty] = await this.rows(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1 AND annotation_count = 0`, [ds]);
+    await add('images_without_annotations', num(empty?.n), 'images have no annotation (kept: they are often true negatives)',
+      `SELECT file_name AS x FROM samples WHERE dataset_id = $1 AND annotation_count = 0 ORDER BY ord`, [ds]);
+    const [missing] = await this.rows(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1 AND file_missing`, [ds]);
+    await add('image_files_missing', num(missing?.n), 'images listed in the file are not in the image folder',
+      `SELECT file_name AS x FROM samples WHERE dataset_id = $1 AND file_missing ORDER BY ord`, [ds]);
+    const [dupNames] = await this.rows(`SELECT count(*) AS n FROM (SELECT file_name FROM ${S} GROUP BY file_name HAVING count(*) > 1)`);
+    await add('duplicate_file_names', num(dupNames?.n), 'file names are used by more than one image',
+      `SELECT file_name AS x FROM ${S} GROUP BY file_name HAVING count(*) > 1 ORDER BY min(ord)`);
+    const [noSize] = await this.rows(`SELECT count(*) AS n FROM ${S} WHERE width IS NULL OR height IS NULL`);
+    await add('images_without_size', num(noSize?.n), 'images have no width or height', `SELECT file_name AS x FROM ${S} WHERE width IS NULL OR height IS NULL ORDER BY ord`);
+    if (nonStandardNumbers > 0) {
+      out.push({ code: 'non_standard_numbers', count: nonStandardNumbers, message: 'NaN or Infinity values (written by Python\'s json.dump) were read as null', examples: [] });
+    }
+    return out;
+  }
+
+  async commit(d: DatasetRecord, counts: FinalCounts): Promise<Date> {
+    const createdAt = new Date();
+    await this.conn.run(
+      `INSERT INTO datasets VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::JSON, $11::JSON, $12::JSON, $13, $14, $15::TIMESTAMPTZ)`,
+      [
+        d.id, d.name, d.format, d.sourcePath, d.imageDir, d.split, counts.imageCount, counts.annotationCount, counts.categoryCount,
+        d.info ? JSON.stringify(d.info) : null, JSON.stringify(counts.warnings), d.pluginStats ? JSON.stringify(d.pluginStats) : null,
+        d.bytes, d.ingestSeconds, createdAt.toISOString(),
+      ],
+    );
+    await this.conn.run('COMMIT');
+    this.done = true;
+    this.conn.closeSync();
+    return createdAt;
+  }
+
+  /** Safe to call at any point and more than once. */
+  async rollback(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    for (const a of [this.samples, this.annotations, this.files]) {
+      try {
+        a?.closeSync();
+      } catch {
+        // An appender whose rows failed to flush still has to be released; the rollback discards them.
+      }
+    }
+    try {
+      await this.conn.run('ROLLBACK');
+    } finally {
+      this.conn.closeSync();
+    }
+  }
+
+  private async rows(sql: string, params: (string | number | null)[] = []): Promise<Row[]> {
+    const r = await this.conn.runAndReadAll(sql, params);
+    return r.getRowObjectsJS().map(plainRow);
+  }
+}
+
+function nullable<T>(a: DuckDBAppender, v: T | null, append: (v: T) => void): void {
+  if (v === null || v === undefined) a.appendNull();
+  else append(v);
+}
+
+function nullableNumber(a: DuckDBAppender, v: number): void {
+  if (Number.isNaN(v)) a.appendNull();
+  else a.appendDouble(v);
+}
+
+function num(v: unknown): number {
+  return v === null || v === undefined ? 0 : Number(v);
+}

@@ -1,0 +1,107 @@
+/**
+ * The DuckDB schema (docs/storage.md explains each choice). No PRIMARY KEY or UNIQUE constraints:
+ * DuckDB maintains them with ART indexes that slow bulk appends several-fold, and COCO files
+ * legitimately hold duplicate annotation ids; uniqueness that matters is checked in SQL at ingest.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA_STATEMENTS = [
+  `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS datasets (
+    id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,
+    source_path VARCHAR NOT NULL,
+    image_dir VARCHAR NOT NULL,
+    split VARCHAR,
+    image_count BIGINT NOT NULL,
+    annotation_count BIGINT NOT NULL,
+    category_count INTEGER NOT NULL,
+    info JSON,
+    warnings JSON NOT NULL,
+    plugin_stats JSON,
+    bytes BIGINT NOT NULL,
+    ingest_seconds DOUBLE NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS licenses (
+    dataset_id VARCHAR NOT NULL,
+    license_id BIGINT NOT NULL,
+    name VARCHAR,
+    url VARCHAR
+  )`,
+  `CREATE TABLE IF NOT EXISTS categories (
+    dataset_id VARCHAR NOT NULL,
+    category_id BIGINT NOT NULL,
+    name VARCHAR NOT NULL,
+    supercategory VARCHAR,
+    extra JSON,
+    annotation_count BIGINT NOT NULL,
+    image_count BIGINT NOT NULL
+  )`,
+  // ord: the image's position in the file (0..n-1). It is the stable sort key, the keyset
+  // cursor, and turns offset paging into a range scan.
+  `CREATE TABLE IF NOT EXISTS samples (
+    dataset_id VARCHAR NOT NULL,
+    ord INTEGER NOT NULL,
+    image_id BIGINT NOT NULL,
+    file_name VARCHAR NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    split VARCHAR,
+    license_id BIGINT,
+    coco_url VARCHAR,
+    flickr_url VARCHAR,
+    date_captured VARCHAR,
+    metadata JSON,
+    annotation_count INTEGER NOT NULL,
+    file_missing BOOLEAN NOT NULL
+  )`,
+  // Stored sorted by (dataset_id, sample_ord) so that the annotations of a page of samples are
+  // a narrow range that zone maps prune to (see docs/storage.md).
+  `CREATE TABLE IF NOT EXISTS annotations (
+    dataset_id VARCHAR NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    ord INTEGER NOT NULL,
+    annotation_id BIGINT NOT NULL,
+    image_id BIGINT NOT NULL,
+    category_id BIGINT NOT NULL,
+    bbox_x DOUBLE,
+    bbox_y DOUBLE,
+    bbox_w DOUBLE,
+    bbox_h DOUBLE,
+    area DOUBLE,
+    is_crowd BOOLEAN NOT NULL,
+    segmentation_kind VARCHAR NOT NULL,
+    polygon_count INTEGER NOT NULL,
+    point_count INTEGER NOT NULL,
+    segmentation VARCHAR,
+    num_keypoints INTEGER,
+    keypoints VARCHAR,
+    score DOUBLE,
+    source VARCHAR NOT NULL,
+    extra JSON
+  )`,
+];
+
+/** Same columns as `annotations` but in file order, before the image references are resolved. */
+export const STAGING_ANNOTATIONS_COLUMNS = `(
+    ord INTEGER NOT NULL,
+    annotation_id BIGINT NOT NULL,
+    image_id BIGINT NOT NULL,
+    category_id BIGINT NOT NULL,
+    bbox_x DOUBLE,
+    bbox_y DOUBLE,
+    bbox_w DOUBLE,
+    bbox_h DOUBLE,
+    area DOUBLE,
+    is_crowd BOOLEAN NOT NULL,
+    segmentation_kind VARCHAR NOT NULL,
+    polygon_count INTEGER NOT NULL,
+    point_count INTEGER NOT NULL,
+    segmentation VARCHAR,
+    num_keypoints INTEGER,
+    keypoints VARCHAR,
+    score DOUBLE,
+    extra JSON
+  )`;
