@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBInstance, listValue, type DuckDBValue } from '@duckdb/node-api';
 import { DataVisorError } from '../errors.js';
 import { SCHEMA_STATEMENTS, SCHEMA_VERSION } from './schema.js';
 
 export type Row = Record<string, unknown>;
-export type Params = readonly (string | number | boolean | null)[];
+export type Param = string | number | boolean | null | readonly (string | number)[];
+export type Params = readonly Param[];
 
 export interface DatabaseOptions {
   /** Connections serving reads; each runs one query at a time. */
@@ -70,7 +71,7 @@ export class Database {
     this.assertOpen();
     this.queryCount++;
     const conn = this.readers[this.next++ % this.readers.length]!;
-    const result = await conn.runAndReadAll(sql, params as DuckDBValue[]);
+    const result = await conn.runAndReadAll(sql, params.map(toValue));
     return result.getRowObjectsJS().map(plainRow) as T[];
   }
 
@@ -91,6 +92,8 @@ export class Database {
     if (this.closed) throw new DataVisorError('UNAVAILABLE', 'The database is closed (the server is shutting down)');
   }
 }
+
+const toValue = (p: Param): DuckDBValue => (Array.isArray(p) ? listValue(p as (string | number)[]) : (p as DuckDBValue));
 
 /** BIGINT arrives as bigint; COCO ids and counts fit in a double, and JSON cannot carry bigint. */
 export function plainRow(row: Record<string, unknown>): Row {

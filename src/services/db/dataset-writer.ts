@@ -304,6 +304,14 @@ export class DatasetWriter {
     return out;
   }
 
+  /** The first samples in file order whose file exists (for thumbnails made during ingestion). */
+  async firstPresentSamples(limit: number): Promise<{ image_id: number; file_name: string }[]> {
+    return (await this.rows(
+      `SELECT image_id, file_name FROM samples WHERE dataset_id = $1 AND NOT file_missing ORDER BY ord LIMIT $2::INTEGER`,
+      [this.datasetId, limit],
+    )) as { image_id: number; file_name: string }[];
+  }
+
   async commit(d: DatasetRecord, counts: FinalCounts): Promise<Date> {
     const createdAt = new Date();
     await this.conn.run(

@@ -1,0 +1,92 @@
+import { Command, Option } from 'commander';
+import { loadSettings } from '../config.js';
+import { openDataVisor } from '../services/app.js';
+import { isDataVisorError } from '../services/errors.js';
+import { datasetJson } from '../services/json-views.js';
+import { createLogger } from '../services/logger.js';
+import { createProgressView } from './progress.js';
+import { serve } from './serve.js';
+
+/** One line on stderr and a non-zero exit: what a script calling the CLI can act on. */
+function fail(message: string, code = 1): never {
+  process.stderr.write(`datavisor: ${message.replace(/\s+/g, ' ')}\n`);
+  process.exit(code);
+}
+
+const program = new Command()
+  .name('datavisor')
+  .description('Computer-vision dataset introspection: COCO into DuckDB, served over GraphQL and REST')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the HTTP server (GraphQL at /graphql, REST, thumbnails)')
+  .action(async () => {
+    await serve(loadSettings());
+  });
+
+program
+  .command('ingest')
+  .description('ingest a COCO annotation file and its image folder as a new dataset')
+  .argument('<annotation_path>', 'COCO instances JSON file')
+  .argument('<image_dir>', 'folder holding the images named by file_name')
+  .option('--name <name>', 'dataset name (default: the annotation file name)')
+  .option('--split <split>', 'split of every image, e.g. train')
+  .addOption(new Option('--format <format>', 'annotation format').choices(['coco']).default('coco'))
+  .option('--json', 'print one JSON progress event per line instead of a progress bar')
+  .action(async (annotationPath: string, imageDir: string, opts: { name?: string; split?: string; format: string; json?: boolean }) => {
+    // Logs would tear the progress bar; warnings and errors still go to stderr.
+    const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'warn'));
+    const view = opts.json ? null : createProgressView(process.stderr);
+    let last: { stage: string; message: string; code?: string } | null = null;
+    // Ctrl-C cancels the ingest, which rolls back; a second Ctrl-C exits at once.
+    const abort = new AbortController();
+    process.once('SIGINT', () => {
+      abort.abort();
+      process.once('SIGINT', () => process.exit(130));
+    });
+    try {
+      for await (const e of dv.ingestion.ingest(
+        { annotationPath, imageDir, datasetName: opts.name, split: opts.split, format: opts.format },
+        { signal: abort.signal },
+      )) {
+        last = e;
+        if (opts.json) process.stdout.write(`${JSON.stringify(e)}\n`);
+        else view!.update(e);
+      }
+    } finally {
+      view?.stop();
+      await dv.close();
+    }
+    if (last?.stage !== 'complete') fail(`ingest failed (${last?.code ?? 'INTERNAL'}): ${last?.message ?? 'no result'}`);
+    if (!opts.json) process.stdout.write(`${last.message}\n`);
+  });
+
+program
+  .command('datasets')
+  .description('list datasets, newest first')
+  .option('--json', 'print {"datasets":[…]} as GET /datasets does')
+  .action(async (opts: { json?: boolean }) => {
+    const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'warn'));
+    try {
+      const list = await dv.datasets.list();
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ datasets: list.map(datasetJson) })}\n`);
+        return;
+      }
+      if (list.length === 0) {
+        process.stdout.write('no datasets\n');
+        return;
+      }
+      const rows = list.map((d) => [d.id, d.name, String(d.imageCount), String(d.annotationCount), String(d.categoryCount), d.createdAt.toISOString()]);
+      const head = ['ID', 'NAME', 'IMAGES', 'ANNOTATIONS', 'CATEGORIES', 'CREATED'];
+      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const r of [head, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    } finally {
+      await dv.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  fail(isDataVisorError(e) ? `${e.message}` : `unexpected error: ${(e as Error)?.message ?? String(e)}`);
+});

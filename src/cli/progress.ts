@@ -1,0 +1,51 @@
+import cliProgress from 'cli-progress';
+import type { IngestEvent } from '../services/ingest.js';
+
+/** Renders ingestion events: a live bar on a terminal, one line per stage elsewhere. */
+export interface ProgressView {
+  update(e: IngestEvent): void;
+  stop(): void;
+}
+
+const STAGE_LABEL: Record<string, string> = {
+  categories: 'categories ',
+  parsing_images: 'images     ',
+  parsing_annotations: 'annotations',
+  thumbnails: 'thumbnails ',
+};
+
+export function createProgressView(stream: NodeJS.WriteStream): ProgressView {
+  if (!stream.isTTY) {
+    let last = '';
+    return {
+      update(e) {
+        if (e.stage !== last && e.stage !== 'complete' && e.stage !== 'error') stream.write(`${e.stage}: ${e.message}\n`);
+        last = e.stage;
+      },
+      stop() {},
+    };
+  }
+  const bar = new cliProgress.SingleBar(
+    { format: ' {stage} |{bar}| {percentage}% | {detail}', hideCursor: true, clearOnComplete: false, stream },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(e) {
+      if (e.stage === 'complete' || e.stage === 'error') return;
+      // Bytes give a real percentage while parsing; thumbnails count images.
+      const [value, total] = e.stage === 'thumbnails' ? [e.current, e.total ?? 1] : [e.bytes_read, e.bytes_total ?? 1];
+      const payload = { stage: STAGE_LABEL[e.stage] ?? e.stage, detail: e.message };
+      if (!started) {
+        bar.start(total, value, payload);
+        started = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(value, payload);
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import type { Settings } from '../config.js';
+import { Database } from './db/connection.js';
+import { DatasetService } from './datasets.js';
+import { IngestionService } from './ingest.js';
+import type { Logger } from './logger.js';
+import { PluginHost } from './plugins.js';
+import { SampleService } from './samples.js';
+import { ThumbnailService } from './thumbnails.js';
+
+/** Every service of one DataVisor process, wired once; the CLI and the server are adapters over it. */
+export interface DataVisor {
+  settings: Settings;
+  log: Logger;
+  db: Database;
+  plugins: PluginHost;
+  thumbnails: ThumbnailService;
+  datasets: DatasetService;
+  samples: SampleService;
+  ingestion: IngestionService;
+  close(): Promise<void>;
+}
+
+export async function openDataVisor(settings: Settings, log: Logger): Promise<DataVisor> {
+  const db = await Database.open(settings.dbPath);
+  try {
+    const plugins = await PluginHost.load(settings.pluginDir, log);
+    const thumbnails = new ThumbnailService({ cacheDir: settings.cacheDir });
+    const datasets = new DatasetService(db, thumbnails);
+    const samples = new SampleService(db, datasets, thumbnails);
+    const ingestion = new IngestionService({
+      db, log, plugins, thumbnails, dataRoots: settings.dataRoots, thumbnailsOnIngest: settings.thumbnailsOnIngest,
+    });
+    let closed = false;
+    return {
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await plugins.deactivate();
+        db.close();
+      },
+    };
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}

@@ -1,0 +1,109 @@
+import type { Database, Row } from './db/connection.js';
+import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows } from './db/datasets.js';
+import type { Warning } from './db/dataset-writer.js';
+import { NotFoundError } from './errors.js';
+import type { ThumbnailService } from './thumbnails.js';
+
+export type { Warning };
+
+export interface Dataset {
+  id: string;
+  name: string;
+  format: string;
+  sourcePath: string;
+  imageDir: string;
+  split: string | null;
+  imageCount: number;
+  annotationCount: number;
+  categoryCount: number;
+  createdAt: Date;
+  info: Record<string, unknown> | null;
+  warnings: Warning[];
+  pluginStats: Record<string, unknown> | null;
+  bytes: number;
+  ingestSeconds: number;
+}
+
+export interface Category {
+  datasetId: string;
+  categoryId: number;
+  name: string;
+  supercategory: string | null;
+  annotationCount: number;
+  imageCount: number;
+  extra: Record<string, unknown> | null;
+}
+
+const json = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null);
+
+function toDataset(r: Row): Dataset {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    format: r.format as string,
+    sourcePath: r.source_path as string,
+    imageDir: r.image_dir as string,
+    split: (r.split as string | null) ?? null,
+    imageCount: r.image_count as number,
+    annotationCount: r.annotation_count as number,
+    categoryCount: r.category_count as number,
+    createdAt: new Date(r.created_ms as number),
+    info: json(r.info),
+    warnings: json<Warning[]>(r.warnings) ?? [],
+    pluginStats: json(r.plugin_stats),
+    bytes: r.bytes as number,
+    ingestSeconds: r.ingest_seconds as number,
+  };
+}
+
+function toCategory(r: Row): Category {
+  return {
+    datasetId: r.dataset_id as string,
+    categoryId: r.category_id as number,
+    name: r.name as string,
+    supercategory: (r.supercategory as string | null) ?? null,
+    annotationCount: r.annotation_count as number,
+    imageCount: r.image_count as number,
+    extra: json(r.extra),
+  };
+}
+
+export class DatasetService {
+  constructor(
+    private readonly db: Database,
+    private readonly thumbnails: ThumbnailService | null,
+  ) {}
+
+  /** Newest first. */
+  async list(): Promise<Dataset[]> {
+    return (await listDatasetRows(this.db)).map(toDataset);
+  }
+
+  async count(): Promise<number> {
+    return countDatasetRows(this.db);
+  }
+
+  async get(id: string): Promise<Dataset> {
+    const row = await getDatasetRow(this.db, id);
+    if (!row) throw new NotFoundError('dataset', id);
+    return toDataset(row);
+  }
+
+  /** For DataLoader: one result per id, in order, an Error for an unknown id. */
+  async getMany(ids: readonly string[]): Promise<(Dataset | Error)[]> {
+    const byId = new Map((await getDatasetRows(this.db, ids)).map((r) => [r.id as string, toDataset(r)]));
+    return ids.map((id) => byId.get(id) ?? new NotFoundError('dataset', id));
+  }
+
+  /** Categories of many datasets in one query, in category id order. */
+  async categoriesOf(datasetIds: readonly string[]): Promise<Category[][]> {
+    const rows = (await listCategoryRows(this.db, datasetIds)).map(toCategory);
+    return datasetIds.map((id) => rows.filter((c) => c.datasetId === id));
+  }
+
+  /** Deletes every row of the dataset, then its cached thumbnails. */
+  async delete(id: string): Promise<void> {
+    if (!(await deleteDatasetRows(this.db, id))) throw new NotFoundError('dataset', id);
+    await this.thumbnails?.removeDataset(id);
+  }
+}

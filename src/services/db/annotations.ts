@@ -1,0 +1,24 @@
+import type { Database, Row } from './connection.js';
+
+/**
+ * Annotations of many samples of one dataset in one query (the DataLoader batch). The table is
+ * stored sorted by (dataset_id, sample_ord), so the ord range lets zone maps skip to the rows.
+ */
+const ANNOTATIONS_OF_SAMPLES = `SELECT a.dataset_id, a.sample_ord, a.ord, a.annotation_id, a.image_id, a.category_id, c.name AS category_name,
+    a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
+    a.segmentation, a.num_keypoints, a.keypoints, a.score, a.source, a.extra::VARCHAR AS extra
+  FROM annotations a
+  LEFT JOIN categories c ON c.dataset_id = a.dataset_id AND c.category_id = a.category_id
+  WHERE a.dataset_id = $1 AND a.sample_ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], a.sample_ord)
+  ORDER BY a.sample_ord, a.ord`;
+
+export async function annotationRowsOfSamples(db: Database, datasetId: string, sampleOrds: readonly number[]): Promise<Row[]> {
+  if (sampleOrds.length === 0) return [];
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const o of sampleOrds) {
+    if (o < lo) lo = o;
+    if (o > hi) hi = o;
+  }
+  return db.query(ANNOTATIONS_OF_SAMPLES, [datasetId, lo, hi, sampleOrds]);
+}

@@ -1,0 +1,108 @@
+import type { Database, Param, Row } from './connection.js';
+
+/**
+ * Sample queries. Filters are composed from the fixed fragments below with every value bound;
+ * no user text ever becomes SQL. Order is always the file order (`ord`), which is dense
+ * (0..n-1) per dataset: an unfiltered offset page is a range scan, and a keyset cursor is an ord.
+ */
+export interface SampleQueryFilter {
+  /** Category names: the sample has an annotation in one of them. */
+  categories?: readonly string[];
+  split?: string;
+  fileNameContains?: string;
+  minAnnotations?: number;
+  maxAnnotations?: number;
+  /** The sample has an annotation with this crowd flag. */
+  isCrowd?: boolean;
+  /** The sample has an annotation whose bbox area (w × h) is in the range. */
+  minBboxArea?: number;
+  maxBboxArea?: number;
+  fileMissing?: boolean;
+}
+
+export type SampleWindow =
+  | { kind: 'offset'; offset: number; limit: number }
+  | { kind: 'after'; afterOrd: number | null; limit: number }
+  | { kind: 'before'; beforeOrd: number | null; limit: number };
+
+const SAMPLE_COLUMNS = `dataset_id, ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
+  date_captured, metadata::VARCHAR AS metadata, annotation_count, file_missing`;
+
+const GET_SAMPLE = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND image_id = $2::BIGINT`;
+const GET_SAMPLES_BY_IDS = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND list_contains($2::BIGINT[], image_id)`;
+
+export function hasFilter(f: SampleQueryFilter): boolean {
+  return Object.values(f).some((v) => v !== undefined);
+}
+
+/** WHERE clause (after `dataset_id = $1`) and its values, numbered from $2. */
+function whereClause(f: SampleQueryFilter, params: Param[]): string {
+  const bind = (v: Param) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const parts: string[] = [];
+  if (f.split !== undefined) parts.push(`split = ${bind(f.split)}`);
+  // contains() is a plain substring test, case-sensitive, with no LIKE wildcards to escape.
+  if (f.fileNameContains !== undefined) parts.push(`contains(file_name, ${bind(f.fileNameContains)})`);
+  if (f.minAnnotations !== undefined) parts.push(`annotation_count >= ${bind(f.minAnnotations)}::INTEGER`);
+  if (f.maxAnnotations !== undefined) parts.push(`annotation_count <= ${bind(f.maxAnnotations)}::INTEGER`);
+  if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
+  const ann: string[] = [];
+  if (f.categories !== undefined) {
+    ann.push(`category_id IN (SELECT category_id FROM categories WHERE dataset_id = $1 AND list_contains(${bind(f.categories)}::VARCHAR[], name))`);
+  }
+  if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
+  if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
+  if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
+  // One semi-join for all annotation predicates: a sample matches when one annotation meets them all.
+  if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
+  return parts.length ? ` AND ${parts.join(' AND ')}` : '';
+}
+
+export async function countSampleRows(db: Database, datasetId: string, f: SampleQueryFilter): Promise<number> {
+  const params: Param[] = [datasetId];
+  const where = whereClause(f, params);
+  return Number((await db.query(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1${where}`, params))[0]?.n ?? 0);
+}
+
+/**
+ * One window of samples in file order. Fetches `limit + 1` rows so the caller learns whether
+ * more exist, and returns rows in ascending order whatever the direction.
+ */
+export async function listSampleRows(db: Database, datasetId: string, f: SampleQueryFilter, w: SampleWindow): Promise<Row[]> {
+  const params: Param[] = [datasetId];
+  let where = whereClause(f, params);
+  const bind = (v: number) => {
+    params.push(v);
+    return `$${params.length}::INTEGER`;
+  };
+  let order = 'ord';
+  let tail: string;
+  if (w.kind === 'offset') {
+    if (!hasFilter(f)) {
+      // Dense ords: page N is a range, as cheap at offset 100,000 as at 0.
+      where += ` AND ord >= ${bind(w.offset)} AND ord < ${bind(w.offset + w.limit + 1)}`;
+      tail = '';
+    } else {
+      tail = ` LIMIT ${bind(w.limit + 1)} OFFSET ${bind(w.offset)}`;
+    }
+  } else if (w.kind === 'after') {
+    if (w.afterOrd !== null) where += ` AND ord > ${bind(w.afterOrd)}`;
+    tail = ` LIMIT ${bind(w.limit + 1)}`;
+  } else {
+    if (w.beforeOrd !== null) where += ` AND ord < ${bind(w.beforeOrd)}`;
+    order = 'ord DESC';
+    tail = ` LIMIT ${bind(w.limit + 1)}`;
+  }
+  const rows = await db.query(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1${where} ORDER BY ${order}${tail}`, params);
+  return w.kind === 'before' ? rows.reverse() : rows;
+}
+
+export async function getSampleRow(db: Database, datasetId: string, imageId: number): Promise<Row | undefined> {
+  return (await db.query(GET_SAMPLE, [datasetId, imageId]))[0];
+}
+
+export async function getSampleRows(db: Database, datasetId: string, imageIds: readonly number[]): Promise<Row[]> {
+  return db.query(GET_SAMPLES_BY_IDS, [datasetId, imageIds]);
+}

@@ -1,0 +1,86 @@
+import type { Category, Dataset } from './datasets.js';
+import type { Annotation, Sample } from './samples.js';
+import type { ThumbnailSize } from './thumbnails.js';
+
+/**
+ * The snake_case JSON shapes of ../shared/CONTRACT.md, shared by REST and the CLI's --json so
+ * both print the same objects.
+ */
+
+export function imagePath(datasetId: string, sampleId: number, size: ThumbnailSize | 'original'): string {
+  return `/images/${encodeURIComponent(datasetId)}/${sampleId}?size=${size}`;
+}
+
+export function datasetJson(d: Dataset) {
+  return {
+    id: d.id,
+    name: d.name,
+    format: d.format,
+    source_path: d.sourcePath,
+    image_dir: d.imageDir,
+    split: d.split,
+    image_count: d.imageCount,
+    annotation_count: d.annotationCount,
+    category_count: d.categoryCount,
+    created_at: d.createdAt.toISOString(),
+    warnings: d.warnings,
+    info: d.info,
+    plugin_stats: d.pluginStats,
+    bytes: d.bytes,
+    ingest_seconds: d.ingestSeconds,
+  };
+}
+
+export function categoryJson(c: Category) {
+  return {
+    id: c.categoryId,
+    name: c.name,
+    supercategory: c.supercategory,
+    annotation_count: c.annotationCount,
+    image_count: c.imageCount,
+  };
+}
+
+/** `baseUrl` is the origin the client reached us at, so the URLs work as they are in `<img>`. */
+export function sampleJson(s: Sample, baseUrl: string) {
+  const thumb = imagePath(s.datasetId, s.id, 'medium');
+  return {
+    id: s.id,
+    dataset_id: s.datasetId,
+    file_name: s.fileName,
+    width: s.width,
+    height: s.height,
+    split: s.split,
+    annotation_count: s.annotationCount,
+    file_missing: s.fileMissing,
+    license_id: s.licenseId,
+    coco_url: s.cocoUrl,
+    date_captured: s.dateCaptured,
+    metadata: s.metadata,
+    thumbnail_url: baseUrl + thumb,
+    image_url: baseUrl + imagePath(s.datasetId, s.id, 'original'),
+    thumbnail_path: thumb,
+  };
+}
+
+export function annotationJson(a: Annotation) {
+  return {
+    id: a.id,
+    dataset_id: a.datasetId,
+    sample_id: a.sampleId,
+    category_id: a.categoryId,
+    category_name: a.categoryName,
+    bbox_x: a.bbox?.x ?? null,
+    bbox_y: a.bbox?.y ?? null,
+    bbox_w: a.bbox?.w ?? null,
+    bbox_h: a.bbox?.h ?? null,
+    area: a.area,
+    is_crowd: a.isCrowd,
+    source: a.source,
+    confidence: a.score,
+    segmentation_kind: a.segmentationKind,
+    segmentation: a.segmentation,
+    num_keypoints: a.numKeypoints,
+    keypoints: a.keypoints,
+  };
+}

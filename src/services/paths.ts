@@ -1,0 +1,99 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { BadInputError, DataVisorError, ForbiddenError } from './errors.js';
+
+/**
+ * Path rules of DataVisor: what ingestion may read (DATAVISOR_DATA_ROOTS) and how an image's
+ * `file_name` maps into its dataset's folder. Both are security boundaries, so both resolve
+ * symlinks before they compare.
+ */
+
+const BUCKET_URL = /^(s3|gs):\/\//i;
+
+export function isBucketUrl(p: string): boolean {
+  return BUCKET_URL.test(p);
+}
+
+function checkText(label: string, p: string): void {
+  if (typeof p !== 'string' || p.trim() === '') throw new BadInputError(`${label} must be a non-empty path`);
+  if (p.includes('\0')) throw new BadInputError(`${label} must not contain a NUL byte`);
+}
+
+/** True when `child` is `parent` or inside it (both absolute and normalized). */
+export function isWithin(parent: string, child: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * Resolves a local path given to ingestion and checks it against the roots, after following
+ * symlinks (a link inside a root that points outside is refused). Throws FILE_NOT_FOUND when it
+ * does not exist, FORBIDDEN when it is outside every root.
+ */
+export async function resolveAllowedPath(
+  label: string,
+  p: string,
+  roots: readonly string[],
+  kind: 'file' | 'directory',
+): Promise<string> {
+  checkText(label, p);
+  if (isBucketUrl(p)) {
+    throw new BadInputError(`${label}: bucket URLs (${p.split('://')[0]}://) are not supported by this build yet`);
+  }
+  const abs = path.resolve(p);
+  let real: string;
+  try {
+    real = await fs.realpath(abs);
+  } catch (cause) {
+    // Refuse before revealing whether a path outside the roots exists.
+    if (!(await withinAnyRoot(abs, roots))) throw outside(label, p);
+    throw new DataVisorError('FILE_NOT_FOUND', `${label} ${JSON.stringify(p)} does not exist`, { cause });
+  }
+  if (!(await withinAnyRoot(real, roots))) throw outside(label, p);
+  const st = await fs.stat(real);
+  if (kind === 'file' && !st.isFile()) throw new BadInputError(`${label} ${JSON.stringify(p)} is not a file`);
+  if (kind === 'directory' && !st.isDirectory()) throw new BadInputError(`${label} ${JSON.stringify(p)} is not a directory`);
+  return real;
+}
+
+async function withinAnyRoot(p: string, roots: readonly string[]): Promise<boolean> {
+  for (const root of roots) {
+    if (isBucketUrl(root)) continue;
+    const realRoot = await fs.realpath(root).catch(() => path.resolve(root));
+    if (isWithin(realRoot, p)) return true;
+  }
+  return false;
+}
+
+function outside(label: string, p: string): ForbiddenError {
+  return new ForbiddenError(`${label} ${JSON.stringify(p)} is outside the allowed data roots (DATAVISOR_DATA_ROOTS)`);
+}
+
+/**
+ * The file of an image inside its dataset's folder. `file_name` comes from the annotation file,
+ * so it is untrusted: absolute paths, `..` segments, backslashes and NUL bytes are refused, and a
+ * symlink that leads out of the folder is refused after resolution.
+ */
+export async function resolveImageFile(imageDir: string, fileName: string): Promise<string> {
+  if (!isSafeRelativeName(fileName)) {
+    throw new ForbiddenError(`file_name ${JSON.stringify(fileName)} points outside the dataset's image folder`);
+  }
+  const joined = path.join(imageDir, fileName);
+  let real: string;
+  try {
+    real = await fs.realpath(joined);
+  } catch (cause) {
+    throw new DataVisorError('FILE_NOT_FOUND', `image file ${JSON.stringify(fileName)} is not in ${imageDir}`, { cause });
+  }
+  const realDir = await fs.realpath(imageDir).catch(() => imageDir);
+  if (!isWithin(realDir, real)) {
+    throw new ForbiddenError(`file_name ${JSON.stringify(fileName)} resolves outside the dataset's image folder`);
+  }
+  return real;
+}
+
+export function isSafeRelativeName(name: string): boolean {
+  if (!name || name.includes('\0') || name.includes('\\')) return false;
+  if (path.isAbsolute(name) || /^[a-z]:/i.test(name)) return false;
+  return name.split('/').every((seg) => seg !== '..' && seg !== '');
+}

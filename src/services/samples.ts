@@ -1,0 +1,203 @@
+import type { Database, Row } from './db/connection.js';
+import { annotationRowsOfSamples } from './db/annotations.js';
+import { countSampleRows, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
+import type { DatasetService } from './datasets.js';
+import { BadInputError, NotFoundError } from './errors.js';
+import { resolveImageFile } from './paths.js';
+import type { Thumbnail, ThumbnailService, ThumbnailSize } from './thumbnails.js';
+
+export type SampleFilter = SampleQueryFilter;
+export type { SampleWindow };
+
+/** The largest page any API hands out: a page of 200 samples with annotations is still a few ms. */
+export const MAX_PAGE_SIZE = 200;
+
+export interface Sample {
+  datasetId: string;
+  /** The image id of the COCO file, kept as it is. */
+  id: number;
+  /** Position in the file: the stable order. */
+  ord: number;
+  fileName: string;
+  width: number | null;
+  height: number | null;
+  split: string | null;
+  licenseId: number | null;
+  cocoUrl: string | null;
+  flickrUrl: string | null;
+  dateCaptured: string | null;
+  metadata: Record<string, unknown> | null;
+  annotationCount: number;
+  fileMissing: boolean;
+}
+
+export interface Annotation {
+  datasetId: string;
+  /** The annotation id of the COCO file (not unique when the file repeats ids). */
+  id: number;
+  /** Position in the file: unique within the dataset. */
+  ord: number;
+  sampleId: number;
+  sampleOrd: number;
+  categoryId: number;
+  categoryName: string | null;
+  bbox: { x: number; y: number; w: number; h: number } | null;
+  area: number | null;
+  isCrowd: boolean;
+  segmentationKind: string;
+  polygonCount: number;
+  pointCount: number;
+  segmentation: unknown;
+  numKeypoints: number | null;
+  keypoints: number[] | null;
+  score: number | null;
+  source: string;
+  extra: Record<string, unknown> | null;
+}
+
+export interface SamplePage {
+  samples: Sample[];
+  /** Whether more samples lie beyond the window in its direction. */
+  hasMore: boolean;
+}
+
+const json = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null);
+
+function toSample(r: Row): Sample {
+  return {
+    datasetId: r.dataset_id as string,
+    id: r.image_id as number,
+    ord: r.ord as number,
+    fileName: r.file_name as string,
+    width: (r.width as number | null) ?? null,
+    height: (r.height as number | null) ?? null,
+    split: (r.split as string | null) ?? null,
+    licenseId: (r.license_id as number | null) ?? null,
+    cocoUrl: (r.coco_url as string | null) ?? null,
+    flickrUrl: (r.flickr_url as string | null) ?? null,
+    dateCaptured: (r.date_captured as string | null) ?? null,
+    metadata: json(r.metadata),
+    annotationCount: r.annotation_count as number,
+    fileMissing: r.file_missing as boolean,
+  };
+}
+
+function toAnnotation(r: Row): Annotation {
+  const hasBox = r.bbox_x !== null;
+  return {
+    datasetId: r.dataset_id as string,
+    id: r.annotation_id as number,
+    ord: r.ord as number,
+    sampleId: r.image_id as number,
+    sampleOrd: r.sample_ord as number,
+    categoryId: r.category_id as number,
+    categoryName: (r.category_name as string | null) ?? null,
+    bbox: hasBox ? { x: r.bbox_x as number, y: r.bbox_y as number, w: r.bbox_w as number, h: r.bbox_h as number } : null,
+    area: (r.area as number | null) ?? null,
+    isCrowd: r.is_crowd as boolean,
+    segmentationKind: r.segmentation_kind as string,
+    polygonCount: r.polygon_count as number,
+    pointCount: r.point_count as number,
+    segmentation: json(r.segmentation),
+    numKeypoints: (r.num_keypoints as number | null) ?? null,
+    keypoints: json<number[]>(r.keypoints),
+    score: (r.score as number | null) ?? null,
+    source: r.source as string,
+    extra: json(r.extra),
+  };
+}
+
+/** An image id as it arrives in a URL; anything that is not an integer names no sample. */
+export function parseSampleId(raw: string | number): number | null {
+  if (typeof raw === 'number') return Number.isSafeInteger(raw) ? raw : null;
+  if (!/^-?\d{1,16}$/.test(raw)) return null;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+export function checkPageSize(name: string, n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
+    throw new BadInputError(`${name} must be an integer between 0 and ${MAX_PAGE_SIZE}, got ${n}`);
+  }
+}
+
+export class SampleService {
+  constructor(
+    private readonly db: Database,
+    private readonly datasets: DatasetService,
+    private readonly thumbnails: ThumbnailService | null,
+  ) {}
+
+  /** A window of samples in file order; 404 for an unknown dataset. */
+  async page(datasetId: string, filter: SampleFilter, window: SampleWindow): Promise<SamplePage> {
+    checkPageSize('limit', window.limit);
+    if (window.kind === 'offset' && (!Number.isInteger(window.offset) || window.offset < 0)) {
+      throw new BadInputError(`offset must be a non-negative integer, got ${window.offset}`);
+    }
+    const rows = await listSampleRows(this.db, datasetId, filter, window);
+    const hasMore = rows.length > window.limit;
+    if (hasMore) {
+      if (window.kind === 'before') rows.shift();
+      else rows.pop();
+    }
+    return { samples: rows.map(toSample), hasMore };
+  }
+
+  /** How many samples match; the unfiltered count comes from the dataset row. */
+  async count(datasetId: string, filter: SampleFilter): Promise<number> {
+    if (!hasFilter(filter)) return (await this.datasets.get(datasetId)).imageCount;
+    return countSampleRows(this.db, datasetId, filter);
+  }
+
+  async get(datasetId: string, sampleId: string | number): Promise<Sample> {
+    const id = parseSampleId(sampleId);
+    const row = id === null ? undefined : await getSampleRow(this.db, datasetId, id);
+    if (!row) throw new NotFoundError(`sample of dataset ${datasetId}`, sampleId);
+    return toSample(row);
+  }
+
+  /** For DataLoader: samples of one dataset by image id, in key order, an Error per unknown id. */
+  async getMany(datasetId: string, ids: readonly number[]): Promise<(Sample | Error)[]> {
+    const byId = new Map((await getSampleRows(this.db, datasetId, ids)).map((r) => [r.image_id as number, toSample(r)]));
+    return ids.map((id) => byId.get(id) ?? new NotFoundError(`sample of dataset ${datasetId}`, id));
+  }
+
+  /** Annotations of many samples of one dataset in one query, grouped per sample in key order. */
+  async annotationsOf(datasetId: string, sampleOrds: readonly number[]): Promise<Annotation[][]> {
+    const rows = (await annotationRowsOfSamples(this.db, datasetId, sampleOrds)).map(toAnnotation);
+    const byOrd = new Map<number, Annotation[]>();
+    for (const a of rows) {
+      let list = byOrd.get(a.sampleOrd);
+      if (!list) byOrd.set(a.sampleOrd, (list = []));
+      list.push(a);
+    }
+    return sampleOrds.map((o) => byOrd.get(o) ?? []);
+  }
+
+  /** The original image file, checked to lie inside the dataset's folder. */
+  async imageFile(datasetId: string, sampleId: string | number): Promise<{ sample: Sample; path: string }> {
+    const dataset = await this.datasets.get(datasetId);
+    const sample = await this.get(datasetId, sampleId);
+    return { sample, path: await resolveImageFile(dataset.imageDir, sample.fileName) };
+  }
+
+  /**
+   * A cached thumbnail is served without touching the database: the cache is keyed by dataset
+   * and image id, and deleting a dataset clears it. Only a miss looks the sample up.
+   */
+  async thumbnail(datasetId: string, sampleId: string | number, size: ThumbnailSize): Promise<Thumbnail> {
+    const id = parseSampleId(sampleId);
+    if (!this.thumbnails || id === null || !isDatasetId(datasetId)) throw new NotFoundError(`sample of dataset ${datasetId}`, sampleId);
+    return this.thumbnails.get({
+      datasetId,
+      sampleKey: String(id),
+      size,
+      loadSource: async () => (await this.imageFile(datasetId, id)).path,
+    });
+  }
+}
+
+/** Dataset ids are made by newDatasetId(); anything else names no dataset. */
+export function isDatasetId(id: string): boolean {
+  return /^[a-z0-9]{1,64}$/.test(id);
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { BadInputError } from './errors.js';
+
+/** Dataset ids become folder names, so only these characters can never climb out of the cache. */
+const DATASET_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function assertDatasetId(datasetId: string): void {
+  if (!DATASET_ID.test(datasetId)) {
+    throw new BadInputError(
+      `Dataset id ${JSON.stringify(datasetId)} is not valid: use 1 to 128 letters, digits, "_" or "-"`,
+    );
+  }
+}
+
+/** Where one thumbnail lives: `<root>/<datasetId>/<size>/<hh>/<hash>.webp`. */
+export interface ThumbnailPath {
+  dir: string;
+  file: string;
+}
+
+/**
+ * The disk half of the thumbnail cache. Files are only ever created by renaming a finished temp
+ * file, and only exact `<hash>.webp` names are read, so a reader sees a whole thumbnail or none.
+ */
+export class ThumbnailStore {
+  constructor(readonly root: string) {}
+
+  /** `hash` is hex; its first two characters fan files out so no folder grows past ~1/256 of a dataset. */
+  locate(datasetId: string, size: string, hash: string): ThumbnailPath {
+    assertDatasetId(datasetId);
+    const dir = path.join(this.root, datasetId, size, hash.slice(0, 2));
+    return { dir, file: path.join(dir, `${hash}.webp`) };
+  }
+
+  async read(at: ThumbnailPath): Promise<Buffer | undefined> {
+    try {
+      return await readFile(at.file);
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async has(at: ThumbnailPath): Promise<boolean> {
+    try {
+      return (await stat(at.file)).isFile();
+    } catch (e) {
+      if (isMissing(e)) return false;
+      throw e;
+    }
+  }
+
+  async write(at: ThumbnailPath, body: Buffer): Promise<void> {
+    // A removeDataset running at the same time can move the folder away between any two steps;
+    // starting over recreates it. Three tries is plenty since removals are rare.
+    for (let attempt = 1; ; attempt++) {
+      // Unique per writer, so two processes sharing the cache never write into the same temp file.
+      const temp = `${at.file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+      try {
+        await mkdir(at.dir, { recursive: true });
+        await writeFile(temp, body, { flag: 'wx' });
+        await rename(temp, at.file);
+        return;
+      } catch (e) {
+        await rm(temp, { force: true });
+        if (!isMissing(e) || attempt === 3) throw e;
+      }
+    }
+  }
+
+  /**
+   * Moves the dataset's folder aside in one atomic rename, then deletes it. Writers that race with
+   * the deletion therefore never make `rm` fail with ENOTEMPTY; they start a fresh folder instead.
+   */
+  async removeDataset(datasetId: string): Promise<void> {
+    assertDatasetId(datasetId);
+    // A leading dot can never be a dataset id, so the trash folder cannot collide with one.
+    const trash = path.join(this.root, `.trash-${datasetId}-${randomBytes(6).toString('hex')}`);
+    try {
+      await rename(path.join(this.root, datasetId), trash);
+    } catch (e) {
+      if (isMissing(e)) return;
+      throw e;
+    }
+    await rm(trash, { recursive: true, force: true });
+  }
+}
+
+function isMissing(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}

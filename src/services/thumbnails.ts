@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import { ByteLru } from './byte-lru.js';
+import { BadInputError, DataVisorError, type ErrorCode } from './errors.js';
+import { Semaphore } from './semaphore.js';
+import { RENDER_VERSION, renderThumbnail } from './thumbnail-render.js';
+import { assertDatasetId, ThumbnailStore } from './thumbnail-store.js';
+import { readWebpSize } from './webp-header.js';
+
+export type ThumbnailSize = 'small' | 'medium' | 'large';
+
+export const THUMBNAIL_WIDTHS: Record<ThumbnailSize, number> = { small: 128, medium: 256, large: 512 };
+
+export interface ThumbnailRequest {
+  /** The cache is grouped per dataset so a dataset's folder can be deleted at once. */
+  datasetId: string;
+  /** Stable identity of the source image within the dataset (e.g. COCO image id). */
+  sampleKey: string;
+  size: ThumbnailSize;
+  /** Returns the source image: a local file path or the bytes (bucket storage will pass bytes). */
+  loadSource: () => Promise<string | Buffer>;
+}
+
+/** Shared between callers and cached: treat `body` as read-only. */
+export interface Thumbnail {
+  body: Buffer;
+  etag: string;
+  contentType: 'image/webp';
+  width: number;
+  height: number;
+}
+
+export interface ThumbnailServiceOptions {
+  cacheDir: string;
+  /** Images loaded and decoded at once; 4 keeps both cores busy (~190/s vs ~100/s one at a time). */
+  concurrency?: number;
+  /** Larger images are refused before decoding (decompression bombs). */
+  maxInputPixels?: number;
+  /** Budget of the in-memory cache of recently served thumbnails. */
+  memoryCacheBytes?: number;
+}
+
+/** Failures that are the image's own fault: warm() reports them as `false` instead of throwing. */
+const IMAGE_FAULTS: ReadonlySet<ErrorCode> = new Set(['UNPROCESSABLE_IMAGE', 'FILE_NOT_FOUND', 'NOT_FOUND']);
+
+/**
+ * WebP thumbnails, looked up in memory, then on disk, then generated. Serving from memory is what
+ * lets the image route pass 10,000 req/s: reading the file per request tops out near 6,400/s.
+ */
+export class ThumbnailService {
+  readonly stats = { generated: 0, diskHits: 0, memoryHits: 0 };
+
+  readonly #store: ThumbnailStore;
+  readonly #decodeSlots: Semaphore;
+  readonly #maxInputPixels: number;
+  readonly #memory: ByteLru<Thumbnail>;
+  /** One promise per thumbnail being looked up or made, so concurrent requests decode once. */
+  readonly #inFlight = new Map<string, Promise<Thumbnail>>();
+  /** Bumped by removeDataset; work that began under an older epoch must not repopulate caches. */
+  readonly #epochs = new Map<string, number>();
+  /** Disk writes per dataset, which removeDataset waits for so none lands after the deletion. */
+  readonly #writes = new Map<string, Set<Promise<void>>>();
+
+  constructor(opts: ThumbnailServiceOptions) {
+    this.#store = new ThumbnailStore(opts.cacheDir);
+    this.#decodeSlots = new Semaphore(opts.concurrency ?? 4);
+    this.#maxInputPixels = opts.maxInputPixels ?? 100e6;
+    this.#memory = new ByteLru(opts.memoryCacheBytes ?? 64 * 1024 * 1024, (t) => t.body.length);
+  }
+
+  async get(req: ThumbnailRequest): Promise<Thumbnail> {
+    const id = memoryKey(req);
+    const hit = this.#memory.get(id);
+    if (hit) {
+      this.stats.memoryHits++;
+      return hit;
+    }
+    return this.#load(id, req);
+  }
+
+  /**
+   * Generates ahead of time without reading cached thumbnails into memory. Resolves false when the
+   * image itself is at fault (undecodable, missing); other failures, like a full disk, still throw.
+   */
+  async warm(req: ThumbnailRequest): Promise<boolean> {
+    const id = memoryKey(req);
+    try {
+      const pending = this.#inFlight.get(id);
+      if (pending) await pending;
+      else if (this.#memory.get(id)) this.stats.memoryHits++;
+      else if (await this.#store.has(this.#locate(req))) this.stats.diskHits++;
+      else await this.#load(id, req);
+      return true;
+    } catch (e) {
+      if (e instanceof DataVisorError && IMAGE_FAULTS.has(e.code)) return false;
+      throw e;
+    }
+  }
+
+  async removeDataset(datasetId: string): Promise<void> {
+    assertDatasetId(datasetId);
+    this.#epochs.set(datasetId, this.#epoch(datasetId) + 1);
+    const prefix = `${datasetId}/`;
+    this.#memory.deleteByPrefix(prefix);
+    // Requests already running still get their thumbnail; later ones start afresh.
+    for (const id of this.#inFlight.keys()) {
+      if (id.startsWith(prefix)) this.#inFlight.delete(id);
+    }
+    await Promise.allSettled(this.#writes.get(datasetId) ?? []);
+    await this.#store.removeDataset(datasetId);
+  }
+
+  #load(id: string, req: ThumbnailRequest): Promise<Thumbnail> {
+    const pending = this.#inFlight.get(id);
+    if (pending) return pending;
+    const made = this.#readOrMake(req).finally(() => {
+      if (this.#inFlight.get(id) === made) this.#inFlight.delete(id);
+    });
+    this.#inFlight.set(id, made);
+    return made;
+  }
+
+  async #readOrMake(req: ThumbnailRequest): Promise<Thumbnail> {
+    const epoch = this.#epoch(req.datasetId);
+    const at = this.#locate(req);
+    const stored = await this.#store.read(at);
+    const size = stored && readWebpSize(stored);
+    let thumb: Thumbnail;
+    if (stored && size) {
+      this.stats.diskHits++;
+      thumb = toThumbnail(stored, size.width, size.height);
+    } else {
+      // A missing file, or one that is not a whole WebP (a torn write after a power cut): remake it.
+      const made = await this.#decodeSlots.run(() =>
+        renderThumbnail(req.loadSource, {
+          width: THUMBNAIL_WIDTHS[req.size],
+          maxInputPixels: this.#maxInputPixels,
+          label: `sample ${JSON.stringify(req.sampleKey)} of dataset ${JSON.stringify(req.datasetId)}`,
+        }),
+      );
+      this.stats.generated++;
+      thumb = toThumbnail(made.body, made.width, made.height);
+      if (epoch === this.#epoch(req.datasetId)) await this.#track(req.datasetId, this.#store.write(at, made.body));
+    }
+    if (epoch === this.#epoch(req.datasetId)) this.#memory.set(memoryKey(req), thumb);
+    return thumb;
+  }
+
+  async #track(datasetId: string, write: Promise<void>): Promise<void> {
+    let writes = this.#writes.get(datasetId);
+    if (!writes) this.#writes.set(datasetId, (writes = new Set()));
+    writes.add(write);
+    try {
+      await write;
+    } finally {
+      writes.delete(write);
+      if (writes.size === 0 && this.#writes.get(datasetId) === writes) this.#writes.delete(datasetId);
+    }
+  }
+
+  #locate(req: ThumbnailRequest) {
+    const hash = createHash('sha256')
+      .update(JSON.stringify([RENDER_VERSION, req.size, req.sampleKey]))
+      .digest('hex');
+    return this.#store.locate(req.datasetId, req.size, hash);
+  }
+
+  #epoch(datasetId: string): number {
+    return this.#epochs.get(datasetId) ?? 0;
+  }
+}
+
+/**
+ * Key of the memory cache and of in-flight work. The dataset id cannot contain "/", so the
+ * `<datasetId>/` prefix selects exactly one dataset's entries. Validating here also keeps a hostile
+ * id or size from ever reaching a file path.
+ */
+function memoryKey(req: ThumbnailRequest): string {
+  assertDatasetId(req.datasetId);
+  if (!Object.hasOwn(THUMBNAIL_WIDTHS, req.size)) {
+    throw new BadInputError(`Thumbnail size ${JSON.stringify(req.size)} is not one of small, medium, large`);
+  }
+  return `${req.datasetId}/${req.size}/${req.sampleKey}`;
+}
+
+function toThumbnail(body: Buffer, width: number, height: number): Thumbnail {
+  // Strong ETag from the bytes, computed once here rather than on every request.
+  const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
+  return { body, etag, contentType: 'image/webp', width, height };
+}
