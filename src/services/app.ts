@@ -3,7 +3,7 @@ import { Database } from './db/connection.js';
 import { DatasetService } from './datasets.js';
 import { IngestionService } from './ingest.js';
 import type { Logger } from './logger.js';
-import { PluginHost } from './plugins.js';
+import { PluginHost, type PluginHostOptions } from './plugins.js';
 import { SampleService } from './samples.js';
 import { ThumbnailService } from './thumbnails.js';
 
@@ -20,10 +20,14 @@ export interface DataVisor {
   close(): Promise<void>;
 }
 
-export async function openDataVisor(settings: Settings, log: Logger): Promise<DataVisor> {
+export interface OpenOptions {
+  plugins?: PluginHostOptions;
+}
+
+export async function openDataVisor(settings: Settings, log: Logger, options: OpenOptions = {}): Promise<DataVisor> {
   const db = await Database.open(settings.dbPath);
   try {
-    const plugins = await PluginHost.load(settings.pluginDir, log);
+    const plugins = await PluginHost.load(settings.pluginDir, log, options.plugins);
     const thumbnails = new ThumbnailService({ cacheDir: settings.cacheDir });
     const datasets = new DatasetService(db, thumbnails);
     const samples = new SampleService(db, datasets, thumbnails);

@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadSettings } from '../../dist/config.js';
+import { openDataVisor, type DataVisor, type OpenOptions } from '../../dist/services/app.js';
+import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
+import { createLogger } from '../../dist/services/logger.js';
+
+export const SHARED = path.resolve(import.meta.dirname, '../../../shared');
+export const REALDATA = path.join(SHARED, 'realdata');
+export const COCO128 = {
+  annotations: path.join(REALDATA, 'coco128-instances/annotations/instances_train2017.json'),
+  images: path.join(REALDATA, 'coco128-instances/train2017'),
+};
+export const RBC = (split: 'train' | 'valid' | 'test') => ({
+  annotations: path.join(REALDATA, 'rbc-coco-roboflow', split, '_annotations.coco.json'),
+  images: path.join(REALDATA, 'rbc-coco-roboflow', split),
+});
+
+export function tempDir(prefix = 'dv-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestEnv {
+  dir: string;
+  dv: DataVisor;
+  close(): Promise<void>;
+}
+
+/**
+ * A DataVisor on a fresh DuckDB file in a temp folder. Data roots: shared/ and the temp folder.
+ * `env` overrides any DATAVISOR_* setting (e.g. DATAVISOR_PLUGIN_DIR).
+ */
+export async function openTestEnv(env: Record<string, string> = {}, options: OpenOptions = {}): Promise<TestEnv> {
+  const dir = tempDir();
+  const emptyPlugins = path.join(dir, 'no-plugins');
+  fs.mkdirSync(emptyPlugins);
+  const settings = loadSettings(
+    {
+      DATAVISOR_DB_PATH: path.join(dir, 'db.duckdb'),
+      DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'),
+      DATAVISOR_PLUGIN_DIR: emptyPlugins,
+      DATAVISOR_DATA_ROOTS: `${SHARED},${dir}`,
+      DATAVISOR_THUMBNAILS_ON_INGEST: '0',
+      ...env,
+    },
+    dir,
+  );
+  const dv = await openDataVisor(settings, createLogger('silent'), options);
+  return {
+    dir,
+    dv,
+    async close() {
+      await dv.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs an ingest to its end and returns every event. */
+export async function ingestAll(dv: DataVisor, request: IngestRequest): Promise<IngestEvent[]> {
+  const events: IngestEvent[] = [];
+  for await (const e of dv.ingestion.ingest(request)) events.push(e);
+  return events;
+}
+
+/** Rows left in every table for a dataset id, plus leftover staging tables: all zero after a failed ingest. */
+export async function traces(dv: DataVisor): Promise<Record<string, number>> {
+  const q = async (sql: string) => Number((await dv.db.query(sql))[0]!.n);
+  return {
+    datasets: await q('SELECT count(*) AS n FROM datasets'),
+    samples: await q('SELECT count(*) AS n FROM samples'),
+    annotations: await q('SELECT count(*) AS n FROM annotations'),
+    categories: await q('SELECT count(*) AS n FROM categories'),
+    licenses: await q('SELECT count(*) AS n FROM licenses'),
+    staging: await q(`SELECT count(*) AS n FROM duckdb_tables() WHERE table_name LIKE 'staging_%'`),
+  };
+}
