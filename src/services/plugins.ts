@@ -30,14 +30,19 @@ export interface IngestStats {
   seconds: number;
 }
 
+/** Every hook also receives `log`, a logger tagged with the plugin's name. */
+export interface HookArgs {
+  log: Logger;
+}
+
 export interface Plugin {
   name: string;
   description?: string;
-  onActivate?(): unknown;
-  onDeactivate?(): unknown;
-  onIngestStart?(args: { context: IngestContext }): unknown;
-  onSampleIngested?(args: { context: IngestContext; sample: PluginSample }): unknown;
-  onIngestComplete?(args: { context: IngestContext; stats: IngestStats }): unknown;
+  onActivate?(args: HookArgs): unknown;
+  onDeactivate?(args: HookArgs): unknown;
+  onIngestStart?(args: HookArgs & { context: IngestContext }): unknown;
+  onSampleIngested?(args: HookArgs & { context: IngestContext; sample: PluginSample }): unknown;
+  onIngestComplete?(args: HookArgs & { context: IngestContext; stats: IngestStats }): unknown;
 }
 
 export interface PluginInfo {
@@ -167,7 +172,7 @@ export class PluginHost {
     const fn = plugin[hook] as ((a: object) => unknown) | undefined;
     if (typeof fn !== 'function') return;
     try {
-      await withTimeout(() => fn.call(plugin, args), this.hookTimeoutMs);
+      await withTimeout(() => fn.call(plugin, { ...args, log: this.log.child({ plugin: plugin.name }) }), this.hookTimeoutMs);
     } catch (err) {
       this.log.error({ plugin: plugin.name, hook, err: err instanceof HookTimeout ? undefined : err },
         err instanceof HookTimeout ? `plugin hook timed out after ${this.hookTimeoutMs} ms` : 'plugin hook failed');
@@ -177,6 +182,7 @@ export class PluginHost {
 
 export class SampleHookRunner {
   readonly stats: Record<string, PluginRunStats> = {};
+  private readonly logs: Logger[];
 
   constructor(
     private readonly plugins: Plugin[],
@@ -186,17 +192,19 @@ export class SampleHookRunner {
     private readonly maxFailures: number,
   ) {
     for (const p of plugins) this.stats[p.name] = { calls: 0, errors: 0, timeouts: 0, disabled: false };
+    this.logs = plugins.map((p) => log.child({ plugin: p.name }));
   }
 
   /** Runs every plugin's hook on the sample in turn; returns the metadata they added (or null). */
   async run(sample: PluginSample): Promise<Record<string, unknown> | null> {
     let metadata: Record<string, unknown> | null = null;
-    for (const plugin of this.plugins) {
+    for (let i = 0; i < this.plugins.length; i++) {
+      const plugin = this.plugins[i]!;
       const s = this.stats[plugin.name]!;
       if (s.disabled) continue;
       s.calls++;
       try {
-        const out = await withTimeout(() => plugin.onSampleIngested!({ context: this.context, sample }), this.timeoutMs);
+        const out = await withTimeout(() => plugin.onSampleIngested!({ context: this.context, sample, log: this.logs[i]! }), this.timeoutMs);
         const added = (out as { metadata?: unknown } | undefined)?.metadata;
         if (added && typeof added === 'object' && !Array.isArray(added)) {
           metadata = { ...(metadata ?? {}), ...(added as Record<string, unknown>) };
