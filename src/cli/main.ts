@@ -35,8 +35,8 @@ program
   .addOption(new Option('--format <format>', 'annotation format').choices(['coco']).default('coco'))
   .option('--json', 'print one JSON progress event per line instead of a progress bar')
   .action(async (annotationPath: string, imageDir: string, opts: { name?: string; split?: string; format: string; json?: boolean }) => {
-    // Logs would tear the progress bar; warnings and errors still go to stderr.
-    const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'warn'));
+    // Logs would tear the progress bar, and the outcome is printed anyway: only unexpected errors are logged.
+    const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'error'));
     const view = opts.json ? null : createProgressView(process.stderr);
     let last: { stage: string; message: string; code?: string } | null = null;
     // Ctrl-C cancels the ingest, which rolls back; a second Ctrl-C exits at once.
@@ -67,7 +67,7 @@ program
   .description('list datasets, newest first')
   .option('--json', 'print {"datasets":[…]} as GET /datasets does')
   .action(async (opts: { json?: boolean }) => {
-    const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'warn'));
+    const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'error'));
     try {
       const list = await dv.datasets.list();
       if (opts.json) {

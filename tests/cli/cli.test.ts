@@ -1,0 +1,90 @@
+import { execFile, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COCO128, SHARED, tempDir } from '../helpers/env.js';
+
+const run = promisify(execFile);
+const BIN = path.resolve(import.meta.dirname, '../../bin/datavisor.js');
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(() => {
+  dir = tempDir('dv-cli-');
+  fs.mkdirSync(path.join(dir, 'plugins'));
+  env = {
+    ...process.env,
+    DATAVISOR_DB_PATH: path.join(dir, 'db', 'datavisor.duckdb'),
+    DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'),
+    DATAVISOR_PLUGIN_DIR: path.join(dir, 'plugins'),
+    DATAVISOR_DATA_ROOTS: `${SHARED},${dir}`,
+    DATAVISOR_THUMBNAILS_ON_INGEST: '4',
+  };
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const cli = (args: string[]) =>
+  run(process.execPath, [BIN, ...args], { env, cwd: dir }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+
+describe('datavisor CLI', () => {
+  it('ingest --json prints one event per line and exits 0; datasets lists it', async () => {
+    const r = await cli(['ingest', '--json', '--name', 'coco128', '--split', 'train', COCO128.annotations, COCO128.images]);
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.map((e) => e.stage)).toEqual(expect.arrayContaining(['categories', 'parsing_images', 'parsing_annotations', 'thumbnails']));
+    const done = events.at(-1);
+    expect(done).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: 939, category_count: 80 });
+    expect(r.stderr).toBe('');
+
+    const list = await cli(['datasets', '--json']);
+    expect(list.code).toBe(0);
+    const body = JSON.parse(list.stdout);
+    expect(body.datasets).toHaveLength(1);
+    expect(body.datasets[0]).toMatchObject({
+      id: done.dataset_id, name: 'coco128', format: 'coco', split: 'train', image_count: 128, annotation_count: 939, category_count: 80,
+      source_path: COCO128.annotations, image_dir: COCO128.images,
+    });
+    expect(new Date(body.datasets[0].created_at).getTime()).toBeGreaterThan(0);
+
+    const table = await cli(['datasets']);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+IMAGES\s+ANNOTATIONS\s+CATEGORIES\s+CREATED$/);
+    expect(table.stdout).toContain(`${done.dataset_id}  coco128`);
+  });
+
+  it('a failed ingest exits non-zero with one line naming the reason, and stores nothing', async () => {
+    const bad = path.join(dir, 'truncated.json');
+    fs.writeFileSync(bad, fs.readFileSync(COCO128.annotations).subarray(0, 200_000));
+    const before = JSON.parse((await cli(['datasets', '--json'])).stdout).datasets.length;
+    const r = await cli(['ingest', bad, COCO128.images]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.at(-1)).toMatch(/^datavisor: ingest failed \(INVALID_JSON\): Truncated JSON: the file ends at byte 200000/);
+    expect(JSON.parse((await cli(['datasets', '--json'])).stdout).datasets).toHaveLength(before);
+
+    const outside = await cli(['ingest', '/etc/hostname', COCO128.images]);
+    expect(outside.code).toBe(1);
+    expect(outside.stderr.trim()).toMatch(/^datavisor: ingest failed \(FORBIDDEN\): annotation_path .* outside the allowed data roots/);
+  });
+
+  it('rejects bad arguments with a usage error', async () => {
+    const r = await cli(['ingest', COCO128.annotations]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("missing required argument 'image_dir'");
+    const f = await cli(['ingest', '--format', 'yolo', COCO128.annotations, COCO128.images]);
+    expect(f.code).not.toBe(0);
+    expect(f.stderr).toContain('Allowed choices are coco');
+  });
+
+  it('shows a live progress bar on a terminal', () => {
+    // `script` gives the CLI a pseudo-terminal, as a user's shell would.
+    const cmd = [BIN, 'ingest', COCO128.annotations, COCO128.images].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync('script', ['-qec', `${process.execPath} ${cmd}`, '/dev/null'], { env, cwd: dir, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/annotations\s*\|[█░]+\| 100%/);
+    expect(r.stdout).toContain('Ingested 128 images, 939 annotations and 80 categories');
+  });
+});
