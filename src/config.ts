@@ -12,6 +12,8 @@ export interface Settings {
   thumbnailsOnIngest: number;
   demo: boolean;
   apiToken: string | undefined;
+  /** DuckDB's memory_limit (buffer pool, sorts, uncommitted ingests); beyond it DuckDB spills to disk. */
+  dbMemoryLimit: string;
 }
 
 function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -40,5 +42,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     thumbnailsOnIngest: intSetting(env, 'DATAVISOR_THUMBNAILS_ON_INGEST', 500, 0),
     demo: (env.DATAVISOR_DEMO ?? '1') !== '0',
     apiToken: env.DATAVISOR_API_TOKEN || undefined,
+    dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '256MB',
   };
 }

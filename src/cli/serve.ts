@@ -1,6 +1,104 @@
+import path from 'node:path';
 import type { Settings } from '../config.js';
+import { startServer, type RunningServer } from '../server.js';
+import type { DataVisor } from '../services/app.js';
+import { openDataVisor } from '../services/app.js';
+import { generateDemoDataset } from '../services/demo.js';
+import { imagePath } from '../services/json-views.js';
+import { createLogger, type Logger } from '../services/logger.js';
 
-// Placeholder until the HTTP server lands (issue 4).
-export async function serve(_settings: Settings): Promise<void> {
-  throw new Error('serve is not built yet');
+/** Where `serve` draws the demo dataset (docs/demo.md), relative to the working directory. */
+const DEMO_DIR = 'data/demo';
+/** How long shutdown waits for cancelled ingests to finish rolling back before closing DuckDB. */
+const ROLLBACK_WAIT_MS = 10_000;
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * `datavisor serve` / `npm start`: opens the services, serves HTTP, adds the demo dataset to an
+ * empty database (in the background: /health answers meanwhile), and shuts down cleanly on
+ * SIGINT/SIGTERM. Logs go to stderr as JSON; the URLs to try go to stdout.
+ */
+export async function serve(settings: Settings): Promise<void> {
+  const log = createLogger();
+  const demoDir = path.resolve(DEMO_DIR);
+  // The demo folder is written by us, so ingestion may read it whatever DATAVISOR_DATA_ROOTS says.
+  const effective = settings.demo ? { ...settings, dataRoots: [...settings.dataRoots, demoDir] } : settings;
+  const dv = await openDataVisor(effective, log);
+  let running: RunningServer;
+  try {
+    running = await startServer(dv);
+  } catch (e) {
+    await dv.close();
+    throw e;
+  }
+  say(`DataVisor listening on ${running.url}`);
+  say(`  GraphQL   ${running.url}/graphql`);
+  say(`  REST      ${running.url}/datasets   (OpenAPI: ${running.url}/openapi.json)`);
+
+  let stopping = false;
+  let demo: Promise<void> = Promise.resolve();
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    // A second signal means "now": skip the clean-up.
+    const now = () => process.exit(signal === 'SIGINT' ? 130 : 143);
+    process.once('SIGINT', now);
+    process.once('SIGTERM', now);
+    log.info({ signal, active_ingests: dv.ingestion.active }, 'shutting down');
+    try {
+      const closed = running.close();
+      // Running ingests end with an INGEST_CANCELLED error event and roll back: no half dataset.
+      dv.ingestion.cancelAll();
+      await closed;
+      await demo;
+      await waitForIngestsToEnd(dv);
+      await dv.close();
+      log.info('stopped');
+    } catch (err) {
+      log.error({ err }, 'unclean shutdown');
+      await flush(log);
+      process.exit(1);
+    }
+    await flush(log);
+    process.exit(0);
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+
+  if (settings.demo && (await dv.datasets.count()) === 0) {
+    demo = addDemo(dv, demoDir, running.url, () => stopping).catch((err: unknown) => {
+      log.error({ err }, 'the demo dataset could not be added');
+      say(`Demo dataset not added: ${(err as Error)?.message ?? String(err)}`);
+    });
+  }
+}
+
+async function addDemo(dv: DataVisor, demoDir: string, url: string, stopping: () => boolean): Promise<void> {
+  say(`The database is empty: drawing a demo dataset in ${demoDir} (DATAVISOR_DEMO=0 turns this off)…`);
+  const files = await generateDemoDataset(demoDir);
+  if (stopping()) return;
+  let last: { stage: string; message: string; code?: string; dataset_id?: string } | undefined;
+  for await (const e of dv.ingestion.ingest({ annotationPath: files.annotationPath, imageDir: files.imageDir, datasetName: 'demo' })) last = e;
+  if (last?.stage !== 'complete' || !last.dataset_id) {
+    say(`Demo dataset not added (${last?.code ?? 'INTERNAL'}): ${last?.message ?? 'no result'}`);
+    return;
+  }
+  const id = last.dataset_id;
+  const first = (await dv.samples.page(id, {}, { kind: 'offset', offset: 0, limit: 1 })).samples[0];
+  say(`${last.message}. Try:`);
+  say(`  ${url}/datasets/${id}`);
+  say(`  ${url}/samples?dataset_id=${id}&category=circle&limit=10`);
+  if (first) say(`  ${url}${imagePath(id, first.id, 'medium')}`);
+  say(`  ${url}/graphql`);
+}
+
+/** Cancelled ingests roll back in their generator's `finally`; DuckDB must stay open until then. */
+async function waitForIngestsToEnd(dv: DataVisor): Promise<void> {
+  const deadline = Date.now() + ROLLBACK_WAIT_MS;
+  while (dv.ingestion.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+}
+
+function flush(log: Logger): Promise<void> {
+  return new Promise((resolve) => log.flush(() => resolve()));
 }

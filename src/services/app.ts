@@ -25,7 +25,7 @@ export interface OpenOptions {
 }
 
 export async function openDataVisor(settings: Settings, log: Logger, options: OpenOptions = {}): Promise<DataVisor> {
-  const db = await Database.open(settings.dbPath);
+  const db = await Database.open(settings.dbPath, { memoryLimit: settings.dbMemoryLimit });
   try {
     const plugins = await PluginHost.load(settings.pluginDir, log, options.plugins);
     const thumbnails = new ThumbnailService({ cacheDir: settings.cacheDir });

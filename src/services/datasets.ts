@@ -1,10 +1,11 @@
 import type { Database, Row } from './db/connection.js';
-import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows } from './db/datasets.js';
+import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from './db/datasets.js';
 import type { Warning } from './db/dataset-writer.js';
 import { NotFoundError } from './errors.js';
+import { checkPageSize } from './samples.js';
 import type { ThumbnailService } from './thumbnails.js';
 
-export type { Warning };
+export type { DatasetKey, DatasetWindow, Warning };
 
 export interface Dataset {
   id: string;
@@ -56,6 +57,11 @@ function toDataset(r: Row): Dataset {
   };
 }
 
+/** The sort key of the newest-first order: what a keyset cursor over datasets carries. */
+export function datasetKey(d: Dataset): DatasetKey {
+  return { createdMs: d.createdAt.getTime(), id: d.id };
+}
+
 function toCategory(r: Row): Category {
   return {
     datasetId: r.dataset_id as string,
@@ -77,6 +83,22 @@ export class DatasetService {
   /** Newest first. */
   async list(): Promise<Dataset[]> {
     return (await listDatasetRows(this.db)).map(toDataset);
+  }
+
+  /**
+   * A keyset window of the newest-first list (`after` goes to older datasets, `before` to newer
+   * ones), in list order, and whether more lie beyond it in its direction. The key of a dataset
+   * is `datasetKey(d)`.
+   */
+  async page(window: DatasetWindow): Promise<{ datasets: Dataset[]; hasMore: boolean }> {
+    checkPageSize('limit', window.limit);
+    const rows = await pageDatasetRows(this.db, window);
+    const hasMore = rows.length > window.limit;
+    if (hasMore) {
+      if (window.kind === 'before') rows.shift();
+      else rows.pop();
+    }
+    return { datasets: rows.map(toDataset), hasMore };
   }
 
   async count(): Promise<number> {

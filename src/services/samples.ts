@@ -1,5 +1,5 @@
 import type { Database, Row } from './db/connection.js';
-import { annotationRowsOfSamples } from './db/annotations.js';
+import { annotationRowsOfSamples, shapeRows } from './db/annotations.js';
 import { countSampleRows, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
 import type { DatasetService } from './datasets.js';
 import { BadInputError, NotFoundError } from './errors.js';
@@ -47,8 +47,10 @@ export interface Annotation {
   segmentationKind: string;
   polygonCount: number;
   pointCount: number;
+  /** Polygons or RLE as in the file; filled only when asked for (`shapes: true`). */
   segmentation: unknown;
   numKeypoints: number | null;
+  /** Filled only when asked for (`shapes: true`). */
   keypoints: number[] | null;
   score: number | null;
   source: string;
@@ -98,9 +100,9 @@ function toAnnotation(r: Row): Annotation {
     segmentationKind: r.segmentation_kind as string,
     polygonCount: r.polygon_count as number,
     pointCount: r.point_count as number,
-    segmentation: json(r.segmentation),
+    segmentation: null,
     numKeypoints: (r.num_keypoints as number | null) ?? null,
-    keypoints: json<number[]>(r.keypoints),
+    keypoints: null,
     score: (r.score as number | null) ?? null,
     source: r.source as string,
     extra: json(r.extra),
@@ -162,9 +164,20 @@ export class SampleService {
     return ids.map((id) => byId.get(id) ?? new NotFoundError(`sample of dataset ${datasetId}`, id));
   }
 
-  /** Annotations of many samples of one dataset in one query, grouped per sample in key order. */
-  async annotationsOf(datasetId: string, sampleOrds: readonly number[]): Promise<Annotation[][]> {
+  /**
+   * Annotations of many samples of one dataset in one query, grouped per sample in key order.
+   * `shapes` adds polygons/RLE/keypoints (one more query): meant for drawing a few samples, not pages.
+   */
+  async annotationsOf(datasetId: string, sampleOrds: readonly number[], options: { shapes?: boolean } = {}): Promise<Annotation[][]> {
     const rows = (await annotationRowsOfSamples(this.db, datasetId, sampleOrds)).map(toAnnotation);
+    if (options.shapes && rows.length > 0) {
+      const shapes = new Map((await shapeRows(this.db, datasetId, rows.map((a) => a.ord))).map((r) => [r.ord as number, r]));
+      for (const a of rows) {
+        const s = shapes.get(a.ord);
+        a.segmentation = json(s?.segmentation);
+        a.keypoints = json<number[]>(s?.keypoints);
+      }
+    }
     const byOrd = new Map<number, Annotation[]>();
     for (const a of rows) {
       let list = byOrd.get(a.sampleOrd);

@@ -6,7 +6,7 @@ import type { Database, Row } from './connection.js';
  */
 const ANNOTATIONS_OF_SAMPLES = `SELECT a.dataset_id, a.sample_ord, a.ord, a.annotation_id, a.image_id, a.category_id, c.name AS category_name,
     a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
-    a.segmentation, a.num_keypoints, a.keypoints, a.score, a.source, a.extra::VARCHAR AS extra
+    a.num_keypoints, a.score, a.source, a.extra::VARCHAR AS extra
   FROM annotations a
   LEFT JOIN categories c ON c.dataset_id = a.dataset_id AND c.category_id = a.category_id
   WHERE a.dataset_id = $1 AND a.sample_ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], a.sample_ord)
@@ -21,4 +21,13 @@ export async function annotationRowsOfSamples(db: Database, datasetId: string, s
     if (o > hi) hi = o;
   }
   return db.query(ANNOTATIONS_OF_SAMPLES, [datasetId, lo, hi, sampleOrds]);
+}
+
+/** Polygons / RLE / keypoints of some annotations (by ord), for drawing one sample. */
+const SHAPES = `SELECT ord, segmentation, keypoints FROM annotation_shapes
+  WHERE dataset_id = $1 AND ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], ord)`;
+
+export async function shapeRows(db: Database, datasetId: string, ords: readonly number[]): Promise<Row[]> {
+  if (ords.length === 0) return [];
+  return db.query(SHAPES, [datasetId, Math.min(...ords), Math.max(...ords), ords]);
 }

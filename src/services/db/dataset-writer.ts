@@ -45,6 +45,7 @@ export interface FinalCounts {
 export class DatasetWriter {
   private samples: DuckDBAppender | null = null;
   private annotations: DuckDBAppender | null = null;
+  private shapes: DuckDBAppender | null = null;
   private files: DuckDBAppender | null = null;
   private readonly categories: CocoCategory[] = [];
   private readonly licenses: CocoLicense[] = [];
@@ -72,6 +73,7 @@ export class DatasetWriter {
       await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL)`);
       w.samples = await conn.createAppender(w.t('s'));
       w.annotations = await conn.createAppender(w.t('a'));
+      w.shapes = await conn.createAppender('annotation_shapes');
     } catch (e) {
       await w.rollback();
       throw e;
@@ -93,38 +95,51 @@ export class DatasetWriter {
     a.appendInteger(this.imageCount++);
     a.appendDouble(image.id);
     a.appendVarchar(image.fileName);
-    nullable(a, image.width, (v) => a.appendInteger(v));
-    nullable(a, image.height, (v) => a.appendInteger(v));
-    nullable(a, image.license, (v) => a.appendDouble(v));
-    nullable(a, image.cocoUrl, (v) => a.appendVarchar(v));
-    nullable(a, image.flickrUrl, (v) => a.appendVarchar(v));
-    nullable(a, image.dateCaptured, (v) => a.appendVarchar(v));
-    nullable(a, metadata, (v) => a.appendVarchar(JSON.stringify(v)));
+    appendNumber(a, image.width ?? NaN);
+    appendNumber(a, image.height ?? NaN);
+    appendNumber(a, image.license ?? NaN);
+    appendText(a, image.cocoUrl);
+    appendText(a, image.flickrUrl);
+    appendText(a, image.dateCaptured);
+    appendText(a, metadata ? JSON.stringify(metadata) : null);
     a.endRow();
   }
 
   appendAnnotations(c: AnnotationColumns): void {
     const a = this.annotations!;
+    const sh = this.shapes!;
     const n = c.nums;
     for (let i = 0; i < c.count; i++) {
       const o = i * ANN_STRIDE;
-      a.appendInteger(this.annotationCount++);
+      const ord = this.annotationCount++;
+      a.appendInteger(ord);
       a.appendDouble(n[o + A.id]!);
       a.appendDouble(n[o + A.imageId]!);
       a.appendDouble(n[o + A.categoryId]!);
-      for (const f of [A.x, A.y, A.w, A.h, A.area]) nullableNumber(a, n[o + f]!);
+      appendNumber(a, n[o + A.x]!);
+      appendNumber(a, n[o + A.y]!);
+      appendNumber(a, n[o + A.w]!);
+      appendNumber(a, n[o + A.h]!);
+      appendNumber(a, n[o + A.area]!);
       a.appendBoolean(n[o + A.isCrowd] === 1);
       a.appendVarchar(kindName(n[o + A.kind]!));
       a.appendInteger(n[o + A.polygonCount]!);
       a.appendInteger(n[o + A.pointCount]!);
-      nullable(a, c.segmentation[i] ?? null, (v) => a.appendVarchar(v));
       const kp = n[o + A.numKeypoints]!;
       if (Number.isNaN(kp)) a.appendNull();
       else a.appendInteger(kp);
-      nullable(a, c.keypoints[i] ?? null, (v) => a.appendVarchar(v));
-      nullableNumber(a, n[o + A.score]!);
-      nullable(a, c.extra[i] ?? null, (v) => a.appendVarchar(v));
+      appendNumber(a, n[o + A.score]!);
+      appendText(a, c.extra[i]);
       a.endRow();
+      const seg = c.segmentation[i];
+      const keypoints = c.keypoints[i];
+      if (seg != null || keypoints != null) {
+        sh.appendVarchar(this.datasetId);
+        sh.appendInteger(ord);
+        appendText(sh, seg);
+        appendText(sh, keypoints);
+        sh.endRow();
+      }
     }
   }
 
@@ -151,11 +166,11 @@ export class DatasetWriter {
    * final rows and computes warnings. Still inside the transaction.
    */
   async finish(nonStandardNumbers: number): Promise<FinalCounts> {
-    for (const a of [this.samples, this.annotations, this.files]) {
+    for (const a of [this.samples, this.annotations, this.shapes, this.files]) {
       a?.flushSync();
       a?.closeSync();
     }
-    this.samples = this.annotations = this.files = null;
+    this.samples = this.annotations = this.shapes = this.files = null;
     const ds = this.datasetId;
     const S = this.t('s');
     const AN = this.t('a');
@@ -188,8 +203,8 @@ export class DatasetWriter {
       cats.appendVarchar(ds);
       cats.appendDouble(c.id);
       cats.appendVarchar(c.name);
-      nullable(cats, c.supercategory, (v) => cats.appendVarchar(v));
-      nullable(cats, c.extra, (v) => cats.appendVarchar(JSON.stringify(v)));
+      appendText(cats, c.supercategory);
+      appendText(cats, c.extra ? JSON.stringify(c.extra) : null);
       cats.appendDouble(0);
       cats.appendDouble(0);
       cats.endRow();
@@ -216,8 +231,8 @@ export class DatasetWriter {
     for (const l of this.licenses) {
       lic.appendVarchar(ds);
       lic.appendDouble(l.id);
-      nullable(lic, l.name, (v) => lic.appendVarchar(v));
-      nullable(lic, l.url, (v) => lic.appendVarchar(v));
+      appendText(lic, l.name);
+      appendText(lic, l.url);
       lic.endRow();
     }
     lic.flushSync();
@@ -236,8 +251,8 @@ export class DatasetWriter {
     await this.conn.run(
       `INSERT INTO annotations
        SELECT $1, s.ord, a.ord, a.annotation_id, a.image_id, a.category_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
-              a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count, a.segmentation,
-              a.num_keypoints, a.keypoints, a.score, 'ground_truth', a.extra
+              a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
+              a.num_keypoints, a.score, 'ground_truth', a.extra
        FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id
        ORDER BY s.ord, a.ord`,
       [ds],
@@ -332,7 +347,7 @@ export class DatasetWriter {
   async rollback(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    for (const a of [this.samples, this.annotations, this.files]) {
+    for (const a of [this.samples, this.annotations, this.shapes, this.files]) {
       try {
         a?.closeSync();
       } catch {
@@ -352,14 +367,15 @@ export class DatasetWriter {
   }
 }
 
-function nullable<T>(a: DuckDBAppender, v: T | null, append: (v: T) => void): void {
-  if (v === null || v === undefined) a.appendNull();
-  else append(v);
-}
-
-function nullableNumber(a: DuckDBAppender, v: number): void {
+/** NaN marks null in the transferred columns. */
+function appendNumber(a: DuckDBAppender, v: number): void {
   if (Number.isNaN(v)) a.appendNull();
   else a.appendDouble(v);
+}
+
+function appendText(a: DuckDBAppender, v: string | null | undefined): void {
+  if (v == null) a.appendNull();
+  else a.appendVarchar(v);
 }
 
 function num(v: unknown): number {

@@ -9,12 +9,28 @@ const GET_DATASETS = `SELECT ${DATASET_COLUMNS} FROM datasets WHERE list_contain
 /** Newest first; (created_at, id) is unique, so it is also the keyset cursor. */
 const LIST_DATASETS = `SELECT ${DATASET_COLUMNS} FROM datasets ORDER BY created_at DESC, id DESC`;
 const COUNT_DATASETS = `SELECT count(*) AS n FROM datasets`;
+/**
+ * Keyset windows over the newest-first order. The key is (created_ms, id): the order is taken on
+ * the same millisecond value the cursor carries, so a page boundary never falls between two rows
+ * that the cursor cannot tell apart. `$1`/`$2` are the key, the last value the limit.
+ */
+const PAGE_DATASETS_FIRST = `SELECT ${DATASET_COLUMNS} FROM datasets
+  ORDER BY epoch_ms(created_at) DESC, id DESC LIMIT $1::INTEGER`;
+const PAGE_DATASETS_OLDER = `SELECT ${DATASET_COLUMNS} FROM datasets
+  WHERE epoch_ms(created_at) < $1::BIGINT OR (epoch_ms(created_at) = $1::BIGINT AND id < $2)
+  ORDER BY epoch_ms(created_at) DESC, id DESC LIMIT $3::INTEGER`;
+const PAGE_DATASETS_LAST = `SELECT ${DATASET_COLUMNS} FROM datasets
+  ORDER BY epoch_ms(created_at) ASC, id ASC LIMIT $1::INTEGER`;
+const PAGE_DATASETS_NEWER = `SELECT ${DATASET_COLUMNS} FROM datasets
+  WHERE epoch_ms(created_at) > $1::BIGINT OR (epoch_ms(created_at) = $1::BIGINT AND id > $2)
+  ORDER BY epoch_ms(created_at) ASC, id ASC LIMIT $3::INTEGER`;
 
 const LIST_CATEGORIES = `SELECT dataset_id, category_id, name, supercategory, extra::VARCHAR AS extra, annotation_count, image_count
   FROM categories WHERE list_contains($1::VARCHAR[], dataset_id) ORDER BY dataset_id, category_id`;
 
 const DELETE_STATEMENTS = [
   `DELETE FROM annotations WHERE dataset_id = $1`,
+  `DELETE FROM annotation_shapes WHERE dataset_id = $1`,
   `DELETE FROM samples WHERE dataset_id = $1`,
   `DELETE FROM categories WHERE dataset_id = $1`,
   `DELETE FROM licenses WHERE dataset_id = $1`,
@@ -31,6 +47,28 @@ export async function getDatasetRows(db: Database, ids: readonly string[]): Prom
 
 export async function listDatasetRows(db: Database): Promise<Row[]> {
   return db.query(LIST_DATASETS);
+}
+
+export interface DatasetKey {
+  createdMs: number;
+  id: string;
+}
+
+export type DatasetWindow =
+  | { kind: 'after'; after: DatasetKey | null; limit: number }
+  | { kind: 'before'; before: DatasetKey | null; limit: number };
+
+/**
+ * Up to `limit + 1` datasets newest first, strictly after (older than) or before (newer than) a
+ * key; the extra row tells the caller whether more exist.
+ */
+export async function pageDatasetRows(db: Database, w: DatasetWindow): Promise<Row[]> {
+  const n = w.limit + 1;
+  if (w.kind === 'after') {
+    return w.after ? db.query(PAGE_DATASETS_OLDER, [w.after.createdMs, w.after.id, n]) : db.query(PAGE_DATASETS_FIRST, [n]);
+  }
+  const rows = w.before ? await db.query(PAGE_DATASETS_NEWER, [w.before.createdMs, w.before.id, n]) : await db.query(PAGE_DATASETS_LAST, [n]);
+  return rows.reverse();
 }
 
 export async function countDatasetRows(db: Database): Promise<number> {

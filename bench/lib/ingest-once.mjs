@@ -1,0 +1,28 @@
+// One ingest of a file into a fresh database, in its own process so that peak RSS is its own.
+// argv: annotationPath imageDir dbPath pluginDir
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadSettings } from '../../dist/config.js';
+import { openDataVisor } from '../../dist/services/app.js';
+import { createLogger } from '../../dist/services/logger.js';
+
+const [annotationPath, imageDir, dbPath, pluginDir] = process.argv.slice(2);
+const settings = loadSettings({
+  DATAVISOR_DB_PATH: dbPath,
+  DATAVISOR_CACHE_DIR: path.join(path.dirname(dbPath), 'thumbs'),
+  DATAVISOR_PLUGIN_DIR: pluginDir,
+  // The bench reads only what it generated; its files may be symlinks into a scratch folder.
+  DATAVISOR_DATA_ROOTS: `${path.dirname(fs.realpathSync(annotationPath))},${imageDir}`,
+  DATAVISOR_THUMBNAILS_ON_INGEST: '0',
+});
+const dv = await openDataVisor(settings, createLogger('error'));
+const t0 = performance.now();
+let last;
+for await (const e of dv.ingestion.ingest({ annotationPath, imageDir })) last = e;
+const seconds = (performance.now() - t0) / 1000;
+await dv.close();
+if (last?.stage !== 'complete') {
+  process.stderr.write(`ingest failed: ${JSON.stringify(last)}\n`);
+  process.exit(1);
+}
+process.stdout.write(JSON.stringify({ seconds, rssMB: process.resourceUsage().maxRSS / 1024, images: last.image_count, annotations: last.annotation_count, bytes: last.bytes_read }) + '\n');

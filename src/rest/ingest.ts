@@ -1,0 +1,146 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { DataVisor } from '../services/app.js';
+import { DataVisorError } from '../services/errors.js';
+import type { IngestEvent } from '../services/ingest.js';
+import type { Logger } from '../services/logger.js';
+import { errorResponses } from './errors.js';
+import { newRouter } from './router.js';
+
+export interface IngestRouteOptions {
+  /** Interval of the `: ping` comments that keep proxies from closing a quiet stream. */
+  heartbeatMs?: number;
+}
+
+const IngestBody = z
+  .object({
+    annotation_path: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'COCO instances JSON file, inside DATAVISOR_DATA_ROOTS' }),
+    image_dir: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'Folder holding the images named by file_name' }),
+    dataset_name: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+    format: z.enum(['coco'], { error: 'must be "coco" (the only format supported)' }).default('coco'),
+    split: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
+  })
+  .openapi('IngestRequest');
+
+const IngestEventSchema = z
+  .object({
+    stage: z.enum(['categories', 'parsing_images', 'parsing_annotations', 'thumbnails', 'complete', 'error']),
+    current: z.number().int(),
+    total: z.number().int().nullable(),
+    message: z.string(),
+    bytes_read: z.number().int(),
+    bytes_total: z.number().int().nullable(),
+    dataset_id: z.string().optional().openapi({ description: 'On complete' }),
+    image_count: z.number().int().optional(),
+    annotation_count: z.number().int().optional(),
+    category_count: z.number().int().optional(),
+    warnings: z.array(z.record(z.string(), z.unknown())).optional(),
+    code: z.string().optional().openapi({ description: 'On error: FILE_NOT_FOUND, FORBIDDEN, INVALID_JSON, INVALID_COCO, INGEST_CANCELLED…' }),
+  })
+  .openapi('IngestEvent', {
+    description: 'One `data:` line of the event stream. The stream ends after exactly one complete or error event.',
+  });
+
+const ingest = createRoute({
+  method: 'post',
+  path: '/datasets/ingest',
+  summary: 'Ingests a COCO file as a new dataset, streaming progress as server-sent events',
+  description:
+    'A request that fails its schema answers 400 JSON before any stream starts. Once the stream has started, every failure ' +
+    '(missing file, path outside DATAVISOR_DATA_ROOTS, malformed JSON…) is an `error` event and no dataset is left behind. ' +
+    'Closing the connection cancels the ingest and rolls it back.',
+  request: { body: { required: true, content: { 'application/json': { schema: IngestBody } } } },
+  responses: {
+    200: { description: '`data: {json}` per event, `: ping` comments as heartbeat', content: { 'text/event-stream': { schema: IngestEventSchema } } },
+    ...errorResponses(400, 413, 415),
+  },
+});
+
+const encoder = new TextEncoder();
+/** Sent at once so that the headers go out before the first event (some clients wait for a byte). */
+const OPENING = encoder.encode(': connected\n\n');
+const PING = encoder.encode(': ping\n\n');
+
+export function ingestRoutes(dv: DataVisor, opts: IngestRouteOptions = {}) {
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  return newRouter().openapi(ingest, (c) => {
+    const body = c.req.valid('json');
+    const abort = new AbortController();
+    const events = dv.ingestion.ingest({
+      annotationPath: body.annotation_path,
+      imageDir: body.image_dir,
+      datasetName: body.dataset_name,
+      format: body.format,
+      split: body.split,
+    }, { signal: abort.signal });
+    return new Response(eventStream(events, abort, heartbeatMs, c.var.log), {
+      status: 200,
+      headers: {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        // nginx buffers proxied responses unless told not to, which would hold every event back.
+        'x-accel-buffering': 'no',
+      },
+    });
+  });
+}
+
+/**
+ * The ingest generator as an SSE byte stream, pulled one event at a time so a slow client slows
+ * the ingest rather than piling events up. When the client goes away the Node adapter cancels the
+ * stream; cancel() aborts the ingest (it stops at its next check instead of its next event) and
+ * calls the generator's return(), whose `finally` rolls the transaction back.
+ */
+function eventStream(
+  events: AsyncGenerator<IngestEvent, void>,
+  abort: AbortController,
+  heartbeatMs: number,
+  log: Logger,
+): ReadableStream<Uint8Array> {
+  let heartbeat: NodeJS.Timeout | undefined;
+  let closed = false;
+  let last: IngestEvent | undefined;
+  const stop = () => {
+    closed = true;
+    clearInterval(heartbeat);
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(OPENING);
+      heartbeat = setInterval(() => {
+        if (!closed) controller.enqueue(PING);
+      }, heartbeatMs);
+    },
+    async pull(controller) {
+      let step: IteratorResult<IngestEvent, void>;
+      try {
+        step = await events.next();
+      } catch (err) {
+        // The service turns its failures into error events; reaching this is a bug, not bad input.
+        log.error({ err }, 'ingest stream failed');
+        if (!closed) {
+          stop();
+          controller.enqueue(encoder.encode(`data: ${JSON.stringify({ stage: 'error', current: 0, total: null, message: 'Unexpected error.', code: 'INTERNAL' })}\n\n`));
+          controller.close();
+        }
+        return;
+      }
+      // cancel() may have run while we waited: the stream no longer takes chunks.
+      if (closed) return;
+      if (step.done) {
+        stop();
+        controller.close();
+        log.info({ stage: last?.stage, code: last?.code, dataset_id: last?.dataset_id }, 'ingest stream ended');
+        return;
+      }
+      last = step.value;
+      controller.enqueue(encoder.encode(`data: ${JSON.stringify(step.value)}\n\n`));
+    },
+    async cancel() {
+      stop();
+      log.info({ stage: last?.stage }, 'client disconnected: cancelling the ingest');
+      abort.abort(new DataVisorError('INGEST_CANCELLED', 'Ingestion cancelled: the client disconnected'));
+      // Queued behind a pending next(); resolves once the generator's finally has rolled back.
+      await events.return(undefined);
+    },
+  });
+}

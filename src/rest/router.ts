@@ -1,0 +1,49 @@
+import { OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Logger } from '../services/logger.js';
+import { validationHook } from './errors.js';
+
+/** What the request middleware (request-log.ts) hands every handler. */
+export interface AppEnv {
+  Variables: {
+    /** Child of `dv.log` carrying `req_id`: log through it so every line names its request. */
+    log: Logger;
+    requestId: string;
+  };
+}
+
+/**
+ * A router whose routes validate their input with the same zod schemas that describe them in
+ * /openapi.json; a validation failure answers 400 BAD_USER_INPUT before the handler runs.
+ */
+export function newRouter(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+}
+
+/**
+ * The origin the client reached us at (scheme, host and port of the request URL, which the Node
+ * adapter builds from the Host header), so the URLs we hand out work as they are.
+ */
+export function requestOrigin(url: string): string {
+  // "http://host:port/path…": the origin ends at the first "/" after the scheme.
+  const slash = url.indexOf('/', url.indexOf('//') + 2);
+  return slash === -1 ? url : url.slice(0, slash);
+}
+
+/**
+ * An integer query parameter. Only plain decimal text is turned into a number, so "", "0x10" or
+ * "1e3" fail with "must be a number" instead of being coerced into something the client did not mean.
+ */
+export function queryInt(min: number, max: number) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*[-+]?\d+(\.\d*)?\s*$/.test(v) ? Number(v) : v),
+    z.number({ error: 'must be a number' }).int('must be an integer').min(min, `must be at least ${min}`).max(max, `must be at most ${max}`),
+  );
+}
+
+/** A boolean query parameter: `true`/`1` or `false`/`0`. */
+export function queryBool() {
+  return z.preprocess(
+    (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
+    z.boolean({ error: 'must be true or false' }),
+  );
+}

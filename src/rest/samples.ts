@@ -1,0 +1,129 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { DataVisor } from '../services/app.js';
+import { annotationJson, sampleJson } from '../services/json-views.js';
+import { MAX_PAGE_SIZE, type SampleFilter } from '../services/samples.js';
+import { errorResponses } from './errors.js';
+import { newRouter, queryBool, queryInt, requestOrigin } from './router.js';
+
+/** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
+const MAX_OFFSET = 2_000_000_000;
+const MAX_COUNT = 2_147_483_647;
+
+const SampleSchema = z
+  .object({
+    id: z.number().int().openapi({ description: 'The COCO image id, kept as it is', example: 9 }),
+    dataset_id: z.string(),
+    file_name: z.string(),
+    width: z.number().int().nullable(),
+    height: z.number().int().nullable(),
+    split: z.string().nullable(),
+    annotation_count: z.number().int(),
+    file_missing: z.boolean(),
+    license_id: z.number().int().nullable(),
+    coco_url: z.string().nullable(),
+    date_captured: z.string().nullable(),
+    metadata: z.record(z.string(), z.unknown()).nullable(),
+    thumbnail_url: z.string().openapi({ description: 'Medium WebP thumbnail, usable as it is in <img>' }),
+    image_url: z.string().openapi({ description: 'The original image file' }),
+    thumbnail_path: z.string().openapi({ description: 'thumbnail_url without the origin (first REST draft)' }),
+  })
+  .openapi('Sample');
+
+const AnnotationSchema = z
+  .object({
+    id: z.number().int(),
+    dataset_id: z.string(),
+    sample_id: z.number().int(),
+    category_id: z.number().int(),
+    category_name: z.string().nullable(),
+    bbox_x: z.number().nullable(),
+    bbox_y: z.number().nullable(),
+    bbox_w: z.number().nullable(),
+    bbox_h: z.number().nullable(),
+    area: z.number().nullable(),
+    is_crowd: z.boolean(),
+    source: z.string(),
+    confidence: z.number().nullable(),
+    segmentation_kind: z.string(),
+    segmentation: z.unknown().openapi({ description: 'Polygons, RLE or null, as in the COCO file' }),
+    num_keypoints: z.number().int().nullable(),
+    keypoints: z.array(z.number()).nullable(),
+  })
+  .openapi('Annotation');
+
+const DatasetIdQuery = z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ example: 'k3v7q2mzx4a5b6c7' });
+
+const SamplesQuery = z.object({
+  dataset_id: DatasetIdQuery,
+  category: z.string().min(1, 'must not be empty').optional().openapi({ description: 'Samples with an annotation of this category name', example: 'person' }),
+  split: z.string().min(1, 'must not be empty').optional().openapi({ example: 'train' }),
+  file_name_contains: z.string().min(1, 'must not be empty').optional().openapi({ description: 'Case-sensitive substring of file_name' }),
+  min_annotations: queryInt(0, MAX_COUNT).optional(),
+  max_annotations: queryInt(0, MAX_COUNT).optional(),
+  is_crowd: queryBool().optional().openapi({ description: 'Samples with an annotation whose iscrowd flag is this' }),
+  offset: queryInt(0, MAX_OFFSET).default(0),
+  limit: queryInt(0, MAX_PAGE_SIZE).default(50),
+});
+
+const listSamples = createRoute({
+  method: 'get',
+  path: '/samples',
+  summary: 'A page of samples in file order; filters combine with AND',
+  request: { query: SamplesQuery },
+  responses: {
+    200: {
+      description: 'The page and the number of samples matching the filters',
+      content: {
+        'application/json': {
+          schema: z.object({ items: z.array(SampleSchema), total: z.number().int(), offset: z.number().int(), limit: z.number().int() }),
+        },
+      },
+    },
+    ...errorResponses(400, 404),
+  },
+});
+
+const listAnnotations = createRoute({
+  method: 'get',
+  path: '/samples/{sample_id}/annotations',
+  summary: 'Annotations of one sample, in file order',
+  request: {
+    params: z.object({ sample_id: z.string().min(1).openapi({ param: { name: 'sample_id', in: 'path' }, example: '9' }) }),
+    query: z.object({ dataset_id: DatasetIdQuery }),
+  },
+  responses: {
+    200: { description: 'The annotations', content: { 'application/json': { schema: z.array(AnnotationSchema) } } },
+    ...errorResponses(400, 404),
+  },
+});
+
+export function sampleRoutes(dv: DataVisor) {
+  return newRouter()
+    .openapi(listSamples, async (c) => {
+      const q = c.req.valid('query');
+      const filter: SampleFilter = {
+        categories: q.category === undefined ? undefined : [q.category],
+        split: q.split,
+        fileNameContains: q.file_name_contains,
+        minAnnotations: q.min_annotations,
+        maxAnnotations: q.max_annotations,
+        isCrowd: q.is_crowd,
+      };
+      // The dataset lookup answers 404 for an unknown id; a page of one would just be empty.
+      const [, total, page] = await Promise.all([
+        dv.datasets.get(q.dataset_id),
+        dv.samples.count(q.dataset_id, filter),
+        dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),
+      ]);
+      const origin = requestOrigin(c.req.url);
+      return c.json({ items: page.samples.map((s) => sampleJson(s, origin)), total, offset: q.offset, limit: q.limit }, 200);
+    })
+    .openapi(listAnnotations, async (c) => {
+      const datasetId = c.req.valid('query').dataset_id;
+      // Dataset first, so an unknown dataset is named as such rather than as a missing sample.
+      await dv.datasets.get(datasetId);
+      const sample = await dv.samples.get(datasetId, c.req.valid('param').sample_id);
+      const [annotations] = await dv.samples.annotationsOf(datasetId, [sample.ord]);
+      return c.json((annotations ?? []).map(annotationJson), 200);
+    });
+}

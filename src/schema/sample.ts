@@ -1,0 +1,208 @@
+import { imagePath } from '../services/json-views.js';
+import type { Annotation, Sample, SampleFilter } from '../services/samples.js';
+import type { ThumbnailSize } from '../services/thumbnails.js';
+import { builder } from './builder.js';
+import type { GraphQLContext } from './context.js';
+import { DatasetType } from './dataset.js';
+import { parseDatasetRef, parseSampleLocalId, sampleLocalId } from './global-ids.js';
+import { decodeSampleCursor, encodeSampleCursor, filterHash, planPage, toConnection, type ConnectionArgs } from './paging.js';
+
+const ThumbnailSizeEnum = builder.enumType('ThumbnailSize', {
+  description: 'Thumbnail widths: SMALL 128 px, MEDIUM 256 px, LARGE 512 px (WebP).',
+  values: {
+    SMALL: { value: 'small' },
+    MEDIUM: { value: 'medium' },
+    LARGE: { value: 'large' },
+  } as const,
+});
+
+const BBoxType = builder.objectRef<{ x: number; y: number; w: number; h: number }>('BBox').implement({
+  description: 'A box in pixels of the original image: top-left corner, width and height (COCO order).',
+  fields: (t) => ({ x: t.exposeFloat('x'), y: t.exposeFloat('y'), w: t.exposeFloat('w'), h: t.exposeFloat('h') }),
+});
+
+const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
+  description: 'One annotation of a sample.',
+  fields: (t) => ({
+    id: t.id({ description: 'Unique across datasets: `<datasetId>:<position in the file>` (COCO files may repeat annotation ids).', resolve: (a) => `${a.datasetId}:${a.ord}` }),
+    annotationId: t.field({ type: 'SafeInt', description: 'The annotation id of the file.', resolve: (a) => a.id }),
+    categoryId: t.field({ type: 'SafeInt', resolve: (a) => a.categoryId }),
+    categoryName: t.exposeString('categoryName', { nullable: true, description: '`null` when the file names a category it does not define.' }),
+    bbox: t.field({ type: BBoxType, nullable: true, resolve: (a) => a.bbox }),
+    area: t.exposeFloat('area', { nullable: true }),
+    isCrowd: t.exposeBoolean('isCrowd'),
+    source: t.exposeString('source', { description: '`ground_truth`, or where a prediction came from.' }),
+    confidence: t.exposeFloat('score', { nullable: true, description: 'The score of a prediction; `null` for ground truth.' }),
+    segmentationKind: t.exposeString('segmentationKind', { description: '`polygon`, `rle`, `rle_compressed` or `none`.' }),
+    segmentation: t.expose('segmentation', { type: 'JSON', nullable: true, description: 'Polygons or RLE exactly as in the file.' }),
+    numKeypoints: t.exposeInt('numKeypoints', { nullable: true }),
+    keypoints: t.exposeFloatList('keypoints', { nullable: true }),
+  }),
+});
+
+/** DataLoader key of Sample.annotations: a sample is addressed by (dataset, ord). */
+const annotationKey = (s: Sample) => `${s.datasetId}:${s.ord}`;
+
+export const SampleType = builder.loadableNode('Sample', {
+  description: 'One image of a dataset.',
+  id: { resolve: (s) => sampleLocalId(s.datasetId, s.id) },
+  load: loadSamples,
+  fields: (t) => ({
+    sampleId: t.field({ type: 'SafeInt', description: 'The image id of the file: the id REST uses (`/images/{datasetId}/{sampleId}`).', resolve: (s) => s.id }),
+    datasetId: t.exposeID('datasetId'),
+    position: t.exposeInt('ord', { description: 'Position in the annotation file (0-based): the order of every listing.' }),
+    fileName: t.exposeString('fileName'),
+    width: t.exposeInt('width', { nullable: true }),
+    height: t.exposeInt('height', { nullable: true }),
+    split: t.exposeString('split', { nullable: true }),
+    annotationCount: t.exposeInt('annotationCount'),
+    fileMissing: t.exposeBoolean('fileMissing', { description: 'The image file was not in the image folder at ingest.' }),
+    licenseId: t.field({ type: 'SafeInt', nullable: true, resolve: (s) => s.licenseId }),
+    cocoUrl: t.exposeString('cocoUrl', { nullable: true }),
+    flickrUrl: t.exposeString('flickrUrl', { nullable: true }),
+    dateCaptured: t.exposeString('dateCaptured', { nullable: true }),
+    metadata: t.expose('metadata', { type: 'JSON', nullable: true, description: 'Non-standard image fields of the file, and what plugins added.' }),
+    thumbnailUrl: t.string({
+      description: 'Absolute URL of a WebP thumbnail (REST `/images`), usable as it is in `<img>`.',
+      args: { size: t.arg({ type: ThumbnailSizeEnum, required: true, defaultValue: 'medium' }) },
+      resolve: (s, args, ctx) => imageUrl(ctx, s, args.size),
+    }),
+    imageUrl: t.string({ description: 'Absolute URL of the original image file.', resolve: (s, _args, ctx) => imageUrl(ctx, s, 'original') }),
+    annotations: t.loadableList({
+      type: AnnotationType,
+      description: 'In file order. One query loads the annotations of every sample of a page.',
+      load: (samples: Sample[], ctx) => loadAnnotations(samples, ctx),
+      loaderOptions: { cacheKeyFn: annotationKey },
+      resolve: (s) => s,
+    }),
+    dataset: t.field({ type: DatasetType, resolve: (s) => s.datasetId }),
+  }),
+});
+
+function imageUrl(ctx: GraphQLContext, s: Sample, size: ThumbnailSize | 'original'): string {
+  return ctx.origin + imagePath(s.datasetId, s.id, size);
+}
+
+/** Sample nodes by local id, one query per dataset; an Error for a malformed or unknown key. */
+async function loadSamples(keys: string[], ctx: GraphQLContext): Promise<(Sample | Error)[]> {
+  const parsed = keys.map((k) => {
+    try {
+      return parseSampleLocalId(k);
+    } catch (e) {
+      return e as Error;
+    }
+  });
+  const byDataset = new Map<string, number[]>();
+  for (const p of parsed) if (!(p instanceof Error)) byDataset.set(p.datasetId, [...(byDataset.get(p.datasetId) ?? []), p.sampleId]);
+  const found = new Map<string, Sample | Error>();
+  await Promise.all(
+    [...byDataset].map(async ([datasetId, ids]) => {
+      const samples = await ctx.dv.samples.getMany(datasetId, ids);
+      samples.forEach((s, i) => found.set(sampleLocalId(datasetId, ids[i]!), s));
+    }),
+  );
+  return parsed.map((p) => (p instanceof Error ? p : found.get(sampleLocalId(p.datasetId, p.sampleId))!));
+}
+
+/** Annotations of many samples: one service call (one query) per dataset among the keys, in key order. */
+async function loadAnnotations(samples: Sample[], ctx: GraphQLContext): Promise<Annotation[][]> {
+  const byDataset = new Map<string, number[]>();
+  for (const s of samples) byDataset.set(s.datasetId, [...(byDataset.get(s.datasetId) ?? []), s.ord]);
+  const lists = new Map<string, Annotation[]>();
+  await Promise.all(
+    [...byDataset].map(async ([datasetId, ords]) => {
+      const grouped = await ctx.dv.samples.annotationsOf(datasetId, ords);
+      grouped.forEach((list, i) => lists.set(`${datasetId}:${ords[i]}`, list));
+    }),
+  );
+  return samples.map((s) => lists.get(annotationKey(s)) ?? []);
+}
+
+interface SampleFilterInputShape {
+  category?: string | null;
+  categories?: string[] | null;
+  split?: string | null;
+  fileNameContains?: string | null;
+  minAnnotations?: number | null;
+  maxAnnotations?: number | null;
+  isCrowd?: boolean | null;
+  minBboxArea?: number | null;
+  maxBboxArea?: number | null;
+  fileMissing?: boolean | null;
+}
+
+const SampleFilterInput = builder.inputRef<SampleFilterInputShape>('SampleFilter').implement({
+  description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
+  fields: (t) => ({
+    category: t.string({ description: 'The sample has an annotation in this category. Merged with `categories`: any of the names matches.' }),
+    categories: t.stringList({ description: 'The sample has at least one annotation in any of these categories.' }),
+    split: t.string(),
+    fileNameContains: t.string({ description: 'Case-sensitive substring of the file name.' }),
+    minAnnotations: t.int({ description: 'At least this many annotations.' }),
+    maxAnnotations: t.int({ description: 'At most this many annotations.' }),
+    isCrowd: t.boolean({ description: 'The sample has an annotation with this crowd flag.' }),
+    minBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at least this large; with the other annotation conditions, one annotation must meet them all.' }),
+    maxBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at most this large.' }),
+    fileMissing: t.boolean({ description: 'The image file was (true) or was not (false) missing at ingest.' }),
+  }),
+});
+
+/** The input as the service's filter: `category` joins `categories`, absent fields stay absent. */
+function toSampleFilter(f: SampleFilterInputShape | null | undefined): SampleFilter {
+  if (!f) return {};
+  const names = f.category != null || f.categories != null ? [...new Set([...(f.category != null ? [f.category] : []), ...(f.categories ?? [])])] : undefined;
+  const filter: SampleFilter = {
+    categories: names,
+    split: f.split ?? undefined,
+    fileNameContains: f.fileNameContains ?? undefined,
+    minAnnotations: f.minAnnotations ?? undefined,
+    maxAnnotations: f.maxAnnotations ?? undefined,
+    isCrowd: f.isCrowd ?? undefined,
+    minBboxArea: f.minBboxArea ?? undefined,
+    maxBboxArea: f.maxBboxArea ?? undefined,
+    fileMissing: f.fileMissing ?? undefined,
+  };
+  return Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== undefined)) as SampleFilter;
+}
+
+/** One page of a dataset's samples; the dataset comes through its DataLoader, so an unknown id is NOT_FOUND. */
+async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInputShape | null | undefined, args: ConnectionArgs) {
+  const filter = toSampleFilter(filterInput);
+  const scope = { datasetId, filterHash: filterHash(filter) };
+  const plan = planPage(args, (arg, cursor) => decodeSampleCursor(arg, cursor, scope));
+  const window =
+    plan.direction === 'forward'
+      ? { kind: 'after' as const, afterOrd: plan.cursor, limit: plan.limit }
+      : { kind: 'before' as const, beforeOrd: plan.cursor, limit: plan.limit };
+  const [, page] = await Promise.all([DatasetType.getDataloader(ctx).load(datasetId), ctx.dv.samples.page(datasetId, filter, window)]);
+  return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord), () => ctx.dv.samples.count(datasetId, filter));
+}
+
+export const SampleConnection = builder.connectionObject({ type: SampleType, name: 'SampleConnection' }, { name: 'SampleEdge' });
+
+builder.queryFields((t) => ({
+  samples: t.connection(
+    {
+      type: SampleType,
+      description: 'Samples of a dataset in file order. NOT_FOUND for an unknown dataset; `first`/`last` at most 200.',
+      args: {
+        datasetId: t.arg.id({ required: true, description: 'The dataset id (REST) or the global id of the dataset.' }),
+        filter: t.arg({ type: SampleFilterInput }),
+      },
+      resolve: (_root, args, ctx) => samplesConnection(ctx, parseDatasetRef(String(args.datasetId)), args.filter, args),
+    },
+    SampleConnection,
+  ),
+}));
+
+builder.objectField(DatasetType, 'samples', (t) =>
+  t.connection(
+    {
+      type: SampleType,
+      description: 'The samples of this dataset in file order; `first`/`last` at most 200.',
+      args: { filter: t.arg({ type: SampleFilterInput }) },
+      resolve: (dataset, args, ctx) => samplesConnection(ctx, dataset.id, args.filter, args),
+    },
+    SampleConnection,
+  ),
+);

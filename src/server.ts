@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { bodyLimit } from 'hono/body-limit';
+import { datasetRoutes } from './rest/datasets.js';
+import { errorResponse, toErrorResponse } from './rest/errors.js';
+import { healthRoutes } from './rest/health.js';
+import { imageRoutes } from './rest/images.js';
+import { ingestRoutes } from './rest/ingest.js';
+import { requestLog } from './rest/request-log.js';
+import { newRouter } from './rest/router.js';
+import { sampleRoutes } from './rest/samples.js';
+import { createGraphQLHandler } from './schema/handler.js';
+import type { DataVisor } from './services/app.js';
+
+export interface ServerOptions {
+  /** Largest request body accepted (413 above). */
+  maxBodyBytes?: number;
+  /** Interval of SSE heartbeat comments. */
+  heartbeatMs?: number;
+  /** How long close() waits for open requests (an ingest stream ending) before cutting them. */
+  closeGraceMs?: number;
+}
+
+export interface RunningServer {
+  /** Where the server listens, e.g. http://127.0.0.1:8000 (the real port when settings.port is 0). */
+  url: string;
+  port: number;
+  server: Server;
+  /** Stops accepting, lets open requests finish, closes keep-alive connections. */
+  close(): Promise<void>;
+}
+
+/** Ingest requests are a few paths; GraphQL documents are small. Anything bigger is not ours. */
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+const VERSION = readVersion();
+
+/**
+ * The HTTP application: REST routes (src/rest, one file per resource) and the GraphQL endpoint.
+ * Middleware, in order: request id + one log line per request; body size cap on requests with a
+ * body; then the routes, whose zod schemas validate input and also produce /openapi.json.
+ */
+export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const app = newRouter();
+
+  app.use(requestLog(dv.log));
+  app.on(
+    ['POST', 'PUT', 'PATCH'],
+    '*',
+    bodyLimit({ maxSize: maxBody, onError: () => errorResponse('PAYLOAD_TOO_LARGE', `The request body is larger than ${maxBody} bytes`) }),
+  );
+
+  app.route('/', healthRoutes());
+  app.route('/', ingestRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
+  app.route('/', datasetRoutes(dv));
+  app.route('/', sampleRoutes(dv));
+  app.route('/', imageRoutes(dv));
+
+  const graphql = createGraphQLHandler(dv);
+  app.on(['GET', 'POST', 'OPTIONS'], ['/graphql', '/graphql/stream'], (c) => graphql(c.req.raw));
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'DataVisor REST API',
+      version: VERSION,
+      description: 'Errors answer `{"error":{"code","message"}}`. GraphQL is served at /graphql (not described here).',
+    },
+  });
+
+  app.notFound((c) => errorResponse('NOT_FOUND', `No route ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => toErrorResponse(err, c.get('log') ?? dv.log));
+  return app;
+}
+
+/** Serves createServer(dv) on `dv.settings.host:port` (port 0: any free port). */
+export async function startServer(dv: DataVisor, opts: ServerOptions = {}): Promise<RunningServer> {
+  const app = createServer(dv, opts);
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const { host, port } = dv.settings;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const actual = (server.address() as AddressInfo).port;
+  const url = `http://${urlHost(host)}:${actual}`;
+  dv.log.info({ url }, 'listening');
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port: actual,
+    server,
+    close: () => (closing ??= closeServer(server, opts.closeGraceMs ?? 10_000)),
+  };
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    // A connection busy now (an SSE stream sending its last event) turns idle later; keep sweeping
+    // so keep-alive sockets do not hold the close open until their own timeout.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close((err) => {
+      clearInterval(sweep);
+      clearTimeout(force);
+      if (err) reject(err);
+      else resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+/** A wildcard address is not somewhere to browse to; IPv6 literals need brackets in a URL. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function readVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    // Only the document's info.version is affected.
+    return '0.0.0';
+  }
+}
