@@ -1,5 +1,6 @@
 import { datasetKey, type Category, type Dataset, type Warning } from '../services/datasets.js';
 import { builder } from './builder.js';
+import type { GraphQLContext } from './context.js';
 import { parseDatasetRef } from './global-ids.js';
 import { decodeDatasetCursor, encodeDatasetCursor, planPage, toConnection } from './paging.js';
 
@@ -29,7 +30,7 @@ export const CategoryType = builder.objectRef<Category>('Category').implement({
 export const DatasetType = builder.loadableNode('Dataset', {
   description: 'One ingested annotation file. Datasets never change after ingest; delete and ingest again to update.',
   id: { resolve: (d) => d.id },
-  load: (ids: string[], ctx) => ctx.dv.datasets.getMany(ids),
+  load: (ids: string[], ctx: GraphQLContext) => ctx.dv.datasets.getMany(ids),
   cacheResolved: (d) => d.id,
   fields: (t) => ({
     datasetId: t.exposeID('id', { description: 'The id REST uses (`/datasets/{id}`); every argument that takes a dataset accepts it or `id`.' }),

@@ -84,7 +84,9 @@ describe('datavisor CLI', () => {
     const cmd = [BIN, 'ingest', COCO128.annotations, COCO128.images].map((a) => `'${a}'`).join(' ');
     const r = spawnSync('script', ['-qec', `${process.execPath} ${cmd}`, '/dev/null'], { env, cwd: dir, encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/annotations\s*\|[█░]+\| 100%/);
+    // Frames are throttled, so only the last one is certain: the thumbnails stage, complete.
+    expect(r.stdout).toMatch(/\|[█░]{10,}\| \d+%/);
+    expect(r.stdout).toMatch(/thumbnails\s*\|█+\| 100%/);
     expect(r.stdout).toContain('Ingested 128 images, 939 annotations and 80 categories');
   });
 });
