@@ -31,6 +31,8 @@ export const builder = new SchemaBuilder<{
     // Relay's shape (base64 of "Type:localId"), with errors that say what is wrong instead of a 500.
     encodeGlobalID: (typename, id) => encodeGlobalId(typename, String(id)),
     decodeGlobalID: (globalId) => decodeGlobalId(globalId),
+    nodeTypeOptions: { description: 'An object with a global id, which `node(id:)` fetches again.' },
+    pageInfoTypeOptions: { description: 'Where a page lies in its connection (Relay spec).' },
     nodeQueryOptions: { description: 'Any object by its global id (`Dataset` or `Sample`); `null` and a NOT_FOUND error if it does not exist.' },
     nodesQueryOptions: { description: 'Objects by global id, in the order given; `null` and a NOT_FOUND error for each that does not exist.' },
   },

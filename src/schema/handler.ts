@@ -1,13 +1,46 @@
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createYoga } from 'graphql-yoga';
 import type { DataVisor } from '../services/app.js';
+import { createContext, type GraphQLContext } from './context.js';
+import { maskError, yogaLogger } from './errors.js';
+import { graphiqlOptions } from './graphiql.js';
+import { useAbuseGuards } from './guards.js';
+import { schema } from './index.js';
+import { useGraphQLSSE } from './sse.js';
+import { useCrossSiteGuard, usePartialResultStatus } from './transport.js';
+
+export const GRAPHQL_PATH = '/graphql';
+export const STREAM_PATH = '/graphql/stream';
 
 /**
  * The GraphQL endpoint (/graphql and /graphql/stream) as a fetch handler that the HTTP server
- * mounts. Placeholder until the GraphQL issue lands: it answers 501.
+ * mounts for GET, POST and OPTIONS (and PUT/DELETE on /graphql/stream for graphql-sse's
+ * single-connection mode). GraphiQL answers a browser's GET /graphql, from assets bundled in
+ * @graphql-yoga/render-graphiql: no CDN, so it works on an air-gapped server.
  */
-export function createGraphQLHandler(_dv: DataVisor): (request: Request) => Promise<Response> {
-  return async () =>
-    new Response(JSON.stringify({ error: { code: 'NOT_IMPLEMENTED', message: 'GraphQL is not built yet' } }), {
-      status: 501,
-      headers: { 'content-type': 'application/json' },
-    });
+export function createGraphQLHandler(dv: DataVisor): (request: Request) => Promise<Response> {
+  const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    context: ({ request }) => createContext(dv, request),
+    maskedErrors: { maskError: (error) => maskError(error) },
+    logging: yogaLogger(dv.log),
+    graphiql: graphiqlOptions(dv),
+    renderGraphiQL,
+    landingPage: false,
+    // CORS is the HTTP server's (one policy for REST and GraphQL); uploads are not part of the API.
+    cors: false,
+    multipart: false,
+    plugins: [
+      // Before parsing: refuse requests a foreign page could send without a CORS preflight.
+      useCrossSiteGuard([GRAPHQL_PATH, STREAM_PATH]),
+      // Transport: graphql-sse's protocol at /graphql/stream, through the same envelop as /graphql.
+      useGraphQLSSE(STREAM_PATH),
+      // Validation: depth, cost, aliases, directives and tokens.
+      ...useAbuseGuards({ production: process.env.NODE_ENV === 'production' }),
+      // Result: partial data is a 200.
+      usePartialResultStatus(),
+    ],
+  });
+  return async (request) => yoga.fetch(request);
 }

@@ -64,8 +64,8 @@ export const SampleType = builder.loadableNode('Sample', {
     metadata: t.expose('metadata', { type: 'JSON', nullable: true, description: 'Non-standard image fields of the file, and what plugins added.' }),
     thumbnailUrl: t.string({
       description: 'Absolute URL of a WebP thumbnail (REST `/images`), usable as it is in `<img>`.',
-      args: { size: t.arg({ type: ThumbnailSizeEnum, required: true, defaultValue: 'medium' }) },
-      resolve: (s, args, ctx) => imageUrl(ctx, s, args.size),
+      args: { size: t.arg({ type: ThumbnailSizeEnum, defaultValue: 'medium' }) },
+      resolve: (s, args, ctx) => imageUrl(ctx, s, args.size ?? 'medium'),
     }),
     imageUrl: t.string({ description: 'Absolute URL of the original image file.', resolve: (s, _args, ctx) => imageUrl(ctx, s, 'original') }),
     annotations: t.loadableList({

@@ -150,10 +150,43 @@ export async function expectHealthy(base: string): Promise<void> {
   if (res.status !== 200 || (body as { status?: string }).status !== 'ok') throw new Error(`/health answered ${res.status}`);
 }
 
-/** Writes a synthetic train2017-like COCO file (no images) with the shared generator. */
-export function generateCoco(out: string, images: number): void {
-  const r = spawnSync(process.execPath, [GEN_COCO, '--images', String(images), '--out', out], { encoding: 'utf8' });
+/**
+ * A synthetic train2017-like COCO file (no images) from the shared generator, big enough that an
+ * ingest runs for a second or more. Made once per machine in the temp folder and reused; written
+ * under a temp name and renamed, so test files running in parallel never read half a file.
+ */
+export async function bigCocoFile(images = 12_000): Promise<string> {
+  const dir = path.join(os.tmpdir(), 'datavisor-test-fixtures');
+  const file = path.join(dir, `gen-coco-${images}.json`);
+  try {
+    await fs.access(file);
+    return file;
+  } catch {
+    // Not made yet.
+  }
+  await fs.mkdir(dir, { recursive: true });
+  const temp = `${file}.${process.pid}-${Date.now()}.tmp`;
+  const r = spawnSync(process.execPath, [GEN_COCO, '--images', String(images), '--out', temp], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`gen-coco failed: ${r.stderr}`);
+  await fs.rename(temp, file);
+  return file;
+}
+
+/** Reads an SSE response block by block, as a browser's EventSource would. */
+export async function* sseBlocks(res: Response): AsyncGenerator<string> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) !== -1) {
+      yield buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+    }
+  }
 }
 
 /** A PNG that claims width×height pixels but is only a few hundred KB: a decompression bomb. */

@@ -1,7 +1,8 @@
 import { parentPort } from 'node:worker_threads';
 import { DataVisorError } from '../errors.js';
 import {
-  newAnnotationColumns, pushAnnotation, type AnnotationColumns, type ParseEvent, type WorkerRequest, type WorkerResponse,
+  buildAnnotationColumns, newAnnotationColumns, pushAnnotation, transferList, type AnnotationColumnsBuilder, type ParseEvent,
+  type WorkerRequest, type WorkerResponse,
 } from './batch.js';
 import { CocoReader } from './coco-reader.js';
 import { pumpJsonTokens } from './json-tokens.js';
@@ -18,10 +19,10 @@ const SLICE = 16 * 1024;
 
 const port = parentPort!;
 let events: ParseEvent[] = [];
-let columns: AnnotationColumns | null = null;
+let columns: AnnotationColumnsBuilder | null = null;
 
 const flushColumns = () => {
-  if (columns && columns.count > 0) events.push({ kind: 'annotations', columns });
+  if (columns && columns.count > 0) events.push({ kind: 'annotations', columns: buildAnnotationColumns(columns) });
   columns = null;
 };
 
@@ -75,7 +76,7 @@ const take = (): ParseEvent[] => {
 
 const send = (msg: WorkerResponse) => {
   const evs = msg.type === 'error' ? [] : msg.events;
-  port.postMessage(msg, evs.flatMap((e) => (e.kind === 'annotations' ? [e.columns.nums.buffer as ArrayBuffer] : [])));
+  port.postMessage(msg, evs.flatMap((e) => (e.kind === 'annotations' ? transferList(e.columns) : [])));
 };
 
 let bytesRead = 0;

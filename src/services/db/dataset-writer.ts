@@ -1,5 +1,5 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { A, ANN_STRIDE, kindName, type AnnotationColumns } from '../coco/batch.js';
+import { A, ANN_STRIDE, kindName, textAt, type AnnotationColumns } from '../coco/batch.js';
 import type { CocoCategory, CocoImage, CocoLicense } from '../coco/types.js';
 import { DataVisorError } from '../errors.js';
 import { plainRow, type Database, type Row } from './connection.js';
@@ -129,10 +129,10 @@ export class DatasetWriter {
       if (Number.isNaN(kp)) a.appendNull();
       else a.appendInteger(kp);
       appendNumber(a, n[o + A.score]!);
-      appendText(a, c.extra[i]);
+      appendText(a, textAt(c.extra, i));
       a.endRow();
-      const seg = c.segmentation[i];
-      const keypoints = c.keypoints[i];
+      const seg = textAt(c.segmentation, i);
+      const keypoints = textAt(c.keypoints, i);
       if (seg != null || keypoints != null) {
         sh.appendVarchar(this.datasetId);
         sh.appendInteger(ord);

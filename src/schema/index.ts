@@ -1,0 +1,11 @@
+import { builder } from './builder.js';
+import './connection.js';
+import './dataset.js';
+import './ingest.js';
+import './sample.js';
+
+builder.queryType({ description: 'Datasets and their samples; every object with a global id is also reachable through `node`.' });
+builder.mutationType({});
+builder.subscriptionType({});
+
+export const schema = builder.toSchema();

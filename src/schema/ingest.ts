@@ -1,0 +1,65 @@
+import type { IngestEvent } from '../services/ingest.js';
+import { builder } from './builder.js';
+import { DatasetType, WarningType } from './dataset.js';
+import { ingestEventError } from './errors.js';
+
+const IngestStageEnum = builder.enumType('IngestStage', {
+  description: 'Stages in the order a COCO file is read (CATEGORIES may come before or after the images, as the file has them), then THUMBNAILS and COMPLETE. ERROR never arrives as data: a failed ingest ends the stream with a GraphQL error.',
+  values: {
+    CATEGORIES: { value: 'categories' },
+    PARSING_IMAGES: { value: 'parsing_images' },
+    PARSING_ANNOTATIONS: { value: 'parsing_annotations' },
+    THUMBNAILS: { value: 'thumbnails' },
+    COMPLETE: { value: 'complete' },
+    ERROR: { value: 'error' },
+  } as const,
+});
+
+const IngestInput = builder.inputType('IngestInput', {
+  description: 'What to ingest: paths on the server, inside DATAVISOR_DATA_ROOTS.',
+  fields: (t) => ({
+    annotationPath: t.string({ required: true }),
+    imageDir: t.string({ required: true }),
+    datasetName: t.string({ description: 'Defaults to the annotation file name without `.json`.' }),
+    format: t.string({ description: 'Only `coco` (the default).' }),
+    split: t.string({ description: 'Applied to every sample of the dataset.' }),
+  }),
+});
+
+const IngestionProgress = builder.objectRef<IngestEvent>('IngestionProgress').implement({
+  description: 'One progress event of an ingest: the same events REST streams at POST /datasets/ingest.',
+  fields: (t) => ({
+    stage: t.field({ type: IngestStageEnum, resolve: (e) => e.stage }),
+    current: t.exposeInt('current', { description: 'Items read in this stage so far.' }),
+    total: t.exposeInt('total', { nullable: true, description: 'Items this stage will read, when known.' }),
+    message: t.exposeString('message'),
+    datasetId: t.id({ nullable: true, description: 'On COMPLETE: the id of the new dataset.', resolve: (e) => e.dataset_id ?? null }),
+    dataset: t.field({ type: DatasetType, nullable: true, description: 'On COMPLETE: the new dataset.', resolve: (e) => e.dataset_id ?? null }),
+    bytesRead: t.field({ type: 'SafeInt', resolve: (e) => e.bytes_read }),
+    bytesTotal: t.field({ type: 'SafeInt', nullable: true, resolve: (e) => e.bytes_total }),
+    imageCount: t.int({ nullable: true, description: 'On COMPLETE.', resolve: (e) => e.image_count ?? null }),
+    annotationCount: t.int({ nullable: true, description: 'On COMPLETE.', resolve: (e) => e.annotation_count ?? null }),
+    categoryCount: t.int({ nullable: true, description: 'On COMPLETE.', resolve: (e) => e.category_count ?? null }),
+    warnings: t.field({ type: [WarningType], nullable: true, description: 'On COMPLETE.', resolve: (e) => e.warnings ?? null }),
+    code: t.string({
+      nullable: true,
+      description: "Kept for parity with REST's error event; always null here, because a failed ingest arrives as a GraphQL error whose extensions.code says why.",
+      resolve: () => null,
+    }),
+  }),
+});
+
+builder.subscriptionFields((t) => ({
+  ingestDataset: t.field({
+    type: IngestionProgress,
+    description:
+      'Ingests a COCO file and streams its progress until COMPLETE. A failure ends the stream with an error whose extensions.code is NOT_FOUND, FORBIDDEN, BAD_USER_INPUT or INGEST_FAILED. Unsubscribing (or disconnecting) before COMPLETE cancels the ingest and leaves no dataset behind.',
+    args: { input: t.arg({ type: IngestInput, required: true }) },
+    // The very iterable REST's SSE consumes; graphql-js calls its return() when the client goes away.
+    subscribe: (_root, { input }, ctx) => ctx.dv.ingestion.ingest(input),
+    resolve: (event) => {
+      if (event.stage === 'error') throw ingestEventError(event.code, event.message);
+      return event;
+    },
+  }),
+}));

@@ -1,0 +1,97 @@
+import fs from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { loadSettings } from '../../dist/config.js';
+import { openDataVisor, type DataVisor } from '../../dist/services/app.js';
+import { createLogger } from '../../dist/services/logger.js';
+import { createGraphQLHandler } from '../../dist/schema/handler.js';
+
+export const COCO128 = '/work/shared/realdata/coco128-instances';
+export const COCO128_JSON = path.join(COCO128, 'annotations', 'instances_train2017.json');
+export const COCO128_IMAGES = path.join(COCO128, 'train2017');
+
+export interface GraphQLResult<T = any> {
+  status: number;
+  data?: T;
+  errors?: { message: string; path?: (string | number)[]; extensions?: { code?: string; [k: string]: unknown } }[];
+}
+
+export interface Harness {
+  dv: DataVisor;
+  /** http://127.0.0.1:<port> */
+  base: string;
+  /** A temp folder inside the data roots. */
+  tmp: string;
+  gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResult<T>>;
+  ingest(annotationPath?: string, imageDir?: string, extra?: { datasetName?: string; split?: string }): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A DataVisor on a new DuckDB file in a temp folder, with the GraphQL handler on a real
+ * node:http server on 127.0.0.1, mounted for every method as the HTTP server mounts it.
+ */
+export async function startHarness(options: { env?: Record<string, string>; log?: Logger; beforeHandler?: () => void } = {}): Promise<Harness> {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'datavisor-graphql-'));
+  await fs.mkdir(path.join(tmp, 'plugins'));
+  const settings = loadSettings(
+    {
+      DATAVISOR_DB_PATH: path.join(tmp, 'db.duckdb'),
+      DATAVISOR_CACHE_DIR: path.join(tmp, 'thumbnails'),
+      DATAVISOR_DATA_ROOTS: `/work/shared,${tmp}`,
+      DATAVISOR_PLUGIN_DIR: path.join(tmp, 'plugins'),
+      DATAVISOR_THUMBNAILS_ON_INGEST: '3',
+      ...options.env,
+    },
+    tmp,
+  );
+  const dv = await openDataVisor(settings, (options.log ?? createLogger('silent')) as DataVisor['log']);
+  options.beforeHandler?.();
+  const server = serve({ fetch: createGraphQLHandler(dv), hostname: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    dv,
+    base,
+    tmp,
+    async gql(query, variables = {}) {
+      const res = await fetch(`${base}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: res.status, ...((await res.json()) as object) };
+    },
+    async ingest(annotationPath = COCO128_JSON, imageDir = COCO128_IMAGES, extra = {}) {
+      for await (const e of dv.ingestion.ingest({ annotationPath, imageDir, ...extra })) {
+        if (e.stage === 'complete') return e.dataset_id!;
+        if (e.stage === 'error') throw new Error(`ingest failed: ${e.code} ${e.message}`);
+      }
+      throw new Error('ingest ended without complete');
+    },
+    async close() {
+      dv.ingestion.cancelAll();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await dv.close();
+      await fs.rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The codes of a result's errors, in order. */
+export const codes = (r: GraphQLResult) => (r.errors ?? []).map((e) => e.extensions?.code);
+
+interface CocoFile {
+  images: { id: number; file_name: string }[];
+  annotations: { image_id: number; category_id: number; iscrowd: number; bbox: number[] }[];
+  categories: { id: number; name: string }[];
+}
+
+/** The annotation file read as plain JSON: the oracle the answers are checked against. */
+export async function readCoco(file = COCO128_JSON): Promise<CocoFile> {
+  return JSON.parse(await fs.readFile(file, 'utf8')) as CocoFile;
+}
