@@ -14,6 +14,8 @@ export interface Settings {
   apiToken: string | undefined;
   /** DuckDB's memory_limit (buffer pool, sorts, uncommitted ingests); beyond it DuckDB spills to disk. */
   dbMemoryLimit: string;
+  /** Default of an ingest's `store_shapes`: keep polygons, RLE and keypoints (costs ~40% more ingest time). */
+  storeShapes: boolean;
 }
 
 function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -43,5 +45,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     demo: (env.DATAVISOR_DEMO ?? '1') !== '0',
     apiToken: env.DATAVISOR_API_TOKEN || undefined,
     dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '256MB',
+    storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',
   };
 }

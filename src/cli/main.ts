@@ -32,9 +32,10 @@ program
   .argument('<image_dir>', 'folder holding the images named by file_name')
   .option('--name <name>', 'dataset name (default: the annotation file name)')
   .option('--split <split>', 'split of every image, e.g. train')
+  .option('--shapes', 'also store polygons, RLE masks and keypoints (slower ingest; default: DATAVISOR_STORE_SHAPES)')
   .addOption(new Option('--format <format>', 'annotation format').choices(['coco']).default('coco'))
   .option('--json', 'print one JSON progress event per line instead of a progress bar')
-  .action(async (annotationPath: string, imageDir: string, opts: { name?: string; split?: string; format: string; json?: boolean }) => {
+  .action(async (annotationPath: string, imageDir: string, opts: { name?: string; split?: string; shapes?: boolean; format: string; json?: boolean }) => {
     // Logs would tear the progress bar, and the outcome is printed anyway: only unexpected errors are logged.
     const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'error'));
     const view = opts.json ? null : createProgressView(process.stderr);
@@ -47,7 +48,7 @@ program
     });
     try {
       for await (const e of dv.ingestion.ingest(
-        { annotationPath, imageDir, datasetName: opts.name, split: opts.split, format: opts.format },
+        { annotationPath, imageDir, datasetName: opts.name, split: opts.split, format: opts.format, storeShapes: opts.shapes ?? null },
         { signal: abort.signal },
       )) {
         last = e;

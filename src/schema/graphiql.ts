@@ -20,21 +20,22 @@ const SAMPLE_FIELDS = `id
  */
 export function defaultQuery(datasetId: string | null): string {
   if (datasetId) {
-    return `# The newest dataset and its first samples. Ctrl-Enter runs the query.
+    return `# The first samples of the newest dataset. Ctrl-Enter runs the query; pass
+# pageInfo.endCursor as \`after\` for the next page.
 query FirstSamples {
-  dataset(id: "${datasetId}") {
-    name
-    imageCount
-    categories { name annotationCount }
-  }
   samples(datasetId: "${datasetId}", first: 12) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
     edges {
       node {
         ${SAMPLE_FIELDS}
       }
     }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+  dataset(id: "${datasetId}") {
+    name
+    imageCount
+    categories { name annotationCount }
   }
 }
 `;

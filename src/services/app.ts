@@ -33,6 +33,7 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     const samples = new SampleService(db, datasets, thumbnails);
     const ingestion = new IngestionService({
       db, log, plugins, thumbnails, dataRoots: settings.dataRoots, thumbnailsOnIngest: settings.thumbnailsOnIngest,
+      storeShapes: settings.storeShapes,
     });
     let closed = false;
     return {

@@ -75,6 +75,14 @@ function toCategory(r: Row): Category {
 }
 
 export class DatasetService {
+  /**
+   * A dataset never changes after its ingest commits, so get() answers from memory after the first
+   * lookup (GET /samples and every thumbnail miss look their dataset up). Ids of deleted datasets
+   * are remembered (ids are never reused) so a lookup racing a delete cannot cache a dead entry.
+   */
+  private readonly cache = new Map<string, Dataset>();
+  private readonly deleted = new Set<string>();
+
   constructor(
     private readonly db: Database,
     private readonly thumbnails: ThumbnailService | null,
@@ -106,9 +114,13 @@ export class DatasetService {
   }
 
   async get(id: string): Promise<Dataset> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
     const row = await getDatasetRow(this.db, id);
     if (!row) throw new NotFoundError('dataset', id);
-    return toDataset(row);
+    const dataset = toDataset(row);
+    if (!this.deleted.has(id)) this.cache.set(id, dataset);
+    return dataset;
   }
 
   /** For DataLoader: one result per id, in order, an Error for an unknown id. */
@@ -125,7 +137,10 @@ export class DatasetService {
 
   /** Deletes every row of the dataset, then its cached thumbnails. */
   async delete(id: string): Promise<void> {
+    this.cache.delete(id);
     if (!(await deleteDatasetRows(this.db, id))) throw new NotFoundError('dataset', id);
+    this.deleted.add(id);
+    this.cache.delete(id);
     await this.thumbnails?.removeDataset(id);
   }
 }

@@ -22,6 +22,8 @@ export interface IngestRequest {
   datasetName?: string | null;
   format?: string | null;
   split?: string | null;
+  /** Keep polygons, RLE masks and keypoints for drawing (default: the DATAVISOR_STORE_SHAPES setting). */
+  storeShapes?: boolean | null;
 }
 
 /** One progress event; the same objects feed REST's SSE, the GraphQL subscription and the CLI. */
@@ -48,6 +50,7 @@ export interface IngestionDeps {
   thumbnails: ThumbnailService | null;
   dataRoots: readonly string[];
   thumbnailsOnIngest: number;
+  storeShapes: boolean;
 }
 
 const SECTION_STAGE: Partial<Record<CocoSection, IngestStage>> = {
@@ -108,7 +111,7 @@ export class IngestionService {
       const context: IngestContext = { datasetId, datasetName: name, annotationPath, imageDir, split: req.split };
       log.info({ dataset_id: datasetId, annotation_path: annotationPath, image_dir: imageDir }, 'ingest started');
 
-      writer = await DatasetWriter.begin(this.deps.db, datasetId, req.split);
+      writer = await DatasetWriter.begin(this.deps.db, datasetId, req.split, log);
       await this.deps.plugins.ingestStart(context);
       const hooks = this.deps.plugins.hasSampleHooks ? this.deps.plugins.sampleRunner(context) : null;
 
@@ -122,7 +125,8 @@ export class IngestionService {
         return { stage: s, current, total: null, message: message ?? progressMessage(s, current), bytes_read: bytesRead, bytes_total: bytesTotal };
       };
 
-      const parse = parseCoco(fs.createReadStream(annotationPath, { highWaterMark: READ_CHUNK }));
+      const keepShapes = req.storeShapes ?? this.deps.storeShapes;
+      const parse = parseCoco(fs.createReadStream(annotationPath, { highWaterMark: READ_CHUNK }), { keepShapes });
       let step = await parse.next();
       while (!step.done) {
         this.throwIfAborted(controller);
@@ -295,6 +299,7 @@ interface ValidRequest {
   imageDir: string;
   datasetName: string | null;
   split: string | null;
+  storeShapes: boolean | null;
 }
 
 function validateRequest(r: IngestRequest): ValidRequest {
@@ -312,7 +317,9 @@ function validateRequest(r: IngestRequest): ValidRequest {
   if (split !== null && (typeof split !== 'string' || split.trim() === '' || split.length > 100)) {
     throw new BadInputError('split must be a non-empty string of at most 100 characters');
   }
-  return { annotationPath: r.annotationPath, imageDir: r.imageDir, datasetName: name?.trim() ?? null, split: split?.trim() ?? null };
+  const storeShapes = r.storeShapes ?? null;
+  if (storeShapes !== null && typeof storeShapes !== 'boolean') throw new BadInputError('store_shapes must be a boolean');
+  return { annotationPath: r.annotationPath, imageDir: r.imageDir, datasetName: name?.trim() ?? null, split: split?.trim() ?? null, storeShapes };
 }
 
 function toIngestError(err: unknown): DataVisorError {

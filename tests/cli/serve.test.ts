@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,6 +16,8 @@ interface Served {
   /** Resolves with the first stdout line matching `re`. */
   line(re: RegExp): Promise<string>;
   stderr(): string;
+  /** Resolves once stderr (the JSON log) contains `text`. */
+  logged(text: string): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -39,7 +42,10 @@ function serve(cwd: string, env: Record<string, string>): Served {
     }
   });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    child.stderr!.emit('text', err);
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   cleanup.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -50,6 +56,16 @@ function serve(cwd: string, env: Record<string, string>): Served {
   return {
     child,
     stderr: () => err,
+    logged: (text) =>
+      new Promise((resolve) => {
+        if (err.includes(text)) return resolve();
+        const on = (all: string) => {
+          if (!all.includes(text)) return;
+          child.stderr!.off('text', on);
+          resolve();
+        };
+        child.stderr!.on('text', on);
+      }),
     exited,
     line: (re) =>
       new Promise((resolve, reject) => {
@@ -141,20 +157,14 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     const s = serve(cwd, { DATAVISOR_DEMO: '0' });
     const base = urlOf(await s.line(/^DataVisor listening on /));
     // A request whose body never ends keeps its connection busy: a clean shutdown would wait for it.
-    const hang = new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{"annotation_path":')) });
-    const pending = fetch(`${base}/datasets/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: hang, duplex: 'half' } as RequestInit).catch(
-      (e: unknown) => e,
-    );
-    // Once the server has logged the request's start… there is no such line before the body ends,
-    // so wait for /health to prove the server is serving, then for the shutdown log.
+    const hang = http.request(`${base}/datasets/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+    hang.on('error', () => undefined);
+    await new Promise<void>((resolve) => hang.write('{"annotation_path":', () => resolve()));
+    // Connections are accepted in order, so once /health answers the hanging one is being served.
     expect((await fetch(`${base}/health`)).status).toBe(200);
     s.child.kill('SIGTERM');
-    await new Promise<void>((resolve) => {
-      const check = () => (s.stderr().includes('shutting down') ? resolve() : setTimeout(check, 10));
-      check();
-    });
+    await s.logged('"msg":"shutting down"');
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(143);
-    await pending;
   });
 });

@@ -4,10 +4,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
-import { loadSettings } from '../../dist/config.js';
-import { openDataVisor, type DataVisor } from '../../dist/services/app.js';
-import { createLogger } from '../../dist/services/logger.js';
-import { createGraphQLHandler } from '../../dist/schema/handler.js';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { DataVisor } from '../../dist/services/app.js';
+
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
+
+/**
+ * Loads a module of dist/ with Node's own loader (require of an ES module), as production runs
+ * it. Through vitest's transform, dist/ would import `graphql` as its ES build while yoga, Pothos
+ * and graphql-tools (loaded by Node) get the CommonJS build: two GraphQLError classes and two
+ * schema realms. Every test of tests/graphql takes dist/ modules from here only.
+ */
+const nodeRequire = createRequire(import.meta.url);
+export const dist = <T = any>(module: string): T => nodeRequire(path.join(DIST, module)) as T;
+
+const { loadSettings } = dist<typeof import('../../dist/config.js')>('config.js');
+const { openDataVisor } = dist<typeof import('../../dist/services/app.js')>('services/app.js');
+const { createLogger } = dist<typeof import('../../dist/services/logger.js')>('services/logger.js');
+const { createGraphQLHandler } = dist<typeof import('../../dist/schema/handler.js')>('schema/handler.js');
 
 export const COCO128 = '/work/shared/realdata/coco128-instances';
 export const COCO128_JSON = path.join(COCO128, 'annotations', 'instances_train2017.json');
@@ -75,7 +90,10 @@ export async function startHarness(options: { env?: Record<string, string>; log?
     },
     async close() {
       dv.ingestion.cancelAll();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // fetch keeps sockets alive; close them instead of waiting for their timeout.
+      (server as import('node:http').Server).closeAllConnections();
+      await closed;
       await dv.close();
       await fs.rm(tmp, { recursive: true, force: true });
     },

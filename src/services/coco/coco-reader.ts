@@ -49,7 +49,15 @@ export class CocoReader {
   private rawHasStringCounts = false;
   private readonly raw: Record<string, { text: string; numbers: number; arrays: number; object: boolean; stringCounts: boolean }> = {};
 
-  constructor(private readonly sink: CocoSink) {}
+  /**
+   * `keepShapes`: build the compact JSON text of segmentation and keypoints. Without it the
+   * reader only counts polygons and points, which is most of the parse's saving when masks are
+   * not wanted (docs/ingestion.md).
+   */
+  constructor(
+    private readonly sink: CocoSink,
+    private readonly keepShapes = true,
+  ) {}
 
   /** Where the reader is, for error messages: `images[12]`. */
   location(): string {
@@ -264,31 +272,32 @@ export class CocoReader {
     let needComma = this.rawNeedComma;
     let numbers = this.rawNumbers;
     let depth = this.rawDepth;
+    const keep = this.keepShapes;
     const n = tokens.length;
     for (; i < n; i++) {
       const t = tokens[i]!;
       const name = t.name;
       if (name === 'numberValue') {
-        text += needComma ? `,${t.value}` : t.value;
+        if (keep) text += needComma ? `,${t.value}` : t.value;
         needComma = true;
         numbers++;
       } else if (name === 'startArray' || name === 'startObject') {
-        text += (needComma ? ',' : '') + (name === 'startArray' ? '[' : '{');
+        if (keep) text += (needComma ? ',' : '') + (name === 'startArray' ? '[' : '{');
         needComma = false;
         if (++depth === 2 && name === 'startArray') this.rawArraysAtTwo++;
       } else if (name === 'endArray' || name === 'endObject') {
-        text += name === 'endArray' ? ']' : '}';
+        if (keep) text += name === 'endArray' ? ']' : '}';
         needComma = true;
         if (--depth === 0) break;
       } else if (name === 'keyValue') {
-        text += `${needComma ? ',' : ''}${JSON.stringify(t.value)}:`;
+        if (keep) text += `${needComma ? ',' : ''}${JSON.stringify(t.value)}:`;
         needComma = false;
       } else if (name === 'stringValue') {
-        text += (needComma ? ',' : '') + JSON.stringify(t.value);
+        if (keep) text += (needComma ? ',' : '') + JSON.stringify(t.value);
         needComma = true;
         if (this.rawStartsWithObject && depth === 1) this.rawHasStringCounts = true;
       } else if (name === 'nullValue' || name === 'trueValue' || name === 'falseValue') {
-        text += (needComma ? ',' : '') + String(t.value);
+        if (keep) text += (needComma ? ',' : '') + String(t.value);
         needComma = true;
       }
     }
@@ -358,9 +367,9 @@ export class CocoReader {
       segmentationKind: kind,
       polygonCount: kind === 'polygon' ? seg!.arrays : 0,
       pointCount: kind === 'polygon' ? Math.floor(seg!.numbers / 2) : 0,
-      segmentation: seg && kind !== 'none' ? seg.text : null,
+      segmentation: seg && kind !== 'none' && this.keepShapes ? seg.text : null,
       numKeypoints: this.optionalInt(e, 'num_keypoints'),
-      keypoints: kp ? kp.text : null,
+      keypoints: kp && this.keepShapes ? kp.text : null,
       score: this.optionalNumber(e, 'score'),
       extra: extraKeys(e, ANNOTATION_KEYS),
     };

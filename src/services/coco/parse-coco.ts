@@ -20,8 +20,11 @@ export interface ParseSummary {
  * Memory stays bounded: at most IN_FLIGHT chunks and their records are between the threads.
  * Returning early (a consumer's `return()`, or a throw) terminates the worker and the source.
  */
-export async function* parseCoco(source: AsyncIterable<Uint8Array>): AsyncGenerator<ParseProgress, ParseSummary> {
-  const worker = new Worker(new URL('./parse-worker.js', import.meta.url));
+export async function* parseCoco(
+  source: AsyncIterable<Uint8Array>,
+  options: { keepShapes?: boolean } = {},
+): AsyncGenerator<ParseProgress, ParseSummary> {
+  const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: { keepShapes: options.keepShapes === true } });
   const inbox: WorkerResponse[] = [];
   let failure: Error | null = null;
   let wake: (() => void) | null = null;

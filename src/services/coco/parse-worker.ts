@@ -1,4 +1,4 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { DataVisorError } from '../errors.js';
 import {
   buildAnnotationColumns, newAnnotationColumns, pushAnnotation, transferList, type AnnotationColumnsBuilder, type ParseEvent,
@@ -57,7 +57,7 @@ const sink: CocoSink = {
   },
 };
 
-const reader = new CocoReader(sink);
+const reader = new CocoReader(sink, (workerData as { keepShapes?: boolean } | undefined)?.keepShapes === true);
 
 /** Chunks arrive by message; the token pump pulls them through this async queue. */
 const inbox: (Uint8Array | null)[] = [];

@@ -1,6 +1,7 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { A, ANN_STRIDE, kindName, textAt, type AnnotationColumns } from '../coco/batch.js';
 import type { CocoCategory, CocoImage, CocoLicense } from '../coco/types.js';
+import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { plainRow, type Database, type Row } from './connection.js';
 import { STAGING_ANNOTATIONS_COLUMNS } from './schema.js';
@@ -58,12 +59,13 @@ export class DatasetWriter {
     private readonly conn: DuckDBConnection,
     readonly datasetId: string,
     private readonly split: string | null,
+    private readonly log: Logger,
   ) {}
 
-  static async begin(db: Database, datasetId: string, split: string | null): Promise<DatasetWriter> {
+  static async begin(db: Database, datasetId: string, split: string | null, log: Logger): Promise<DatasetWriter> {
     if (!/^[a-z0-9]+$/.test(datasetId)) throw new DataVisorError('INTERNAL', `bad dataset id ${datasetId}`);
     const conn = await db.connect();
-    const w = new DatasetWriter(conn, datasetId, split);
+    const w = new DatasetWriter(conn, datasetId, split, log.child({ dataset_id: datasetId }));
     try {
       await conn.run('BEGIN TRANSACTION');
       await conn.run(`CREATE TABLE ${w.t('s')} (
@@ -221,7 +223,7 @@ export class DatasetWriter {
       throw new DataVisorError('INVALID_COCO', `Invalid COCO (in annotations[${o.ord}]): annotation ${o.annotation_id} has category_id ${o.category_id}, which is not in "categories" (${o.n} annotation(s) have unknown categories)`);
     }
 
-    await this.conn.run(
+    await this.exec(
       `UPDATE categories SET annotation_count = c.n, image_count = c.images
        FROM (SELECT category_id, count(*) AS n, count(DISTINCT image_id) AS images FROM ${AN} GROUP BY category_id) c
        WHERE categories.dataset_id = $1 AND categories.category_id = c.category_id`,
@@ -238,7 +240,7 @@ export class DatasetWriter {
     lic.flushSync();
     lic.closeSync();
 
-    await this.conn.run(
+    await this.exec(
       `INSERT INTO samples
        SELECT $1, s.ord, s.image_id, s.file_name, s.width, s.height, $2, s.license_id, s.coco_url, s.flickr_url,
               s.date_captured, s.metadata, coalesce(c.n, 0), ${this.listedFiles ? 'f.path IS NULL' : 'false'}
@@ -248,18 +250,17 @@ export class DatasetWriter {
        ORDER BY s.ord`,
       [ds, this.split],
     );
-    await this.conn.run(
+    await this.exec(
       `INSERT INTO annotations
        SELECT $1, s.ord, a.ord, a.annotation_id, a.image_id, a.category_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
               a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
               a.num_keypoints, a.score, 'ground_truth', a.extra
-       FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id
-       ORDER BY s.ord, a.ord`,
+       FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
       [ds],
     );
 
     const warnings = await this.warnings(nonStandardNumbers);
-    for (const k of ['s', 'a', 'f'] as const) await this.conn.run(`DROP TABLE ${this.t(k)}`);
+    for (const k of ['s', 'a', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
     return {
       imageCount: this.imageCount,
       annotationCount: this.annotationCount,
@@ -362,8 +363,17 @@ export class DatasetWriter {
   }
 
   private async rows(sql: string, params: (string | number | null)[] = []): Promise<Row[]> {
+    const t0 = performance.now();
     const r = await this.conn.runAndReadAll(sql, params);
+    this.log.debug({ ms: Math.round(performance.now() - t0), sql: sql.replace(/\s+/g, ' ').slice(0, 120) }, 'ingest query');
     return r.getRowObjectsJS().map(plainRow);
+  }
+
+  /** A statement of the final step, timed at debug level: where an ingest's last seconds go. */
+  private async exec(sql: string, params: (string | number | null)[] = []): Promise<void> {
+    const t0 = performance.now();
+    await this.conn.run(sql, params);
+    this.log.debug({ ms: Math.round(performance.now() - t0), sql: sql.replace(/\s+/g, ' ').slice(0, 120) }, 'ingest statement');
   }
 }
 

@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+// bench/http.mjs — `npm run bench:http`: the HTTP targets of issue 4, measured in one run.
+//
+//   node bench/http.mjs [--duration 10] [--connections 2,16] [--scratch DIR]
+//
+// 1. Generates (once; reused) a train2017-scale COCO file (118,287 images, 860,001 annotations) and
+//    300 of its JPEGs with ../shared/bench/gen-coco.mjs, in a scratch folder outside the repository.
+// 2. Starts the real server (`--serve` mode of this file) in a child process on loopback, with its
+//    own temp database and cache, logging at info level (one JSON line per request) to /dev/null,
+//    and ingests the file through POST /datasets/ingest (DATAVISOR_THUMBNAILS_ON_INGEST=0).
+// 3. Loads it with autocannon from this process for --duration seconds per row at 2 and 16
+//    connections: GET /samples (first page, offset 100,000, category=person), a cached medium
+//    thumbnail through the full route, and a bare node:http server (`--bare` mode, a child process
+//    too) answering the same bytes from memory.
+// 4. Cold thumbnails: 600 never-made medium thumbnails of 640×480 JPEGs through the route, 4 in
+//    flight, against a bare sharp loop over the same files with 4 in flight, in this process.
+// Prints a markdown table. Latencies are measured per response (autocannon's own histogram has
+// 1 ms resolution), from the 'response' events.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const HERE = fileURLToPath(import.meta.url);
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]?.startsWith('--') ? '1' : all[i + 1] ?? '1']] : acc), []),
+);
+
+if (args.serve) await serveMode();
+else if (args.bare) await bareMode(args.bare);
+else await main();
+
+// ---------------------------------------------------------------------------------------------
+// Child modes
+
+/** The DataVisor server as `npm start` runs it, minus the demo. Prints {"url"} when listening. */
+async function serveMode() {
+  const { loadSettings } = await import('../dist/config.js');
+  const { openDataVisor } = await import('../dist/services/app.js');
+  const { createLogger } = await import('../dist/services/logger.js');
+  const { startServer } = await import('../dist/server.js');
+  const dv = await openDataVisor(loadSettings(), createLogger('info'));
+  const server = await startServer(dv);
+  process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+  process.on('SIGTERM', async () => {
+    await server.close();
+    await dv.close();
+    process.exit(0);
+  });
+}
+
+/** The floor: node:http answering one thumbnail's bytes from memory with the route's headers. */
+async function bareMode(file) {
+  const body = fs.readFileSync(file);
+  const headers = { 'content-type': 'image/webp', etag: '"0123456789abcdef"', 'cache-control': 'public, max-age=31536000, immutable', 'content-length': body.length };
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, headers);
+    res.end(body);
+  });
+  server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${server.address().port}` })}\n`));
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+async function main() {
+  const { default: autocannon } = await import('autocannon');
+  const { default: sharp } = await import('sharp');
+  const duration = Number(args.duration ?? 10);
+  const connections = String(args.connections ?? '2,16').split(',').map(Number);
+  const scratch = path.resolve(args.scratch ?? defaultScratch());
+  const fixture = prepareFixture(scratch);
+  const work = fs.mkdtempSync(path.join(scratch, 'run-'));
+  const children = [];
+  const stopAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
+  process.on('exit', stopAll);
+  const log = (m) => process.stderr.write(`bench:http: ${m}\n`);
+  try {
+    log(`${os.cpus().length} cores, Node ${process.version}; fixture in ${scratch}`);
+    const server = await startChild(['--serve'], {
+      DATAVISOR_HOST: '127.0.0.1',
+      DATAVISOR_PORT: '0',
+      DATAVISOR_DB_PATH: path.join(work, 'bench.duckdb'),
+      DATAVISOR_CACHE_DIR: path.join(work, 'thumbnails'),
+      DATAVISOR_PLUGIN_DIR: path.join(work, 'no-plugins'),
+      DATAVISOR_DATA_ROOTS: `${scratch}`,
+      DATAVISOR_THUMBNAILS_ON_INGEST: '0',
+      DATAVISOR_DEMO: '0',
+      DATAVISOR_LOG_LEVEL: 'info',
+    });
+    children.push(server.child);
+    const base = server.url;
+
+    log('ingesting the train2017-scale file through POST /datasets/ingest…');
+    const t0 = performance.now();
+    const done = await ingest(base, { annotation_path: fixture.json, image_dir: fixture.images, dataset_name: 'train2017-bench' });
+    const ingestSeconds = (performance.now() - t0) / 1000;
+    const id = done.dataset_id;
+    log(`ingested ${done.image_count} images, ${done.annotation_count} annotations in ${ingestSeconds.toFixed(1)} s`);
+
+    const rows = [];
+    const load = async (name, url, c) => {
+      const r = await measure(autocannon, url, c, duration);
+      rows.push({ name, connections: c, ...r });
+      log(`${name} @${c}: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${Math.round(r.rps)} req/s${r.errors ? `, ${r.errors} errors/non-2xx` : ''}`);
+      return r;
+    };
+
+    const first = `${base}/samples?dataset_id=${id}&limit=50`;
+    const deep = `${base}/samples?dataset_id=${id}&offset=100000&limit=50`;
+    const person = `${base}/samples?dataset_id=${id}&category=person&limit=50`;
+    await check(first, 50);
+    await check(deep, 50);
+    await check(person, 50);
+
+    // A sample whose JPEG exists: the first of the file.
+    const sample = (await (await fetch(first)).json()).items[0];
+    const thumbUrl = `${base}/images/${id}/${sample.id}?size=medium`;
+    const thumb = await fetch(thumbUrl);
+    if (thumb.status !== 200) throw new Error(`thumbnail answered ${thumb.status}: ${await thumb.text()}`);
+    const bytes = Buffer.from(await thumb.arrayBuffer());
+    const bytesFile = path.join(work, 'thumb.webp');
+    fs.writeFileSync(bytesFile, bytes);
+    const bare = await startChild(['--bare', bytesFile], {});
+    children.push(bare.child);
+
+    const results = {};
+    for (const c of connections) {
+      results[`first@${c}`] = await load('GET /samples?limit=50 (offset 0)', first, c);
+      results[`deep@${c}`] = await load('GET /samples?offset=100000&limit=50', deep, c);
+      results[`person@${c}`] = await load('GET /samples?category=person&limit=50', person, c);
+      results[`thumb@${c}`] = await load(`cached medium thumbnail, full route (${bytes.length} B)`, thumbUrl, c);
+      results[`bare@${c}`] = await load('bare node:http, same bytes from memory', `${bare.url}/`, c);
+    }
+
+    log('cold thumbnails: route vs bare sharp loop…');
+    const cold = await coldThumbnails({ base, sharp, fixture, work, scratch });
+
+    const table = renderTable({ rows, results, connections, cold, duration, ingestSeconds, done, thumbBytes: bytes.length });
+    process.stdout.write(`${table}\n`);
+  } finally {
+    stopAll();
+    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.on('exit', r)) : null)));
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function defaultScratch() {
+  const shared = path.resolve(REPO, '..', 'scratch');
+  return fs.existsSync(shared) ? path.join(shared, 'http-bench') : path.join(os.tmpdir(), 'datavisor-http-bench');
+}
+
+/** train2017.json (118,287 images) and 300 of its JPEGs, generated once and reused. */
+function prepareFixture(scratch) {
+  const json = path.join(scratch, 'train2017.json');
+  const images = path.join(scratch, 'images');
+  const marker = path.join(scratch, '.complete');
+  if (!fs.existsSync(marker)) {
+    fs.mkdirSync(scratch, { recursive: true });
+    process.stderr.write(`bench:http: generating ${json} and 300 JPEGs (once)…\n`);
+    const gen = path.resolve(REPO, '..', 'shared', 'bench', 'gen-coco.mjs');
+    // gen-coco resolves sharp from the working directory's node_modules.
+    const r = spawnSync(process.execPath, [gen, '--images', '118287', '--out', json, '--images-dir', images, '--image-count', '300'], { cwd: REPO, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('gen-coco failed');
+    fs.writeFileSync(marker, new Date().toISOString());
+  }
+  return { json, images };
+}
+
+function startChild(argv, env) {
+  const child = spawn(process.execPath, [HERE, ...argv], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`child ${argv[0]} exited with ${code}`)));
+    createInterface({ input: child.stdout }).once('line', (line) => resolve({ child, url: JSON.parse(line).url }));
+  });
+}
+
+async function ingest(base, body) {
+  const res = await fetch(`${base}/datasets/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const events = (await res.text()).split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)));
+  const last = events.at(-1);
+  if (last?.stage !== 'complete') throw new Error(`ingest failed: ${JSON.stringify(last)}`);
+  return last;
+}
+
+async function check(url, items) {
+  const r = await fetch(url);
+  const body = await r.json();
+  if (r.status !== 200 || body.items.length !== items) throw new Error(`${url} answered ${r.status} with ${body.items?.length} items`);
+}
+
+/** autocannon for `duration` s; latencies from every response (ms, float), req/s over the run. */
+async function measure(autocannon, url, connections, duration) {
+  // Warm up: connections, JIT, caches.
+  await autocannon({ url, connections, duration: 1 });
+  const latencies = [];
+  let errors = 0;
+  const instance = autocannon({ url, connections, duration });
+  instance.on('response', (_client, status, _bytes, ms) => {
+    if (status >= 200 && status < 400) latencies.push(ms);
+    else errors++;
+  });
+  const result = await instance;
+  latencies.sort((a, b) => a - b);
+  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  return { p50: q(0.5), p99: q(0.99), rps: latencies.length / duration, errors: errors + result.errors + result.timeouts, autocannonRps: result.requests.average };
+}
+
+/**
+ * 600 cold medium thumbnails of 640×480 JPEGs: a dataset whose 600 samples cycle over the
+ * fixture's 640×480 files (the cache is keyed by sample, so each is a real render), fetched
+ * through the route with 4 in flight; then the same 600 renders as a bare sharp loop.
+ */
+async function coldThumbnails({ base, sharp, fixture, work, scratch }) {
+  const files = [];
+  for (const name of fs.readdirSync(fixture.images).sort()) {
+    const meta = await sharp(path.join(fixture.images, name)).metadata();
+    if (meta.width === 640 && meta.height === 480) files.push(name);
+  }
+  const N = 600;
+  const coco = {
+    images: Array.from({ length: N }, (_, i) => ({ id: i + 1, file_name: files[i % files.length], width: 640, height: 480 })),
+    annotations: [],
+    categories: [{ id: 1, name: 'thing', supercategory: 'thing' }],
+  };
+  const coldJson = path.join(scratch, `cold-${process.pid}.json`);
+  fs.writeFileSync(coldJson, JSON.stringify(coco));
+  try {
+    const done = await ingest(base, { annotation_path: coldJson, image_dir: fixture.images, dataset_name: 'cold' });
+    const urls = coco.images.map((img) => `${base}/images/${done.dataset_id}/${img.id}?size=medium`);
+    const route = await inFlight(4, urls.length, async (i) => {
+      const r = await fetch(urls[i]);
+      await r.arrayBuffer();
+      if (r.status !== 200) throw new Error(`${urls[i]}: ${r.status}`);
+    });
+    const paths = coco.images.map((img) => path.join(fixture.images, img.file_name));
+    // The service's pipeline (src/services/thumbnail-render.ts), minus the cache write.
+    const bare = await inFlight(4, paths.length, (i) =>
+      sharp(paths[i], { failOn: 'warning', limitInputPixels: 100e6 }).rotate().resize({ width: 256, withoutEnlargement: true }).webp({ quality: 80 }).toBuffer(),
+    );
+    return { distinctFiles: files.length, count: N, routePerSec: N / route, barePerSec: N / bare };
+  } finally {
+    fs.rmSync(coldJson, { force: true });
+  }
+}
+
+/** Runs task(0..n-1) keeping `k` in flight; returns the wall time in seconds. */
+async function inFlight(k, n, task) {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: k }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+  return (performance.now() - t0) / 1000;
+}
+
+function renderTable({ rows, results, connections, cold, duration, ingestSeconds, done, thumbBytes }) {
+  const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const ok = (b) => (b ? 'yes' : '**no**');
+  const lines = [];
+  lines.push(`Dataset: ${done.image_count} images, ${done.annotation_count} annotations (ingested over SSE in ${ingestSeconds.toFixed(1)} s). ${duration} s per row, autocannon on loopback, ${os.cpus().length} cores, Node ${process.version}.`);
+  lines.push('');
+  lines.push('| request | connections | p50 ms | p99 ms | req/s |');
+  lines.push('| --- | ---: | ---: | ---: | ---: |');
+  for (const r of rows) lines.push(`| ${r.name} | ${r.connections} | ${f(r.p50)} | ${f(r.p99)} | ${Math.round(r.rps)} |`);
+  lines.push('');
+  lines.push('| target | measured | met |');
+  lines.push('| --- | --- | --- |');
+  for (const c of connections) {
+    const a = results[`first@${c}`];
+    const b = results[`deep@${c}`];
+    const p = results[`person@${c}`];
+    const t = results[`thumb@${c}`];
+    const bare = results[`bare@${c}`];
+    lines.push(`| ${c} conn: first page p50 < 5 ms, p99 < 25 ms | ${f(a.p50)} / ${f(a.p99)} ms | ${ok(a.p50 < 5 && a.p99 < 25)} |`);
+    lines.push(`| ${c} conn: offset 100,000 p50 < 5 ms, p99 < 25 ms | ${f(b.p50)} / ${f(b.p99)} ms | ${ok(b.p50 < 5 && b.p99 < 25)} |`);
+    lines.push(`| ${c} conn: deep page p50 ≤ 2× first page | ${f(b.p50 / a.p50)}× | ${ok(b.p50 <= 2 * a.p50)} |`);
+    lines.push(`| ${c} conn: category=person p50 < 15 ms | ${f(p.p50)} ms | ${ok(p.p50 < 15)} |`);
+    lines.push(`| ${c} conn: cached thumbnail ≥ 1/3 of bare node:http | ${Math.round(t.rps)} / ${Math.round(bare.rps)} req/s = ${f(t.rps / bare.rps)} | ${ok(t.rps >= bare.rps / 3)} |`);
+  }
+  lines.push(
+    `| cold 640×480 → medium, 4 in flight: within 1.15× of bare sharp | route ${f(cold.routePerSec, 1)}/s, bare ${f(cold.barePerSec, 1)}/s: ${f(cold.barePerSec / cold.routePerSec)}× | ${ok(cold.barePerSec / cold.routePerSec <= 1.15)} |`,
+  );
+  lines.push('');
+  lines.push(`Cached thumbnail: ${thumbBytes} bytes. Cold: ${cold.count} thumbnails over ${cold.distinctFiles} distinct 640×480 files (each sample is its own cache entry).`);
+  return lines.join('\n');
+}

@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startHarness, type Harness } from './harness.js';
+
+/**
+ * Every per-node lookup goes through a DataLoader: the SQL statements a page costs do not grow
+ * with its size. `dv.db.queryCount` counts every statement the services run.
+ */
+
+let h: Harness;
+let big: string;
+let coco: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  // 600 synthetic images (~7 annotations each): more than one page of 200.
+  const file = path.join(h.tmp, 'synthetic.json');
+  await promisify(execFile)(process.execPath, ['/work/shared/bench/gen-coco.mjs', '--images', '600', '--out', file, '--seed', '3']);
+  big = await h.ingest(file, h.tmp);
+  coco = await h.ingest();
+}, 120_000);
+
+afterAll(async () => {
+  await h?.close();
+});
+
+async function queriesOf(query: string, variables: Record<string, unknown>) {
+  const before = h.dv.db.queryCount;
+  const r = await h.gql(query, variables);
+  expect(r.errors).toBeUndefined();
+  return { count: h.dv.db.queryCount - before, data: r.data };
+}
+
+const PAGE = `query($id: ID!, $n: Int) {
+  samples(datasetId: $id, first: $n) {
+    edges { node {
+      id sampleId fileName thumbnailUrl
+      annotations { id categoryName bbox { x y w h } }
+      dataset { name categories { name annotationCount } }
+    } }
+  }
+}`;
+
+describe('query counts', () => {
+  test('a page of 200 samples with annotations, category names and dataset costs what a page of 10 costs', async () => {
+    const small = await queriesOf(PAGE, { id: big, n: 10 });
+    const large = await queriesOf(PAGE, { id: big, n: 200 });
+    expect(small.data.samples.edges).toHaveLength(10);
+    expect(large.data.samples.edges).toHaveLength(200);
+    const annotations = large.data.samples.edges.reduce((n: number, e: { node: { annotations: unknown[] } }) => n + e.node.annotations.length, 0);
+    expect(annotations).toBeGreaterThan(600);
+    // The dataset (also the existence check), the page, the annotations of the page, the categories.
+    expect(large.count).toBe(4);
+    expect(small.count).toBe(large.count);
+  });
+
+  test('the annotations are those of each sample, in file order', async () => {
+    const { data } = await queriesOf(PAGE, { id: coco, n: 200 });
+    for (const e of data.samples.edges.slice(0, 20)) {
+      const sample = await h.dv.samples.get(coco, e.node.sampleId);
+      const [expected] = await h.dv.samples.annotationsOf(coco, [sample.ord]);
+      expect(e.node.annotations.map((a: { id: string }) => a.id)).toEqual(expected!.map((a) => `${coco}:${a.ord}`));
+      expect(e.node.annotations.map((a: { categoryName: string }) => a.categoryName)).toEqual(expected!.map((a) => a.categoryName));
+    }
+  });
+
+  test('datasets with categories and a nested page each: one batch for the categories', async () => {
+    const Q = `{ datasets(first: 10) { edges { node { name categories { name } } } } }`;
+    const { count, data } = await queriesOf(Q, {});
+    expect(data.datasets.edges).toHaveLength(2);
+    expect(count).toBe(2);
+  });
+
+  test('nodes(ids:) loads the samples of each dataset in one query', async () => {
+    const ids = async (id: string) => (await h.gql(`query($id: ID!) { samples(datasetId: $id, first: 30) { edges { node { id } } } }`, { id })).data.samples.edges.map((e: { node: { id: string } }) => e.node.id);
+    const mixed = [...(await ids(big)), ...(await ids(coco))];
+    const { count, data } = await queriesOf(`query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Sample { fileName dataset { name } } } }`, { ids: mixed });
+    expect(data.nodes.map((n: { id: string }) => n.id)).toEqual(mixed);
+    // Samples of two datasets, then both datasets in one batch.
+    expect(count).toBe(3);
+  });
+
+  test('totalCount is counted only when asked for', async () => {
+    const without = await queriesOf(`query($id: ID!) { samples(datasetId: $id, first: 5, filter: { minAnnotations: 3 }) { edges { node { id } } } }`, { id: big });
+    const withCount = await queriesOf(`query($id: ID!) { samples(datasetId: $id, first: 5, filter: { minAnnotations: 3 }) { totalCount edges { node { id } } } }`, { id: big });
+    expect(withCount.count).toBe(without.count + 1);
+  });
+});
