@@ -1,8 +1,8 @@
 import type { Database, Row } from './connection.js';
 
 /**
- * Annotations of many samples of one dataset in one query (the DataLoader batch). The table is
- * stored sorted by (dataset_id, sample_ord), so the ord range lets zone maps skip to the rows.
+ * Annotations of many samples of one dataset in one query (the DataLoader batch). The ord range
+ * is a cheap first filter; the list is exact (docs/storage.md: why the table is not sorted).
  */
 const ANNOTATIONS_OF_SAMPLES = `SELECT a.dataset_id, a.sample_ord, a.ord, a.annotation_id, a.image_id, a.category_id, c.name AS category_name,
     a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,

@@ -57,8 +57,8 @@ export const SCHEMA_STATEMENTS = [
     annotation_count INTEGER NOT NULL,
     file_missing BOOLEAN NOT NULL
   )`,
-  // Stored sorted by (dataset_id, sample_ord) so that the annotations of a page of samples are
-  // a narrow range that zone maps prune to (see docs/storage.md).
+  // sample_ord: the owning sample's ord, resolved at ingest, so a page's annotations are found
+  // by ord without a join (docs/storage.md).
   `CREATE TABLE IF NOT EXISTS annotations (
     dataset_id VARCHAR NOT NULL,
     sample_ord INTEGER NOT NULL,
@@ -80,9 +80,8 @@ export const SCHEMA_STATEMENTS = [
     source VARCHAR NOT NULL,
     extra JSON
   )`,
-  // Polygons, RLE counts and keypoints: most of a COCO file's bytes, needed only when one
-  // sample is drawn. Kept apart, in file order, so the sorted table above stays narrow and
-  // cheap to sort at ingest and to scan for pages (docs/storage.md).
+  // Polygons, RLE counts and keypoints (opt-in): most of a COCO file's bytes, needed only when
+  // one sample is drawn, so kept apart and the table above stays narrow (docs/storage.md).
   `CREATE TABLE IF NOT EXISTS annotation_shapes (
     dataset_id VARCHAR NOT NULL,
     ord INTEGER NOT NULL,
