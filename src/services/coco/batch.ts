@@ -1,118 +1,118 @@
 import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, SegmentationKind } from './types.js';
 
 /**
- * What the parse worker sends to the main thread. Annotations travel as columns (one
- * Float64Array for every number, transferred without a copy) because structured-cloning
- * 860K objects would cost more than parsing them; the few images and categories travel as objects.
+ * What the parse worker sends to the main thread. Images and annotations travel as columns: the
+ * numbers of a batch in one Float64Array (transferred, not copied) and each text field as one
+ * string. Structured-cloning objects or many small strings cost more than parsing them (2.3 s of
+ * a 450 MB file went to cloning); a long string is one copy. Categories and licenses are few and
+ * travel as objects.
  */
+
 export const ANN_FIELDS = [
   'id', 'imageId', 'categoryId', 'x', 'y', 'w', 'h', 'area', 'score', 'numKeypoints', 'polygonCount', 'pointCount', 'isCrowd', 'kind',
 ] as const;
-export const ANN_STRIDE = ANN_FIELDS.length;
 export const A = Object.fromEntries(ANN_FIELDS.map((f, i) => [f, i])) as Record<(typeof ANN_FIELDS)[number], number>;
+/** Text columns of an annotation batch. */
+export const ANN_TEXT = { segmentation: 0, keypoints: 1, extra: 2 } as const;
+
+export const IMG_FIELDS = ['id', 'width', 'height', 'license'] as const;
+export const I = Object.fromEntries(IMG_FIELDS.map((f, i) => [f, i])) as Record<(typeof IMG_FIELDS)[number], number>;
+export const IMG_TEXT = { fileName: 0, cocoUrl: 1, flickrUrl: 2, dateCaptured: 3, extra: 4 } as const;
 
 const KINDS: SegmentationKind[] = ['none', 'polygon', 'rle', 'compressed_rle'];
 export const kindCode = (k: SegmentationKind): number => KINDS.indexOf(k);
 export const kindName = (code: number): SegmentationKind => KINDS[code] ?? 'none';
 
-/**
- * Many short strings as one: structured-cloning 4,096 separate strings costs more than parsing
- * them (it was 2.3 s of a 450 MB file), cloning one long string is a copy. Row i is
- * `text.slice(ends[i - 1] ?? 0, ends[i])`, or null where `nulls[i]` is 1.
- */
+/** Row i is `text.slice(ends[i - 1] ?? 0, ends[i])`, or null where `nulls[i]` is 1. */
 export interface TextColumn {
   text: string;
   ends: Int32Array;
   nulls: Uint8Array;
 }
 
-export class TextColumnBuilder {
-  private text = '';
-  private readonly ends: Int32Array;
-  private readonly nulls: Uint8Array;
-  private n = 0;
-
-  constructor(capacity: number) {
-    this.ends = new Int32Array(capacity);
-    this.nulls = new Uint8Array(capacity);
-  }
-
-  push(s: string | null): void {
-    if (s === null) this.nulls[this.n] = 1;
-    else this.text += s;
-    this.ends[this.n++] = this.text.length;
-  }
-
-  build(): TextColumn {
-    return { text: this.text, ends: this.ends.subarray(0, this.n), nulls: this.nulls.subarray(0, this.n) };
-  }
+export interface Columns {
+  count: number;
+  stride: number;
+  /** count × stride numbers; NaN stands for null. */
+  nums: Float64Array;
+  texts: TextColumn[];
 }
 
 export function textAt(c: TextColumn, i: number): string | null {
   return c.nulls[i] === 1 ? null : c.text.slice(i === 0 ? 0 : c.ends[i - 1], c.ends[i]);
 }
 
-export interface AnnotationColumns {
-  count: number;
-  /** count × ANN_STRIDE numbers; NaN stands for null. */
+/** The buffers a batch hands over without a copy. */
+export function transferList(c: Columns): ArrayBuffer[] {
+  return [c.nums.buffer as ArrayBuffer, ...c.texts.flatMap((t) => [t.ends.buffer as ArrayBuffer, t.nulls.buffer as ArrayBuffer])];
+}
+
+/**
+ * Builds one batch. Batches are small (one forwarded chunk of the file, ~100-500 rows), so
+ * buffers start small and double: a fixed large capacity meant allocating gigabytes per file.
+ */
+export class ColumnsBuilder {
+  count = 0;
   nums: Float64Array;
-  segmentation: TextColumn;
-  keypoints: TextColumn;
-  /** Extra keys as JSON text. */
-  extra: TextColumn;
+  private texts: string[];
+  private ends: Int32Array[];
+  private nulls: Uint8Array[];
+
+  constructor(
+    readonly stride: number,
+    private readonly textCount: number,
+    private capacity = 128,
+  ) {
+    this.nums = new Float64Array(capacity * stride);
+    this.texts = Array.from({ length: textCount }, () => '');
+    this.ends = Array.from({ length: textCount }, () => new Int32Array(capacity));
+    this.nulls = Array.from({ length: textCount }, () => new Uint8Array(capacity));
+  }
+
+  /** Starts a row; returns its offset in `nums`. Texts of the row follow with `text()`. */
+  row(): number {
+    if (this.count === this.capacity) this.grow();
+    return this.count++ * this.stride;
+  }
+
+  text(column: number, s: string | null): void {
+    const i = this.count - 1;
+    if (s === null) this.nulls[column]![i] = 1;
+    else this.texts[column] += s;
+    this.ends[column]![i] = this.texts[column]!.length;
+  }
+
+  build(): Columns {
+    const n = this.count;
+    return {
+      count: n,
+      stride: this.stride,
+      nums: this.nums.slice(0, n * this.stride),
+      texts: this.texts.map((text, c) => ({ text, ends: this.ends[c]!.slice(0, n), nulls: this.nulls[c]!.slice(0, n) })),
+    };
+  }
+
+  private grow(): void {
+    this.capacity *= 2;
+    const nums = new Float64Array(this.capacity * this.stride);
+    nums.set(this.nums);
+    this.nums = nums;
+    for (let c = 0; c < this.textCount; c++) {
+      const ends = new Int32Array(this.capacity);
+      ends.set(this.ends[c]!);
+      this.ends[c] = ends;
+      const nulls = new Uint8Array(this.capacity);
+      nulls.set(this.nulls[c]!);
+      this.nulls[c] = nulls;
+    }
+  }
 }
 
-export interface AnnotationColumnsBuilder {
-  count: number;
-  nums: Float64Array;
-  segmentation: TextColumnBuilder;
-  keypoints: TextColumnBuilder;
-  extra: TextColumnBuilder;
-}
+export const newAnnotationColumns = () => new ColumnsBuilder(ANN_FIELDS.length, 3);
+export const newImageColumns = () => new ColumnsBuilder(IMG_FIELDS.length, 5);
 
-export type ParseEvent =
-  | { kind: 'section'; name: CocoSection }
-  | { kind: 'info'; info: Record<string, unknown> }
-  | { kind: 'licenses'; licenses: CocoLicense[] }
-  | { kind: 'images'; images: CocoImage[] }
-  | { kind: 'annotations'; columns: AnnotationColumns }
-  | { kind: 'categories'; categories: CocoCategory[] };
-
-export type WorkerRequest = { type: 'chunk'; data: Uint8Array } | { type: 'end' };
-export type WorkerResponse =
-  | { type: 'batch'; bytesRead: number; events: ParseEvent[] }
-  | { type: 'done'; bytesRead: number; nonStandardNumbers: number; events: ParseEvent[] }
-  | { type: 'error'; code: string; message: string };
-
-export function newAnnotationColumns(capacity: number): AnnotationColumnsBuilder {
-  return {
-    count: 0,
-    nums: new Float64Array(capacity * ANN_STRIDE),
-    segmentation: new TextColumnBuilder(capacity),
-    keypoints: new TextColumnBuilder(capacity),
-    extra: new TextColumnBuilder(capacity),
-  };
-}
-
-export function buildAnnotationColumns(b: AnnotationColumnsBuilder): AnnotationColumns {
-  return {
-    count: b.count,
-    nums: b.nums.subarray(0, b.count * ANN_STRIDE),
-    segmentation: b.segmentation.build(),
-    keypoints: b.keypoints.build(),
-    extra: b.extra.build(),
-  };
-}
-
-/** The buffers a batch can hand over without a copy. */
-export function transferList(c: AnnotationColumns): ArrayBuffer[] {
-  return [c.nums, c.segmentation.ends, c.segmentation.nulls, c.keypoints.ends, c.keypoints.nulls, c.extra.ends, c.extra.nulls].map(
-    (a) => a.buffer as ArrayBuffer,
-  );
-}
-
-export function pushAnnotation(c: AnnotationColumnsBuilder, a: CocoAnnotation): void {
-  const o = c.count * ANN_STRIDE;
+export function pushAnnotation(c: ColumnsBuilder, a: CocoAnnotation): void {
+  const o = c.row();
   const n = c.nums;
   n[o] = a.id;
   n[o + 1] = a.imageId;
@@ -129,10 +129,54 @@ export function pushAnnotation(c: AnnotationColumnsBuilder, a: CocoAnnotation): 
   n[o + 11] = a.pointCount;
   n[o + 12] = a.isCrowd ? 1 : 0;
   n[o + 13] = kindCode(a.segmentationKind);
-  c.segmentation.push(a.segmentation);
-  c.keypoints.push(a.keypoints);
-  c.extra.push(a.extra ? JSON.stringify(a.extra) : null);
-  c.count++;
+  c.text(ANN_TEXT.segmentation, a.segmentation);
+  c.text(ANN_TEXT.keypoints, a.keypoints);
+  c.text(ANN_TEXT.extra, a.extra ? JSON.stringify(a.extra) : null);
 }
 
-export type { CocoCategory, CocoImage, CocoLicense };
+export function pushImage(c: ColumnsBuilder, img: CocoImage): void {
+  const o = c.row();
+  const n = c.nums;
+  n[o] = img.id;
+  n[o + 1] = img.width ?? NaN;
+  n[o + 2] = img.height ?? NaN;
+  n[o + 3] = img.license ?? NaN;
+  c.text(IMG_TEXT.fileName, img.fileName);
+  c.text(IMG_TEXT.cocoUrl, img.cocoUrl);
+  c.text(IMG_TEXT.flickrUrl, img.flickrUrl);
+  c.text(IMG_TEXT.dateCaptured, img.dateCaptured);
+  c.text(IMG_TEXT.extra, img.extra ? JSON.stringify(img.extra) : null);
+}
+
+const nullable = (v: number) => (Number.isNaN(v) ? null : v);
+
+/** Row i of an image batch as an object (for plugin hooks). */
+export function imageAt(c: Columns, i: number): CocoImage {
+  const o = i * c.stride;
+  const extra = textAt(c.texts[IMG_TEXT.extra]!, i);
+  return {
+    id: c.nums[o + I.id]!,
+    fileName: textAt(c.texts[IMG_TEXT.fileName]!, i)!,
+    width: nullable(c.nums[o + I.width]!),
+    height: nullable(c.nums[o + I.height]!),
+    license: nullable(c.nums[o + I.license]!),
+    cocoUrl: textAt(c.texts[IMG_TEXT.cocoUrl]!, i),
+    flickrUrl: textAt(c.texts[IMG_TEXT.flickrUrl]!, i),
+    dateCaptured: textAt(c.texts[IMG_TEXT.dateCaptured]!, i),
+    extra: extra === null ? null : (JSON.parse(extra) as Record<string, unknown>),
+  };
+}
+
+export type ParseEvent =
+  | { kind: 'section'; name: CocoSection }
+  | { kind: 'info'; info: Record<string, unknown> }
+  | { kind: 'licenses'; licenses: CocoLicense[] }
+  | { kind: 'images'; columns: Columns }
+  | { kind: 'annotations'; columns: Columns }
+  | { kind: 'categories'; categories: CocoCategory[] };
+
+export type WorkerRequest = { type: 'chunk'; data: Uint8Array } | { type: 'end' };
+export type WorkerResponse =
+  | { type: 'batch'; bytesRead: number; events: ParseEvent[] }
+  | { type: 'done'; bytesRead: number; nonStandardNumbers: number; events: ParseEvent[] }
+  | { type: 'error'; code: string; message: string };

@@ -59,12 +59,16 @@ export class CocoReader {
     private readonly keepShapes = true,
   ) {}
 
-  /** Where the reader is, for error messages: `images[12]`. */
-  location(): string {
+  /**
+   * Where the reader is, for error messages: ` (in images[12])`. With 'after', the element is the
+   * last one the reader saw begin, which a malformed block may have gone past.
+   */
+  location(relation: 'in' | 'after' = 'in'): string {
+    const prefix = relation === 'in' ? 'in' : 'after the start of';
     if (this.section && this.section !== 'skip' && this.index >= 0 && ARRAY_SECTIONS.has(this.section)) {
-      return ` (in ${this.section}[${this.index}])`;
+      return ` (${prefix} ${this.section}[${this.index}])`;
     }
-    return this.topKey ? ` (in "${this.topKey}")` : '';
+    return this.topKey ? ` (${prefix} "${this.topKey}")` : '';
   }
 
   /** Called once the whole file is read: checks the overall shape. */

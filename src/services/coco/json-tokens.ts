@@ -23,8 +23,18 @@ const MANY = Symbol.for('object-stream.many');
 
 /** Python's json.dump writes NaN / Infinity, which JSON does not allow; values in those positions become null. */
 const NON_STANDARD_NUMBER = /([:,[]\s*)(?:NaN|-?Infinity)(?=\s*[,\]}])/g;
-/** Characters held back at a block's end so that a token split across blocks is still seen whole. */
+/** Characters held back at a block's end when it has no separator to cut at (inside a long string). */
 const HOLD_BACK = 16;
+
+/**
+ * Where to cut a window: at its last `,` `:` or `[`, so that a NaN after it stays in one window
+ * with the separator before it and the character after it. A fixed number of characters is not
+ * enough: json.dump(indent=4) puts 17+ spaces between `[` and a nested array's first element.
+ */
+function cutPoint(text: string): number {
+  const separator = Math.max(text.lastIndexOf(','), text.lastIndexOf(':'), text.lastIndexOf('['));
+  return separator > 0 ? separator : text.length - HOLD_BACK;
+}
 
 /**
  * Reads `source` to the end, handing each block's tokens to `onTokens` synchronously (so the
@@ -34,11 +44,13 @@ const HOLD_BACK = 16;
 export async function* pumpJsonTokens(
   source: AsyncIterable<Buffer | string>,
   onTokens: TokenHandler,
-  describeLocation: () => string,
+  describeLocation: (relation?: 'in' | 'after') => string,
 ): AsyncGenerator<number, PumpResult> {
   const tokenize = jsonParser({ packValues: true, streamValues: false }) as unknown as (input: string | symbol) => unknown;
   const decoder = new StringDecoder('utf8');
   let bytesRead = 0;
+  /** Bytes before the block being tokenized (give or take the held-back characters). */
+  let blockStart = 0;
   let pending = '';
   let first = true;
   let nonStandardNumbers = 0;
@@ -52,7 +64,9 @@ export async function* pumpJsonTokens(
       const message =
         text === NONE
           ? `Truncated JSON: the file ends at byte ${bytesRead}${describeLocation()} before the document is complete (${reason})`
-          : `Malformed JSON near byte ${bytesRead}${describeLocation()}: ${reason}`;
+          : // The tokenizer reports no position and drops the block's tokens when it throws, so the
+            // honest precision is the block: its byte range, and the element that was open when it began.
+            `Malformed JSON between bytes ${Math.max(0, blockStart - HOLD_BACK)} and ${bytesRead}${describeLocation('after')}: ${reason}`;
       throw new DataVisorError('INVALID_JSON', message, { cause });
     }
     if (out === NONE || out === undefined) return;
@@ -75,12 +89,14 @@ export async function* pumpJsonTokens(
   };
 
   for await (const chunk of source) {
+    blockStart = bytesRead;
     bytesRead += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     // Fix NaN/Infinity over the whole window: the lookahead needs the character after the token.
     const text = fixNumbers(stripBom(pending + (typeof chunk === 'string' ? chunk : decoder.write(chunk))));
-    if (text.length > HOLD_BACK) {
-      pending = text.slice(-HOLD_BACK);
-      feed(text.slice(0, -HOLD_BACK));
+    const cut = cutPoint(text);
+    if (cut > 0) {
+      pending = text.slice(cut);
+      feed(text.slice(0, cut));
     } else {
       pending = text;
     }

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { DataVisorError } from '../errors.js';
 import {
-  buildAnnotationColumns, newAnnotationColumns, pushAnnotation, transferList, type AnnotationColumnsBuilder, type ParseEvent,
+  newAnnotationColumns, newImageColumns, pushAnnotation, pushImage, transferList, type ColumnsBuilder, type ParseEvent,
   type WorkerRequest, type WorkerResponse,
 } from './batch.js';
 import { CocoReader } from './coco-reader.js';
@@ -13,16 +13,16 @@ import type { CocoSink } from './types.js';
  * batches. Parsing is the cost of ingestion (~5.5 s for 450 MB) and DuckDB's appender another
  * ~2 s; on two cores they overlap, and the server's event loop stays free while a file parses.
  */
-const BATCH = 4096;
 /** stream-json's tokenizer slows down on large inputs, so forwarded chunks are fed in 16 KiB slices. */
 const SLICE = 16 * 1024;
 
 const port = parentPort!;
 let events: ParseEvent[] = [];
-let columns: AnnotationColumnsBuilder | null = null;
+/** The batch being filled; a section change or the end of a forwarded chunk closes it. */
+let columns: { kind: 'images' | 'annotations'; builder: ColumnsBuilder } | null = null;
 
 const flushColumns = () => {
-  if (columns && columns.count > 0) events.push({ kind: 'annotations', columns: buildAnnotationColumns(columns) });
+  if (columns && columns.builder.count > 0) events.push({ kind: columns.kind, columns: columns.builder.build() });
   columns = null;
 };
 
@@ -32,22 +32,28 @@ const sink: CocoSink = {
     events.push({ kind: 'section', name });
   },
   info(info) {
+    flushColumns();
     events.push({ kind: 'info', info });
   },
   license(license) {
+    flushColumns();
     const last = events[events.length - 1];
     if (last?.kind === 'licenses') last.licenses.push(license);
     else events.push({ kind: 'licenses', licenses: [license] });
   },
   image(image) {
-    const last = events[events.length - 1];
-    if (last?.kind === 'images' && last.images.length < BATCH) last.images.push(image);
-    else events.push({ kind: 'images', images: [image] });
+    if (columns?.kind !== 'images') {
+      flushColumns();
+      columns = { kind: 'images', builder: newImageColumns() };
+    }
+    pushImage(columns.builder, image);
   },
   annotation(a) {
-    if (columns && columns.count === BATCH) flushColumns();
-    if (!columns) columns = newAnnotationColumns(BATCH);
-    pushAnnotation(columns, a);
+    if (columns?.kind !== 'annotations') {
+      flushColumns();
+      columns = { kind: 'annotations', builder: newAnnotationColumns() };
+    }
+    pushAnnotation(columns.builder, a);
   },
   category(category) {
     flushColumns();
@@ -76,7 +82,7 @@ const take = (): ParseEvent[] => {
 
 const send = (msg: WorkerResponse) => {
   const evs = msg.type === 'error' ? [] : msg.events;
-  port.postMessage(msg, evs.flatMap((e) => (e.kind === 'annotations' ? transferList(e.columns) : [])));
+  port.postMessage(msg, evs.flatMap((e) => (e.kind === 'annotations' || e.kind === 'images' ? transferList(e.columns) : [])));
 };
 
 let bytesRead = 0;
@@ -97,7 +103,7 @@ async function* chunks(): AsyncGenerator<Buffer> {
 
 async function run(): Promise<void> {
   try {
-    const pump = pumpJsonTokens(chunks(), reader.onTokens, () => reader.location());
+    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation));
     let r = await pump.next();
     while (!r.done) r = await pump.next();
     reader.finish();

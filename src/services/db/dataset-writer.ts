@@ -1,6 +1,6 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { A, ANN_STRIDE, kindName, textAt, type AnnotationColumns } from '../coco/batch.js';
-import type { CocoCategory, CocoImage, CocoLicense } from '../coco/types.js';
+import { A, ANN_TEXT, I, IMG_TEXT, kindName, textAt, type Columns } from '../coco/batch.js';
+import type { CocoCategory, CocoLicense } from '../coco/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { plainRow, type Database, type Row } from './connection.js';
@@ -92,27 +92,35 @@ export class DatasetWriter {
     return { images: this.imageCount, annotations: this.annotationCount };
   }
 
-  appendSample(image: CocoImage, metadata: Record<string, unknown> | null): void {
+  /**
+   * Appends a batch of images. `metadata[i]`, when given, replaces row i's extra keys (plugins
+   * add to them); otherwise the file's extra keys are stored as they are.
+   */
+  appendSamples(c: Columns, metadata?: (string | null)[]): void {
     const a = this.samples!;
-    a.appendInteger(this.imageCount++);
-    a.appendDouble(image.id);
-    a.appendVarchar(image.fileName);
-    appendNumber(a, image.width ?? NaN);
-    appendNumber(a, image.height ?? NaN);
-    appendNumber(a, image.license ?? NaN);
-    appendText(a, image.cocoUrl);
-    appendText(a, image.flickrUrl);
-    appendText(a, image.dateCaptured);
-    appendText(a, metadata ? JSON.stringify(metadata) : null);
-    a.endRow();
+    const n = c.nums;
+    for (let i = 0; i < c.count; i++) {
+      const o = i * c.stride;
+      a.appendInteger(this.imageCount++);
+      a.appendDouble(n[o + I.id]!);
+      a.appendVarchar(textAt(c.texts[IMG_TEXT.fileName]!, i)!);
+      appendNumber(a, n[o + I.width]!);
+      appendNumber(a, n[o + I.height]!);
+      appendNumber(a, n[o + I.license]!);
+      appendText(a, textAt(c.texts[IMG_TEXT.cocoUrl]!, i));
+      appendText(a, textAt(c.texts[IMG_TEXT.flickrUrl]!, i));
+      appendText(a, textAt(c.texts[IMG_TEXT.dateCaptured]!, i));
+      appendText(a, metadata ? (metadata[i] ?? null) : textAt(c.texts[IMG_TEXT.extra]!, i));
+      a.endRow();
+    }
   }
 
-  appendAnnotations(c: AnnotationColumns): void {
+  appendAnnotations(c: Columns): void {
     const a = this.annotations!;
     const sh = this.shapes!;
     const n = c.nums;
     for (let i = 0; i < c.count; i++) {
-      const o = i * ANN_STRIDE;
+      const o = i * c.stride;
       const ord = this.annotationCount++;
       a.appendInteger(ord);
       a.appendDouble(n[o + A.id]!);
@@ -131,10 +139,10 @@ export class DatasetWriter {
       if (Number.isNaN(kp)) a.appendNull();
       else a.appendInteger(kp);
       appendNumber(a, n[o + A.score]!);
-      appendText(a, textAt(c.extra, i));
+      appendText(a, textAt(c.texts[ANN_TEXT.extra]!, i));
       a.endRow();
-      const seg = textAt(c.segmentation, i);
-      const keypoints = textAt(c.keypoints, i);
+      const seg = textAt(c.texts[ANN_TEXT.segmentation]!, i);
+      const keypoints = textAt(c.texts[ANN_TEXT.keypoints]!, i);
       if (seg != null || keypoints != null) {
         sh.appendVarchar(this.datasetId);
         sh.appendInteger(ord);
