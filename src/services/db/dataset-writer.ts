@@ -4,7 +4,6 @@ import type { CocoCategory, CocoLicense } from '../coco/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { plainRow, type Database, type Row } from './connection.js';
-import { STAGING_ANNOTATIONS_COLUMNS } from './schema.js';
 
 /** Boxes may overshoot the image by rounding; COCO's own tools allow about a pixel. */
 const EDGE_TOLERANCE = 1;
@@ -71,10 +70,9 @@ export class DatasetWriter {
       await conn.run(`CREATE TABLE ${w.t('s')} (
         ord INTEGER NOT NULL, image_id BIGINT NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
         license_id BIGINT, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata JSON)`);
-      await conn.run(`CREATE TABLE ${w.t('a')} ${STAGING_ANNOTATIONS_COLUMNS}`);
       await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL)`);
       w.samples = await conn.createAppender(w.t('s'));
-      w.annotations = await conn.createAppender(w.t('a'));
+      w.annotations = await conn.createAppender('annotations');
       w.shapes = await conn.createAppender('annotation_shapes');
     } catch (e) {
       await w.rollback();
@@ -83,8 +81,16 @@ export class DatasetWriter {
     return w;
   }
 
+  /**
+   * This ingest's rows of `annotations`, as a subquery. The id is one we made (checked against
+   * ^[a-z0-9]+$ in begin()), never user text, so it is safe to inline like the staging names.
+   */
+  private annotationsOfDataset(): string {
+    return `(SELECT * FROM annotations WHERE dataset_id = '${this.datasetId}')`;
+  }
+
   /** Staging table names are per ingest, so concurrent ingests never touch each other's rows. */
-  private t(kind: 's' | 'a' | 'f'): string {
+  private t(kind: 's' | 'f'): string {
     return `staging_${kind}_${this.datasetId}`;
   }
 
@@ -122,6 +128,7 @@ export class DatasetWriter {
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
       const ord = this.annotationCount++;
+      a.appendVarchar(this.datasetId);
       a.appendInteger(ord);
       a.appendDouble(n[o + A.id]!);
       a.appendDouble(n[o + A.imageId]!);
@@ -139,6 +146,7 @@ export class DatasetWriter {
       if (Number.isNaN(kp)) a.appendNull();
       else a.appendInteger(kp);
       appendNumber(a, n[o + A.score]!);
+      a.appendVarchar('ground_truth');
       appendText(a, textAt(c.texts[ANN_TEXT.extra]!, i));
       a.endRow();
       const seg = textAt(c.texts[ANN_TEXT.segmentation]!, i);
@@ -183,7 +191,7 @@ export class DatasetWriter {
     this.samples = this.annotations = this.shapes = this.files = null;
     const ds = this.datasetId;
     const S = this.t('s');
-    const AN = this.t('a');
+    const AN = this.annotationsOfDataset();
     const F = this.t('f');
 
     const dupImages = await this.rows(
@@ -258,17 +266,8 @@ export class DatasetWriter {
        ORDER BY s.ord`,
       [ds, this.split],
     );
-    await this.exec(
-      `INSERT INTO annotations
-       SELECT $1, s.ord, a.ord, a.annotation_id, a.image_id, a.category_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
-              a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
-              a.num_keypoints, a.score, 'ground_truth', a.extra
-       FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
-      [ds],
-    );
-
     const warnings = await this.warnings(nonStandardNumbers);
-    for (const k of ['s', 'a', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
+    for (const k of ['s', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
     return {
       imageCount: this.imageCount,
       annotationCount: this.annotationCount,
@@ -280,7 +279,7 @@ export class DatasetWriter {
   private async warnings(nonStandardNumbers: number): Promise<Warning[]> {
     const ds = this.datasetId;
     const S = this.t('s');
-    const AN = this.t('a');
+    const AN = this.annotationsOfDataset();
     const out: Warning[] = [];
     const add = async (code: string, count: number, message: string, examplesSql: string | null, params: (string | number)[] = []) => {
       if (count <= 0) return;

@@ -56,7 +56,7 @@ function whereClause(f: SampleQueryFilter, params: Param[]): string {
   if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
   if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
   // One semi-join for all annotation predicates: a sample matches when one annotation meets them all.
-  if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
+  if (ann.length > 0) parts.push(`image_id IN (SELECT image_id FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
   return parts.length ? ` AND ${parts.join(' AND ')}` : '';
 }
 

@@ -57,11 +57,9 @@ export const SCHEMA_STATEMENTS = [
     annotation_count INTEGER NOT NULL,
     file_missing BOOLEAN NOT NULL
   )`,
-  // sample_ord: the owning sample's ord, resolved at ingest, so a page's annotations are found
-  // by ord without a join (docs/storage.md).
+  // In file order, appended as parsed: no copy or sort at the end of an ingest (docs/storage.md).
   `CREATE TABLE IF NOT EXISTS annotations (
     dataset_id VARCHAR NOT NULL,
-    sample_ord INTEGER NOT NULL,
     ord INTEGER NOT NULL,
     annotation_id BIGINT NOT NULL,
     image_id BIGINT NOT NULL,
@@ -89,23 +87,3 @@ export const SCHEMA_STATEMENTS = [
     keypoints VARCHAR
   )`,
 ];
-
-/** The columns of `annotations` that the file gives, in file order, before image references are resolved. */
-export const STAGING_ANNOTATIONS_COLUMNS = `(
-    ord INTEGER NOT NULL,
-    annotation_id BIGINT NOT NULL,
-    image_id BIGINT NOT NULL,
-    category_id BIGINT NOT NULL,
-    bbox_x DOUBLE,
-    bbox_y DOUBLE,
-    bbox_w DOUBLE,
-    bbox_h DOUBLE,
-    area DOUBLE,
-    is_crowd BOOLEAN NOT NULL,
-    segmentation_kind VARCHAR NOT NULL,
-    polygon_count INTEGER NOT NULL,
-    point_count INTEGER NOT NULL,
-    num_keypoints INTEGER,
-    score DOUBLE,
-    extra JSON
-  )`;
