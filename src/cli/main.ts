@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadSettings } from '../config.js';
 import { openDataVisor } from '../services/app.js';
@@ -13,8 +14,11 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command()
   .name('datavisor')
+  .version(version)
   .description('Computer-vision dataset introspection: COCO into DuckDB, served over GraphQL and REST')
   .showHelpAfterError();
 
