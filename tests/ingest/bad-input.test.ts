@@ -174,35 +174,68 @@ describe('malformed JSON', () => {
   // annotations[100] ends where annotations[101] starts: `…}, {"segmentation"…`.
   const end100 = SOURCE_TEXT.lastIndexOf('}', starts[101]!) + 1;
 
-  it('a stray character in the annotations array names the element and the byte it is at', async () => {
+  /**
+   * The message places the error truthfully: either exactly ("byte N", give or take 64) or as a
+   * range of at most one read block ("between bytes A and B") that holds it.
+   */
+  function expectPlaced(message: string, at: number): void {
+    const range = /between bytes (\d+) and (\d+)/.exec(message);
+    const exact = /\bbyte (\d+)/.exec(message);
+    expect(range ?? exact, `no byte position in: ${message}`).not.toBeNull();
+    const [lo, hi] = range ? [Number(range[1]), Number(range[2])] : [Number(exact![1]) - 64, Number(exact![1]) + 64];
+    expect({ lo: lo <= at, hi: at <= hi, at, message }).toEqual({ lo: true, hi: true, at, message });
+    expect(hi - lo).toBeLessThanOrEqual(64 * 1024);
+  }
+
+  /** The element named is the right one when the message says "in", and not a later one when it says "after". */
+  function expectElement(message: string, section: string, index: number): void {
+    const m = new RegExp(`\\((in|after the start of) ${section}\\[(\\d+)\\]\\)`).exec(message);
+    expect(m, `no ${section}[…] in: ${message}`).not.toBeNull();
+    if (m![1] === 'in') expect([index, index + 1]).toContain(Number(m![2]));
+    else expect(Number(m![2])).toBeLessThanOrEqual(index + 1);
+  }
+
+  it('a stray character in the annotations array: the byte it is at and its element', async () => {
     const at = end100 + 2; // after "}, "
     const text = `${SOURCE_TEXT.slice(0, at)}@${SOURCE_TEXT.slice(at)}`;
     const message = await fatalFile('stray.json', text, 'INVALID_JSON');
     expect(message).toContain('Malformed JSON');
-    expect(message).toMatch(/annotations\[10[01]\]/);
-    expect(Math.abs(reportedByte(message) - at)).toBeLessThanOrEqual(64);
+    expectPlaced(message, at);
+    expectElement(message, 'annotations', 100);
   });
 
-  it('a missing comma between two annotations names the element and the byte it is at', async () => {
+  it('a missing comma between two annotations: the byte it is at and its element', async () => {
     const text = `${SOURCE_TEXT.slice(0, end100)}${SOURCE_TEXT.slice(end100 + 1)}`; // `} {` instead of `}, {`
     const message = await fatalFile('no-comma.json', text, 'INVALID_JSON');
     expect(message).toContain("expected ','");
-    expect(message).toMatch(/annotations\[10[01]\]/);
-    expect(Math.abs(reportedByte(message) - end100)).toBeLessThanOrEqual(64);
+    expectPlaced(message, end100 + 1);
+    expectElement(message, 'annotations', 100);
   });
 
-  it('garbage before the document is reported at its start', async () => {
+  it('garbage before the document is placed at its start, in no element', async () => {
     const message = await fatalFile('garbage.json', `xyz${SOURCE_TEXT}`, 'INVALID_JSON');
     expect(message).toContain('Malformed JSON');
-    expect(reportedByte(message)).toBeLessThanOrEqual(64);
+    expectPlaced(message, 0);
+    expect(message).not.toContain('[');
+  });
+
+  it('a second top-level value after the document is placed at its byte, and not "in" any element', async () => {
+    const message = await fatalFile('two-values.json', `${SOURCE_TEXT} {}`, 'INVALID_JSON');
+    expectPlaced(message, SOURCE.length + 1);
     expect(message).not.toContain('(in ');
   });
 
-  it('a second top-level value after the document is INVALID_JSON at its byte, outside every section', async () => {
-    const message = await fatalFile('two-values.json', `${SOURCE_TEXT} {}`, 'INVALID_JSON');
-    expect(Math.abs(reportedByte(message) - (SOURCE.length + 1))).toBeLessThanOrEqual(64);
-    // The error is after the top-level object closed: it is in no section or element.
-    expect(message).not.toContain('(in ');
+  it('an error held back across a read-block edge is still inside the reported range', async () => {
+    // `"width": 64 @xxx…`: the stray "@" sits 40 bytes before the 64 KiB edge with no separator
+    // after it until past the edge, so the parser only sees it in the next block.
+    const head = '{"info": {"description": "';
+    const mid = '"}, "images": [{"id": 1, "file_name": "000000000009.jpg", "width": 640 ';
+    const at = 65536 - 40;
+    const text = `${head}${'p'.repeat(at - head.length - mid.length)}${mid}@${'x'.repeat(80)}, "height": 480}], "annotations": [], "categories": []}`;
+    expect(text.indexOf('@')).toBe(at);
+    const message = await fatalFile('held-back.json', text, 'INVALID_JSON');
+    expect(message).toContain('Malformed JSON');
+    expectPlaced(message, at);
   });
 });
 

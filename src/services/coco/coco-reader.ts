@@ -1,5 +1,6 @@
 import type { Token } from 'stream-json/parser.js';
 import { DataVisorError } from '../errors.js';
+import { isNonStandardNumber, restoreNonStandardText } from './json-tokens.js';
 import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, CocoSink } from './types.js';
 
 /**
@@ -26,6 +27,10 @@ const CATEGORY_KEYS = new Set(['id', 'name', 'supercategory']);
 export class CocoReader {
   private depth = 0;
   private seenRoot = false;
+  /** NaN / Infinity values read as null (docs/ingestion.md). */
+  nonStandardNumbers = 0;
+  /** Set once the text holds rewritten NaN / Infinity: only then are tokens checked for them. */
+  private nonStandard = false;
   /** Top-level key being read, or null between keys. */
   private topKey: string | null = null;
   private section: CocoSection | 'skip' | null = null;
@@ -71,6 +76,11 @@ export class CocoReader {
     return this.topKey ? ` (${prefix} "${this.topKey}")` : '';
   }
 
+  /** The pump rewrote NaN / Infinity somewhere ahead: check tokens from now on. */
+  readonly expectNonStandardNumbers = (): void => {
+    this.nonStandard = true;
+  };
+
   /** Called once the whole file is read: checks the overall shape. */
   finish(): void {
     if (this.depth !== 0) throw this.invalid('the file ends before the top-level object is closed');
@@ -99,13 +109,18 @@ export class CocoReader {
           this.close();
           break;
         case 'keyValue':
-          this.key(t.value);
+          this.key(this.nonStandard ? restoreNonStandardText(t.value) : t.value);
           break;
         case 'stringValue':
-          this.value(t.value);
+          this.value(this.nonStandard ? restoreNonStandardText(t.value) : t.value);
           break;
         case 'numberValue':
-          this.value(Number(t.value));
+          if (this.nonStandard && isNonStandardNumber(t.value)) {
+            this.nonStandardNumbers++;
+            this.value(null);
+          } else {
+            this.value(Number(t.value));
+          }
           break;
         case 'nullValue':
           this.value(null);
@@ -166,7 +181,12 @@ export class CocoReader {
 
   private close(): void {
     const depth = this.depth--;
-    if (depth === 1) return;
+    if (depth === 1) {
+      // The document is closed: anything after it is outside every section.
+      this.topKey = null;
+      this.section = null;
+      return;
+    }
     if (this.section === 'skip') {
       if (depth === 2) this.section = null;
       return;
@@ -282,7 +302,12 @@ export class CocoReader {
       const t = tokens[i]!;
       const name = t.name;
       if (name === 'numberValue') {
-        if (keep) text += needComma ? `,${t.value}` : t.value;
+        let v = t.value;
+        if (this.nonStandard && isNonStandardNumber(v)) {
+          this.nonStandardNumbers++;
+          v = 'null';
+        }
+        if (keep) text += needComma ? `,${v}` : v;
         needComma = true;
         numbers++;
       } else if (name === 'startArray' || name === 'startObject') {
@@ -294,10 +319,10 @@ export class CocoReader {
         needComma = true;
         if (--depth === 0) break;
       } else if (name === 'keyValue') {
-        if (keep) text += `${needComma ? ',' : ''}${JSON.stringify(t.value)}:`;
+        if (keep) text += `${needComma ? ',' : ''}${JSON.stringify(this.nonStandard ? restoreNonStandardText(t.value) : t.value)}:`;
         needComma = false;
       } else if (name === 'stringValue') {
-        if (keep) text += (needComma ? ',' : '') + JSON.stringify(t.value);
+        if (keep) text += (needComma ? ',' : '') + JSON.stringify(this.nonStandard ? restoreNonStandardText(t.value) : t.value);
         needComma = true;
         if (this.rawStartsWithObject && depth === 1) this.rawHasStringCounts = true;
       } else if (name === 'nullValue' || name === 'trueValue' || name === 'falseValue') {

@@ -14,15 +14,32 @@ export type TokenHandler = (tokens: readonly Token[]) => void;
 
 export interface PumpResult {
   bytesRead: number;
-  /** How many NaN / Infinity values were read as null. */
-  nonStandardNumbers: number;
 }
 
 const NONE = Symbol.for('object-stream.none');
 const MANY = Symbol.for('object-stream.many');
 
-/** Python's json.dump writes NaN / Infinity, which JSON does not allow; values in those positions become null. */
-const NON_STANDARD_NUMBER = /([:,[]\s*)(?:NaN|-?Infinity)(?=\s*[,\]}])/g;
+/**
+ * Python's json.dump writes NaN / Infinity, which JSON does not allow and the tokenizer rejects.
+ * The text is rewritten before tokenizing, where a value can stand, to number literals that no
+ * real file holds (they underflow to 0). Telling a value from the same letters inside a string
+ * needs the tokenizer's state, so the reader undoes the rewrite in string tokens and turns the
+ * number tokens into null (coco-reader.ts). Nothing is scanned when a block holds neither word.
+ */
+const NON_STANDARD_NUMBER = /([:,[]\s*)(NaN|-?Infinity)(?=\s*[,\]}])/g;
+const SENTINEL: Record<string, string> = { NaN: '7.7e-99997', Infinity: '7.7e-99998', '-Infinity': '7.7e-99999' };
+const SENTINEL_TEXT = /7\.7e-9999([789])/g;
+const WORD: Record<string, string> = { '7': 'NaN', '8': 'Infinity', '9': '-Infinity' };
+
+/** True for a number token that stands for NaN / Infinity. */
+export function isNonStandardNumber(token: string): boolean {
+  return token.length === 10 && token.startsWith('7.7e-9999');
+}
+
+/** A string token with the rewrite undone. */
+export function restoreNonStandardText(s: string): string {
+  return s.indexOf('7.7e-9999') === -1 ? s : s.replace(SENTINEL_TEXT, (_m, d: string) => WORD[d]!);
+}
 /** Characters held back at a block's end when it has no separator to cut at (inside a long string). */
 const HOLD_BACK = 16;
 
@@ -45,15 +62,17 @@ export async function* pumpJsonTokens(
   source: AsyncIterable<Buffer | string>,
   onTokens: TokenHandler,
   describeLocation: (relation?: 'in' | 'after') => string,
+  /** Called once, before the first block in which NaN / Infinity were rewritten is tokenized. */
+  onNonStandardNumbers: () => void = () => undefined,
 ): AsyncGenerator<number, PumpResult> {
   const tokenize = jsonParser({ packValues: true, streamValues: false }) as unknown as (input: string | symbol) => unknown;
   const decoder = new StringDecoder('utf8');
   let bytesRead = 0;
-  /** Bytes before the block being tokenized (give or take the held-back characters). */
+  /** Where the text fed next begins: the held-back characters come first (give or take a token the tokenizer keeps). */
   let blockStart = 0;
   let pending = '';
   let first = true;
-  let nonStandardNumbers = 0;
+  let rewrote = false;
 
   const feed = (text: string | symbol) => {
     let out: unknown;
@@ -76,9 +95,12 @@ export async function* pumpJsonTokens(
 
   const fixNumbers = (text: string) => {
     if (text.indexOf('NaN') === -1 && text.indexOf('Infinity') === -1) return text;
-    return text.replace(NON_STANDARD_NUMBER, (_m, prefix: string) => {
-      nonStandardNumbers++;
-      return `${prefix}null`;
+    return text.replace(NON_STANDARD_NUMBER, (_m, prefix: string, word: string) => {
+      if (!rewrote) {
+        rewrote = true;
+        onNonStandardNumbers();
+      }
+      return prefix + SENTINEL[word]!;
     });
   };
 
@@ -89,7 +111,8 @@ export async function* pumpJsonTokens(
   };
 
   for await (const chunk of source) {
-    blockStart = bytesRead;
+    // What is held back runs from the window's last separator, which can be far more than HOLD_BACK characters.
+    blockStart = bytesRead - Buffer.byteLength(pending);
     bytesRead += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     // Fix NaN/Infinity over the whole window: the lookahead needs the character after the token.
     const text = fixNumbers(stripBom(pending + (typeof chunk === 'string' ? chunk : decoder.write(chunk))));
@@ -105,5 +128,5 @@ export async function* pumpJsonTokens(
   const rest = fixNumbers(stripBom(pending + decoder.end()));
   if (rest) feed(rest);
   feed(NONE);
-  return { bytesRead, nonStandardNumbers };
+  return { bytesRead };
 }

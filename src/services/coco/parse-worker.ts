@@ -103,11 +103,11 @@ async function* chunks(): AsyncGenerator<Buffer> {
 
 async function run(): Promise<void> {
   try {
-    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation));
+    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation), reader.expectNonStandardNumbers);
     let r = await pump.next();
     while (!r.done) r = await pump.next();
     reader.finish();
-    send({ type: 'done', bytesRead: r.value.bytesRead, nonStandardNumbers: r.value.nonStandardNumbers, events: take() });
+    send({ type: 'done', bytesRead: r.value.bytesRead, nonStandardNumbers: reader.nonStandardNumbers, events: take() });
   } catch (e) {
     const err = e instanceof DataVisorError ? e : new DataVisorError('INVALID_JSON', (e as Error).message);
     send({ type: 'error', code: err.code, message: err.message });

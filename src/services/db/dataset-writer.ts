@@ -145,8 +145,10 @@ export class DatasetWriter {
       const kp = n[o + A.numKeypoints]!;
       if (Number.isNaN(kp)) a.appendNull();
       else a.appendInteger(kp);
-      appendNumber(a, n[o + A.score]!);
-      a.appendVarchar('ground_truth');
+      const score = n[o + A.score]!;
+      appendNumber(a, score);
+      // A score is what detectors write: such a file holds predictions, not labels.
+      a.appendVarchar(Number.isNaN(score) ? 'ground_truth' : 'prediction');
       appendText(a, textAt(c.texts[ANN_TEXT.extra]!, i));
       a.endRow();
       const seg = textAt(c.texts[ANN_TEXT.segmentation]!, i);
