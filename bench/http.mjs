@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // bench/http.mjs — `npm run bench:http`: the HTTP targets of issue 4, measured in one run.
 //
-//   node bench/http.mjs [--duration 10] [--connections 2,16] [--scratch DIR]
+//   node bench/http.mjs [--duration 10] [--connections 2,16] [--scratch DIR] [--only load|cold]
 //
 // 1. Generates (once; reused) a train2017-scale COCO file (118,287 images, 860,001 annotations) and
 //    300 of its JPEGs with ../shared/bench/gen-coco.mjs, in a scratch folder outside the repository.
@@ -12,8 +12,9 @@
 //    connections: GET /samples (first page, offset 100,000, category=person), a cached medium
 //    thumbnail through the full route, and a bare node:http server (`--bare` mode, a child process
 //    too) answering the same bytes from memory.
-// 4. Cold thumbnails: 2 × 300 never-made medium thumbnails of 640×480 JPEGs through the route, 4 in
-//    flight, alternating with a bare sharp loop over the same files with 4 in flight, in this process.
+// 4. Cold thumbnails: 2 × 300 never-made medium thumbnails of 640×480 JPEGs through the route (a
+//    fresh server), 4 in flight, alternating with a bare sharp loop over the same files with 4 in
+//    flight in this process; then once more with the server's libuv pool at 8 (informational row).
 // Prints a markdown table. Latencies are measured per response (autocannon's own histogram has
 // 1 ms resolution), from the 'response' events.
 import { spawn, spawnSync } from 'node:child_process';
@@ -83,72 +84,99 @@ async function main() {
   const log = (m) => process.stderr.write(`bench:http: ${m}\n`);
   try {
     log(`${os.cpus().length} cores, Node ${process.version}; fixture in ${scratch}`);
-    const server = await startChild(['--serve'], {
-      DATAVISOR_HOST: '127.0.0.1',
-      DATAVISOR_PORT: '0',
-      DATAVISOR_DB_PATH: path.join(work, 'bench.duckdb'),
-      DATAVISOR_CACHE_DIR: path.join(work, 'thumbnails'),
-      DATAVISOR_PLUGIN_DIR: path.join(work, 'no-plugins'),
-      DATAVISOR_DATA_ROOTS: `${scratch}`,
-      DATAVISOR_THUMBNAILS_ON_INGEST: '0',
-      DATAVISOR_DEMO: '0',
-      DATAVISOR_LOG_LEVEL: 'info',
-    });
-    children.push(server.child);
-    const base = server.url;
-
-    log('ingesting the train2017-scale file through POST /datasets/ingest…');
-    const t0 = performance.now();
-    const done = await ingest(base, { annotation_path: fixture.json, image_dir: fixture.images, dataset_name: 'train2017-bench' });
-    const ingestSeconds = (performance.now() - t0) / 1000;
-    const id = done.dataset_id;
-    log(`ingested ${done.image_count} images, ${done.annotation_count} annotations in ${ingestSeconds.toFixed(1)} s`);
-
-    const rows = [];
-    const load = async (name, url, c) => {
-      const r = await measure(autocannon, url, c, duration);
-      rows.push({ name, connections: c, ...r });
-      log(`${name} @${c}: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${Math.round(r.rps)} req/s${r.errors ? `, ${r.errors} errors/non-2xx` : ''}`);
-      return r;
-    };
-
-    const first = `${base}/samples?dataset_id=${id}&limit=50`;
-    const deep = `${base}/samples?dataset_id=${id}&offset=100000&limit=50`;
-    const person = `${base}/samples?dataset_id=${id}&category=person&limit=50`;
-    await check(first, 50);
-    await check(deep, 50);
-    await check(person, 50);
-
-    // A sample whose JPEG exists: the first of the file.
-    const sample = (await (await fetch(first)).json()).items[0];
-    const thumbUrl = `${base}/images/${id}/${sample.id}?size=medium`;
-    const thumb = await fetch(thumbUrl);
-    if (thumb.status !== 200) throw new Error(`thumbnail answered ${thumb.status}: ${await thumb.text()}`);
-    const bytes = Buffer.from(await thumb.arrayBuffer());
-    const bytesFile = path.join(work, 'thumb.webp');
-    fs.writeFileSync(bytesFile, bytes);
-    const bare = await startChild(['--bare', bytesFile], {});
-    children.push(bare.child);
-
-    const results = {};
-    for (const c of connections) {
-      results[`first@${c}`] = await load('GET /samples?limit=50 (offset 0)', first, c);
-      results[`deep@${c}`] = await load('GET /samples?offset=100000&limit=50', deep, c);
-      results[`person@${c}`] = await load('GET /samples?category=person&limit=50', person, c);
-      results[`thumb@${c}`] = await load(`cached medium thumbnail, full route (${bytes.length} B)`, thumbUrl, c);
-      results[`bare@${c}`] = await load('bare node:http, same bytes from memory', `${bare.url}/`, c);
+    const only = args.only;
+    let load = null;
+    if (only !== 'cold') load = await loadRows({ autocannon, fixture, work, scratch, children, duration, connections, log });
+    let cold = null;
+    let cold8 = null;
+    if (only !== 'load') {
+      log('cold thumbnails: route vs bare sharp loop…');
+      cold = await coldThumbnails({ sharp, fixture, scratch, children, env: serverEnv(path.join(work, 'cold'), scratch, {}) });
+      log(`cold: route ${cold.routePerSec.toFixed(1)}/s, bare ${cold.barePerSec.toFixed(1)}/s`);
+      // Not a target row: the same with a larger libuv pool, to show where the gap comes from.
+      cold8 = await coldThumbnails({ sharp, fixture, scratch, children, env: serverEnv(path.join(work, 'cold8'), scratch, { UV_THREADPOOL_SIZE: '8' }) });
+      log(`cold, server with UV_THREADPOOL_SIZE=8: route ${cold8.routePerSec.toFixed(1)}/s, bare ${cold8.barePerSec.toFixed(1)}/s`);
     }
-
-    log('cold thumbnails: route vs bare sharp loop…');
-    const cold = await coldThumbnails({ base, sharp, fixture, work, scratch });
-
-    const table = renderTable({ rows, results, connections, cold, duration, ingestSeconds, done, thumbBytes: bytes.length });
-    process.stdout.write(`${table}\n`);
+    process.stdout.write(`${renderTable({ load, cold, cold8, connections, duration })}\n`);
   } finally {
     stopAll();
     await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.on('exit', r)) : null)));
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The train2017-scale dataset under autocannon: /samples rows and the cached thumbnail vs bare node:http. */
+async function loadRows({ autocannon, fixture, work, scratch, children, duration, connections, log }) {
+  const server = await startChild(['--serve'], serverEnv(path.join(work, 'main'), scratch));
+  children.push(server.child);
+  const base = server.url;
+
+  log('ingesting the train2017-scale file through POST /datasets/ingest…');
+  const t0 = performance.now();
+  const done = await ingest(base, { annotation_path: fixture.json, image_dir: fixture.images, dataset_name: 'train2017-bench' });
+  const ingestSeconds = (performance.now() - t0) / 1000;
+  const id = done.dataset_id;
+  log(`ingested ${done.image_count} images, ${done.annotation_count} annotations in ${ingestSeconds.toFixed(1)} s`);
+
+  const rows = [];
+  const load = async (name, url, c) => {
+    const r = await measure(autocannon, url, c, duration);
+    rows.push({ name, connections: c, ...r });
+    log(`${name} @${c}: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${Math.round(r.rps)} req/s${r.errors ? `, ${r.errors} errors/non-2xx` : ''}`);
+    return r;
+  };
+
+  const first = `${base}/samples?dataset_id=${id}&limit=50`;
+  const deep = `${base}/samples?dataset_id=${id}&offset=100000&limit=50`;
+  const person = `${base}/samples?dataset_id=${id}&category=person&limit=50`;
+  await check(first, 50);
+  await check(deep, 50);
+  await check(person, 50);
+
+  // A sample whose JPEG exists: the first of the file.
+  const sample = (await (await fetch(first)).json()).items[0];
+  const thumbUrl = `${base}/images/${id}/${sample.id}?size=medium`;
+  const thumb = await fetch(thumbUrl);
+  if (thumb.status !== 200) throw new Error(`thumbnail answered ${thumb.status}: ${await thumb.text()}`);
+  const bytes = Buffer.from(await thumb.arrayBuffer());
+  const bytesFile = path.join(work, 'thumb.webp');
+  fs.writeFileSync(bytesFile, bytes);
+  const bare = await startChild(['--bare', bytesFile], {});
+  children.push(bare.child);
+
+  const results = {};
+  for (const c of connections) {
+    results[`first@${c}`] = await load('GET /samples?limit=50 (offset 0)', first, c);
+    results[`deep@${c}`] = await load('GET /samples?offset=100000&limit=50', deep, c);
+    results[`person@${c}`] = await load('GET /samples?category=person&limit=50', person, c);
+    results[`thumb@${c}`] = await load(`cached medium thumbnail, full route (${bytes.length} B)`, thumbUrl, c);
+    results[`bare@${c}`] = await load('bare node:http, same bytes from memory', `${bare.url}/`, c);
+  }
+
+  // Done with the big dataset: stop its servers so the next runs have the machine.
+  server.child.kill('SIGTERM');
+  bare.child.kill('SIGTERM');
+  return { rows, results, ingestSeconds, done, thumbBytes: bytes.length };
+}
+
+/** Settings of a benchmark server: its own database and cache under `dir`, logs at info level. */
+function serverEnv(dir, scratch, extra = {}) {
+  fs.mkdirSync(dir, { recursive: true });
+  const env = {
+    DATAVISOR_HOST: '127.0.0.1',
+    DATAVISOR_PORT: '0',
+    DATAVISOR_DB_PATH: path.join(dir, 'bench.duckdb'),
+    DATAVISOR_CACHE_DIR: path.join(dir, 'thumbnails'),
+    DATAVISOR_PLUGIN_DIR: path.join(dir, 'no-plugins'),
+    DATAVISOR_DATA_ROOTS: scratch,
+    DATAVISOR_THUMBNAILS_ON_INGEST: '0',
+    DATAVISOR_DEMO: '0',
+    DATAVISOR_LOG_LEVEL: 'info',
+    // libuv's default pool (4), as `npm start` runs, unless a row asks otherwise.
+    UV_THREADPOOL_SIZE: undefined,
+    ...extra,
+  };
+  return env;
 }
 
 function defaultScratch() {
@@ -174,7 +202,8 @@ function prepareFixture(scratch) {
 }
 
 function startChild(argv, env) {
-  const child = spawn(process.execPath, [HERE, ...argv], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  const merged = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined));
+  const child = spawn(process.execPath, [HERE, ...argv], { cwd: REPO, env: merged, stdio: ['ignore', 'pipe', 'ignore'] });
   return new Promise((resolve, reject) => {
     child.on('exit', (code) => reject(new Error(`child ${argv[0]} exited with ${code}`)));
     createInterface({ input: child.stdout }).once('line', (line) => resolve({ child, url: JSON.parse(line).url }));
@@ -217,7 +246,10 @@ async function measure(autocannon, url, connections, duration) {
  * 640×480 files (the cache is keyed by sample, so each is a real render), fetched through the
  * route with 4 in flight; then the same 300 renders as a bare sharp loop; two rounds, alternating.
  */
-async function coldThumbnails({ base, sharp, fixture, work, scratch }) {
+async function coldThumbnails({ sharp, fixture, scratch, children, env }) {
+  const server = await startChild(['--serve'], env);
+  children.push(server.child);
+  const base = server.url;
   const files = [];
   for (const name of fs.readdirSync(fixture.images).sort()) {
     const meta = await sharp(path.join(fixture.images, name)).metadata();
@@ -253,6 +285,7 @@ async function coldThumbnails({ base, sharp, fixture, work, scratch }) {
     return { distinctFiles: files.length, count: N * ROUNDS, routePerSec: (N * ROUNDS) / routeSeconds, barePerSec: (N * ROUNDS) / bareSeconds };
   } finally {
     fs.rmSync(coldJson, { force: true });
+    server.child.kill('SIGTERM');
   }
 }
 
@@ -268,34 +301,41 @@ async function inFlight(k, n, task) {
   return (performance.now() - t0) / 1000;
 }
 
-function renderTable({ rows, results, connections, cold, duration, ingestSeconds, done, thumbBytes }) {
+function renderTable({ load, cold, cold8, connections, duration }) {
   const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const ok = (b) => (b ? 'yes' : '**no**');
   const lines = [];
-  lines.push(`Dataset: ${done.image_count} images, ${done.annotation_count} annotations (ingested over SSE in ${ingestSeconds.toFixed(1)} s). ${duration} s per row, autocannon on loopback, ${os.cpus().length} cores, Node ${process.version}.`);
-  lines.push('');
-  lines.push('| request | connections | p50 ms | p99 ms | req/s |');
-  lines.push('| --- | ---: | ---: | ---: | ---: |');
-  for (const r of rows) lines.push(`| ${r.name} | ${r.connections} | ${f(r.p50)} | ${f(r.p99)} | ${Math.round(r.rps)} |`);
-  lines.push('');
-  lines.push('| target | measured | met |');
-  lines.push('| --- | --- | --- |');
-  for (const c of connections) {
-    const a = results[`first@${c}`];
-    const b = results[`deep@${c}`];
-    const p = results[`person@${c}`];
-    const t = results[`thumb@${c}`];
-    const bare = results[`bare@${c}`];
-    lines.push(`| ${c} conn: first page p50 < 5 ms, p99 < 25 ms | ${f(a.p50)} / ${f(a.p99)} ms | ${ok(a.p50 < 5 && a.p99 < 25)} |`);
-    lines.push(`| ${c} conn: offset 100,000 p50 < 5 ms, p99 < 25 ms | ${f(b.p50)} / ${f(b.p99)} ms | ${ok(b.p50 < 5 && b.p99 < 25)} |`);
-    lines.push(`| ${c} conn: deep page p50 ≤ 2× first page | ${f(b.p50 / a.p50)}× | ${ok(b.p50 <= 2 * a.p50)} |`);
-    lines.push(`| ${c} conn: category=person p50 < 15 ms | ${f(p.p50)} ms | ${ok(p.p50 < 15)} |`);
-    lines.push(`| ${c} conn: cached thumbnail ≥ 1/3 of bare node:http | ${Math.round(t.rps)} / ${Math.round(bare.rps)} req/s = ${f(t.rps / bare.rps)} | ${ok(t.rps >= bare.rps / 3)} |`);
+  if (load) {
+    const { rows, results, ingestSeconds, done, thumbBytes } = load;
+    lines.push(`Dataset: ${done.image_count} images, ${done.annotation_count} annotations (ingested over SSE in ${ingestSeconds.toFixed(1)} s). ${duration} s per row, autocannon on loopback, ${os.cpus().length} cores, Node ${process.version}. Cached thumbnail: ${thumbBytes} bytes.`);
+    lines.push('');
+    lines.push('| request | connections | p50 ms | p99 ms | req/s |');
+    lines.push('| --- | ---: | ---: | ---: | ---: |');
+    for (const r of rows) lines.push(`| ${r.name} | ${r.connections} | ${f(r.p50)} | ${f(r.p99)} | ${Math.round(r.rps)} |`);
+    lines.push('');
+    lines.push('| target | measured | met |');
+    lines.push('| --- | --- | --- |');
+    for (const c of connections) {
+      const a = results[`first@${c}`];
+      const b = results[`deep@${c}`];
+      const p = results[`person@${c}`];
+      const t = results[`thumb@${c}`];
+      const bare = results[`bare@${c}`];
+      lines.push(`| ${c} conn: first page p50 < 5 ms, p99 < 25 ms | ${f(a.p50)} / ${f(a.p99)} ms | ${ok(a.p50 < 5 && a.p99 < 25)} |`);
+      lines.push(`| ${c} conn: offset 100,000 p50 < 5 ms, p99 < 25 ms | ${f(b.p50)} / ${f(b.p99)} ms | ${ok(b.p50 < 5 && b.p99 < 25)} |`);
+      lines.push(`| ${c} conn: deep page p50 ≤ 2× first page | ${f(b.p50 / a.p50)}× | ${ok(b.p50 <= 2 * a.p50)} |`);
+      lines.push(`| ${c} conn: category=person p50 < 15 ms | ${f(p.p50)} ms | ${ok(p.p50 < 15)} |`);
+      lines.push(`| ${c} conn: cached thumbnail ≥ 1/3 of bare node:http | ${Math.round(t.rps)} / ${Math.round(bare.rps)} req/s = ${f(t.rps / bare.rps)} | ${ok(t.rps >= bare.rps / 3)} |`);
+    }
   }
-  lines.push(
-    `| cold 640×480 → medium, 4 in flight: within 1.15× of bare sharp | route ${f(cold.routePerSec, 1)}/s, bare ${f(cold.barePerSec, 1)}/s: ${f(cold.barePerSec / cold.routePerSec)}× | ${ok(cold.barePerSec / cold.routePerSec <= 1.15)} |`,
-  );
-  lines.push('');
-  lines.push(`Cached thumbnail: ${thumbBytes} bytes. Cold: ${cold.count} thumbnails over ${cold.distinctFiles} distinct 640×480 files (each sample is its own cache entry).`);
+  if (cold) {
+    if (!load) lines.push('| target | measured | met |', '| --- | --- | --- |');
+    lines.push(
+      `| cold 640×480 → medium, 4 in flight: within 1.15× of bare sharp | route ${f(cold.routePerSec, 1)}/s, bare ${f(cold.barePerSec, 1)}/s: ${f(cold.barePerSec / cold.routePerSec)}× | ${ok(cold.barePerSec / cold.routePerSec <= 1.15)} |`,
+      `| (not a target) the same, server with UV_THREADPOOL_SIZE=8 | route ${f(cold8.routePerSec, 1)}/s, bare ${f(cold8.barePerSec, 1)}/s: ${f(cold8.barePerSec / cold8.routePerSec)}× | ${ok(cold8.barePerSec / cold8.routePerSec <= 1.15)} |`,
+    );
+    lines.push('');
+    lines.push(`Cold: ${cold.count} thumbnails per row over ${cold.distinctFiles} distinct 640×480 files (each sample is its own cache entry).`);
+  }
   return lines.join('\n');
 }

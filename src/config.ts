@@ -16,6 +16,30 @@ export interface Settings {
   dbMemoryLimit: string;
   /** Default of an ingest's `store_shapes`: keep polygons, RLE and keypoints (costs ~40% more ingest time). */
   storeShapes: boolean;
+  /** DATAVISOR_PRESIGN=1: originals in S3/GCS are answered with a redirect to a presigned URL. */
+  presign: boolean;
+  /** s3:// access, from the standard AWS variables (the SDK also reads ~/.aws files itself). */
+  s3: S3Settings;
+  /** gs:// access, from Google's standard variables. */
+  gcs: GcsSettings;
+}
+
+export interface S3Settings {
+  /** AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL: an S3-compatible server; implies path-style addressing. */
+  endpoint: string | null;
+  /** AWS_REGION / AWS_DEFAULT_REGION; us-east-1 when an endpoint is set without one. */
+  region: string | null;
+  forcePathStyle: boolean;
+  /** AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN); null: the SDK's default chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | null;
+}
+
+export interface GcsSettings {
+  /** STORAGE_EMULATOR_HOST (a trailing /storage/v1 dropped); the client then sends no credentials. */
+  apiEndpoint: string | null;
+  /** GOOGLE_APPLICATION_CREDENTIALS; null: Application Default Credentials. */
+  keyFilename: string | null;
+  projectId: string | null;
 }
 
 function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -46,5 +70,28 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     apiToken: env.DATAVISOR_API_TOKEN || undefined,
     dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '256MB',
     storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',
+    presign: (env.DATAVISOR_PRESIGN ?? '0') === '1',
+    s3: s3Settings(env),
+    gcs: gcsSettings(env),
+  };
+}
+
+function s3Settings(env: NodeJS.ProcessEnv): S3Settings {
+  // The SDK's own switch for ignoring configured endpoints.
+  const ignoreEndpoint = (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ?? '').toLowerCase() === 'true';
+  const endpoint = ignoreEndpoint ? null : env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || null;
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? 'us-east-1' : null);
+  const credentials = env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+    ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
+    : null;
+  return { endpoint, region, forcePathStyle: endpoint !== null, credentials };
+}
+
+function gcsSettings(env: NodeJS.ProcessEnv): GcsSettings {
+  const host = env.STORAGE_EMULATOR_HOST?.trim();
+  return {
+    apiEndpoint: host ? host.replace(/\/+$/, '').replace(/\/storage\/v1$/, '') : null,
+    keyFilename: env.GOOGLE_APPLICATION_CREDENTIALS || null,
+    projectId: env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || null,
   };
 }

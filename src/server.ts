@@ -59,7 +59,10 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', imageRoutes(dv));
 
   const graphql = createGraphQLHandler(dv);
-  app.on(['GET', 'POST', 'OPTIONS'], ['/graphql', '/graphql/stream'], (c) => graphql(c.req.raw));
+  const toGraphQL = (c: { req: { raw: Request } }) => graphql(c.req.raw);
+  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', toGraphQL);
+  // graphql-sse's single-connection mode also reserves (PUT) and closes (DELETE) a stream.
+  app.on(['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'], '/graphql/stream', toGraphQL);
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -1,23 +1,26 @@
 import path from 'node:path';
 import type { Settings } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
-import type { DataVisor } from '../services/app.js';
-import { openDataVisor } from '../services/app.js';
+import { openDataVisor, type DataVisor } from '../services/app.js';
 import { generateDemoDataset } from '../services/demo.js';
 import { imagePath } from '../services/json-views.js';
-import { createLogger, type Logger } from '../services/logger.js';
+import { createLogger } from '../services/logger.js';
 
 /** Where `serve` draws the demo dataset (docs/demo.md), relative to the working directory. */
 const DEMO_DIR = 'data/demo';
 /** How long shutdown waits for cancelled ingests to finish rolling back before closing DuckDB. */
 const ROLLBACK_WAIT_MS = 10_000;
+/** A second signal within this time of the first is the same signal delivered twice (see onSignal). */
+const DUPLICATE_SIGNAL_MS = 500;
+const EXIT_WAIT_MS = 3_000;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 /**
  * `datavisor serve` / `npm start`: opens the services, serves HTTP, adds the demo dataset to an
  * empty database (in the background: /health answers meanwhile), and shuts down cleanly on
- * SIGINT/SIGTERM. Logs go to stderr as JSON; the URLs to try go to stdout.
+ * SIGINT/SIGTERM; a second signal (half a second or more after the first) kills it at once.
+ * Logs go to stderr as JSON; the URLs to try go to stdout.
  */
 export async function serve(settings: Settings): Promise<void> {
   const log = createLogger();
@@ -37,15 +40,11 @@ export async function serve(settings: Settings): Promise<void> {
   say(`  REST      ${running.url}/datasets   (OpenAPI: ${running.url}/openapi.json)`);
 
   let stopping = false;
+  let firstSignalAt = 0;
   let demo: Promise<void> = Promise.resolve();
   const shutdown = async (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    // A second signal means "now": skip the clean-up.
-    const now = () => process.exit(signal === 'SIGINT' ? 130 : 143);
-    process.once('SIGINT', now);
-    process.once('SIGTERM', now);
     log.info({ signal, active_ingests: dv.ingestion.active }, 'shutting down');
+    let code = 0;
     try {
       const closed = running.close();
       // Running ingests end with an INGEST_CANCELLED error event and roll back: no half dataset.
@@ -57,14 +56,32 @@ export async function serve(settings: Settings): Promise<void> {
       log.info('stopped');
     } catch (err) {
       log.error({ err }, 'unclean shutdown');
-      await flush(log);
-      process.exit(1);
+      code = 1;
     }
-    await flush(log);
-    process.exit(0);
+    // Exit by letting the event loop drain rather than process.exit(): pending log writes finish
+    // (or fail, if the reader of stderr is gone) first. process.exit() with a write in flight to a
+    // broken pipe makes pino's synchronous exit flush retry it forever. Anything still holding the
+    // loop open is cut after a few seconds.
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), EXIT_WAIT_MS).unref();
   };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stopping) {
+      stopping = true;
+      firstSignalAt = Date.now();
+      void shutdown(signal);
+      return;
+    }
+    // Under `npm start` one Ctrl-C arrives twice: the terminal signals the whole process group and
+    // npm forwards its own copy. Only a signal sent later is the user insisting.
+    if (Date.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
+    // Insisting: die by the signal at once, as if we had no handler, skipping all clean-up.
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.kill(process.pid, signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   if (settings.demo && (await dv.datasets.count()) === 0) {
     demo = addDemo(dv, demoDir, running.url, () => stopping).catch((err: unknown) => {
@@ -97,8 +114,4 @@ async function addDemo(dv: DataVisor, demoDir: string, url: string, stopping: ()
 async function waitForIngestsToEnd(dv: DataVisor): Promise<void> {
   const deadline = Date.now() + ROLLBACK_WAIT_MS;
   while (dv.ingestion.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-}
-
-function flush(log: Logger): Promise<void> {
-  return new Promise((resolve) => log.flush(() => resolve()));
 }

@@ -23,6 +23,7 @@ const IngestInput = builder.inputType('IngestInput', {
     datasetName: t.string({ description: 'Defaults to the annotation file name without `.json`.' }),
     format: t.string({ description: 'Only `coco` (the default).' }),
     split: t.string({ description: 'Applied to every sample of the dataset.' }),
+    storeShapes: t.boolean({ description: 'Keep polygons, RLE masks and keypoints for drawing (Annotation.segmentation); default: the DATAVISOR_STORE_SHAPES setting.' }),
   }),
 });
 

@@ -1,3 +1,4 @@
+import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { imagePath } from '../services/json-views.js';
 import type { Annotation, Sample, SampleFilter } from '../services/samples.js';
 import type { ThumbnailSize } from '../services/thumbnails.js';
@@ -33,10 +34,16 @@ const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
     isCrowd: t.exposeBoolean('isCrowd'),
     source: t.exposeString('source', { description: '`ground_truth`, or where a prediction came from.' }),
     confidence: t.exposeFloat('score', { nullable: true, description: 'The score of a prediction; `null` for ground truth.' }),
-    segmentationKind: t.exposeString('segmentationKind', { description: '`polygon`, `rle`, `rle_compressed` or `none`.' }),
-    segmentation: t.expose('segmentation', { type: 'JSON', nullable: true, description: 'Polygons or RLE exactly as in the file.' }),
+    segmentationKind: t.exposeString('segmentationKind', { description: '`polygon`, `rle`, `compressed_rle` or `none`.' }),
+    polygonCount: t.exposeInt('polygonCount'),
+    pointCount: t.exposeInt('pointCount'),
+    segmentation: t.expose('segmentation', {
+      type: 'JSON',
+      nullable: true,
+      description: 'Polygons or RLE as in the file; `null` unless the dataset was ingested with `storeShapes`. Selecting it (or `keypoints`) costs one more query per page.',
+    }),
     numKeypoints: t.exposeInt('numKeypoints', { nullable: true }),
-    keypoints: t.exposeFloatList('keypoints', { nullable: true }),
+    keypoints: t.exposeFloatList('keypoints', { nullable: true, description: 'As `segmentation`: stored with `storeShapes` only.' }),
   }),
 });
 
@@ -70,8 +77,10 @@ export const SampleType = builder.loadableNode('Sample', {
     imageUrl: t.string({ description: 'Absolute URL of the original image file.', resolve: (s, _args, ctx) => imageUrl(ctx, s, 'original') }),
     annotations: t.loadableList({
       type: AnnotationType,
-      description: 'In file order. One query loads the annotations of every sample of a page.',
-      load: (samples: Sample[], ctx) => loadAnnotations(samples, ctx),
+      description: 'In file order. One query loads the annotations of every sample of a page (one more when shapes are selected).',
+      // One loader per place in the query, so that it knows whether that selection wants shapes.
+      byPath: true,
+      load: (samples: Sample[], ctx, _args, info) => loadAnnotations(samples, ctx, selectsShapes(info)),
       loaderOptions: { cacheKeyFn: annotationKey },
       resolve: (s) => s,
     }),
@@ -104,14 +113,27 @@ async function loadSamples(keys: string[], ctx: GraphQLContext): Promise<(Sample
   return parsed.map((p) => (p instanceof Error ? p : found.get(sampleLocalId(p.datasetId, p.sampleId))!));
 }
 
-/** Annotations of many samples: one service call (one query) per dataset among the keys, in key order. */
-async function loadAnnotations(samples: Sample[], ctx: GraphQLContext): Promise<Annotation[][]> {
+const SHAPE_FIELDS = new Set(['segmentation', 'keypoints']);
+
+/** Whether the selection under this field asks for polygons/RLE/keypoints (through fragments too). */
+function selectsShapes(info: GraphQLResolveInfo): boolean {
+  const visit = (set: SelectionSetNode | undefined): boolean =>
+    (set?.selections ?? []).some((sel) => {
+      if (sel.kind === Kind.FIELD) return SHAPE_FIELDS.has(sel.name.value);
+      if (sel.kind === Kind.INLINE_FRAGMENT) return visit(sel.selectionSet);
+      return visit(info.fragments[sel.name.value]?.selectionSet);
+    });
+  return info.fieldNodes.some((node) => visit(node.selectionSet));
+}
+
+/** Annotations of many samples: one service call per dataset among the keys, in key order. */
+async function loadAnnotations(samples: Sample[], ctx: GraphQLContext, shapes: boolean): Promise<Annotation[][]> {
   const byDataset = new Map<string, number[]>();
   for (const s of samples) byDataset.set(s.datasetId, [...(byDataset.get(s.datasetId) ?? []), s.ord]);
   const lists = new Map<string, Annotation[]>();
   await Promise.all(
     [...byDataset].map(async ([datasetId, ords]) => {
-      const grouped = await ctx.dv.samples.annotationsOf(datasetId, ords);
+      const grouped = await ctx.dv.samples.annotationsOf(datasetId, ords, { shapes });
       grouped.forEach((list, i) => lists.set(`${datasetId}:${ords[i]}`, list));
     }),
   );

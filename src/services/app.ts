@@ -5,6 +5,7 @@ import { IngestionService } from './ingest.js';
 import type { Logger } from './logger.js';
 import { PluginHost, type PluginHostOptions } from './plugins.js';
 import { SampleService } from './samples.js';
+import { StorageService, type StorageOptions } from './storage/index.js';
 import { ThumbnailService } from './thumbnails.js';
 
 /** Every service of one DataVisor process, wired once; the CLI and the server are adapters over it. */
@@ -17,31 +18,39 @@ export interface DataVisor {
   datasets: DatasetService;
   samples: SampleService;
   ingestion: IngestionService;
+  /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
+  storage: StorageService;
   close(): Promise<void>;
 }
 
 export interface OpenOptions {
   plugins?: PluginHostOptions;
+  /** Storage knobs beyond the settings (retry policy, list page size), e.g. for tests. */
+  storage?: Partial<Omit<StorageOptions, 'dataRoots' | 's3' | 'gcs' | 'presign' | 'log'>>;
 }
 
 export async function openDataVisor(settings: Settings, log: Logger, options: OpenOptions = {}): Promise<DataVisor> {
   const db = await Database.open(settings.dbPath, { memoryLimit: settings.dbMemoryLimit });
   try {
+    const storage = new StorageService({
+      dataRoots: settings.dataRoots, s3: settings.s3, gcs: settings.gcs, presign: settings.presign, log, ...options.storage,
+    });
     const plugins = await PluginHost.load(settings.pluginDir, log, options.plugins);
     const thumbnails = new ThumbnailService({ cacheDir: settings.cacheDir });
     const datasets = new DatasetService(db, thumbnails);
-    const samples = new SampleService(db, datasets, thumbnails);
+    const samples = new SampleService(db, datasets, thumbnails, storage);
     const ingestion = new IngestionService({
-      db, log, plugins, thumbnails, dataRoots: settings.dataRoots, thumbnailsOnIngest: settings.thumbnailsOnIngest,
+      db, log, plugins, thumbnails, storage, thumbnailsOnIngest: settings.thumbnailsOnIngest,
       storeShapes: settings.storeShapes,
     });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, storage,
       async close() {
         if (closed) return;
         closed = true;
         await plugins.deactivate();
+        storage.close();
         db.close();
       },
     };

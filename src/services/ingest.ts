@@ -1,16 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { parseCoco } from './coco/parse-coco.js';
 import { imageAt, type Columns } from './coco/batch.js';
 import type { CocoSection } from './coco/types.js';
 import type { Database } from './db/connection.js';
 import { DatasetWriter, type Warning } from './db/dataset-writer.js';
 import { BadInputError, DataVisorError, isDataVisorError } from './errors.js';
-import { listImageFiles } from './image-files.js';
 import type { Logger } from './logger.js';
-import { resolveAllowedPath, resolveImageFile } from './paths.js';
 import type { IngestContext, PluginHost, SampleHookRunner } from './plugins.js';
+import { baseName } from './storage/location.js';
+import type { StorageService } from './storage/index.js';
 import type { ThumbnailService } from './thumbnails.js';
 
 export type IngestStage = 'categories' | 'parsing_images' | 'parsing_annotations' | 'thumbnails' | 'complete' | 'error';
@@ -49,7 +47,8 @@ export interface IngestionDeps {
   log: Logger;
   plugins: PluginHost;
   thumbnails: ThumbnailService | null;
-  dataRoots: readonly string[];
+  /** Resolves annotation_path and image_dir (local or bucket) and enforces DATAVISOR_DATA_ROOTS. */
+  storage: StorageService;
   thumbnailsOnIngest: number;
   storeShapes: boolean;
 }
@@ -61,7 +60,7 @@ const SECTION_STAGE: Partial<Record<CocoSection, IngestStage>> = {
 };
 /** Progress events are throttled; stage changes always go out at once. */
 const PROGRESS_INTERVAL_MS = 100;
-/** Forwarded to the parse thread per message; it tokenizes in 16 KiB slices. */
+/** Forwarded to the parse thread per message (bucket streams are regrouped to it); it tokenizes in 16 KiB slices. */
 const READ_CHUNK = 256 * 1024;
 const THUMBNAIL_WINDOW = 8;
 
@@ -108,10 +107,13 @@ export class IngestionService {
     const { log } = this.deps;
     try {
       const req = validateRequest(request);
-      const annotationPath = await resolveAllowedPath('annotation_path', req.annotationPath, this.deps.dataRoots, 'file');
-      const imageDir = await resolveAllowedPath('image_dir', req.imageDir, this.deps.dataRoots, 'directory');
-      bytesTotal = fs.statSync(annotationPath).size;
-      const name = req.datasetName ?? path.basename(annotationPath).replace(/\.json$/i, '');
+      // Each may be a local path or a bucket URL (s3://, gs://), in any mix.
+      const annotation = await this.deps.storage.resolveInput('annotation_path', req.annotationPath, 'file');
+      const images = await this.deps.storage.resolveInput('image_dir', req.imageDir, 'directory');
+      const annotationPath = annotation.url;
+      const imageDir = images.url;
+      bytesTotal = annotation.size;
+      const name = req.datasetName ?? baseName(annotation.location).replace(/\.json$/i, '');
       const context: IngestContext = { datasetId, datasetName: name, annotationPath, imageDir, split: req.split };
       log.info({ dataset_id: datasetId, annotation_path: annotationPath, image_dir: imageDir }, 'ingest started');
 
@@ -130,7 +132,8 @@ export class IngestionService {
       };
 
       const keepShapes = req.storeShapes ?? this.deps.storeShapes;
-      parse = parseCoco(fs.createReadStream(annotationPath, { highWaterMark: READ_CHUNK }), { keepShapes });
+      // Parsed as it is read or downloaded, never held whole.
+      parse = parseCoco(await this.deps.storage.openInput(annotation, READ_CHUNK), { keepShapes });
       let step = await parse.next();
       while (!step.done) {
         this.throwIfAborted(controller);
@@ -178,7 +181,7 @@ export class IngestionService {
       yield event(`Read ${counts.images} images, ${counts.annotations} annotations, ${counts.categories} categories; checking references`);
 
       this.throwIfAborted(controller);
-      await writer.appendFileNames(listImageFiles(imageDir));
+      await writer.appendFileNames(images.store.list(images.key));
       const final = await writer.finish(summary.nonStandardNumbers);
 
       const thumbnailTotal = this.deps.thumbnails ? Math.min(this.deps.thumbnailsOnIngest, final.imageCount) : 0;
@@ -262,7 +265,7 @@ export class IngestionService {
         window.map((s) =>
           thumbnails.warm({
             datasetId: writer.datasetId, sampleKey: String(s.image_id), size: 'medium',
-            loadSource: () => resolveImageFile(imageDir, s.file_name),
+            loadSource: () => this.deps.storage.imageSource(imageDir, s.file_name),
           }),
         ),
       );

@@ -37,9 +37,8 @@ export async function resolveAllowedPath(
   kind: 'file' | 'directory',
 ): Promise<string> {
   checkText(label, p);
-  if (isBucketUrl(p)) {
-    throw new BadInputError(`${label}: bucket URLs (${p.split('://')[0]}://) are not supported by this build yet`);
-  }
+  // Bucket URLs are resolved by StorageService.resolveInput, which checks them against the bucket roots.
+  if (isBucketUrl(p)) throw new BadInputError(`${label}: ${JSON.stringify(p)} is a bucket URL, not a local path`);
   const abs = path.resolve(p);
   let real: string;
   try {

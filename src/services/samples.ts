@@ -2,8 +2,11 @@ import type { Database, Row } from './db/connection.js';
 import { annotationRowsOfSamples, shapeRows } from './db/annotations.js';
 import { countSampleRows, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
 import type { DatasetService } from './datasets.js';
-import { BadInputError, NotFoundError } from './errors.js';
+import type { Readable } from 'node:stream';
+import mime from 'mime-types';
+import { BadInputError, DataVisorError, NotFoundError } from './errors.js';
 import { resolveImageFile } from './paths.js';
+import { isBucketUrl, type StorageService } from './storage/index.js';
 import type { Thumbnail, ThumbnailService, ThumbnailSize } from './thumbnails.js';
 
 export type SampleFilter = SampleQueryFilter;
@@ -55,6 +58,26 @@ export interface Annotation {
   score: number | null;
   source: string;
   extra: Record<string, unknown> | null;
+}
+
+/** A sample's original image, located and stat'ed; the bytes are read only by open(). */
+export interface OriginalImage {
+  sample: Sample;
+  /** From the file's name (the real path's, locally); else the type stored on the object; else octet-stream. */
+  contentType: string;
+  size: number;
+  /** Strong and quoted: the object's ETag in a bucket, mtime-size for a local file. */
+  etag: string;
+  lastModified: Date | null;
+  /** Local datasets: the real path of the file. null in a bucket. */
+  path: string | null;
+  /**
+   * When DATAVISOR_PRESIGN=1 and the image is in S3/GCS: a short-lived URL to redirect to
+   * (302) instead of streaming the bytes through. null otherwise.
+   */
+  presignedUrl: string | null;
+  /** The bytes, streamed (never buffered whole); opening is retried on transient errors. */
+  open(): Promise<Readable>;
 }
 
 export interface SamplePage {
@@ -128,6 +151,7 @@ export class SampleService {
     private readonly db: Database,
     private readonly datasets: DatasetService,
     private readonly thumbnails: ThumbnailService | null,
+    private readonly storage: StorageService,
   ) {}
 
   /** A window of samples in file order; 404 for an unknown dataset. */
@@ -187,11 +211,39 @@ export class SampleService {
     return sampleOrds.map((o) => byOrd.get(o) ?? []);
   }
 
-  /** The original image file, checked to lie inside the dataset's folder. */
+  /**
+   * The original image file of a dataset on local disk, checked to lie inside the dataset's folder.
+   * Datasets in buckets have no file: use openOriginal(), which serves both.
+   */
   async imageFile(datasetId: string, sampleId: string | number): Promise<{ sample: Sample; path: string }> {
     const dataset = await this.datasets.get(datasetId);
     const sample = await this.get(datasetId, sampleId);
+    if (isBucketUrl(dataset.imageDir)) {
+      throw new DataVisorError('INTERNAL', `dataset ${datasetId} keeps its images in a bucket: imageFile() serves local files only, use openOriginal()`);
+    }
     return { sample, path: await resolveImageFile(dataset.imageDir, sample.fileName) };
+  }
+
+  /**
+   * The original of a sample, from local disk or a bucket: type, size, ETag, and a way to read it.
+   * NOT_FOUND for an unknown dataset or sample, FILE_NOT_FOUND when its file or object is gone,
+   * FORBIDDEN for a `file_name` that leads outside the dataset's folder.
+   */
+  async openOriginal(datasetId: string, sampleId: string | number): Promise<OriginalImage> {
+    const dataset = await this.datasets.get(datasetId);
+    const sample = await this.get(datasetId, sampleId);
+    const { store, key, info, path } = await this.storage.imageObject(dataset.imageDir, sample.fileName);
+    const stored = info.contentType && !/^(application|binary)\/octet-stream$/i.test(info.contentType) ? info.contentType : null;
+    return {
+      sample,
+      contentType: mime.lookup(path ?? sample.fileName) || stored || 'application/octet-stream',
+      size: info.size,
+      etag: info.etag ?? `"${info.size.toString(16)}"`,
+      lastModified: info.lastModified,
+      path,
+      presignedUrl: store.kind === 'local' ? null : await this.storage.presign(store, key),
+      open: () => store.openRead(key),
+    };
   }
 
   /**
@@ -205,7 +257,12 @@ export class SampleService {
       datasetId,
       sampleKey: String(id),
       size,
-      loadSource: async () => (await this.imageFile(datasetId, id)).path,
+      loadSource: async () => {
+        const dataset = await this.datasets.get(datasetId);
+        const sample = await this.get(datasetId, id);
+        // A local path (sharp reads the file) or, from a bucket, the bytes.
+        return this.storage.imageSource(dataset.imageDir, sample.fileName);
+      },
     });
   }
 }

@@ -18,7 +18,7 @@ interface Served {
   stderr(): string;
   /** Resolves once stderr (the JSON log) contains `text`. */
   logged(text: string): Promise<void>;
-  exited: Promise<number | null>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -46,7 +46,9 @@ function serve(cwd: string, env: Record<string, string>): Served {
     err += d.toString();
     child.stderr!.emit('text', err);
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   cleanup.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -72,7 +74,7 @@ function serve(cwd: string, env: Record<string, string>): Served {
         const found = lines.find((l) => re.test(l));
         if (found) return resolve(found);
         waiting.push({ re, resolve });
-        exited.then((code) => reject(new Error(`serve exited (${code}) before printing ${re}:\n${lines.join('\n')}\n${err}`)));
+        exited.then(({ code }) => reject(new Error(`serve exited (${code}) before printing ${re}:\n${lines.join('\n')}\n${err}`)));
       }),
   };
 }
@@ -109,7 +111,7 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     await fs.access(path.join(cwd, 'data', 'demo', 'annotations.json'));
 
     s.child.kill('SIGINT');
-    expect(await s.exited).toBe(0);
+    expect(await s.exited).toEqual({ code: 0, signal: null });
     expect(s.stderr()).toContain('"msg":"stopped"');
   });
 
@@ -119,7 +121,7 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     const base = urlOf(await s.line(/^DataVisor listening on /));
     expect(await (await fetch(`${base}/datasets`)).json()).toEqual({ datasets: [] });
     s.child.kill('SIGTERM');
-    expect(await s.exited).toBe(0);
+    expect(await s.exited).toEqual({ code: 0, signal: null });
   });
 
   test('SIGTERM during an ingest ends its stream with INGEST_CANCELLED, rolls back and exits 0', async () => {
@@ -143,7 +145,7 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     }
     expect(events.at(-1)).toMatchObject({ stage: 'error', code: 'INGEST_CANCELLED' });
     expect(events.at(-1)!.message).toMatch(/shutting down/);
-    expect(await s.exited).toBe(0);
+    expect(await s.exited).toEqual({ code: 0, signal: null });
 
     // The database (closed cleanly) holds no trace of the cancelled ingest.
     const base2 = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DATAVISOR_')));
@@ -152,7 +154,7 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     expect(JSON.parse(listed.stdout)).toEqual({ datasets: [] });
   });
 
-  test('a second signal exits at once, even while a request holds the shutdown open', async () => {
+  test('a second signal kills it at once, even while a request holds the shutdown open', async () => {
     const cwd = await tempDir();
     const s = serve(cwd, { DATAVISOR_DEMO: '0' });
     const base = urlOf(await s.line(/^DataVisor listening on /));
@@ -164,7 +166,32 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     expect((await fetch(`${base}/health`)).status).toBe(200);
     s.child.kill('SIGTERM');
     await s.logged('"msg":"shutting down"');
+    // The server takes a signal within half a second of the first for the same one delivered twice
+    // (npm forwards what the terminal already sent to the group): the user's second signal is later.
+    await new Promise((r) => setTimeout(r, 600));
     s.child.kill('SIGTERM');
-    expect(await s.exited).toBe(143);
+    expect(await s.exited).toEqual({ code: null, signal: 'SIGTERM' });
+  });
+
+  test('one signal delivered twice at once (npm start and Ctrl-C) still shuts down cleanly', async () => {
+    const cwd = await tempDir();
+    const s = serve(cwd, { DATAVISOR_DEMO: '0' });
+    await s.line(/^DataVisor listening on /);
+    s.child.kill('SIGINT');
+    s.child.kill('SIGINT');
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+    expect(s.stderr()).toContain('"msg":"stopped"');
+  });
+
+  test('it exits even when whoever started it stopped reading its output', async () => {
+    const cwd = await tempDir();
+    const s = serve(cwd, { DATAVISOR_DEMO: '0' });
+    const base = urlOf(await s.line(/^DataVisor listening on /));
+    for (let i = 0; i < 20; i++) await (await fetch(`${base}/health`)).text();
+    // Like a parent that exits: its ends of stdout and stderr are gone, writes fail with EPIPE.
+    s.child.stdout!.destroy();
+    s.child.stderr!.destroy();
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toEqual({ code: 0, signal: null });
   });
 });

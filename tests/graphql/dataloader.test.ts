@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startHarness, type Harness } from './harness.js';
+import { COCO128_IMAGES, COCO128_JSON, startHarness, type Harness } from './harness.js';
 
 /**
  * Every per-node lookup goes through a DataLoader: the SQL statements a page costs do not grow
@@ -12,6 +12,7 @@ import { startHarness, type Harness } from './harness.js';
 let h: Harness;
 let big: string;
 let coco: string;
+let shaped: string;
 
 beforeAll(async () => {
   h = await startHarness();
@@ -20,6 +21,9 @@ beforeAll(async () => {
   await promisify(execFile)(process.execPath, ['/work/shared/bench/gen-coco.mjs', '--images', '600', '--out', file, '--seed', '3']);
   big = await h.ingest(file, h.tmp);
   coco = await h.ingest();
+  for await (const e of h.dv.ingestion.ingest({ annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, storeShapes: true })) {
+    if (e.stage === 'complete') shaped = e.dataset_id!;
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -66,10 +70,10 @@ describe('query counts', () => {
     }
   });
 
-  test('datasets with categories and a nested page each: one batch for the categories', async () => {
+  test('datasets with their categories: one query for the page, one for every category list', async () => {
     const Q = `{ datasets(first: 10) { edges { node { name categories { name } } } } }`;
     const { count, data } = await queriesOf(Q, {});
-    expect(data.datasets.edges).toHaveLength(2);
+    expect(data.datasets.edges).toHaveLength(3);
     expect(count).toBe(2);
   });
 
@@ -80,6 +84,18 @@ describe('query counts', () => {
     expect(data.nodes.map((n: { id: string }) => n.id)).toEqual(mixed);
     // Samples of two datasets, then both datasets in one batch.
     expect(count).toBe(3);
+  });
+
+  test('polygons are read (one more query) only when selected, and only exist with storeShapes', async () => {
+    const Q = (fields: string) => `query($id: ID!) { samples(datasetId: $id, first: 20) { edges { node { annotations { ${fields} } } } } }`;
+    const plain = await queriesOf(Q('segmentationKind polygonCount'), { id: shaped });
+    const shapes = await queriesOf(`query($id: ID!) { samples(datasetId: $id, first: 20) { edges { node { annotations { ...Shape } } } } } fragment Shape on Annotation { segmentationKind polygonCount segmentation }`, { id: shaped });
+    expect(shapes.count).toBe(plain.count + 1);
+    const first = shapes.data.samples.edges[0].node.annotations[0];
+    expect(first.segmentationKind).toBe('polygon');
+    expect(Array.isArray(first.segmentation) && first.segmentation.length).toBe(first.polygonCount);
+    const none = await queriesOf(Q('segmentation'), { id: coco });
+    expect(none.data.samples.edges[0].node.annotations[0].segmentation).toBeNull();
   });
 
   test('totalCount is counted only when asked for', async () => {

@@ -1,8 +1,6 @@
 import fs from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +20,7 @@ export const dist = <T = any>(module: string): T => nodeRequire(path.join(DIST, 
 const { loadSettings } = dist<typeof import('../../dist/config.js')>('config.js');
 const { openDataVisor } = dist<typeof import('../../dist/services/app.js')>('services/app.js');
 const { createLogger } = dist<typeof import('../../dist/services/logger.js')>('services/logger.js');
-const { createGraphQLHandler } = dist<typeof import('../../dist/schema/handler.js')>('schema/handler.js');
+const { startServer } = dist<typeof import('../../dist/server.js')>('server.js');
 
 export const COCO128 = '/work/shared/realdata/coco128-instances';
 export const COCO128_JSON = path.join(COCO128, 'annotations', 'instances_train2017.json');
@@ -46,14 +44,16 @@ export interface Harness {
 }
 
 /**
- * A DataVisor on a new DuckDB file in a temp folder, with the GraphQL handler on a real
- * node:http server on 127.0.0.1, mounted for every method as the HTTP server mounts it.
+ * A DataVisor on a new DuckDB file in a temp folder, served by the real HTTP server (REST and
+ * GraphQL, src/server.ts) on 127.0.0.1 and a free port.
  */
 export async function startHarness(options: { env?: Record<string, string>; log?: Logger; beforeHandler?: () => void } = {}): Promise<Harness> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'datavisor-graphql-'));
   await fs.mkdir(path.join(tmp, 'plugins'));
   const settings = loadSettings(
     {
+      DATAVISOR_HOST: '127.0.0.1',
+      DATAVISOR_PORT: '0',
       DATAVISOR_DB_PATH: path.join(tmp, 'db.duckdb'),
       DATAVISOR_CACHE_DIR: path.join(tmp, 'thumbnails'),
       DATAVISOR_DATA_ROOTS: `/work/shared,${tmp}`,
@@ -65,9 +65,8 @@ export async function startHarness(options: { env?: Record<string, string>; log?
   );
   const dv = await openDataVisor(settings, (options.log ?? createLogger('silent')) as DataVisor['log']);
   options.beforeHandler?.();
-  const server = serve({ fetch: createGraphQLHandler(dv), hostname: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await startServer(dv, { closeGraceMs: 1_000 });
+  const base = server.url;
 
   return {
     dv,
@@ -90,10 +89,7 @@ export async function startHarness(options: { env?: Record<string, string>; log?
     },
     async close() {
       dv.ingestion.cancelAll();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // fetch keeps sockets alive; close them instead of waiting for their timeout.
-      (server as import('node:http').Server).closeAllConnections();
-      await closed;
+      await server.close();
       await dv.close();
       await fs.rm(tmp, { recursive: true, force: true });
     },

@@ -69,6 +69,13 @@ afterAll(async () => {
   await h?.close();
 });
 
+test('the HTTP server routes graphql-sse single-connection requests (PUT reserves a stream) to GraphQL', async () => {
+  const res = await fetch(`${h.base}/graphql/stream`, { method: 'PUT' });
+  // graphql-sse answers a reservation with its token (text/plain, 201).
+  expect(res.status, 'src/server.ts must route PUT and DELETE /graphql/stream to the GraphQL handler').toBe(201);
+  expect((await res.text()).length).toBeGreaterThan(0);
+});
+
 describe.each([false, true])('ingestDataset with singleConnection: %s', (singleConnection) => {
   test('streams every stage in order and the dataset is queryable after COMPLETE', async () => {
     const results = await collect(singleConnection, { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, datasetName: `sse-${singleConnection}` });
@@ -118,7 +125,7 @@ describe.each([false, true])('ingestDataset with singleConnection: %s', (singleC
     const last = results.at(-1)!;
     expect(codes({ status: 200, errors: last.errors as never })).toEqual(['INGEST_FAILED']);
     expect(last.errors![0]!.extensions).toMatchObject({ reason: 'INVALID_JSON' });
-    expect(last.errors![0]!.message).toMatch(/byte \d+/);
+    expect(last.errors![0]!.message).toMatch(/bytes? \d+/);
     expect(results.slice(0, -1).every((r) => r.errors === undefined)).toBe(true);
     expect(await leftovers()).toEqual(before);
   });

@@ -42,6 +42,7 @@ describe('the full flow on COCO128', { timeout: SLOW }, () => {
     expect(r.res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(r.res.headers.get('cache-control')).toBe('no-cache');
     expect(r.res.headers.get('x-accel-buffering')).toBe('no');
+    expect(r.res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     // Every event is one `data: {json}` block; comments (the opening one, heartbeats) start with ":".
     for (const block of r.text.split('\n\n').filter(Boolean)) expect(block).toMatch(/^(data: \{.*\}|: \w+)$/s);
     events = r.events;
@@ -153,7 +154,9 @@ describe('the full flow on COCO128', { timeout: SLOW }, () => {
         expect(res.status).toBe(200);
         expect(res.headers.get('content-type')).toBe('image/webp');
         expect(res.headers.get('etag')).toMatch(/^"[0-9a-f]+"$/);
-        expect(res.headers.get('cache-control')).toContain('max-age=');
+        expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+        expect(res.headers.get('content-length')).toMatch(/^\d+$/);
+        expect(res.headers.get('x-request-id')).toBeTruthy();
         const out = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
         expect(out.format).toBe('webp');
         expect(out.width).toBe(Math.min(width, shownWidth));

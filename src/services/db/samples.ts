@@ -87,6 +87,14 @@ export async function listSampleRows(db: Database, datasetId: string, f: SampleQ
     } else {
       tail = ` LIMIT ${bind(w.limit + 1)} OFFSET ${bind(w.offset)}`;
     }
+  } else if (!hasFilter(f) && (w.kind === 'after' || w.beforeOrd !== null)) {
+    // Dense ords again: an unfiltered keyset window is a range, so the first page is not a top-N
+    // over the whole dataset and page 2,000 costs what page 1 costs.
+    const start = w.kind === 'after' ? (w.afterOrd ?? -1) + 1 : Math.max(0, w.beforeOrd! - w.limit - 1);
+    const end = w.kind === 'after' ? start + w.limit + 1 : w.beforeOrd!;
+    where += ` AND ord >= ${bind(start)} AND ord < ${bind(end)}`;
+    order = w.kind === 'after' ? 'ord' : 'ord DESC';
+    tail = '';
   } else if (w.kind === 'after') {
     if (w.afterOrd !== null) where += ` AND ord > ${bind(w.afterOrd)}`;
     tail = ` LIMIT ${bind(w.limit + 1)}`;

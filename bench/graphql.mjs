@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// bench/graphql.mjs — `npm run bench:graphql`: GraphQL paging on a train2017-scale dataset.
+//
+// Ingests the synthetic train2017 file once into a bench database (reused while the table
+// definitions are unchanged), starts the real server (src/server.ts) on loopback, and loads it
+// with autocannon (in a worker thread, so the load generator does not share the server's event
+// loop): `samples(first: 50)` with annotations and thumbnailUrl, at the first page and after a
+// cursor 100,000 samples deep. Prints p50/p99/req/s and the SQL statements per request.
+//
+//   BENCH_COCO      the annotation file   (default /work/scratch/train2017.json; generated when missing)
+//   BENCH_DIR       database and scratch  (default /work/scratch/graphql-bench)
+//   BENCH_SECONDS   seconds per run       (default 10)
+//   BENCH_CONNECTIONS                     (default 2)
+//   DATAVISOR_DB_MEMORY_LIMIT and the other settings apply as they do to `datavisor serve`.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import autocannon from 'autocannon';
+
+// The load generator runs in a worker thread of this file, so it does not share the server's event loop.
+if (!isMainThread) {
+  autocannon(workerData, (err, result) => parentPort.postMessage(err ? { error: String(err) } : JSON.parse(JSON.stringify(result))));
+  await new Promise(() => {}); // the main thread terminates this worker
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const COCO = path.resolve(process.env.BENCH_COCO ?? '/work/scratch/train2017.json');
+const DIR = path.resolve(process.env.BENCH_DIR ?? '/work/scratch/graphql-bench');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 2);
+const DEEP = 100_000;
+const TARGET_P50_MS = 10;
+const TARGET_RATIO = 1.5;
+
+const { loadSettings } = await import(path.join(ROOT, 'dist/config.js'));
+const { openDataVisor } = await import(path.join(ROOT, 'dist/services/app.js'));
+const { createLogger } = await import(path.join(ROOT, 'dist/services/logger.js'));
+const { startServer } = await import(path.join(ROOT, 'dist/server.js'));
+const { SCHEMA_STATEMENTS } = await import(path.join(ROOT, 'dist/services/db/schema.js'));
+const { encodeSampleCursor, filterHash } = await import(path.join(ROOT, 'dist/schema/paging.js'));
+
+if (!fs.existsSync(COCO)) {
+  console.log(`${COCO} is missing: generating it (118,287 images, about 450 MB) …`);
+  fs.mkdirSync(path.dirname(COCO), { recursive: true });
+  execFileSync(process.execPath, [path.join(ROOT, '..', 'shared', 'bench', 'gen-coco.mjs'), '--images', '118287', '--out', COCO], { stdio: 'inherit' });
+}
+const imageDir = path.join(DIR, 'images'); // empty: the bench reads rows, not pixels
+for (const d of [DIR, imageDir, path.join(DIR, 'plugins')]) fs.mkdirSync(d, { recursive: true });
+// The database is reused while the table definitions it was made with are the current ones.
+const layout = createHash('sha256').update(JSON.stringify(SCHEMA_STATEMENTS)).digest('hex').slice(0, 16);
+const dbPath = path.join(DIR, `bench-${layout}.duckdb`);
+for (const f of fs.readdirSync(DIR)) {
+  if (/^bench(-[0-9a-f]{16})?\.duckdb(\.wal)?$/.test(f) && !f.startsWith(path.basename(dbPath))) fs.rmSync(path.join(DIR, f));
+}
+const settings = loadSettings({
+  ...process.env, // DATAVISOR_DB_MEMORY_LIMIT and friends apply; the lines below do not move
+  DATAVISOR_HOST: '127.0.0.1',
+  DATAVISOR_PORT: '0',
+  DATAVISOR_DB_PATH: dbPath,
+  DATAVISOR_CACHE_DIR: path.join(DIR, 'thumbnails'),
+  DATAVISOR_PLUGIN_DIR: path.join(DIR, 'plugins'),
+  DATAVISOR_DATA_ROOTS: `${path.dirname(COCO)},${DIR}`,
+  DATAVISOR_THUMBNAILS_ON_INGEST: '0',
+});
+const dv = await openDataVisor(settings, createLogger(process.env.DATAVISOR_LOG_LEVEL ?? 'warn'));
+
+const source = fs.realpathSync(COCO);
+let dataset = (await dv.datasets.list()).find((d) => d.sourcePath === source && d.bytes === fs.statSync(source).size);
+if (dataset) {
+  console.log(`reusing dataset ${dataset.id} (${dataset.imageCount} images, ${dataset.annotationCount} annotations) in ${settings.dbPath}`);
+} else {
+  console.log(`ingesting ${COCO} into ${settings.dbPath} …`);
+  for await (const e of dv.ingestion.ingest({ annotationPath: COCO, imageDir, datasetName: 'train2017-bench' })) {
+    if (e.stage === 'error') throw new Error(`ingest failed: ${e.code} ${e.message}`);
+    if (e.stage === 'complete') {
+      console.log(e.message);
+      dataset = await dv.datasets.get(e.dataset_id);
+    }
+  }
+}
+if (dataset.imageCount <= DEEP + 50) throw new Error(`the dataset has ${dataset.imageCount} samples; the deep page needs more than ${DEEP + 50}`);
+
+// The real HTTP server (REST + GraphQL), as `datavisor serve` runs it.
+const server = await startServer(dv);
+const url = `${server.url}/graphql`;
+
+const QUERY = `query Page($id: ID!, $after: String) {
+  samples(datasetId: $id, first: 50, after: $after) {
+    edges { node { id fileName thumbnailUrl annotations { categoryName bbox { x y w h } } } }
+  }
+}`;
+// The cursor of the 100,000th sample (ord 99,999), made as the server makes it: the page after it
+// starts at sample 100,000 without reading the 100,000 before it.
+const deepCursor = encodeSampleCursor({ datasetId: dataset.id, filterHash: filterHash({}) }, DEEP - 1);
+const body = (after) => JSON.stringify({ query: QUERY, variables: { id: dataset.id, after } });
+const headers = { 'content-type': 'application/json', accept: 'application/json' };
+
+async function check(after) {
+  const res = await fetch(url, { method: 'POST', headers, body: body(after) });
+  const json = await res.json();
+  if (res.status !== 200 || json.errors) throw new Error(`bench query failed: ${res.status} ${JSON.stringify(json.errors)}`);
+  const edges = json.data.samples.edges;
+  const annotations = edges.reduce((n, e) => n + e.node.annotations.length, 0);
+  return { edges: edges.length, annotations, bytes: JSON.stringify(json).length };
+}
+
+async function run(name, after) {
+  const shape = await check(after);
+  const before = dv.db.queryCount;
+  const r = await load(after, SECONDS);
+  const requests = r.requests.total;
+  if (r.non2xx || r.errors) throw new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+  return { name, ...shape, p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, requests, queries: (dv.db.queryCount - before) / requests };
+}
+
+async function load(after, duration) {
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: { url, method: 'POST', headers, body: body(after), connections: CONNECTIONS, duration },
+  });
+  try {
+    const result = await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    if (result.error) throw new Error(result.error);
+    return result;
+  } finally {
+    await worker.terminate();
+  }
+}
+
+try {
+  // Warm both pages up (JIT, DuckDB's buffers) before measuring either.
+  for (const after of [null, deepCursor]) await load(after, Math.min(2, SECONDS));
+  const first = await run('first page', null);
+  const deep = await run(`after ${DEEP.toLocaleString('en')} samples`, deepCursor);
+  const ratio = deep.p50 / first.p50;
+  console.log(`\nsamples(first: 50) { id fileName thumbnailUrl annotations { categoryName bbox } } — ${dataset.imageCount.toLocaleString('en')} samples, ${dataset.annotationCount.toLocaleString('en')} annotations; autocannon ${CONNECTIONS} connections × ${SECONDS} s on loopback\n`);
+  console.log('| page | p50 ms | p99 ms | req/s | SQL queries / request | annotations / page | response bytes |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of [first, deep]) {
+    console.log(`| ${r.name} | ${r.p50} | ${r.p99} | ${Math.round(r.rps)} | ${r.queries.toFixed(2)} | ${r.annotations} | ${r.bytes.toLocaleString('en')} |`);
+  }
+  console.log(`\ndeep / first (p50): ${ratio.toFixed(2)}×`);
+  const ok = first.p50 < TARGET_P50_MS && deep.p50 < TARGET_P50_MS && ratio <= TARGET_RATIO;
+  console.log(`targets: p50 < ${TARGET_P50_MS} ms and deep within ${TARGET_RATIO}× of first: ${ok ? 'met' : 'NOT met'}`);
+  process.exitCode = ok ? 0 : 1;
+} finally {
+  await server.close();
+  await dv.close();
+}
+

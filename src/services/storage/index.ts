@@ -1,0 +1,227 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Storage } from '@google-cloud/storage';
+import { DataVisorError, ForbiddenError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { resolveAllowedPath, resolveImageFile } from '../paths.js';
+import { createGcsClient, GcsStore, type GcsOptions } from './gcs.js';
+import { LocalStore } from './local.js';
+import { formatLocation, imageKey, isWithinBucketRoot, parseLocation, type BucketLocation, type Location } from './location.js';
+import { DEFAULT_RETRY } from './retry.js';
+import { createS3Client, S3Store, type S3Options } from './s3.js';
+import type { ObjectInfo, ObjectStore, RetryPolicy, StoreTuning } from './store.js';
+
+export type { ObjectInfo, ObjectStore, RetryPolicy, StoreTuning };
+export type { BucketLocation, Location } from './location.js';
+export { formatLocation, isBucketUrl, parseLocation } from './location.js';
+export type { S3Options } from './s3.js';
+export type { GcsOptions } from './gcs.js';
+
+export interface StorageOptions {
+  /** Local folders and bucket prefixes ingestion may read (DATAVISOR_DATA_ROOTS). */
+  dataRoots: readonly string[];
+  s3?: S3Options;
+  gcs?: GcsOptions;
+  /** DATAVISOR_PRESIGN: originals in buckets may be handed out as presigned URLs. */
+  presign?: boolean;
+  presignTtlSeconds?: number;
+  /** Largest source image read into memory for a thumbnail. */
+  maxImageBytes?: number;
+  retry?: Partial<RetryPolicy>;
+  listPageSize?: number;
+  firstByteTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** A location given to ingestion, checked against the data roots and found to exist. */
+export interface InputLocation {
+  /** What the dataset stores: the real local path, or the normalized `s3://` / `gs://` URL. */
+  url: string;
+  location: Location;
+  store: ObjectStore;
+  /** The store's key: the real path, or the object key (prefix, for a folder). */
+  key: string;
+  /** Files: their size in bytes; folders: null. */
+  size: number | null;
+}
+
+/** A sample's original, ready to be served. */
+export interface ImageObject {
+  store: ObjectStore;
+  key: string;
+  info: ObjectInfo;
+  /** Local files only: the real path. */
+  path: string | null;
+}
+
+/** 64 MiB: far above any photo (COCO's largest JPEG is ~1 MB), low enough that 4 in flight fit in memory. */
+export const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Resolves paths and bucket URLs to stores, and enforces the data roots for both. One S3 client
+ * and one GCS client are shared by every bucket (they pool connections), made on first use.
+ */
+export class StorageService {
+  readonly local = new LocalStore();
+  readonly presignEnabled: boolean;
+  readonly presignTtlSeconds: number;
+  readonly maxImageBytes: number;
+  readonly #tuning: StoreTuning;
+  readonly #localRoots: string[] = [];
+  readonly #bucketRoots: BucketLocation[] = [];
+  readonly #stores = new Map<string, ObjectStore>();
+  #s3: S3Client | null = null;
+  #gcs: Storage | null = null;
+
+  constructor(private readonly opts: StorageOptions) {
+    for (const root of opts.dataRoots) {
+      const loc = parseLocation('DATAVISOR_DATA_ROOTS entry', root);
+      if (loc.kind === 'local') this.#localRoots.push(loc.path);
+      else this.#bucketRoots.push(loc);
+    }
+    this.#tuning = {
+      retry: { ...DEFAULT_RETRY, ...opts.retry },
+      listPageSize: opts.listPageSize ?? 1000,
+      firstByteTimeoutMs: opts.firstByteTimeoutMs ?? 30_000,
+    };
+    this.presignEnabled = opts.presign ?? false;
+    this.presignTtlSeconds = opts.presignTtlSeconds ?? 900;
+    this.maxImageBytes = opts.maxImageBytes ?? MAX_IMAGE_BYTES;
+  }
+
+  /** The store and key of a location that is already trusted (a stored dataset's folder). */
+  locate(text: string): { store: ObjectStore; key: string; location: Location } {
+    const location = parseLocation('location', text);
+    if (location.kind === 'local') return { store: this.local, key: location.path, location };
+    return { store: this.storeOf(location), key: location.key, location };
+  }
+
+  storeOf(loc: BucketLocation): ObjectStore {
+    const id = `${loc.kind}://${loc.bucket}`;
+    let store = this.#stores.get(id);
+    if (!store) {
+      store = loc.kind === 's3'
+        ? new S3Store((this.#s3 ??= createS3Client(this.opts.s3 ?? {})), loc.bucket, this.#tuning)
+        : new GcsStore((this.#gcs ??= createGcsClient(this.opts.gcs ?? {})), loc.bucket, this.#tuning);
+      this.#stores.set(id, store);
+    }
+    return store;
+  }
+
+  /**
+   * A path or bucket URL given to ingestion. Refused with FORBIDDEN outside the data roots (before
+   * anything is read, so existence is not revealed); FILE_NOT_FOUND when the file does not exist,
+   * or when a bucket "folder" holds no object (buckets have no empty folders).
+   */
+  async resolveInput(label: string, text: string, kind: 'file' | 'directory'): Promise<InputLocation> {
+    const location = parseLocation(label, text);
+    if (location.kind === 'local') {
+      const real = await resolveAllowedPath(label, text, this.#localRoots, kind);
+      const size = kind === 'file' ? (await this.local.stat(real)).size : null;
+      return { url: real, location: { kind: 'local', path: real }, store: this.local, key: real, size };
+    }
+    if (!this.#bucketRoots.some((r) => isWithinBucketRoot(r, location))) {
+      throw new ForbiddenError(`${label} ${JSON.stringify(text)} is outside the allowed data roots (DATAVISOR_DATA_ROOTS)`);
+    }
+    const store = this.storeOf(location);
+    const url = formatLocation(location);
+    let size: number | null = null;
+    if (kind === 'file') {
+      if (location.key === '') throw new DataVisorError('BAD_USER_INPUT', `${label} ${JSON.stringify(text)} names a bucket, not a file`);
+      size = (await store.stat(location.key)).size;
+    } else if (!(await hasAny(store.list(location.key)))) {
+      throw new DataVisorError('FILE_NOT_FOUND', `${label} ${JSON.stringify(text)} holds no object`);
+    }
+    return { url, location, store, key: location.key, size };
+  }
+
+  /** A stream of an input file in `blockSize` blocks (a local file is read in them; a download is regrouped). */
+  async openInput(input: InputLocation, blockSize: number): Promise<AsyncIterable<Uint8Array>> {
+    const stream = await input.store.openRead(input.key, { highWaterMark: blockSize });
+    return input.store.kind === 'local' ? stream : rechunk(stream, blockSize);
+  }
+
+  /**
+   * The source of a thumbnail: a local path (sharp reads the file itself) or, from a bucket, the
+   * bytes. Missing images are FILE_NOT_FOUND; images above maxImageBytes UNPROCESSABLE_IMAGE.
+   */
+  async imageSource(imageDir: string, fileName: string): Promise<string | Buffer> {
+    const { store, location } = this.locate(imageDir);
+    try {
+      if (location.kind === 'local') return await resolveImageFile(location.path, fileName);
+      return await store.readAll(imageKey(location, fileName), { maxBytes: this.maxImageBytes });
+    } catch (e) {
+      throw imageError(e, fileName);
+    }
+  }
+
+  /** Metadata of a sample's original; FILE_NOT_FOUND (naming only `file_name`) when it is gone. */
+  async imageObject(imageDir: string, fileName: string): Promise<ImageObject> {
+    const { store, location } = this.locate(imageDir);
+    try {
+      const key = location.kind === 'local' ? await resolveImageFile(location.path, fileName) : imageKey(location, fileName);
+      return { store, key, info: await store.stat(key), path: location.kind === 'local' ? key : null };
+    } catch (e) {
+      throw imageError(e, fileName);
+    }
+  }
+
+  /** A presigned URL when DATAVISOR_PRESIGN is on and the store can sign; otherwise null (stream it). */
+  async presign(store: ObjectStore, key: string): Promise<string | null> {
+    if (!this.presignEnabled || !store.presign) return null;
+    try {
+      return await store.presign(key, this.presignTtlSeconds);
+    } catch (err) {
+      // GCS signs with a service-account key; without one (ADC user credentials, an emulator) serve the bytes.
+      this.opts.log?.warn({ err, url: store.url(key) }, 'could not presign; streaming the object instead');
+      return null;
+    }
+  }
+
+  close(): void {
+    this.#s3?.destroy();
+    this.#s3 = null;
+    this.#gcs = null;
+    this.#stores.clear();
+  }
+}
+
+async function hasAny(names: AsyncIterable<string>): Promise<boolean> {
+  const it = names[Symbol.asyncIterator]();
+  try {
+    return !(await it.next()).done;
+  } finally {
+    await it.return?.();
+  }
+}
+
+/** Messages shown to API clients name the sample's file, never the folder or bucket behind it. */
+function imageError(e: unknown, fileName: string): unknown {
+  if (!(e instanceof DataVisorError)) return e;
+  if (e.code === 'FILE_NOT_FOUND') return new DataVisorError('FILE_NOT_FOUND', `Image file ${JSON.stringify(fileName)} does not exist`, { cause: e });
+  if (e.code === 'PAYLOAD_TOO_LARGE') return new DataVisorError('UNPROCESSABLE_IMAGE', `Image file ${JSON.stringify(fileName)} is too large to make a thumbnail of`, { cause: e });
+  return e;
+}
+
+/**
+ * Network reads arrive in 16-64 KiB pieces; the COCO parser forwards each piece to its thread
+ * and keeps only 4 in flight, so it wants the same 256 KiB blocks a local file gives it.
+ */
+export async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let parts: Uint8Array[] = [];
+  let held = 0;
+  for await (const chunk of source) {
+    if (held === 0 && chunk.byteLength >= size) {
+      yield chunk;
+      continue;
+    }
+    parts.push(chunk);
+    held += chunk.byteLength;
+    if (held >= size) {
+      yield Buffer.concat(parts, held);
+      parts = [];
+      held = 0;
+    }
+  }
+  if (held > 0) yield Buffer.concat(parts, held);
+}
+
