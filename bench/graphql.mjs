@@ -3,7 +3,7 @@
 //
 // Ingests the synthetic train2017 file once into a bench database (reused while the table
 // definitions are unchanged), starts the real server (src/server.ts) on loopback, and loads it
-// with autocannon (in a worker thread, so the load generator does not share the server's event
+// with autocannon (in a child process, so the load generator does not share the server's event
 // loop): `samples(first: 50)` with annotations and thumbnailUrl, at the first page and after a
 // cursor 100,000 samples deep. Prints p50/p99/req/s and the SQL statements per request.
 //
@@ -12,18 +12,20 @@
 //   BENCH_SECONDS   seconds per run       (default 10)
 //   BENCH_CONNECTIONS                     (default 2)
 //   DATAVISOR_DB_MEMORY_LIMIT and the other settings apply as they do to `datavisor serve`.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import autocannon from 'autocannon';
 
-// The load generator runs in a worker thread of this file, so it does not share the server's event loop.
-if (!isMainThread) {
-  autocannon(workerData, (err, result) => parentPort.postMessage(err ? { error: String(err) } : JSON.parse(JSON.stringify(result))));
-  await new Promise(() => {}); // the main thread terminates this worker
+// The load generator is this file again, in a child process (`--load`), so that it does not share
+// the server's event loop; it gets its options and returns autocannon's result over IPC.
+if (process.argv[2] === '--load') {
+  process.once('message', (options) => {
+    autocannon(options, (err, result) => process.send({ error: err ? String(err) : undefined, result }, () => process.exit(0)));
+  });
+  await new Promise(() => {}); // until the message above ends this process
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -83,6 +85,22 @@ if (dataset) {
 }
 if (dataset.imageCount <= DEEP + 50) throw new Error(`the dataset has ${dataset.imageCount} samples; the deep page needs more than ${DEEP + 50}`);
 
+// Statements in flight: when the load generator stops, the server is still answering its last
+// requests, and closing DuckDB under a running statement leaves the process unable to exit.
+let inFlight = 0;
+const query = dv.db.query.bind(dv.db);
+dv.db.query = async (...args) => {
+  inFlight++;
+  try {
+    return await query(...args);
+  } finally {
+    inFlight--;
+  }
+};
+async function drained() {
+  for (let idle = 0; idle < 5; idle = inFlight === 0 ? idle + 1 : 0) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 // The real HTTP server (REST + GraphQL), as `datavisor serve` runs it.
 const server = await startServer(dv);
 const url = `${server.url}/graphql`;
@@ -117,19 +135,15 @@ async function run(name, after) {
 }
 
 async function load(after, duration) {
-  const worker = new Worker(new URL(import.meta.url), {
-    workerData: { url, method: 'POST', headers, body: body(after), connections: CONNECTIONS, duration },
+  const child = fork(fileURLToPath(import.meta.url), ['--load'], { stdio: 'inherit' });
+  child.send({ url, method: 'POST', headers, body: body(after), connections: CONNECTIONS, duration });
+  const { error, result } = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
   });
-  try {
-    const result = await new Promise((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    if (result.error) throw new Error(result.error);
-    return result;
-  } finally {
-    await worker.terminate();
-  }
+  if (error) throw new Error(error);
+  return result;
 }
 
 try {
@@ -150,6 +164,7 @@ try {
   process.exitCode = ok ? 0 : 1;
 } finally {
   await server.close();
+  await drained();
   await dv.close();
 }
 

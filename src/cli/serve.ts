@@ -11,7 +11,7 @@ const DEMO_DIR = 'data/demo';
 /** How long shutdown waits for cancelled ingests to finish rolling back before closing DuckDB. */
 const ROLLBACK_WAIT_MS = 10_000;
 /** A second signal within this time of the first is the same signal delivered twice (see onSignal). */
-const DUPLICATE_SIGNAL_MS = 500;
+const DUPLICATE_SIGNAL_MS = 2_000;
 const EXIT_WAIT_MS = 3_000;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -19,7 +19,7 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 /**
  * `datavisor serve` / `npm start`: opens the services, serves HTTP, adds the demo dataset to an
  * empty database (in the background: /health answers meanwhile), and shuts down cleanly on
- * SIGINT/SIGTERM; a second signal (half a second or more after the first) kills it at once.
+ * SIGINT/SIGTERM; a second signal (2 s or more after the first) kills it at once.
  * Logs go to stderr as JSON; the URLs to try go to stdout.
  */
 export async function serve(settings: Settings): Promise<void> {
@@ -35,10 +35,6 @@ export async function serve(settings: Settings): Promise<void> {
     await dv.close();
     throw e;
   }
-  say(`DataVisor listening on ${running.url}`);
-  say(`  GraphQL   ${running.url}/graphql`);
-  say(`  REST      ${running.url}/datasets   (OpenAPI: ${running.url}/openapi.json)`);
-
   let stopping = false;
   let firstSignalAt = 0;
   let demo: Promise<void> = Promise.resolve();
@@ -82,16 +78,24 @@ export async function serve(settings: Settings): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Printed only once the handlers are in place: whoever reads the URL may signal right away.
+  say(`DataVisor listening on ${running.url}`);
+  say(`  GraphQL   ${running.url}/graphql`);
+  say(`  REST      ${running.url}/datasets   (OpenAPI: ${running.url}/openapi.json)`);
 
-  if (settings.demo && (await dv.datasets.count()) === 0) {
+  if (settings.demo) {
     demo = addDemo(dv, demoDir, running.url, () => stopping).catch((err: unknown) => {
+      // A shutdown closing the database under the demo is not worth a report.
+      if (stopping) return;
       log.error({ err }, 'the demo dataset could not be added');
       say(`Demo dataset not added: ${(err as Error)?.message ?? String(err)}`);
     });
   }
 }
 
+/** Draws and ingests the demo when the database holds no dataset (docs/demo.md). */
 async function addDemo(dv: DataVisor, demoDir: string, url: string, stopping: () => boolean): Promise<void> {
+  if ((await dv.datasets.count()) > 0 || stopping()) return;
   say(`The database is empty: drawing a demo dataset in ${demoDir} (DATAVISOR_DEMO=0 turns this off)…`);
   const files = await generateDemoDataset(demoDir);
   if (stopping()) return;

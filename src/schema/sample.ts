@@ -32,7 +32,7 @@ const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
     bbox: t.field({ type: BBoxType, nullable: true, resolve: (a) => a.bbox }),
     area: t.exposeFloat('area', { nullable: true }),
     isCrowd: t.exposeBoolean('isCrowd'),
-    source: t.exposeString('source', { description: '`ground_truth`, or where a prediction came from.' }),
+    source: t.exposeString('source', { description: '`ground_truth`, or `prediction` for an annotation with a score.' }),
     confidence: t.exposeFloat('score', { nullable: true, description: 'The score of a prediction; `null` for ground truth.' }),
     segmentationKind: t.exposeString('segmentationKind', { description: '`polygon`, `rle`, `compressed_rle` or `none`.' }),
     polygonCount: t.exposeInt('polygonCount'),
@@ -49,6 +49,18 @@ const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
 
 /** DataLoader key of Sample.annotations: a sample is addressed by (dataset, ord). */
 const annotationKey = (s: Sample) => `${s.datasetId}:${s.ord}`;
+
+/** Values grouped by dataset, each group in the order given: one service call per group. */
+function byDataset<T>(items: readonly T[], datasetOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const id = datasetOf(item);
+    const group = groups.get(id);
+    if (group) group.push(item);
+    else groups.set(id, [item]);
+  }
+  return groups;
+}
 
 export const SampleType = builder.loadableNode('Sample', {
   description: 'One image of a dataset.',
@@ -101,11 +113,11 @@ async function loadSamples(keys: string[], ctx: GraphQLContext): Promise<(Sample
       return e as Error;
     }
   });
-  const byDataset = new Map<string, number[]>();
-  for (const p of parsed) if (!(p instanceof Error)) byDataset.set(p.datasetId, [...(byDataset.get(p.datasetId) ?? []), p.sampleId]);
+  const valid = parsed.filter((p): p is { datasetId: string; sampleId: number } => !(p instanceof Error));
   const found = new Map<string, Sample | Error>();
   await Promise.all(
-    [...byDataset].map(async ([datasetId, ids]) => {
+    [...byDataset(valid, (p) => p.datasetId)].map(async ([datasetId, keys]) => {
+      const ids = keys.map((k) => k.sampleId);
       const samples = await ctx.dv.samples.getMany(datasetId, ids);
       samples.forEach((s, i) => found.set(sampleLocalId(datasetId, ids[i]!), s));
     }),
@@ -128,13 +140,11 @@ function selectsShapes(info: GraphQLResolveInfo): boolean {
 
 /** Annotations of many samples: one service call per dataset among the keys, in key order. */
 async function loadAnnotations(samples: Sample[], ctx: GraphQLContext, shapes: boolean): Promise<Annotation[][]> {
-  const byDataset = new Map<string, number[]>();
-  for (const s of samples) byDataset.set(s.datasetId, [...(byDataset.get(s.datasetId) ?? []), s.ord]);
   const lists = new Map<string, Annotation[]>();
   await Promise.all(
-    [...byDataset].map(async ([datasetId, ords]) => {
-      const grouped = await ctx.dv.samples.annotationsOf(datasetId, ords, { shapes });
-      grouped.forEach((list, i) => lists.set(`${datasetId}:${ords[i]}`, list));
+    [...byDataset(samples, (s) => s.datasetId)].map(async ([datasetId, group]) => {
+      const grouped = await ctx.dv.samples.annotationsOf(datasetId, group.map((s) => s.ord), { shapes });
+      grouped.forEach((list, i) => lists.set(annotationKey(group[i]!), list));
     }),
   );
   return samples.map((s) => lists.get(annotationKey(s)) ?? []);

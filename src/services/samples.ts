@@ -9,7 +9,11 @@ import { resolveImageFile } from './paths.js';
 import { isBucketUrl, type StorageService } from './storage/index.js';
 import type { Thumbnail, ThumbnailService, ThumbnailSize } from './thumbnails.js';
 
-export type SampleFilter = SampleQueryFilter;
+/** What the APIs filter on; category names are resolved to the dataset's ids here. */
+export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds'> & {
+  /** Category names: the sample has an annotation in one of them. */
+  categories?: readonly string[];
+};
 export type { SampleWindow };
 
 /** The largest page any API hands out: a page of 200 samples with annotations is still a few ms. */
@@ -160,7 +164,7 @@ export class SampleService {
     if (window.kind === 'offset' && (!Number.isInteger(window.offset) || window.offset < 0)) {
       throw new BadInputError(`offset must be a non-negative integer, got ${window.offset}`);
     }
-    const rows = await listSampleRows(this.db, datasetId, filter, window);
+    const rows = await listSampleRows(this.db, datasetId, await this.toQuery(datasetId, filter), window);
     const hasMore = rows.length > window.limit;
     if (hasMore) {
       if (window.kind === 'before') rows.shift();
@@ -172,8 +176,25 @@ export class SampleService {
   /** How many samples match; the unfiltered count comes from the dataset row. */
   async count(datasetId: string, filter: SampleFilter): Promise<number> {
     if (!hasFilter(filter)) return (await this.datasets.get(datasetId)).imageCount;
-    return countSampleRows(this.db, datasetId, filter);
+    const query = await this.toQuery(datasetId, filter);
+    // One category and nothing else: the count was computed at ingest.
+    const { categoryIds, ...rest } = query;
+    if (categoryIds?.length === 1 && !hasFilter(rest)) {
+      const [categories] = await this.datasets.categoriesOf([datasetId]);
+      return categories!.find((c) => c.categoryId === categoryIds[0])?.imageCount ?? 0;
+    }
+    return countSampleRows(this.db, datasetId, query);
   }
+
+  /** Category names → the dataset's category ids (a name no category has matches nothing). */
+  private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
+    const { categories, ...rest } = filter;
+    if (categories === undefined) return rest;
+    const [all] = await this.datasets.categoriesOf([datasetId]);
+    const wanted = new Set(categories);
+    return { ...rest, categoryIds: all!.filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
+  }
+
 
   async get(datasetId: string, sampleId: string | number): Promise<Sample> {
     const id = parseSampleId(sampleId);

@@ -170,7 +170,7 @@ export async function startGcsServer(root: string): Promise<GcsTestServer> {
       const cut = delimiter ? n.indexOf(delimiter, prefix.length) : -1;
       if (cut >= 0) {
         const sub = n.slice(0, cut + delimiter.length);
-        if (!prefixes.has(sub)) prefixes.add(sub);
+        prefixes.add(sub);
         // Skip the rest of this "folder": it is one entry.
         while (i + 1 < names.length && names[i + 1]!.startsWith(sub)) i++;
         last = names[i]!;

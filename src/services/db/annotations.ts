@@ -7,7 +7,7 @@ import type { Database, Row } from './connection.js';
  */
 const ANNOTATIONS_OF_SAMPLES = `SELECT a.dataset_id, s.ord AS sample_ord, a.ord, a.annotation_id, a.image_id, a.category_id, c.name AS category_name,
     a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
-    a.num_keypoints, a.score, a.source, a.extra::VARCHAR AS extra
+    a.num_keypoints, a.score, a.source, a.extra
   FROM (SELECT ord, image_id FROM samples
         WHERE dataset_id = $1 AND ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], ord)) s
   JOIN annotations a ON a.dataset_id = $1 AND a.image_id = s.image_id

@@ -6,8 +6,8 @@ import type { Database, Param, Row } from './connection.js';
  * (0..n-1) per dataset: an unfiltered offset page is a range scan, and a keyset cursor is an ord.
  */
 export interface SampleQueryFilter {
-  /** Category names: the sample has an annotation in one of them. */
-  categories?: readonly string[];
+  /** Category ids (the dataset's own): the sample has an annotation in one of them. */
+  categoryIds?: readonly number[];
   split?: string;
   fileNameContains?: string;
   minAnnotations?: number;
@@ -26,7 +26,7 @@ export type SampleWindow =
   | { kind: 'before'; beforeOrd: number | null; limit: number };
 
 const SAMPLE_COLUMNS = `dataset_id, ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
-  date_captured, metadata::VARCHAR AS metadata, annotation_count, file_missing`;
+  date_captured, metadata, annotation_count, file_missing`;
 
 const GET_SAMPLE = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND image_id = $2::BIGINT`;
 const GET_SAMPLES_BY_IDS = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND list_contains($2::BIGINT[], image_id)`;
@@ -49,8 +49,10 @@ function whereClause(f: SampleQueryFilter, params: Param[]): string {
   if (f.maxAnnotations !== undefined) parts.push(`annotation_count <= ${bind(f.maxAnnotations)}::INTEGER`);
   if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
   const ann: string[] = [];
-  if (f.categories !== undefined) {
-    ann.push(`category_id IN (SELECT category_id FROM categories WHERE dataset_id = $1 AND list_contains(${bind(f.categories)}::VARCHAR[], name))`);
+  if (f.categoryIds !== undefined) {
+    // Constants, not a subquery: annotations sit grouped by category in real files, and zone maps
+    // can skip every other category's rows only for a comparison with a constant.
+    ann.push(f.categoryIds.length === 0 ? 'false' : `(${f.categoryIds.map((id) => `category_id = ${bind(id)}::BIGINT`).join(' OR ')})`);
   }
   if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
   if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);

@@ -53,7 +53,7 @@ export const SCHEMA_STATEMENTS = [
     coco_url VARCHAR,
     flickr_url VARCHAR,
     date_captured VARCHAR,
-    metadata JSON,
+    metadata VARCHAR,
     annotation_count INTEGER NOT NULL,
     file_missing BOOLEAN NOT NULL
   )`,
@@ -76,7 +76,7 @@ export const SCHEMA_STATEMENTS = [
     num_keypoints INTEGER,
     score DOUBLE,
     source VARCHAR NOT NULL,
-    extra JSON
+    extra VARCHAR
   )`,
   // Polygons, RLE counts and keypoints (opt-in): most of a COCO file's bytes, needed only when
   // one sample is drawn, so kept apart and the table above stays narrow (docs/storage.md).
