@@ -56,7 +56,16 @@ beforeEach(async () => {
   cacheDir = path.join(root, 'cache');
 });
 
+/** Every service a test made: cache writes finish after get() answers, so afterEach waits for them. */
+const services: ThumbnailService[] = [];
+function makeService(opts: ConstructorParameters<typeof ThumbnailService>[0]): ThumbnailService {
+  const s = new ThumbnailService(opts);
+  services.push(s);
+  return s;
+}
+
 afterEach(async () => {
+  await Promise.all(services.splice(0).map((s) => s.flush()));
   // Whatever a test did, the temp+rename protocol must leave no temp or trash behind.
   const leftovers = (await listFiles(root)).filter((f) => f.endsWith('.tmp') || f.includes('.trash-'));
   await rm(root, { recursive: true, force: true });
@@ -105,7 +114,7 @@ function deferred<T = void>() {
 
 describe('ThumbnailService output', () => {
   it.each(Object.entries(THUMBNAIL_WIDTHS))('makes a %s WebP %i px wide, keeping the aspect ratio', async (size, width) => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const thumb = await service.get(request('1', 'photo.jpg', size as ThumbnailSize));
     const meta = await sharp(thumb.body).metadata();
     expect(meta.format).toBe('webp');
@@ -116,7 +125,7 @@ describe('ThumbnailService output', () => {
   });
 
   it('never upscales a small image', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     for (const size of ['small', 'medium', 'large'] as const) {
       const meta = await sharp((await service.get(request('tiny', 'tiny.jpg', size))).body).metadata();
       expect([meta.width, meta.height]).toEqual([100, 80]);
@@ -124,7 +133,7 @@ describe('ThumbnailService output', () => {
   });
 
   it('applies the EXIF orientation before resizing', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const medium = await service.get(request('r', 'rotated.jpg', 'medium'));
     expect([medium.width, medium.height]).toEqual([256, 341]);
     const meta = await sharp(medium.body).metadata();
@@ -135,7 +144,7 @@ describe('ThumbnailService output', () => {
   });
 
   it('accepts the source as bytes, as bucket storage passes it', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const thumb = await service.get({ datasetId: 'ds1', sampleKey: 'b', size: 'small', loadSource: async () => photo });
     expect([thumb.width, thumb.height]).toEqual([128, 96]);
   });
@@ -143,7 +152,7 @@ describe('ThumbnailService output', () => {
 
 describe('ThumbnailService caching', () => {
   it('serves a repeat request from memory with the same bytes and ETag', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const first = await service.get(request('1', 'photo.jpg'));
     const second = await service.get({ ...request('1', 'photo.jpg'), loadSource: () => expect.fail('not loaded again') });
     expect(second.etag).toBe(first.etag);
@@ -152,7 +161,7 @@ describe('ThumbnailService caching', () => {
   });
 
   it('decodes once when the same thumbnail is requested concurrently', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     let loads = 0;
     const req: ThumbnailRequest = { ...request('1', 'photo.jpg'), loadSource: async () => (loads++, img('photo.jpg')) };
     const thumbs = await Promise.all(Array.from({ length: 8 }, () => service.get(req)));
@@ -162,9 +171,10 @@ describe('ThumbnailService caching', () => {
   });
 
   it('lays files out as <datasetId>/<size>/<hh>/<hash>.webp', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     await service.get(request('1', 'photo.jpg', 'small'));
     await service.get(request('1', 'photo.jpg', 'large', 'ds2'));
+    await service.flush();
     const files = (await listFiles(cacheDir)).sort();
     expect(files).toHaveLength(2);
     expect(files[0]).toMatch(/^ds1\/small\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.webp$/);
@@ -172,8 +182,10 @@ describe('ThumbnailService caching', () => {
   });
 
   it('a new service on the same cache dir reads the thumbnail from disk', async () => {
-    const first = await new ThumbnailService({ cacheDir }).get(request('1', 'photo.jpg'));
-    const service = new ThumbnailService({ cacheDir });
+    const writer = makeService({ cacheDir });
+    const first = await writer.get(request('1', 'photo.jpg'));
+    await writer.flush();
+    const service = makeService({ cacheDir });
     const req = { ...request('1', 'photo.jpg'), loadSource: () => expect.fail('must come from disk') };
     const fromDisk = await service.get(req);
     expect(fromDisk.etag).toBe(first.etag);
@@ -184,19 +196,21 @@ describe('ThumbnailService caching', () => {
   });
 
   it('keeps the memory cache within its byte budget, falling back to disk', async () => {
-    const probe = await new ThumbnailService({ cacheDir: path.join(root, 'probe') }).get(request('1', 'photo.jpg'));
+    const probe = await makeService({ cacheDir: path.join(root, 'probe') }).get(request('1', 'photo.jpg'));
     // Room for one thumbnail of this size, not two.
-    const service = new ThumbnailService({ cacheDir, memoryCacheBytes: Math.floor(probe.body.length * 1.5) });
+    const service = makeService({ cacheDir, memoryCacheBytes: Math.floor(probe.body.length * 1.5) });
     await service.get(request('1', 'photo.jpg'));
     await service.get(request('2', 'photo.jpg'));
     await service.get(request('2', 'photo.jpg'));
+    await service.flush();
     await service.get(request('1', 'photo.jpg'));
     expect(service.stats).toEqual({ generated: 2, diskHits: 1, memoryHits: 1 });
   });
 
   it('never reads a leftover temp file as a thumbnail', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     await service.get(request('1', 'photo.jpg'));
+    await service.flush();
     const [file] = await listFiles(cacheDir);
     const final = path.join(cacheDir, file!);
     await rm(final);
@@ -204,19 +218,22 @@ describe('ThumbnailService caching', () => {
     const impostor = await sharp(await readFile(img('tiny.jpg'))).webp().toBuffer();
     const temp = `${final}.4242-0123456789ab.tmp`;
     await writeFile(temp, impostor);
-    const thumb = await new ThumbnailService({ cacheDir }).get(request('1', 'photo.jpg'));
+    const thumb = await makeService({ cacheDir }).get(request('1', 'photo.jpg'));
     expect([thumb.width, thumb.height]).toEqual([256, 192]);
     await rm(temp);
   });
 
   it('regenerates a cache file that is not a whole WebP', async () => {
-    const good = await new ThumbnailService({ cacheDir }).get(request('1', 'photo.jpg'));
+    const writer = makeService({ cacheDir });
+    const good = await writer.get(request('1', 'photo.jpg'));
+    await writer.flush();
     const [file] = await listFiles(cacheDir);
     await writeFile(path.join(cacheDir, file!), good.body.subarray(0, good.body.length >> 1));
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const thumb = await service.get(request('1', 'photo.jpg'));
     expect(thumb.body.equals(good.body)).toBe(true);
     expect(service.stats.generated).toBe(1);
+    await service.flush();
     expect((await readFile(path.join(cacheDir, file!))).equals(good.body)).toBe(true);
   });
 });
@@ -227,25 +244,26 @@ describe('ThumbnailService failures', () => {
     ['corrupt.jpg', /Corrupt JPEG data/],
     ['not-an-image.jpg', /unsupported image format/],
   ])('refuses %s as UNPROCESSABLE_IMAGE naming the cause, then keeps working', async (file, cause) => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const e = await errorOf(service.get(request('bad', file)));
     expect(e.code).toBe('UNPROCESSABLE_IMAGE');
     expect(e.message).toMatch(cause);
     expect(e.message).toContain('sample "bad" of dataset "ds1"');
     expect(e.message).not.toContain(images);
     expect((await service.get(request('good', 'photo.jpg'))).width).toBe(256);
+    await service.flush();
     expect(await listFiles(cacheDir)).toHaveLength(1);
   });
 
   it('refuses empty bytes', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const req = { ...request('e', 'photo.jpg'), loadSource: async () => Buffer.alloc(0) };
     expect(await codeOf(service.get(req))).toBe('UNPROCESSABLE_IMAGE');
   });
 
   it('refuses a decompression bomb under the default pixel limit without decoding it', async () => {
     expect((await stat(img('bomb.png'))).size).toBeLessThan(1_000_000);
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const e = await errorOf(service.get(request('bomb', 'bomb.png')));
     expect(e.code).toBe('UNPROCESSABLE_IMAGE');
     expect(e.message).toContain('20000×20000');
@@ -254,7 +272,7 @@ describe('ThumbnailService failures', () => {
   });
 
   it('honours a lower maxInputPixels', async () => {
-    const service = new ThumbnailService({ cacheDir, maxInputPixels: 300_000 });
+    const service = makeService({ cacheDir, maxInputPixels: 300_000 });
     const e = await errorOf(service.get(request('1', 'photo.jpg')));
     expect(e.code).toBe('UNPROCESSABLE_IMAGE');
     expect(e.message).toContain('640×480 (307200 pixels)');
@@ -262,7 +280,7 @@ describe('ThumbnailService failures', () => {
   });
 
   it('reports a missing source file as FILE_NOT_FOUND, without the server path', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const e = await errorOf(service.get(request('m', 'missing.jpg')));
     expect(e.code).toBe('FILE_NOT_FOUND');
     expect(e.message).toContain('"missing.jpg"');
@@ -273,7 +291,7 @@ describe('ThumbnailService failures', () => {
   });
 
   it('does not cache failures: a fixed source is thumbnailed on the next request', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     let source: Buffer = Buffer.from('not yet');
     const req = { ...request('late', 'photo.jpg'), loadSource: async () => source };
     expect(await codeOf(service.get(req))).toBe('UNPROCESSABLE_IMAGE');
@@ -282,7 +300,7 @@ describe('ThumbnailService failures', () => {
   });
 
   it('rethrows loader failures that are not the image’s fault', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const outage = new Error('bucket unavailable');
     const req = { ...request('x', 'photo.jpg'), loadSource: () => Promise.reject(outage) };
     await expect(service.get(req)).rejects.toBe(outage);
@@ -290,12 +308,30 @@ describe('ThumbnailService failures', () => {
   });
 });
 
+describe('ThumbnailService cache writes', () => {
+  it('answers from memory when the cache cannot be written, and reports the failed write', async () => {
+    // A file where the cache folder should be: every write fails.
+    const blocked = path.join(root, 'blocked');
+    await writeFile(blocked, 'not a folder');
+    const failures: unknown[] = [];
+    const service = makeService({ cacheDir: blocked, onWriteError: (err) => failures.push(err) });
+    const thumb = await service.get(request('1', 'photo.jpg'));
+    expect(thumb.width).toBe(256);
+    await service.flush();
+    expect(failures).toHaveLength(1);
+    expect((await service.get(request('1', 'photo.jpg'))).etag).toBe(thumb.etag);
+    expect(service.stats).toEqual({ generated: 1, diskHits: 0, memoryHits: 1 });
+    await rm(blocked);
+  });
+});
+
 describe('ThumbnailService.warm', () => {
   it('resolves true when made or cached and false for a bad image, never throwing for it', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     expect(await service.warm(request('1', 'photo.jpg'))).toBe(true);
     expect(await service.warm(request('1', 'photo.jpg'))).toBe(true);
-    expect(await new ThumbnailService({ cacheDir }).warm(request('1', 'photo.jpg'))).toBe(true);
+    await service.flush();
+    expect(await makeService({ cacheDir }).warm(request('1', 'photo.jpg'))).toBe(true);
     expect(await service.warm(request('2', 'truncated.jpg'))).toBe(false);
     expect(await service.warm(request('3', 'missing.jpg'))).toBe(false);
     expect(await service.warm(request('4', 'bomb.png'))).toBe(false);
@@ -307,11 +343,12 @@ describe('ThumbnailService.warm', () => {
 
 describe('ThumbnailService.removeDataset', () => {
   it('deletes the dataset folder and its memory entries, leaving other datasets', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     await service.get(request('1', 'photo.jpg', 'small', 'ds1'));
     await service.get(request('1', 'photo.jpg', 'large', 'ds1'));
     await service.get(request('1', 'photo.jpg', 'small', 'ds2'));
     await service.removeDataset('ds1');
+    await service.flush();
     expect(await exists(path.join(cacheDir, 'ds1'))).toBe(false);
     expect(await listFiles(cacheDir)).toHaveLength(1);
     await service.get(request('1', 'photo.jpg', 'small', 'ds2'));
@@ -322,7 +359,7 @@ describe('ThumbnailService.removeDataset', () => {
   });
 
   it('lets a request already running finish without re-caching the removed dataset', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     await service.get(request('0', 'photo.jpg'));
     const called = deferred();
     const release = deferred();
@@ -341,11 +378,12 @@ describe('ThumbnailService.removeDataset', () => {
     expect(await exists(path.join(cacheDir, 'ds1'))).toBe(false);
     await service.get(request('1', 'photo.jpg'));
     expect(service.stats.generated).toBe(3);
+    await service.flush();
     expect(await listFiles(cacheDir)).toHaveLength(1);
   });
 
   it('does not break requests that write while the folder is being removed', async () => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const keys = Array.from({ length: 24 }, (_, i) => String(i));
     const gets = keys.map((k) => service.get(request(k, 'tiny.jpg', 'small')));
     await gets[3];
@@ -355,6 +393,7 @@ describe('ThumbnailService.removeDataset', () => {
     // All 24 began before the removal, so none may have cached anything that survived it.
     await Promise.all(keys.map((k) => service.get(request(k, 'tiny.jpg', 'small'))));
     expect(service.stats).toEqual({ generated: 48, diskHits: 0, memoryHits: 0 });
+    await service.flush();
     expect(await listFiles(cacheDir)).toHaveLength(24);
   });
 });
@@ -363,7 +402,7 @@ describe('ThumbnailService input validation', () => {
   it.each(['../x', '..', '.', '', 'a/b', 'a\\b', '/etc', 'x'.repeat(129), 'é'])(
     'refuses the dataset id %j before touching the disk',
     async (datasetId) => {
-      const service = new ThumbnailService({ cacheDir });
+      const service = makeService({ cacheDir });
       expect(await codeOf(service.get(request('1', 'photo.jpg', 'small', datasetId)))).toBe('BAD_USER_INPUT');
       expect(await codeOf(service.warm(request('1', 'photo.jpg', 'small', datasetId)))).toBe('BAD_USER_INPUT');
       expect(await codeOf(service.removeDataset(datasetId))).toBe('BAD_USER_INPUT');
@@ -372,7 +411,7 @@ describe('ThumbnailService input validation', () => {
   );
 
   it.each(['original', '../../x', 'toString'])('refuses the size %j', async (size) => {
-    const service = new ThumbnailService({ cacheDir });
+    const service = makeService({ cacheDir });
     const req = { ...request('1', 'photo.jpg'), size: size as ThumbnailSize };
     expect(await codeOf(service.get(req))).toBe('BAD_USER_INPUT');
     expect(await readdir(root)).toEqual([]);
@@ -399,7 +438,7 @@ describe('decode concurrency', () => {
   });
 
   it('the service loads and decodes at most `concurrency` images at once', async () => {
-    const service = new ThumbnailService({ cacheDir, concurrency: 2 });
+    const service = makeService({ cacheDir, concurrency: 2 });
     const releases = Array.from({ length: 5 }, () => deferred());
     const calls: number[] = [];
     let released = 0;

@@ -36,7 +36,10 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
       dataRoots: settings.dataRoots, s3: settings.s3, gcs: settings.gcs, presign: settings.presign, log, ...options.storage,
     });
     const plugins = await PluginHost.load(settings.pluginDir, log, options.plugins);
-    const thumbnails = new ThumbnailService({ cacheDir: settings.cacheDir });
+    const thumbnails = new ThumbnailService({
+      cacheDir: settings.cacheDir,
+      onWriteError: (err) => log.error({ err }, 'could not write a thumbnail to the cache (it was served from memory)'),
+    });
     const datasets = new DatasetService(db, thumbnails);
     const samples = new SampleService(db, datasets, thumbnails, storage);
     const ingestion = new IngestionService({
@@ -50,6 +53,7 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
         if (closed) return;
         closed = true;
         await plugins.deactivate();
+        await thumbnails.flush();
         storage.close();
         db.close();
       },

@@ -1,6 +1,7 @@
+import { ByteLru } from './byte-lru.js';
 import type { Database, Row } from './db/connection.js';
 import { annotationRowsOfSamples, shapeRows } from './db/annotations.js';
-import { countSampleRows, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
+import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
 import type { DatasetService } from './datasets.js';
 import type { Readable } from 'node:stream';
 import mime from 'mime-types';
@@ -150,7 +151,13 @@ export function checkPageSize(name: string, n: number): void {
   }
 }
 
+/** Samples on each side of a thumbnail miss whose file names are fetched with it. */
+const FILE_NAME_RADIUS = 100;
+
 export class SampleService {
+  /** image → file name, for thumbnail misses (~100 bytes an entry). */
+  private readonly fileNames = new ByteLru<string>(8 * 1024 * 1024, (name) => name.length * 2 + 64);
+
   constructor(
     private readonly db: Database,
     private readonly datasets: DatasetService,
@@ -280,11 +287,31 @@ export class SampleService {
       size,
       loadSource: async () => {
         const dataset = await this.datasets.get(datasetId);
-        const sample = await this.get(datasetId, id);
         // A local path (sharp reads the file) or, from a bucket, the bytes.
-        return this.storage.imageSource(dataset.imageDir, sample.fileName);
+        return this.storage.imageSource(dataset.imageDir, await this.fileNameOf(datasetId, id));
       },
     });
+  }
+
+  /**
+   * The file name of a sample, for a thumbnail miss. Misses come in pages (a grid asks for its
+   * neighbours' thumbnails at once), so one query fetches the names of the samples around it and
+   * keeps them in a bounded LRU: a page of 50 cold thumbnails costs one query, not 50. Entries of
+   * a deleted dataset are harmless (its lookup fails first, ids are never reused) and age out.
+   */
+  private async fileNameOf(datasetId: string, imageId: number): Promise<string> {
+    const key = `${datasetId}/${imageId}`;
+    const hit = this.fileNames.get(key);
+    if (hit !== undefined) return hit;
+    const rows = await fileNamesAround(this.db, datasetId, imageId, FILE_NAME_RADIUS);
+    let found: string | undefined;
+    for (const r of rows) {
+      const name = r.file_name as string;
+      if (r.image_id === imageId) found = name;
+      this.fileNames.set(`${datasetId}/${r.image_id as number}`, name);
+    }
+    if (found === undefined) throw new NotFoundError(`sample of dataset ${datasetId}`, imageId);
+    return found;
   }
 }
 

@@ -88,6 +88,8 @@ export class ThumbnailStore {
   }
 }
 
+/** ENOTDIR too: a path through something that is not a folder cannot hold a thumbnail either. */
 function isMissing(e: unknown): boolean {
-  return (e as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }

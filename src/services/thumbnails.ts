@@ -37,6 +37,8 @@ export interface ThumbnailServiceOptions {
   maxInputPixels?: number;
   /** Budget of the in-memory cache of recently served thumbnails. */
   memoryCacheBytes?: number;
+  /** Told about cache writes that failed (disk full); the thumbnail was served anyway. */
+  onWriteError?: (err: unknown) => void;
 }
 
 /** Failures that are the image's own fault: warm() reports them as `false` instead of throwing. */
@@ -52,6 +54,7 @@ export class ThumbnailService {
   readonly #store: ThumbnailStore;
   readonly #decodeSlots: Semaphore;
   readonly #maxInputPixels: number;
+  readonly #onWriteError: (err: unknown) => void;
   readonly #memory: ByteLru<Thumbnail>;
   /** One promise per thumbnail being looked up or made, so concurrent requests decode once. */
   readonly #inFlight = new Map<string, Promise<Thumbnail>>();
@@ -64,6 +67,7 @@ export class ThumbnailService {
     this.#store = new ThumbnailStore(opts.cacheDir);
     this.#decodeSlots = new Semaphore(opts.concurrency ?? 4);
     this.#maxInputPixels = opts.maxInputPixels ?? 100e6;
+    this.#onWriteError = opts.onWriteError ?? (() => undefined);
     this.#memory = new ByteLru(opts.memoryCacheBytes ?? 64 * 1024 * 1024, (t) => t.body.length);
   }
 
@@ -94,6 +98,11 @@ export class ThumbnailService {
       if (e instanceof DataVisorError && IMAGE_FAULTS.has(e.code)) return false;
       throw e;
     }
+  }
+
+  /** Resolves once every cache write begun so far has landed (or failed): for shutdown, and tests. */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.#writes.values()].flatMap((w) => [...w]));
   }
 
   async removeDataset(datasetId: string): Promise<void> {
@@ -139,7 +148,11 @@ export class ThumbnailService {
       );
       this.stats.generated++;
       thumb = toThumbnail(made.body, made.width, made.height);
-      if (epoch === this.#epoch(req.datasetId)) await this.#track(req.datasetId, this.#store.write(at, made.body));
+      // Answer without waiting for the disk: the bytes are in memory, and removeDataset waits for
+      // pending writes. A failed write only means the next miss after eviction decodes again.
+      if (epoch === this.#epoch(req.datasetId)) {
+        this.#track(req.datasetId, this.#store.write(at, made.body)).catch((err: unknown) => this.#onWriteError(err));
+      }
     }
     if (epoch === this.#epoch(req.datasetId)) this.#memory.set(memoryKey(req), thumb);
     return thumb;

@@ -116,3 +116,16 @@ export async function getSampleRow(db: Database, datasetId: string, imageId: num
 export async function getSampleRows(db: Database, datasetId: string, imageIds: readonly number[]): Promise<Row[]> {
   return db.query(GET_SAMPLES_BY_IDS, [datasetId, imageIds]);
 }
+
+/**
+ * File names of the samples around one (by ord), found by its image id, in one query: a grid asks
+ * for the thumbnails of a page of neighbours at once, so one miss prefetches the rest.
+ */
+const FILE_NAMES_AROUND = `SELECT image_id, file_name FROM samples
+  WHERE dataset_id = $1 AND ord BETWEEN
+    (SELECT ord FROM samples WHERE dataset_id = $1 AND image_id = $2::BIGINT) - $3::INTEGER AND
+    (SELECT ord FROM samples WHERE dataset_id = $1 AND image_id = $2::BIGINT) + $3::INTEGER`;
+
+export async function fileNamesAround(db: Database, datasetId: string, imageId: number, radius: number): Promise<Row[]> {
+  return db.query(FILE_NAMES_AROUND, [datasetId, imageId, radius]);
+}
