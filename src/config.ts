@@ -11,7 +11,12 @@ export interface Settings {
   dataRoots: string[];
   thumbnailsOnIngest: number;
   demo: boolean;
+  /** DATAVISOR_API_TOKEN: when set, every route but /health needs `Authorization: Bearer <token>` (docs/security.md). */
   apiToken: string | undefined;
+  /** DATAVISOR_IMAGE_URL_TTL: seconds a signed image URL stays valid (at least; see services/access.ts). */
+  imageUrlTtl: number;
+  /** DATAVISOR_CORS_ORIGINS: origins whose pages may call the API (`['*']`: any); empty: no CORS headers. */
+  corsOrigins: string[];
   /** DuckDB's memory_limit (buffer pool, sorts, uncommitted ingests); beyond it DuckDB spills to disk. */
   dbMemoryLimit: string;
   /** Default of an ingest's `store_shapes`: keep polygons, RLE and keypoints (costs ~40% more ingest time). */
@@ -67,13 +72,43 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     dataRoots: roots.length > 0 ? roots : [cwd],
     thumbnailsOnIngest: intSetting(env, 'DATAVISOR_THUMBNAILS_ON_INGEST', 500, 0),
     demo: (env.DATAVISOR_DEMO ?? '1') !== '0',
-    apiToken: env.DATAVISOR_API_TOKEN || undefined,
-    dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '256MB',
+    // Trimmed: a token pasted with a trailing newline could never match a header, which fetch trims.
+    apiToken: env.DATAVISOR_API_TOKEN?.trim() || undefined,
+    imageUrlTtl: intSetting(env, 'DATAVISOR_IMAGE_URL_TTL', 3600, 1),
+    corsOrigins: corsOrigins(env.DATAVISOR_CORS_ORIGINS ?? ''),
+    dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '512MB',
     storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',
     presign: (env.DATAVISOR_PRESIGN ?? '0') === '1',
     s3: s3Settings(env),
     gcs: gcsSettings(env),
   };
+}
+
+/**
+ * `*`, or origins as browsers send them in `Origin` (scheme, host, port), normalised as browsers
+ * write them (lower-case host, no default port, no trailing slash). Anything with a path, or that
+ * is not http(s), is refused at start: an entry that can never match would fail silently in the
+ * browser.
+ */
+function corsOrigins(raw: string): string[] {
+  const entries = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  if (entries.includes('*')) {
+    if (entries.length > 1) throw new Error(`DATAVISOR_CORS_ORIGINS: "*" allows every origin and cannot be combined with others, got ${JSON.stringify(raw)}`);
+    return ['*'];
+  }
+  return entries.map((entry) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      // Reported below with the entry.
+    }
+    const bare = url && url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+    if (!url || !bare || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new Error(`DATAVISOR_CORS_ORIGINS: ${JSON.stringify(entry)} is not an origin such as https://app.example.com or http://localhost:5173`);
+    }
+    return url.origin;
+  });
 }
 
 function s3Settings(env: NodeJS.ProcessEnv): S3Settings {

@@ -82,7 +82,7 @@ export class ThumbnailService {
   }
 
   /**
-   * Generates ahead of time without reading cached thumbnails into memory. Resolves false when the
+   * Generates ahead of time, onto disk, without reading cached thumbnails into memory. Resolves false when the
    * image itself is at fault (undecodable, missing); other failures, like a full disk, still throw.
    */
   async warm(req: ThumbnailRequest): Promise<boolean> {
@@ -93,6 +93,8 @@ export class ThumbnailService {
       else if (this.#memory.get(id)) this.stats.memoryHits++;
       else if (await this.#store.has(this.#locate(req))) this.stats.diskHits++;
       else await this.#load(id, req);
+      // Warming fills the disk cache (ingestion's pre-generation): wait for the write get() skips.
+      await Promise.allSettled([...(this.#writes.get(req.datasetId) ?? [])]);
       return true;
     } catch (e) {
       if (e instanceof DataVisorError && IMAGE_FAULTS.has(e.code)) return false;

@@ -1,18 +1,17 @@
 import type { Database, Row } from './connection.js';
 
 /**
- * Annotations of many samples of one dataset in one query (the DataLoader batch). The samples are
- * found by ord (a range scan) and joined to their annotations by image id: a hash join whose build
- * side is the page, so the annotations table is scanned once per page, not once per sample.
+ * Annotations of many samples of one dataset in one query (the DataLoader batch). The table is
+ * sorted by (dataset_id, sample_ord), so the ord range lets zone maps skip to the rows; the list
+ * keeps only the samples asked for.
  */
-const ANNOTATIONS_OF_SAMPLES = `SELECT a.dataset_id, s.ord AS sample_ord, a.ord, a.annotation_id, a.image_id, a.category_id, c.name AS category_name,
+const ANNOTATIONS_OF_SAMPLES = `SELECT a.dataset_id, a.sample_ord, a.ord, a.annotation_id, a.image_id, a.category_id, c.name AS category_name,
     a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
     a.num_keypoints, a.score, a.source, a.extra
-  FROM (SELECT ord, image_id FROM samples
-        WHERE dataset_id = $1 AND ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], ord)) s
-  JOIN annotations a ON a.dataset_id = $1 AND a.image_id = s.image_id
+  FROM annotations a
   LEFT JOIN categories c ON c.dataset_id = a.dataset_id AND c.category_id = a.category_id
-  ORDER BY s.ord, a.ord`;
+  WHERE a.dataset_id = $1 AND a.sample_ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], a.sample_ord)
+  ORDER BY a.sample_ord, a.ord`;
 
 export async function annotationRowsOfSamples(db: Database, datasetId: string, sampleOrds: readonly number[]): Promise<Row[]> {
   if (sampleOrds.length === 0) return [];

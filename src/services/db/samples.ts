@@ -50,15 +50,14 @@ function whereClause(f: SampleQueryFilter, params: Param[]): string {
   if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
   const ann: string[] = [];
   if (f.categoryIds !== undefined) {
-    // Constants, not a subquery: annotations sit grouped by category in real files, and zone maps
-    // can skip every other category's rows only for a comparison with a constant.
+    // Constants, not a subquery of categories: DuckDB filters a constant comparison inside the scan.
     ann.push(f.categoryIds.length === 0 ? 'false' : `(${f.categoryIds.map((id) => `category_id = ${bind(id)}::BIGINT`).join(' OR ')})`);
   }
   if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
   if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
   if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
   // One semi-join for all annotation predicates: a sample matches when one annotation meets them all.
-  if (ann.length > 0) parts.push(`image_id IN (SELECT image_id FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
+  if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
   return parts.length ? ` AND ${parts.join(' AND ')}` : '';
 }
 

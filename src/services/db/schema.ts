@@ -57,9 +57,11 @@ export const SCHEMA_STATEMENTS = [
     annotation_count INTEGER NOT NULL,
     file_missing BOOLEAN NOT NULL
   )`,
-  // In file order, appended as parsed: no copy or sort at the end of an ingest (docs/storage.md).
+  // Sorted by (sample_ord, ord) at ingest, so a page's annotations are a narrow range that zone
+  // maps find: ~3 ms for 50 samples against ~17 ms in file order (docs/storage.md).
   `CREATE TABLE IF NOT EXISTS annotations (
     dataset_id VARCHAR NOT NULL,
+    sample_ord INTEGER NOT NULL,
     ord INTEGER NOT NULL,
     annotation_id BIGINT NOT NULL,
     image_id BIGINT NOT NULL,
