@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
+import { shouldRenderGraphiQL } from 'graphql-yoga';
 import { bodyLimit } from 'hono/body-limit';
+import { corsPolicy, IMAGE_ROUTE, requireImageAccess, requireToken } from './rest/auth.js';
 import { datasetRoutes } from './rest/datasets.js';
 import { errorResponse, toErrorResponse } from './rest/errors.js';
 import { healthRoutes } from './rest/health.js';
@@ -11,7 +13,7 @@ import { ingestRoutes } from './rest/ingest.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
-import { createGraphQLHandler } from './schema/handler.js';
+import { createGraphQLHandler, GRAPHQL_PATH } from './schema/handler.js';
 import type { DataVisor } from './services/app.js';
 
 export interface ServerOptions {
@@ -38,14 +40,40 @@ const VERSION = readVersion();
 
 /**
  * The HTTP application: REST routes (src/rest, one file per resource) and the GraphQL endpoint.
- * Middleware, in order: request id + one log line per request; body size cap on requests with a
- * body; then the routes, whose zod schemas validate input and also produce /openapi.json.
+ * Middleware, in order: request id + one log line per request; CORS (DATAVISOR_CORS_ORIGINS),
+ * which answers preflights before any token is asked for; the token (DATAVISOR_API_TOKEN), or a
+ * signed URL on the image route; body size cap on requests with a body; then the routes, whose
+ * zod schemas validate input and also produce /openapi.json. CORS and the token check are only
+ * installed when configured: an open server runs exactly the middleware it ran before.
  */
 export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const app = newRouter();
+  const { corsOrigins } = dv.settings;
 
   app.use(requestLog(dv.log));
+  if (corsOrigins.length > 0) {
+    app.use(corsPolicy(corsOrigins));
+    if (corsOrigins[0] === '*' && !dv.access.enabled) {
+      dv.log.warn('DATAVISOR_CORS_ORIGINS=* without DATAVISOR_API_TOKEN: any web page a user of this server visits can read and change its datasets');
+    }
+  }
+  if (dv.access.enabled) {
+    app.use(
+      requireToken(dv.access, {
+        // GraphiQL's page is open because a browser cannot add a header to a navigation; it names
+        // no dataset then (schema/graphiql.ts) and every query it sends needs the token, which its
+        // Headers tab holds. yoga's own test decides, so an exempted request is always the page.
+        isOpen: (c) => c.req.path === '/health' || (c.req.path === GRAPHQL_PATH && shouldRenderGraphiQL(c.req.raw)),
+      }),
+    );
+    app.use(IMAGE_ROUTE, requireImageAccess(dv.access));
+    app.openAPIRegistry.registerComponent('securitySchemes', 'bearerToken', {
+      type: 'http',
+      scheme: 'bearer',
+      description: 'DATAVISOR_API_TOKEN. /images also accepts the signed URLs (`exp`, `sig`) the API hands out.',
+    });
+  }
   app.on(
     ['POST', 'PUT', 'PATCH'],
     '*',
@@ -71,6 +99,8 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
       version: VERSION,
       description: 'Errors answer `{"error":{"code","message"}}`. GraphQL is served at /graphql (not described here).',
     },
+    // /health declares `security: []` itself: it is open either way.
+    ...(dv.access.enabled ? { security: [{ bearerToken: [] }] } : {}),
   });
 
   app.notFound((c) => errorResponse('NOT_FOUND', `No route ${c.req.method} ${c.req.path}`));

@@ -110,7 +110,7 @@ async function addDemo(dv: DataVisor, demoDir: string, url: string, stopping: ()
   say(`${last.message}. Try:`);
   say(`  ${url}/datasets/${id}`);
   say(`  ${url}/samples?dataset_id=${id}&category=circle&limit=10`);
-  if (first) say(`  ${url}${imagePath(id, first.id, 'medium')}`);
+  if (first) say(`  ${url}${imagePath(id, first.id, 'medium', dv.access)}`);
   say(`  ${url}/graphql`);
 }
 

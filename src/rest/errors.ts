@@ -55,7 +55,8 @@ export function errorResponses(...statuses: number[]) {
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Invalid request (BAD_USER_INPUT)',
-  403: 'Forbidden (FORBIDDEN)',
+  401: 'No valid API token or image URL signature (UNAUTHENTICATED)',
+  403: 'Forbidden (FORBIDDEN): a path outside the image folder, or an image URL signature that is tampered, expired or for another image',
   404: 'Not found (NOT_FOUND, FILE_NOT_FOUND)',
   413: 'Request body too large (PAYLOAD_TOO_LARGE)',
   415: 'Request body is not JSON (BAD_USER_INPUT)',

@@ -11,10 +11,17 @@ import { newRouter } from './router.js';
  */
 const THUMBNAIL_CACHE_CONTROL = 'public, max-age=31536000, immutable';
 /**
+ * With DATAVISOR_API_TOKEN set, images are only for the browser that asked: `public` would let a
+ * shared cache (a CDN, a company proxy) store an answer to a request with the token and hand it to
+ * anyone asking for the same URL without it (RFC 9111 §3.5).
+ */
+const THUMBNAIL_CACHE_CONTROL_PRIVATE = 'private, max-age=31536000, immutable';
+/**
  * An original is the user's file, which can be edited in place: browsers keep it but revalidate
  * every use, which costs a 304 without a body.
  */
 const ORIGINAL_CACHE_CONTROL = 'public, no-cache';
+const ORIGINAL_CACHE_CONTROL_PRIVATE = 'private, no-cache';
 /** The content type of an original comes from its name: never let a browser sniff or run it (SVG). */
 const ORIGINAL_SAFETY = { 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; sandbox" };
 
@@ -33,7 +40,11 @@ const getImage = createRoute({
       dataset_id: z.string().min(1).openapi({ param: { name: 'dataset_id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
       sample_id: z.string().min(1).openapi({ param: { name: 'sample_id', in: 'path' }, example: '9' }),
     }),
-    query: z.object({ size: SizeSchema }),
+    query: z.object({
+      size: SizeSchema,
+      exp: z.string().optional().openapi({ description: 'With DATAVISOR_API_TOKEN set: expiry (unix seconds) of the signed URL handed out by the API' }),
+      sig: z.string().optional().openapi({ description: 'With DATAVISOR_API_TOKEN set: signature of this dataset, sample, size and exp; valid instead of the bearer token' }),
+    }),
   },
   responses: {
     200: {
@@ -44,7 +55,7 @@ const getImage = createRoute({
       },
     },
     304: { description: 'Not modified: If-None-Match matched the ETag' },
-    ...errorResponses(400, 403, 404, 422),
+    ...errorResponses(400, 401, 403, 404, 422),
   },
 });
 
@@ -57,6 +68,9 @@ const getImage = createRoute({
  */
 export function imageRoutes(dv: DataVisor) {
   const router = newRouter();
+  const cache = dv.access.enabled
+    ? { thumbnail: THUMBNAIL_CACHE_CONTROL_PRIVATE, original: ORIGINAL_CACHE_CONTROL_PRIVATE }
+    : { thumbnail: THUMBNAIL_CACHE_CONTROL, original: ORIGINAL_CACHE_CONTROL };
   router.openAPIRegistry.registerPath(getImage);
   router.get('/images/:dataset_id/:sample_id', async (c) => {
     const size = SizeSchema.safeParse(c.req.query('size'));
@@ -67,26 +81,33 @@ export function imageRoutes(dv: DataVisor) {
     const datasetId = c.req.param('dataset_id');
     const sampleId = c.req.param('sample_id');
     const ifNoneMatch = c.req.header('if-none-match');
-    if (size.data === 'original') return original(dv, datasetId, sampleId, ifNoneMatch, c.req.method === 'HEAD');
+    if (size.data === 'original') return original(dv, datasetId, sampleId, ifNoneMatch, c.req.method === 'HEAD', cache.original);
     // A memory hit needs no database query (SampleService.thumbnail) and its ETag was computed
     // when the bytes were made, so this is a map lookup and a few headers.
     const thumb = await dv.samples.thumbnail(datasetId, sampleId, size.data);
     if (etagMatches(ifNoneMatch, thumb.etag)) {
-      return new Response(null, { status: 304, headers: { etag: thumb.etag, 'cache-control': THUMBNAIL_CACHE_CONTROL } });
+      return new Response(null, { status: 304, headers: { etag: thumb.etag, 'cache-control': cache.thumbnail } });
     }
     return new Response(thumb.body as Uint8Array<ArrayBuffer>, {
       status: 200,
-      headers: { 'content-type': thumb.contentType, etag: thumb.etag, 'cache-control': THUMBNAIL_CACHE_CONTROL },
+      headers: { 'content-type': thumb.contentType, etag: thumb.etag, 'cache-control': cache.thumbnail },
     });
   });
   return router;
 }
 
-async function original(dv: DataVisor, datasetId: string, sampleId: string, ifNoneMatch: string | undefined, head: boolean): Promise<Response> {
+async function original(
+  dv: DataVisor,
+  datasetId: string,
+  sampleId: string,
+  ifNoneMatch: string | undefined,
+  head: boolean,
+  cacheControl: string,
+): Promise<Response> {
   // Local file or S3/GCS object: type, size and ETag (mtime-size locally, the object's in a bucket).
   const image = await dv.samples.openOriginal(datasetId, sampleId);
   if (etagMatches(ifNoneMatch, image.etag)) {
-    return new Response(null, { status: 304, headers: { etag: image.etag, 'cache-control': ORIGINAL_CACHE_CONTROL } });
+    return new Response(null, { status: 304, headers: { etag: image.etag, 'cache-control': cacheControl } });
   }
   // DATAVISOR_PRESIGN=1: the bucket serves the bytes; the URL expires, so the redirect is not cached.
   if (image.presignedUrl) {
@@ -96,7 +117,7 @@ async function original(dv: DataVisor, datasetId: string, sampleId: string, ifNo
     'content-type': image.contentType,
     'content-length': String(image.size),
     etag: image.etag,
-    'cache-control': ORIGINAL_CACHE_CONTROL,
+    'cache-control': cacheControl,
     ...ORIGINAL_SAFETY,
   };
   // A HEAD answer has no body: opening the file would only leak its descriptor (or a connection).

@@ -116,7 +116,7 @@ export function sampleRoutes(dv: DataVisor) {
         dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),
       ]);
       const origin = requestOrigin(c.req.url);
-      return c.json({ items: page.samples.map((s) => sampleJson(s, origin)), total, offset: q.offset, limit: q.limit }, 200);
+      return c.json({ items: page.samples.map((s) => sampleJson(s, origin, dv.access)), total, offset: q.offset, limit: q.limit }, 200);
     })
     .openapi(listAnnotations, async (c) => {
       const datasetId = c.req.valid('query').dataset_id;

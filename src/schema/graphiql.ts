@@ -57,6 +57,18 @@ query FirstSamples($datasetId: ID!) {
 
 export function graphiqlOptions(dv: DataVisor): (request: Request) => Promise<GraphiQLOptions> {
   return async () => {
+    // With DATAVISOR_API_TOKEN set the page loads without the token (a browser cannot add a header
+    // to a navigation; docs/security.md), so it names no dataset, and its Headers tab starts with
+    // the header every query it sends needs.
+    if (dv.access.enabled) {
+      return {
+        title: 'DataVisor GraphQL',
+        defaultQuery: defaultQuery(null),
+        headers: JSON.stringify({ Authorization: 'Bearer <DATAVISOR_API_TOKEN>' }, null, 2),
+        defaultEditorToolsVisibility: 'headers',
+        subscriptionsProtocol: 'GRAPHQL_SSE',
+      };
+    }
     const newest = (await dv.datasets.page({ kind: 'after', after: null, limit: 1 })).datasets[0];
     return {
       title: 'DataVisor GraphQL',

@@ -139,16 +139,27 @@ function withPageSizes(
 /** Verdicts for documents whose cost does not depend on variables (yoga hands out one document object per query text). */
 const verdicts = new WeakMap<DocumentNode, readonly GraphQLError[]>();
 
+/** The cost errors of an operation with its real page sizes, or none. */
+function effectiveCostErrors(args: { schema: GraphQLSchema; document: unknown; variableValues?: unknown }): readonly GraphQLError[] {
+  const source = args.document as DocumentNode;
+  let errors = verdicts.get(source);
+  if (!errors) {
+    const { document, dependsOnVariables } = withPageSizes(args.schema, source, (args.variableValues ?? {}) as Record<string, unknown>);
+    errors = document ? validate(args.schema, document, costRule) : [];
+    if (!dependsOnVariables) verdicts.set(source, errors);
+  }
+  return errors;
+}
+
 function useEffectivePageSizes(): Plugin {
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const source = args.document as DocumentNode;
-      let errors = verdicts.get(source);
-      if (!errors) {
-        const { document, dependsOnVariables } = withPageSizes(args.schema, source, (args.variableValues ?? {}) as Record<string, unknown>);
-        errors = document ? validate(args.schema, document, costRule) : [];
-        if (!dependsOnVariables) verdicts.set(source, errors);
-      }
+      const errors = effectiveCostErrors(args);
+      if (errors.length > 0) setResultAndStopExecution({ errors });
+    },
+    // A subscription's events can select connections too (IngestionProgress.dataset.samples).
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const errors = effectiveCostErrors(args);
       if (errors.length > 0) setResultAndStopExecution({ errors });
     },
   };

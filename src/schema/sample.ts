@@ -101,7 +101,7 @@ export const SampleType = builder.loadableNode('Sample', {
 });
 
 function imageUrl(ctx: GraphQLContext, s: Sample, size: ThumbnailSize | 'original'): string {
-  return ctx.origin + imagePath(s.datasetId, s.id, size);
+  return ctx.origin + imagePath(s.datasetId, s.id, size, ctx.dv.access);
 }
 
 /** Sample nodes by local id, one query per dataset; an Error for a malformed or unknown key. */

@@ -1,6 +1,6 @@
-import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fetch';
-import type { Plugin, YogaInitialContext } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { withoutHttpExtensions } from './transport.js';
 
 /**
@@ -21,17 +21,17 @@ export function useGraphQLSSE(endpoint: string): Plugin<YogaInitialContext> {
               document = enveloped.parse(params.query);
             } catch (e) {
               // Syntax errors and the token limit: the client's mistake, answered as such.
-              if (e instanceof GraphQLError) return { errors: [e] };
+              if (e instanceof GraphQLError) return failed([e]);
               throw e;
             }
             let errors: readonly GraphQLError[];
             try {
               errors = enveloped.validate(enveloped.schema, document);
             } catch (e) {
-              if (e instanceof GraphQLError) return { errors: [e] };
+              if (e instanceof GraphQLError) return failed([e]);
               throw e;
             }
-            if (errors.length > 0) return { errors: [...errors] };
+            if (errors.length > 0) return failed(errors);
             const args: ExecutionArgs = {
               schema: enveloped.schema,
               document,
@@ -40,7 +40,9 @@ export function useGraphQLSSE(endpoint: string): Plugin<YogaInitialContext> {
               operationName: params.operationName,
             };
             const operation = getOperationAST(document, params.operationName);
-            return operation?.operation === 'subscription' ? enveloped.subscribe(args) : enveloped.execute(args);
+            const result = await (operation?.operation === 'subscription' ? enveloped.subscribe(args) : enveloped.execute(args));
+            // A guard that stops an operation answers `{ errors }`; graphql-sse takes a result for one only with `data`.
+            return isAsyncIterable(result) || 'data' in result ? result : failed(result.errors ?? []);
           },
           onNext: (_ctx, _req, result) => withoutHttpExtensions(result),
         },
@@ -51,4 +53,9 @@ export function useGraphQLSSE(endpoint: string): Plugin<YogaInitialContext> {
       if (url.pathname === endpoint) return handler(request).then(endResponse);
     },
   };
+}
+
+/** A result without data, in the shape graphql-sse recognizes as a result (it looks for `data`). */
+function failed(errors: readonly GraphQLError[]): ExecutionResult {
+  return { data: null, errors: [...errors] };
 }

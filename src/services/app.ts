@@ -1,4 +1,5 @@
 import type { Settings } from '../config.js';
+import { AccessService } from './access.js';
 import { Database } from './db/connection.js';
 import { DatasetService } from './datasets.js';
 import { IngestionService } from './ingest.js';
@@ -20,6 +21,8 @@ export interface DataVisor {
   ingestion: IngestionService;
   /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
   storage: StorageService;
+  /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
+  access: AccessService;
   close(): Promise<void>;
 }
 
@@ -46,9 +49,10 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
       db, log, plugins, thumbnails, storage, thumbnailsOnIngest: settings.thumbnailsOnIngest,
       storeShapes: settings.storeShapes,
     });
+    const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, storage,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, storage, access,
       async close() {
         if (closed) return;
         closed = true;

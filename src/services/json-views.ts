@@ -1,3 +1,4 @@
+import type { AccessService } from './access.js';
 import type { Category, Dataset } from './datasets.js';
 import type { Annotation, Sample } from './samples.js';
 import type { ThumbnailSize } from './thumbnails.js';
@@ -7,8 +8,13 @@ import type { ThumbnailSize } from './thumbnails.js';
  * both print the same objects.
  */
 
-export function imagePath(datasetId: string, sampleId: number, size: ThumbnailSize | 'original'): string {
-  return `/images/${encodeURIComponent(datasetId)}/${sampleId}?size=${size}`;
+/**
+ * The path (and query) of an image URL handed out by the API: REST samples, GraphQL
+ * `thumbnailUrl`/`imageUrl` and the CLI all build theirs here, so with DATAVISOR_API_TOKEN set
+ * every one carries its signature (`exp`, `sig`) and works in `<img>` without the token.
+ */
+export function imagePath(datasetId: string, sampleId: number, size: ThumbnailSize | 'original', access: AccessService): string {
+  return `/images/${encodeURIComponent(datasetId)}/${sampleId}?size=${size}${access.imageQuerySuffix(datasetId, sampleId, size)}`;
 }
 
 export function datasetJson(d: Dataset) {
@@ -42,8 +48,8 @@ export function categoryJson(c: Category) {
 }
 
 /** `baseUrl` is the origin the client reached us at, so the URLs work as they are in `<img>`. */
-export function sampleJson(s: Sample, baseUrl: string) {
-  const thumb = imagePath(s.datasetId, s.id, 'medium');
+export function sampleJson(s: Sample, baseUrl: string, access: AccessService) {
+  const thumb = imagePath(s.datasetId, s.id, 'medium', access);
   return {
     id: s.id,
     dataset_id: s.datasetId,
@@ -58,7 +64,7 @@ export function sampleJson(s: Sample, baseUrl: string) {
     date_captured: s.dateCaptured,
     metadata: s.metadata,
     thumbnail_url: baseUrl + thumb,
-    image_url: baseUrl + imagePath(s.datasetId, s.id, 'original'),
+    image_url: baseUrl + imagePath(s.datasetId, s.id, 'original', access),
     thumbnail_path: thumb,
   };
 }

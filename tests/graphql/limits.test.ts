@@ -63,6 +63,23 @@ describe('depth and cost', () => {
     expect((await h.gql(Q, { a: 2, b: 5 })).errors).toBeUndefined();
   });
 
+  test('a subscription selecting pages by variable is costed too, before the ingest starts', async () => {
+    const page = `dataset { samples(first: $n) { edges { node { ${SAMPLE_PAGE} } } } }`;
+    const aliases = Array.from({ length: 12 }, (_, i) => `d${i}: ${page}`).join(' ');
+    const query = `subscription($input: IngestInput!, $n: Int) { ingestDataset(input: $input) { stage ${aliases} } }`;
+    const before = (await h.dv.datasets.list()).length;
+    const res = await fetch(`${h.base}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query, variables: { n: 200, input: { annotationPath: '/work/shared/realdata/coco128-instances/annotations/instances_train2017.json', imageDir: '/work/shared/realdata/coco128-instances/train2017' } } }),
+    });
+    const text = await res.text();
+    expect(text).toMatch(/Query Cost limit of \d+ exceeded/);
+    expect(text).toContain('BAD_USER_INPUT');
+    expect(text).not.toContain('"stage"');
+    expect((await h.dv.datasets.list()).length).toBe(before);
+  });
+
   test('a connection without first or last costs its default page of 50', async () => {
     const bare = await h.gql(`{ datasets { edges { node { samples(first: 200) { edges { node { ${SAMPLE_PAGE} } } } } } } }`);
     expect(codes(bare)).toEqual(['BAD_USER_INPUT']);

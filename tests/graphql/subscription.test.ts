@@ -178,6 +178,20 @@ describe('the graphql-sse protocol without its client', () => {
     expect(await leftovers()).toEqual(before);
   });
 
+  test('an invalid operation is answered with its errors, and nothing starts', async () => {
+    for (const query of ['subscription { ingestDataset(input: {}) { nope } }', 'subscription { ingestDataset(']) {
+      const res = await fetch(`${h.base}/graphql/stream`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query }),
+      });
+      const body = await res.text();
+      expect(body, query).toMatch(/event: next\ndata: \{"data":null,"errors":\[\{"message":"(Field |Syntax Error)/);
+      expect(body).not.toMatch(/Unable to detect/);
+    }
+    expect(h.dv.ingestion.active).toBe(0);
+  });
+
   test('a subscription is never started by a GET', async () => {
     const url = new URL(`${h.base}/graphql/stream`);
     url.searchParams.set('query', SUB);
