@@ -1,4 +1,4 @@
-import type { Database, Row } from './db/connection.js';
+import { jsonColumn as json, type Database, type Row } from './db/connection.js';
 import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from './db/datasets.js';
 import type { Warning } from './db/dataset-writer.js';
 import { NotFoundError } from './errors.js';
@@ -34,8 +34,6 @@ export interface Category {
   imageCount: number;
   extra: Record<string, unknown> | null;
 }
-
-const json = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null);
 
 function toDataset(r: Row): Dataset {
   return {

@@ -1,5 +1,5 @@
 import { ByteLru } from './byte-lru.js';
-import type { Database, Row } from './db/connection.js';
+import { jsonColumn as json, type Database, type Row } from './db/connection.js';
 import { annotationRowsOfSamples, shapeRows } from './db/annotations.js';
 import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
 import type { DatasetService } from './datasets.js';
@@ -90,8 +90,6 @@ export interface SamplePage {
   /** Whether more samples lie beyond the window in its direction. */
   hasMore: boolean;
 }
-
-const json = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null);
 
 function toSample(r: Row): Sample {
   return {

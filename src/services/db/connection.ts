@@ -95,6 +95,11 @@ export class Database {
 
 const toValue = (p: Param): DuckDBValue => (Array.isArray(p) ? listValue(p as (string | number)[]) : (p as DuckDBValue));
 
+/** A JSON column read as text (or null) → its value. */
+export function jsonColumn<T>(v: unknown): T | null {
+  return typeof v === 'string' ? (JSON.parse(v) as T) : null;
+}
+
 /** BIGINT arrives as bigint; COCO ids and counts fit in a double, and JSON cannot carry bigint. */
 export function plainRow(row: Record<string, unknown>): Row {
   for (const k in row) {
