@@ -6,7 +6,8 @@ import { openDataVisor, type DataVisor, type OpenOptions } from '../../dist/serv
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
 import { createLogger } from '../../dist/services/logger.js';
 
-export const SHARED = path.resolve(import.meta.dirname, '../../../shared');
+// Real path: datasets store the resolved paths they were ingested from, even when shared/ is a symlink.
+export const SHARED = fs.realpathSync(path.resolve(import.meta.dirname, '../../../shared'));
 export const REALDATA = path.join(SHARED, 'realdata');
 export const COCO128 = {
   annotations: path.join(REALDATA, 'coco128-instances/annotations/instances_train2017.json'),

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,7 +14,8 @@ import { openDataVisor, type DataVisor } from '../../dist/services/app.js';
 /** Tests import the compiled server: ingestion runs its parser in a compiled worker thread. */
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-export const REALDATA = path.resolve(REPO, '../shared/realdata');
+// Real path: datasets store the resolved paths they were ingested from, even when shared/ is a symlink.
+export const REALDATA = realpathSync(path.resolve(REPO, '../shared/realdata'));
 export const COCO128 = path.join(REALDATA, 'coco128-instances');
 export const COCO128_JSON = path.join(COCO128, 'annotations', 'instances_train2017.json');
 export const COCO128_IMAGES = path.join(COCO128, 'train2017');
