@@ -2,7 +2,7 @@ import { ByteLru } from './byte-lru.js';
 import { jsonColumn as json, type Database, type Row } from './db/connection.js';
 import { annotationRowsOfSamples, shapeRows } from './db/annotations.js';
 import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
-import type { DatasetService } from './datasets.js';
+import type { Category, DatasetService } from './datasets.js';
 import type { Readable } from 'node:stream';
 import mime from 'mime-types';
 import { BadInputError, DataVisorError, NotFoundError } from './errors.js';
@@ -151,10 +151,12 @@ export function checkPageSize(name: string, n: number): void {
 
 /** Samples on each side of a thumbnail miss whose file names are fetched with it. */
 const FILE_NAME_RADIUS = 100;
+const MAX_CACHED_DATASETS = 1000;
 
 export class SampleService {
   /** image → file name, for thumbnail misses (~100 bytes an entry). */
   private readonly fileNames = new ByteLru<string>(8 * 1024 * 1024, (name) => name.length * 2 + 64);
+  private readonly categoryLists = new Map<string, Promise<Category[]>>();
 
   constructor(
     private readonly db: Database,
@@ -185,8 +187,7 @@ export class SampleService {
     // One category and nothing else: the count was computed at ingest.
     const { categoryIds, ...rest } = query;
     if (categoryIds?.length === 1 && !hasFilter(rest)) {
-      const [categories] = await this.datasets.categoriesOf([datasetId]);
-      return categories!.find((c) => c.categoryId === categoryIds[0])?.imageCount ?? 0;
+      return (await this.categoriesFor(datasetId)).find((c) => c.categoryId === categoryIds[0])?.imageCount ?? 0;
     }
     return countSampleRows(this.db, datasetId, query);
   }
@@ -195,9 +196,24 @@ export class SampleService {
   private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, ...rest } = filter;
     if (categories === undefined) return rest;
-    const [all] = await this.datasets.categoriesOf([datasetId]);
     const wanted = new Set(categories);
-    return { ...rest, categoryIds: all!.filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
+    return { ...rest, categoryIds: (await this.categoriesFor(datasetId)).filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
+  }
+
+  /**
+   * A dataset's categories, for resolving filter names: they never change after the ingest, and a
+   * filtered page would otherwise look them up twice (page and count). Ids are never reused, so
+   * a deleted dataset's entry is only dead weight, cleared with the rest past MAX_CACHED_DATASETS.
+   */
+  private categoriesFor(datasetId: string): Promise<Category[]> {
+    let list = this.categoryLists.get(datasetId);
+    if (!list) {
+      if (this.categoryLists.size >= MAX_CACHED_DATASETS) this.categoryLists.clear();
+      list = this.datasets.categoriesOf([datasetId]).then(([c]) => c!);
+      list.catch(() => this.categoryLists.delete(datasetId));
+      this.categoryLists.set(datasetId, list);
+    }
+    return list;
   }
 
 
