@@ -1,4 +1,4 @@
-import { jsonColumn as json, type Database, type Row } from './db/connection.js';
+import { jsonColumn as json, trimWindow, type Database, type Row } from './db/connection.js';
 import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from './db/datasets.js';
 import type { Warning } from './db/dataset-writer.js';
 import { NotFoundError } from './errors.js';
@@ -99,11 +99,7 @@ export class DatasetService {
   async page(window: DatasetWindow): Promise<{ datasets: Dataset[]; hasMore: boolean }> {
     checkPageSize('limit', window.limit);
     const rows = await pageDatasetRows(this.db, window);
-    const hasMore = rows.length > window.limit;
-    if (hasMore) {
-      if (window.kind === 'before') rows.shift();
-      else rows.pop();
-    }
+    const { hasMore } = trimWindow(rows, window.limit, window.kind);
     return { datasets: rows.map(toDataset), hasMore };
   }
 

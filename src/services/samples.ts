@@ -1,5 +1,5 @@
 import { ByteLru } from './byte-lru.js';
-import { jsonColumn as json, type Database, type Row } from './db/connection.js';
+import { jsonColumn as json, trimWindow, type Database, type Row } from './db/connection.js';
 import { annotationRowsOfSamples, shapeRows } from './db/annotations.js';
 import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
 import type { Category, DatasetService } from './datasets.js';
@@ -172,11 +172,7 @@ export class SampleService {
       throw new BadInputError(`offset must be a non-negative integer, got ${window.offset}`);
     }
     const rows = await listSampleRows(this.db, datasetId, await this.toQuery(datasetId, filter), window);
-    const hasMore = rows.length > window.limit;
-    if (hasMore) {
-      if (window.kind === 'before') rows.shift();
-      else rows.pop();
-    }
+    const { hasMore } = trimWindow(rows, window.limit, window.kind);
     return { samples: rows.map(toSample), hasMore };
   }
 

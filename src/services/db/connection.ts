@@ -95,6 +95,19 @@ export class Database {
 
 const toValue = (p: Param): DuckDBValue => (Array.isArray(p) ? listValue(p as (string | number)[]) : (p as DuckDBValue));
 
+/**
+ * Window queries fetch `limit + 1` rows, in ascending order whatever the direction: the extra row
+ * only says more lie beyond the window, on its far side. Drops it and tells whether it was there.
+ */
+export function trimWindow<T>(rows: T[], limit: number, kind: string): { rows: T[]; hasMore: boolean } {
+  const hasMore = rows.length > limit;
+  if (hasMore) {
+    if (kind === 'before') rows.shift();
+    else rows.pop();
+  }
+  return { rows, hasMore };
+}
+
 /** A JSON column read as text (or null) → its value. */
 export function jsonColumn<T>(v: unknown): T | null {
   return typeof v === 'string' ? (JSON.parse(v) as T) : null;
