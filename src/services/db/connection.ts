@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DuckDBConnection, DuckDBInstance, listValue, type DuckDBValue } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBInstance, listValue, type DuckDBPreparedStatement, type DuckDBValue } from '@duckdb/node-api';
 import { DataVisorError } from '../errors.js';
 import { SCHEMA_STATEMENTS, SCHEMA_VERSION } from './schema.js';
 
@@ -23,20 +23,24 @@ export interface DatabaseOptions {
 export class Database {
   /** SQL statements run through `query` since open: tests use it to prove batching. */
   queryCount = 0;
-  private next = 0;
   private closed = false;
+  private readonly idle: Reader[];
+  /** Queries waiting for a reader, first come first served. */
+  private readonly waiting: { resolve: (reader: Reader) => void; reject: (e: Error) => void }[] = [];
 
   private constructor(
     readonly path: string,
     private readonly instance: DuckDBInstance,
-    private readonly readers: DuckDBConnection[],
-  ) {}
+    private readonly readers: Reader[],
+  ) {
+    this.idle = [...readers];
+  }
 
   static async open(dbPath: string, options: DatabaseOptions = {}): Promise<Database> {
     fs.mkdirSync(path.dirname(dbPath), { recursive: true });
     let instance: DuckDBInstance;
     try {
-      instance = await DuckDBInstance.create(dbPath, options.memoryLimit ? { memory_limit: options.memoryLimit } : {});
+      instance = await DuckDBInstance.create(dbPath, { ...(options.memoryLimit ? { memory_limit: options.memoryLimit } : {}) });
     } catch (cause) {
       const msg = (cause as Error).message;
       if (/lock/i.test(msg)) {
@@ -61,18 +65,27 @@ export class Database {
     } finally {
       setup.closeSync();
     }
-    const readers: DuckDBConnection[] = [];
-    for (let i = 0; i < (options.readers ?? 3); i++) readers.push(await instance.connect());
+    const readers: Reader[] = [];
+    for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
     return new Database(dbPath, instance, readers);
   }
 
-  /** Runs a read statement with bound values and returns plain rows (BIGINT as number). */
+  /**
+   * Runs a read statement with bound values and returns plain rows (BIGINT as number). Each reader
+   * runs one statement at a time (a prepared statement's bound values belong to one run); the rest
+   * wait for the next free reader.
+   */
   async query<T extends Row = Row>(sql: string, params: Params = []): Promise<T[]> {
     this.assertOpen();
     this.queryCount++;
-    const conn = this.readers[this.next++ % this.readers.length]!;
-    const result = await conn.runAndReadAll(sql, params.map(toValue));
-    return result.getRowObjectsJS().map(plainRow) as T[];
+    const reader = this.idle.pop() ?? (await new Promise<Reader>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    try {
+      return (await reader.run(sql, params)) as T[];
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next.resolve(reader);
+      else this.idle.push(reader);
+    }
   }
 
   /** A connection of its own, for a transaction; the caller closes it. */
@@ -84,16 +97,67 @@ export class Database {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const c of this.readers) c.closeSync();
+    for (const w of this.waiting.splice(0)) w.reject(closedError());
+    for (const r of this.readers) r.conn.closeSync();
     this.instance.closeSync();
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new DataVisorError('UNAVAILABLE', 'The database is closed (the server is shutting down)');
+    if (this.closed) throw closedError();
   }
 }
 
+const closedError = () => new DataVisorError('UNAVAILABLE', 'The database is closed (the server is shutting down)');
+
 const toValue = (p: Param): DuckDBValue => (Array.isArray(p) ? listValue(p as (string | number)[]) : (p as DuckDBValue));
+
+/** Prepared statements kept per reader: the fixed SQL of the services, and filter combinations. */
+const MAX_PREPARED = 64;
+
+/**
+ * One read connection and its prepared statements. Parsing and planning a statement costs about
+ * as much as running a page query, so each distinct SQL text is prepared once (least recently
+ * used ones are dropped past MAX_PREPARED).
+ */
+class Reader {
+  private readonly prepared = new Map<string, DuckDBPreparedStatement>();
+
+  constructor(readonly conn: DuckDBConnection) {}
+
+  async run(sql: string, params: Params): Promise<Row[]> {
+    let statement = this.prepared.get(sql);
+    if (statement) {
+      this.prepared.delete(sql); // re-inserted below: Map order is the recency order
+    } else {
+      statement = await this.conn.prepare(sql);
+      if (this.prepared.size >= MAX_PREPARED) {
+        const [oldest, dropped] = this.prepared.entries().next().value!;
+        this.prepared.delete(oldest);
+        dropped.destroySync();
+      }
+    }
+    this.prepared.set(sql, statement);
+    statement.clearBindings();
+    if (params.length > 0) statement.bind(params.map(toValue));
+    const result = await statement.runAndReadAll();
+    return rowsOf(result.columnNames(), result.getColumnsJS());
+  }
+}
+
+/** Column arrays → row objects, BIGINT as number (reading by column skips a callback per value). */
+function rowsOf(names: string[], columns: unknown[][]): Row[] {
+  const n = columns[0]?.length ?? 0;
+  const rows: Row[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const row: Row = {};
+    for (let c = 0; c < names.length; c++) {
+      const v = columns[c]![i];
+      row[names[c]!] = typeof v === 'bigint' ? Number(v) : v;
+    }
+    rows[i] = row;
+  }
+  return rows;
+}
 
 /**
  * Window queries fetch `limit + 1` rows, in ascending order whatever the direction: the extra row
