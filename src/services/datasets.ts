@@ -72,13 +72,19 @@ function toCategory(r: Row): Category {
   };
 }
 
+/** Datasets (and category lists) kept in memory; past this many the cache starts over. */
+const MAX_CACHED_DATASETS = 1000;
+
 export class DatasetService {
   /**
-   * A dataset never changes after its ingest commits, so get() answers from memory after the first
-   * lookup (GET /samples and every thumbnail miss look their dataset up). Ids of deleted datasets
-   * are remembered (ids are never reused) so a lookup racing a delete cannot cache a dead entry.
+   * A dataset and its categories never change after its ingest commits, and every page, count,
+   * annotation list and thumbnail miss needs them: they are read once and then answered from
+   * memory. Ids of deleted datasets are remembered (ids are never reused) so a lookup racing a
+   * delete cannot cache a dead entry.
    */
   private readonly cache = new Map<string, Dataset>();
+  /** Lookups in flight are shared: a page asks for a dataset's categories from two places at once. */
+  private readonly categoryLists = new Map<string, Promise<Category[]>>();
   private readonly deleted = new Set<string>();
 
   constructor(
@@ -112,29 +118,66 @@ export class DatasetService {
     if (hit) return hit;
     const row = await getDatasetRow(this.db, id);
     if (!row) throw new NotFoundError('dataset', id);
-    const dataset = toDataset(row);
-    if (!this.deleted.has(id)) this.cache.set(id, dataset);
-    return dataset;
+    return this.remember(toDataset(row));
   }
 
-  /** For DataLoader: one result per id, in order, an Error for an unknown id. */
+  /** For DataLoader: one result per id, in order, an Error for an unknown id; one query for the misses. */
   async getMany(ids: readonly string[]): Promise<(Dataset | Error)[]> {
-    const byId = new Map((await getDatasetRows(this.db, ids)).map((r) => [r.id as string, toDataset(r)]));
-    return ids.map((id) => byId.get(id) ?? new NotFoundError('dataset', id));
+    const misses = ids.filter((id) => !this.cache.has(id));
+    const found = new Map<string, Dataset>();
+    if (misses.length > 0) for (const r of await getDatasetRows(this.db, misses)) found.set(r.id as string, this.remember(toDataset(r)));
+    return ids.map((id) => this.cache.get(id) ?? found.get(id) ?? new NotFoundError('dataset', id));
   }
 
-  /** Categories of many datasets in one query, in category id order. */
+  /** The categories of a dataset, in category id order (empty for an unknown dataset). */
+  async categories(datasetId: string): Promise<Category[]> {
+    return (await this.categoriesOf([datasetId]))[0]!;
+  }
+
+  /** Categories of many datasets, in category id order; one query for those not in memory. */
   async categoriesOf(datasetIds: readonly string[]): Promise<Category[][]> {
-    const rows = (await listCategoryRows(this.db, datasetIds)).map(toCategory);
-    return datasetIds.map((id) => rows.filter((c) => c.datasetId === id));
+    const known = datasetIds.map((id) => this.categoryLists.get(id));
+    const misses = [...new Set(datasetIds.filter((_, i) => !known[i]))];
+    const fresh = new Map<string, Promise<Category[]>>();
+    if (misses.length > 0) {
+      const batch = listCategoryRows(this.db, misses).then((rows) => {
+        const byDataset = new Map<string, Category[]>(misses.map((id) => [id, []]));
+        for (const r of rows) byDataset.get(r.dataset_id as string)!.push(toCategory(r));
+        return byDataset;
+      });
+      if (this.categoryLists.size + misses.length > MAX_CACHED_DATASETS) this.categoryLists.clear();
+      for (const id of misses) {
+        const list = batch.then((byDataset) => byDataset.get(id)!);
+        fresh.set(id, list);
+        this.categoryLists.set(id, list);
+        // Not kept: a failed lookup, a deleted dataset, and an empty list unless the dataset is
+        // known (it may be one still being ingested).
+        const drop = () => this.categoryLists.get(id) === list && this.categoryLists.delete(id);
+        list.then((l) => (this.deleted.has(id) || (l.length === 0 && !this.cache.has(id))) && drop(), drop);
+      }
+    }
+    return Promise.all(datasetIds.map((id, i) => known[i] ?? fresh.get(id)!));
   }
 
   /** Deletes every row of the dataset, then its cached thumbnails. */
   async delete(id: string): Promise<void> {
-    this.cache.delete(id);
+    this.forget(id);
     if (!(await deleteDatasetRows(this.db, id))) throw new NotFoundError('dataset', id);
     this.deleted.add(id);
-    this.cache.delete(id);
+    this.forget(id);
     await this.thumbnails?.removeDataset(id);
+  }
+
+  private remember(dataset: Dataset): Dataset {
+    if (!this.deleted.has(dataset.id)) {
+      if (this.cache.size >= MAX_CACHED_DATASETS) this.cache.clear();
+      this.cache.set(dataset.id, dataset);
+    }
+    return dataset;
+  }
+
+  private forget(id: string): void {
+    this.cache.delete(id);
+    this.categoryLists.delete(id);
   }
 }

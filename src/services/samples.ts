@@ -110,16 +110,16 @@ function toSample(r: Row): Sample {
   };
 }
 
-function toAnnotation(r: Row): Annotation {
+function toAnnotation(r: Row, datasetId: string, categoryNames: ReadonlyMap<number, string>): Annotation {
   const hasBox = r.bbox_x !== null;
   return {
-    datasetId: r.dataset_id as string,
+    datasetId,
     id: r.annotation_id as number,
     ord: r.ord as number,
     sampleId: r.image_id as number,
     sampleOrd: r.sample_ord as number,
     categoryId: r.category_id as number,
-    categoryName: (r.category_name as string | null) ?? null,
+    categoryName: categoryNames.get(r.category_id as number) ?? null,
     bbox: hasBox ? { x: r.bbox_x as number, y: r.bbox_y as number, w: r.bbox_w as number, h: r.bbox_h as number } : null,
     area: (r.area as number | null) ?? null,
     isCrowd: r.is_crowd as boolean,
@@ -151,12 +151,10 @@ export function checkPageSize(name: string, n: number): void {
 
 /** Samples on each side of a thumbnail miss whose file names are fetched with it. */
 const FILE_NAME_RADIUS = 100;
-const MAX_CACHED_DATASETS = 1000;
 
 export class SampleService {
   /** image → file name, for thumbnail misses (~100 bytes an entry). */
   private readonly fileNames = new ByteLru<string>(8 * 1024 * 1024, (name) => name.length * 2 + 64);
-  private readonly categoryLists = new Map<string, Promise<Category[]>>();
 
   constructor(
     private readonly db: Database,
@@ -183,7 +181,7 @@ export class SampleService {
     // One category and nothing else: the count was computed at ingest.
     const { categoryIds, ...rest } = query;
     if (categoryIds?.length === 1 && !hasFilter(rest)) {
-      return (await this.categoriesFor(datasetId)).find((c) => c.categoryId === categoryIds[0])?.imageCount ?? 0;
+      return (await this.datasets.categories(datasetId)).find((c) => c.categoryId === categoryIds[0])?.imageCount ?? 0;
     }
     return countSampleRows(this.db, datasetId, query);
   }
@@ -193,25 +191,8 @@ export class SampleService {
     const { categories, ...rest } = filter;
     if (categories === undefined) return rest;
     const wanted = new Set(categories);
-    return { ...rest, categoryIds: (await this.categoriesFor(datasetId)).filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
+    return { ...rest, categoryIds: (await this.datasets.categories(datasetId)).filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
   }
-
-  /**
-   * A dataset's categories, for resolving filter names: they never change after the ingest, and a
-   * filtered page would otherwise look them up twice (page and count). Ids are never reused, so
-   * a deleted dataset's entry is only dead weight, cleared with the rest past MAX_CACHED_DATASETS.
-   */
-  private categoriesFor(datasetId: string): Promise<Category[]> {
-    let list = this.categoryLists.get(datasetId);
-    if (!list) {
-      if (this.categoryLists.size >= MAX_CACHED_DATASETS) this.categoryLists.clear();
-      list = this.datasets.categoriesOf([datasetId]).then(([c]) => c!);
-      list.catch(() => this.categoryLists.delete(datasetId));
-      this.categoryLists.set(datasetId, list);
-    }
-    return list;
-  }
-
 
   async get(datasetId: string, sampleId: string | number): Promise<Sample> {
     const id = parseSampleId(sampleId);
@@ -231,7 +212,10 @@ export class SampleService {
    * `shapes` adds polygons/RLE/keypoints (one more query): meant for drawing a few samples, not pages.
    */
   async annotationsOf(datasetId: string, sampleOrds: readonly number[], options: { shapes?: boolean } = {}): Promise<Annotation[][]> {
-    const rows = (await annotationRowsOfSamples(this.db, datasetId, sampleOrds)).map(toAnnotation);
+    const [found, categories] = await Promise.all([annotationRowsOfSamples(this.db, datasetId, sampleOrds), this.datasets.categories(datasetId)]);
+    const names = new Map(categories.map((c) => [c.categoryId, c.name]));
+    // File order within each sample.
+    const rows = found.map((r) => toAnnotation(r, datasetId, names)).sort((a, b) => a.ord - b.ord);
     if (options.shapes && rows.length > 0) {
       const shapes = new Map((await shapeRows(this.db, datasetId, rows.map((a) => a.ord))).map((r) => [r.ord as number, r]));
       for (const a of rows) {

@@ -171,10 +171,16 @@ describe('errors', () => {
 
   test('deleteDataset: the id it was given, then NOT_FOUND', async () => {
     const doomed = await h.ingest(undefined, undefined, { datasetName: 'doomed' });
+    // Read first, so the dataset and its categories sit in the services' caches.
+    const READ = `query($id: ID!) { dataset(id: $id) { id categories { name } } samples(datasetId: $id, first: 5) { edges { node { annotations { categoryName } } } } }`;
+    const before = await h.gql(READ, { id: doomed });
+    expect(before.data.dataset.categories.length).toBeGreaterThan(0);
     const M = `mutation($id: ID!) { deleteDataset(id: $id) }`;
     const r = await h.gql(M, { id: doomed });
     expect(r.data).toEqual({ deleteDataset: doomed });
     expect((await h.gql(`query($id: ID!) { dataset(id: $id) { id } }`, { id: doomed })).data.dataset).toBeNull();
+    expect(codes(await h.gql(`query($id: ID!) { samples(datasetId: $id, first: 5) { edges { node { id } } } }`, { id: doomed }))).toEqual(['NOT_FOUND']);
+    expect(await h.dv.datasets.categories(doomed)).toEqual([]);
     const again = await h.gql(M, { id: doomed });
     expect(codes(again)).toEqual(['NOT_FOUND']);
     expect(again.status).toBe(404);

@@ -1,18 +1,19 @@
 import type { Database, Row } from './connection.js';
 
-/**
- * Annotations of many samples of one dataset in one query (the DataLoader batch). The table is
- * sorted by (dataset_id, sample_ord), so the ord range lets zone maps skip to the rows; the list
- * keeps only the samples asked for.
- */
-const ANNOTATIONS_OF_SAMPLES = `SELECT a.dataset_id, a.sample_ord, a.ord, a.annotation_id, a.image_id, a.category_id, c.name AS category_name,
-    a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd, a.segmentation_kind, a.polygon_count, a.point_count,
-    a.num_keypoints, a.score, a.source, a.extra
-  FROM annotations a
-  LEFT JOIN categories c ON c.dataset_id = a.dataset_id AND c.category_id = a.category_id
-  WHERE a.dataset_id = $1 AND a.sample_ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], a.sample_ord)
-  ORDER BY a.sample_ord, a.ord`;
+const ANNOTATION_COLUMNS = `sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
+    segmentation_kind, polygon_count, point_count, num_keypoints, score, source, extra`;
+const IN_RANGE = `SELECT ${ANNOTATION_COLUMNS} FROM annotations
+  WHERE dataset_id = $1 AND sample_ord BETWEEN $2::INTEGER AND $3::INTEGER`;
+const IN_LIST = `${IN_RANGE} AND list_contains($4::INTEGER[], sample_ord)`;
 
+/**
+ * Annotations of many samples of one dataset in one query (the DataLoader batch), in no particular
+ * order, without dataset_id and category names (the caller has both: a join for the names costs
+ * more than the rest of the query). The table is sorted by (dataset_id, sample_ord), so the ord
+ * range lets zone maps skip to the rows. A page of neighbouring samples reads the range alone and
+ * drops here the few samples not asked for; a scattered set (a filtered page) also tests the list
+ * in SQL, which costs more per row but never reads far beyond the set.
+ */
 export async function annotationRowsOfSamples(db: Database, datasetId: string, sampleOrds: readonly number[]): Promise<Row[]> {
   if (sampleOrds.length === 0) return [];
   let lo = Infinity;
@@ -21,7 +22,9 @@ export async function annotationRowsOfSamples(db: Database, datasetId: string, s
     if (o < lo) lo = o;
     if (o > hi) hi = o;
   }
-  return db.query(ANNOTATIONS_OF_SAMPLES, [datasetId, lo, hi, sampleOrds]);
+  if (hi - lo + 1 > 2 * sampleOrds.length) return db.query(IN_LIST, [datasetId, lo, hi, sampleOrds]);
+  const wanted = new Set(sampleOrds);
+  return (await db.query(IN_RANGE, [datasetId, lo, hi])).filter((r) => wanted.has(r.sample_ord as number));
 }
 
 /** Polygons / RLE / keypoints of some annotations (by ord), for drawing one sample. */
