@@ -19,6 +19,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 
+// As bin/datavisor.js does for `datavisor serve`; graphql-js loads later, through dist/.
+process.env.NODE_ENV ??= 'production';
+
 // The load generator is this file again, in a child process (`--load`), so that it does not share
 // the server's event loop; it gets its options and returns autocannon's result over IPC.
 if (process.argv[2] === '--load') {
