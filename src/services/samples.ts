@@ -91,9 +91,9 @@ export interface SamplePage {
   hasMore: boolean;
 }
 
-function toSample(r: Row): Sample {
+function toSample(r: Row, datasetId: string): Sample {
   return {
-    datasetId: r.dataset_id as string,
+    datasetId,
     id: r.image_id as number,
     ord: r.ord as number,
     fileName: r.file_name as string,
@@ -171,7 +171,7 @@ export class SampleService {
     }
     const rows = await listSampleRows(this.db, datasetId, await this.toQuery(datasetId, filter), window);
     const { hasMore } = trimWindow(rows, window.limit, window.kind);
-    return { samples: rows.map(toSample), hasMore };
+    return { samples: rows.map((r) => toSample(r, datasetId)), hasMore };
   }
 
   /** How many samples match; the unfiltered count comes from the dataset row. */
@@ -198,12 +198,12 @@ export class SampleService {
     const id = parseSampleId(sampleId);
     const row = id === null ? undefined : await getSampleRow(this.db, datasetId, id);
     if (!row) throw new NotFoundError(`sample of dataset ${datasetId}`, sampleId);
-    return toSample(row);
+    return toSample(row, datasetId);
   }
 
   /** For DataLoader: samples of one dataset by image id, in key order, an Error per unknown id. */
   async getMany(datasetId: string, ids: readonly number[]): Promise<(Sample | Error)[]> {
-    const byId = new Map((await getSampleRows(this.db, datasetId, ids)).map((r) => [r.image_id as number, toSample(r)]));
+    const byId = new Map((await getSampleRows(this.db, datasetId, ids)).map((r) => [r.image_id as number, toSample(r, datasetId)]));
     return ids.map((id) => byId.get(id) ?? new NotFoundError(`sample of dataset ${datasetId}`, id));
   }
 

@@ -25,7 +25,8 @@ export type SampleWindow =
   | { kind: 'after'; afterOrd: number | null; limit: number }
   | { kind: 'before'; beforeOrd: number | null; limit: number };
 
-const SAMPLE_COLUMNS = `dataset_id, ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
+// Without dataset_id: every query is for one dataset, which the caller knows.
+const SAMPLE_COLUMNS = `ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
   date_captured, metadata, annotation_count, file_missing`;
 
 const GET_SAMPLE = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND image_id = $2::BIGINT`;
@@ -88,34 +89,32 @@ export async function countSampleRows(db: Database, datasetId: string, f: Sample
  */
 export async function listSampleRows(db: Database, datasetId: string, f: SampleQueryFilter, w: SampleWindow): Promise<Row[]> {
   const annotationsOnly = annotationsOnlyWindow(datasetId, f, w);
-  if (annotationsOnly) {
-    const rows = await db.query(annotationsOnly.sql, annotationsOnly.params);
-    return w.kind === 'before' ? rows.reverse() : rows;
-  }
+  if (annotationsOnly) return inFileOrder(await db.query(annotationsOnly.sql, annotationsOnly.params));
   const params: Param[] = [datasetId];
   let where = whereClause(f, params);
   const bind = (v: number) => {
     params.push(v);
     return `$${params.length}::INTEGER`;
   };
-  let order = 'ord';
-  let tail: string;
-  if (w.kind === 'offset') {
-    if (!hasFilter(f)) {
-      // Dense ords: page N is a range, as cheap at offset 100,000 as at 0.
-      where += ` AND ord >= ${bind(w.offset)} AND ord < ${bind(w.offset + w.limit + 1)}`;
-      tail = '';
-    } else {
-      tail = ` LIMIT ${bind(w.limit + 1)} OFFSET ${bind(w.offset)}`;
-    }
-  } else if (!hasFilter(f) && (w.kind === 'after' || w.beforeOrd !== null)) {
+  let range: [number, number] | null = null;
+  if (w.kind === 'offset' && !hasFilter(f)) {
+    // Dense ords: page N is a range, as cheap at offset 100,000 as at 0.
+    range = [w.offset, w.offset + w.limit + 1];
+  } else if (w.kind !== 'offset' && !hasFilter(f) && (w.kind === 'after' || w.beforeOrd !== null)) {
     // Dense ords again: an unfiltered keyset window is a range, so the first page is not a top-N
     // over the whole dataset and page 2,000 costs what page 1 costs.
     const start = w.kind === 'after' ? (w.afterOrd ?? -1) + 1 : Math.max(0, w.beforeOrd! - w.limit - 1);
-    const end = w.kind === 'after' ? start + w.limit + 1 : w.beforeOrd!;
-    where += ` AND ord >= ${bind(start)} AND ord < ${bind(end)}`;
-    order = w.kind === 'after' ? 'ord' : 'ord DESC';
-    tail = '';
+    range = [start, w.kind === 'after' ? start + w.limit + 1 : w.beforeOrd!];
+  }
+  if (range) {
+    // A range needs no ORDER BY in SQL (a sort there costs more than the scan): sorted here.
+    where += ` AND ord >= ${bind(range[0])} AND ord < ${bind(range[1])}`;
+    return inFileOrder(await db.query(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1${where}`, params));
+  }
+  let order = 'ord';
+  let tail: string;
+  if (w.kind === 'offset') {
+    tail = ` LIMIT ${bind(w.limit + 1)} OFFSET ${bind(w.offset)}`;
   } else if (w.kind === 'after') {
     if (w.afterOrd !== null) where += ` AND ord > ${bind(w.afterOrd)}`;
     tail = ` LIMIT ${bind(w.limit + 1)}`;
@@ -127,6 +126,8 @@ export async function listSampleRows(db: Database, datasetId: string, f: SampleQ
   const rows = await db.query(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1${where} ORDER BY ${order}${tail}`, params);
   return w.kind === 'before' ? rows.reverse() : rows;
 }
+
+const inFileOrder = (rows: Row[]): Row[] => rows.sort((a, b) => (a.ord as number) - (b.ord as number));
 
 /**
  * A window filtered on annotations alone (e.g. a category): the page's ords are found in the
@@ -157,7 +158,7 @@ function annotationsOnlyWindow(datasetId: string, f: SampleQueryFilter, w: Sampl
     tail = ` LIMIT ${bind(w.limit + 1)}`;
   }
   const ords = `SELECT DISTINCT sample_ord FROM annotations WHERE dataset_id = $1 AND ${where} ORDER BY ${order}${tail}`;
-  return { sql: `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND ord IN (${ords}) ORDER BY ${order.replace('sample_ord', 'ord')}`, params };
+  return { sql: `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND ord IN (${ords})`, params };
 }
 
 export async function getSampleRow(db: Database, datasetId: string, imageId: number): Promise<Row | undefined> {
