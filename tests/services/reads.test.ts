@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COCO128, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
 
@@ -16,6 +17,7 @@ interface CocoFile {
 
 let env: TestEnv;
 let id: string;
+let dense: string;
 const coco = JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as CocoFile;
 const categoryName = new Map(coco.categories.map((c) => [c.id, c.name]));
 /** Annotations of each image, in file order. */
@@ -26,6 +28,9 @@ beforeAll(async () => {
   env = await openTestEnv();
   const events = await ingestAll(env.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images });
   id = events.at(-1)!.dataset_id!;
+  const file = path.join(env.dir, 'dense.json');
+  fs.writeFileSync(file, JSON.stringify(DENSE));
+  dense = (await ingestAll(env.dv, { annotationPath: file, imageDir: env.dir })).at(-1)!.dataset_id!;
 }, 60_000);
 
 afterAll(async () => {
@@ -38,6 +43,54 @@ function expected(names: Set<string>, min: number): string[] {
     .filter((i) => annotationsOf.get(i.id)!.length >= min && annotationsOf.get(i.id)!.some((a) => names.has(categoryName.get(a.category_id)!)))
     .map((i) => i.file_name);
 }
+
+/**
+ * 300 images. Every third has 20 `crowd` annotations (more per image than a streamed category
+ * window reads ahead for, so it reads again), every seventh one `rare`; the annotations are
+ * listed by category, as real files do.
+ */
+const DENSE = (() => {
+  const images = Array.from({ length: 300 }, (_, i) => ({ id: 1000 + i, file_name: `img${i}.jpg`, width: 640, height: 480 }));
+  const annotations: { id: number; image_id: number; category_id: number; bbox: number[]; area: number; iscrowd: number }[] = [];
+  for (const i of images.keys()) if (i % 3 === 0) for (let k = 0; k < 20; k++) annotations.push({ id: 0, image_id: 1000 + i, category_id: 1, bbox: [k, k, 10, 10], area: 100, iscrowd: 0 });
+  for (const i of images.keys()) if (i % 7 === 0) annotations.push({ id: 0, image_id: 1000 + i, category_id: 2, bbox: [1, 1, 5, 5], area: 25, iscrowd: 0 });
+  annotations.forEach((a, n) => (a.id = n + 1));
+  return { images, annotations, categories: [{ id: 1, name: 'crowd' }, { id: 2, name: 'rare' }] };
+})();
+const denseOrds = (every: number) => DENSE.images.map((_, i) => i).filter((i) => i % every === 0);
+
+describe('category windows', () => {
+  it('pages forward through a category with many annotations per image, by offset and by cursor', async () => {
+    for (const [name, every] of [['crowd', 3], ['rare', 7]] as const) {
+      const all = denseOrds(every);
+      for (const limit of [1, 10, 50, 200]) {
+        for (const offset of [0, 5, 37, all.length - 3, all.length, all.length + 10]) {
+          const page = await env.dv.samples.page(dense, { categories: [name] }, { kind: 'offset', offset, limit });
+          expect(page.samples.map((s) => s.ord), `${name} offset ${offset} limit ${limit}`).toEqual(all.slice(offset, offset + limit));
+          expect(page.hasMore).toBe(offset + limit < all.length);
+        }
+        const seen: number[] = [];
+        let after: number | null = null;
+        for (;;) {
+          const page = await env.dv.samples.page(dense, { categories: [name] }, { kind: 'after', afterOrd: after, limit });
+          seen.push(...page.samples.map((s) => s.ord));
+          if (!page.hasMore) break;
+          after = page.samples.at(-1)!.ord;
+        }
+        expect(seen, `${name} by cursor, limit ${limit}`).toEqual(all);
+      }
+    }
+  });
+
+  it('answers windows beyond the read-ahead and backward windows exactly too', async () => {
+    const all = denseOrds(3);
+    const back = await env.dv.samples.page(dense, { categories: ['crowd'] }, { kind: 'before', beforeOrd: 150, limit: 10 });
+    expect(back.samples.map((s) => s.ord)).toEqual(all.filter((o) => o < 150).slice(-10));
+    expect((await env.dv.samples.page(dense, { categories: ['crowd'] }, { kind: 'offset', offset: 6_000, limit: 10 })).samples).toEqual([]);
+    const both = await env.dv.samples.page(dense, { categories: ['crowd', 'rare'] }, { kind: 'offset', offset: 0, limit: 200 });
+    expect(both.samples.map((s) => s.ord)).toEqual(DENSE.images.map((_, i) => i).filter((i) => i % 3 === 0 || i % 7 === 0).slice(0, 200));
+  });
+});
 
 describe('concurrent reads', () => {
   it('answers 320 concurrent filtered pages, 160 distinct statements, each as the file says', async () => {

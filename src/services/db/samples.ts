@@ -88,6 +88,8 @@ export async function countSampleRows(db: Database, datasetId: string, f: Sample
  * more exist, and returns rows in ascending order whatever the direction.
  */
 export async function listSampleRows(db: Database, datasetId: string, f: SampleQueryFilter, w: SampleWindow): Promise<Row[]> {
+  const streamed = await streamedOrds(db, datasetId, f, w);
+  if (streamed) return rowsByOrds(db, datasetId, streamed);
   const annotationsOnly = annotationsOnlyWindow(datasetId, f, w);
   if (annotationsOnly) return inFileOrder(await db.query(annotationsOnly.sql, annotationsOnly.params));
   const params: Param[] = [datasetId];
@@ -127,12 +129,65 @@ export async function listSampleRows(db: Database, datasetId: string, f: SampleQ
   return w.kind === 'before' ? rows.reverse() : rows;
 }
 
+/** Distinct samples a streamed window reads ahead for at most (offset + limit + 1); more takes the exact query. */
+const STREAM_MAX_SAMPLES = 5_000;
+/** Annotation rows read per sample wanted, at first (COCO averages 7 a sample); ×4 on each retry. */
+const STREAM_ROWS_PER_SAMPLE = 8;
+const STREAM_MAX_ROWS = 400_000;
+
+/**
+ * The sample ords of a forward window filtered on annotations alone (e.g. `category=person`), read
+ * as a stream: the annotations table lies in sample order, so the first matching rows in table
+ * order, without ORDER BY or DISTINCT, already name the first matching samples, and DuckDB stops
+ * at the LIMIT (0.7 ms) instead of ranking every match (8 ms for person on train2017). DuckDB
+ * keeps table order for a plain filtered scan (preserve_insertion_order), and the order is checked
+ * here anyway: rows out of order, a backward window, or a window too far in make it null, and the
+ * exact query answers.
+ */
+async function streamedOrds(db: Database, datasetId: string, f: SampleQueryFilter, w: SampleWindow): Promise<number[] | null> {
+  const params: Param[] = [datasetId];
+  if (w.kind === 'before' || samplePredicates(f, params).length > 0) return null;
+  const ann = annotationPredicates(f, params);
+  if (ann.length === 0) return null;
+  const skip = w.kind === 'offset' ? w.offset : 0;
+  const wanted = skip + w.limit + 1;
+  if (wanted > STREAM_MAX_SAMPLES) return null;
+  if (w.kind === 'after' && w.afterOrd !== null) {
+    params.push(w.afterOrd);
+    ann.push(`sample_ord > $${params.length}::INTEGER`);
+  }
+  const sql = `SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')} LIMIT $${params.length + 1}::INTEGER`;
+  for (let rows = wanted * STREAM_ROWS_PER_SAMPLE; rows <= STREAM_MAX_ROWS; rows *= 4) {
+    const found = await db.query(sql, [...params, rows]);
+    const ords: number[] = [];
+    let last = -1;
+    for (const r of found) {
+      const ord = r.sample_ord as number;
+      if (ord < last) return null;
+      if (ord !== last) ords.push(ord);
+      last = ord;
+    }
+    // Enough samples, or every match read.
+    if (ords.length >= wanted || found.length < rows) return ords.slice(skip, wanted);
+  }
+  return null;
+}
+
+const ROWS_BY_ORDS = `SELECT ${SAMPLE_COLUMNS} FROM samples
+  WHERE dataset_id = $1 AND ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], ord)`;
+
+/** Samples by ord (ascending ords), in file order. */
+async function rowsByOrds(db: Database, datasetId: string, ords: number[]): Promise<Row[]> {
+  if (ords.length === 0) return [];
+  return inFileOrder(await db.query(ROWS_BY_ORDS, [datasetId, ords[0]!, ords.at(-1)!, ords]));
+}
+
 const inFileOrder = (rows: Row[]): Row[] => rows.sort((a, b) => (a.ord as number) - (b.ord as number));
 
 /**
- * A window filtered on annotations alone (e.g. a category): the page's ords are found in the
- * annotations table, which is sorted by sample_ord, so the scan stops after `limit` distinct
- * samples instead of building the set of every matching sample first (12 ms against 45 ms for
+ * A window filtered on annotations alone (e.g. a category) that streamedOrds does not serve
+ * (backward, or far in): the page's ords are ranked in the annotations table alone, which costs
+ * less than building the set of every matching sample first (12 ms against 45 ms for
  * `category=person` on train2017). Null when the filter also tests samples' own columns.
  */
 function annotationsOnlyWindow(datasetId: string, f: SampleQueryFilter, w: SampleWindow): { sql: string; params: Param[] } | null {
