@@ -207,6 +207,19 @@ describe('ThumbnailService caching', () => {
     expect(service.stats).toEqual({ generated: 2, diskHits: 1, memoryHits: 1 });
   });
 
+  it('writes again after its cache folder was deleted behind its back', async () => {
+    // No memory cache: every get() after the first goes to disk, and writes when it finds nothing.
+    const service = makeService({ cacheDir, memoryCacheBytes: 0 });
+    await service.get(request('1', 'photo.jpg'));
+    await service.flush();
+    expect(await listFiles(cacheDir)).toHaveLength(1);
+    await rm(cacheDir, { recursive: true, force: true });
+    await service.get(request('1', 'photo.jpg'));
+    await service.flush();
+    expect(await listFiles(cacheDir)).toHaveLength(1);
+    expect(service.stats.generated).toBe(2);
+  });
+
   it('never reads a leftover temp file as a thumbnail', async () => {
     const service = makeService({ cacheDir });
     await service.get(request('1', 'photo.jpg'));

@@ -84,10 +84,23 @@ export async function resolveImageFile(imageDir: string, fileName: string): Prom
   } catch (cause) {
     throw new DataVisorError('FILE_NOT_FOUND', `image file ${JSON.stringify(fileName)} is not in ${imageDir}`, { cause });
   }
-  const realDir = await fs.realpath(imageDir).catch(() => imageDir);
-  if (!isWithin(realDir, real)) {
+  // The folder's own real path is remembered (one lookup fewer per thumbnail miss), and looked up
+  // again before refusing a file, so a folder whose symlink was re-pointed is judged by its target now.
+  if (!isWithin(await realFolder(imageDir), real) && !isWithin(await realFolder(imageDir, true), real)) {
     throw new ForbiddenError(`file_name ${JSON.stringify(fileName)} resolves outside the dataset's image folder`);
   }
+  return real;
+}
+
+const realFolders = new Map<string, string>();
+const MAX_REAL_FOLDERS = 1000;
+
+async function realFolder(dir: string, fresh = false): Promise<string> {
+  const known = fresh ? undefined : realFolders.get(dir);
+  if (known !== undefined) return known;
+  const real = await fs.realpath(dir).catch(() => dir);
+  if (realFolders.size >= MAX_REAL_FOLDERS) realFolders.clear();
+  realFolders.set(dir, real);
   return real;
 }
 

@@ -14,6 +14,9 @@ export function assertDatasetId(datasetId: string): void {
   }
 }
 
+/** Sizes × 256 fan-out folders of a few datasets. */
+const MAX_KNOWN_FOLDERS = 4096;
+
 /** Where one thumbnail lives: `<root>/<datasetId>/<size>/<hh>/<hash>.webp`. */
 export interface ThumbnailPath {
   dir: string;
@@ -25,6 +28,9 @@ export interface ThumbnailPath {
  * file, and only exact `<hash>.webp` names are read, so a reader sees a whole thumbnail or none.
  */
 export class ThumbnailStore {
+  /** Folders known to exist: a miss then writes its file without a mkdir first. */
+  readonly #folders = new Set<string>();
+
   constructor(readonly root: string) {}
 
   /** `hash` is hex; its first two characters fan files out so no folder grows past ~1/256 of a dataset. */
@@ -59,11 +65,16 @@ export class ThumbnailStore {
       // Unique per writer, so two processes sharing the cache never write into the same temp file.
       const temp = `${at.file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
       try {
-        await mkdir(at.dir, { recursive: true });
+        if (!this.#folders.has(at.dir)) {
+          await mkdir(at.dir, { recursive: true });
+          if (this.#folders.size >= MAX_KNOWN_FOLDERS) this.#folders.clear();
+          this.#folders.add(at.dir);
+        }
         await writeFile(temp, body, { flag: 'wx' });
         await rename(temp, at.file);
         return;
       } catch (e) {
+        this.#folders.delete(at.dir);
         await rm(temp, { force: true });
         if (!isMissing(e) || attempt === 3) throw e;
       }
@@ -78,6 +89,8 @@ export class ThumbnailStore {
     assertDatasetId(datasetId);
     // A leading dot can never be a dataset id, so the trash folder cannot collide with one.
     const trash = path.join(this.root, `.trash-${datasetId}-${randomBytes(6).toString('hex')}`);
+    const folder = path.join(this.root, datasetId) + path.sep;
+    for (const dir of this.#folders) if (dir.startsWith(folder)) this.#folders.delete(dir);
     try {
       await rename(path.join(this.root, datasetId), trash);
     } catch (e) {
