@@ -161,6 +161,23 @@ describe('the graphql-sse protocol without its client', () => {
     expect(body.trimEnd()).toMatch(/event: complete\s*\ndata:\s*$/);
   });
 
+  test('a variable named unlike its argument reaches the resolver (graphql-jit once lost it)', async () => {
+    const res = await fetch(`${h.base}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription($i: IngestInput!) { ingestDataset(input: $i) { stage datasetId } }',
+        variables: { i: { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, datasetName: 'renamed-variable' } },
+      }),
+    });
+    const body = await res.text();
+    expect(body).not.toMatch(/"errors"/);
+    expect(body).toMatch(/"stage":"COMPLETE","datasetId":"[a-z0-9]+"/);
+    const id = /"stage":"COMPLETE","datasetId":"([a-z0-9]+)"/.exec(body)![1]!;
+    const renamed = await h.gql(`mutation($x: ID!) { deleteDataset(id: $x) }`, { x: id });
+    expect(renamed.data).toEqual({ deleteDataset: id });
+  });
+
   test('closing the connection cancels the ingest and rolls it back', async () => {
     const before = await leftovers();
     const abort = new AbortController();
