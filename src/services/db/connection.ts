@@ -48,7 +48,7 @@ export class Database {
     fs.mkdirSync(path.dirname(dbPath), { recursive: true });
     let instance: DuckDBInstance;
     try {
-      instance = await DuckDBInstance.create(dbPath, { ...(options.memoryLimit ? { memory_limit: options.memoryLimit } : {}) });
+      instance = await DuckDBInstance.create(dbPath, options.memoryLimit ? { memory_limit: options.memoryLimit } : {});
     } catch (cause) {
       const msg = (cause as Error).message;
       if (/lock/i.test(msg)) {

@@ -36,12 +36,25 @@ export function hasFilter(f: SampleQueryFilter): boolean {
   return Object.values(f).some((v) => v !== undefined);
 }
 
+/** Appends a value to `params` and answers its placeholder. */
+function binder(params: Param[], cast = ''): (v: Param) => string {
+  return (v) => {
+    params.push(v);
+    return `$${params.length}${cast}`;
+  };
+}
+
+/** A window over an ord column: its keyset condition (or ''), ORDER BY, and LIMIT/OFFSET. */
+function windowClauses(column: string, w: SampleWindow, bind: (v: number) => string): { cond: string; order: string; tail: string } {
+  const limit = ` LIMIT ${bind(w.limit + 1)}`;
+  if (w.kind === 'offset') return { cond: '', order: column, tail: `${limit} OFFSET ${bind(w.offset)}` };
+  if (w.kind === 'after') return { cond: w.afterOrd === null ? '' : ` AND ${column} > ${bind(w.afterOrd)}`, order: column, tail: limit };
+  return { cond: w.beforeOrd === null ? '' : ` AND ${column} < ${bind(w.beforeOrd)}`, order: `${column} DESC`, tail: limit };
+}
+
 /** Predicates on the samples table itself, values bound into `params`. */
 function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
-  const bind = (v: Param) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
+  const bind = binder(params);
   const parts: string[] = [];
   if (f.split !== undefined) parts.push(`split = ${bind(f.split)}`);
   // contains() is a plain substring test, case-sensitive, with no LIKE wildcards to escape.
@@ -54,10 +67,7 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
 
 /** Predicates on one annotation; a sample matches when one of its annotations meets them all. */
 function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
-  const bind = (v: Param) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
+  const bind = binder(params);
   const ann: string[] = [];
   if (f.categoryIds !== undefined) {
     // Constants, not a subquery of categories: DuckDB filters a constant comparison inside the scan.
@@ -93,39 +103,19 @@ export async function listSampleRows(db: Database, datasetId: string, f: SampleQ
   const annotationsOnly = annotationsOnlyWindow(datasetId, f, w);
   if (annotationsOnly) return inFileOrder(await db.query(annotationsOnly.sql, annotationsOnly.params));
   const params: Param[] = [datasetId];
-  let where = whereClause(f, params);
-  const bind = (v: number) => {
-    params.push(v);
-    return `$${params.length}::INTEGER`;
-  };
-  let range: [number, number] | null = null;
-  if (w.kind === 'offset' && !hasFilter(f)) {
-    // Dense ords: page N is a range, as cheap at offset 100,000 as at 0.
-    range = [w.offset, w.offset + w.limit + 1];
-  } else if (w.kind !== 'offset' && !hasFilter(f) && (w.kind === 'after' || w.beforeOrd !== null)) {
-    // Dense ords again: an unfiltered keyset window is a range, so the first page is not a top-N
-    // over the whole dataset and page 2,000 costs what page 1 costs.
-    const start = w.kind === 'after' ? (w.afterOrd ?? -1) + 1 : Math.max(0, w.beforeOrd! - w.limit - 1);
-    range = [start, w.kind === 'after' ? start + w.limit + 1 : w.beforeOrd!];
-  }
-  if (range) {
+  const where = whereClause(f, params);
+  const bind = binder(params, '::INTEGER');
+  if (!hasFilter(f) && (w.kind !== 'before' || w.beforeOrd !== null)) {
+    // Dense ords: an unfiltered window is a range, as cheap at offset 100,000 as at 0, and the
+    // first keyset page is not a top-N over the whole dataset (page 2,000 costs what page 1 costs).
     // A range needs no ORDER BY in SQL (a sort there costs more than the scan): sorted here.
-    where += ` AND ord >= ${bind(range[0])} AND ord < ${bind(range[1])}`;
-    return inFileOrder(await db.query(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1${where}`, params));
+    const start = w.kind === 'offset' ? w.offset : w.kind === 'after' ? (w.afterOrd ?? -1) + 1 : Math.max(0, w.beforeOrd! - w.limit - 1);
+    const end = w.kind === 'before' ? w.beforeOrd! : start + w.limit + 1;
+    const sql = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1${where} AND ord >= ${bind(start)} AND ord < ${bind(end)}`;
+    return inFileOrder(await db.query(sql, params));
   }
-  let order = 'ord';
-  let tail: string;
-  if (w.kind === 'offset') {
-    tail = ` LIMIT ${bind(w.limit + 1)} OFFSET ${bind(w.offset)}`;
-  } else if (w.kind === 'after') {
-    if (w.afterOrd !== null) where += ` AND ord > ${bind(w.afterOrd)}`;
-    tail = ` LIMIT ${bind(w.limit + 1)}`;
-  } else {
-    if (w.beforeOrd !== null) where += ` AND ord < ${bind(w.beforeOrd)}`;
-    order = 'ord DESC';
-    tail = ` LIMIT ${bind(w.limit + 1)}`;
-  }
-  const rows = await db.query(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1${where} ORDER BY ${order}${tail}`, params);
+  const { cond, order, tail } = windowClauses('ord', w, bind);
+  const rows = await db.query(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1${where}${cond} ORDER BY ${order}${tail}`, params);
   return w.kind === 'before' ? rows.reverse() : rows;
 }
 
@@ -152,10 +142,8 @@ async function streamedOrds(db: Database, datasetId: string, f: SampleQueryFilte
   const skip = w.kind === 'offset' ? w.offset : 0;
   const wanted = skip + w.limit + 1;
   if (wanted > STREAM_MAX_SAMPLES) return null;
-  if (w.kind === 'after' && w.afterOrd !== null) {
-    params.push(w.afterOrd);
-    ann.push(`sample_ord > $${params.length}::INTEGER`);
-  }
+  const bind = binder(params, '::INTEGER');
+  if (w.kind === 'after' && w.afterOrd !== null) ann.push(`sample_ord > ${bind(w.afterOrd)}`);
   const sql = `SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')} LIMIT $${params.length + 1}::INTEGER`;
   for (let rows = wanted * STREAM_ROWS_PER_SAMPLE; rows <= STREAM_MAX_ROWS; rows *= 4) {
     const found = await db.query(sql, [...params, rows]);
@@ -195,24 +183,8 @@ function annotationsOnlyWindow(datasetId: string, f: SampleQueryFilter, w: Sampl
   if (samplePredicates(f, params).length > 0) return null;
   const ann = annotationPredicates(f, params);
   if (ann.length === 0) return null;
-  const bind = (v: number) => {
-    params.push(v);
-    return `$${params.length}::INTEGER`;
-  };
-  let where = ann.join(' AND ');
-  let order = 'sample_ord';
-  let tail: string;
-  if (w.kind === 'offset') {
-    tail = ` LIMIT ${bind(w.limit + 1)} OFFSET ${bind(w.offset)}`;
-  } else if (w.kind === 'after') {
-    if (w.afterOrd !== null) where += ` AND sample_ord > ${bind(w.afterOrd)}`;
-    tail = ` LIMIT ${bind(w.limit + 1)}`;
-  } else {
-    if (w.beforeOrd !== null) where += ` AND sample_ord < ${bind(w.beforeOrd)}`;
-    order = 'sample_ord DESC';
-    tail = ` LIMIT ${bind(w.limit + 1)}`;
-  }
-  const ords = `SELECT DISTINCT sample_ord FROM annotations WHERE dataset_id = $1 AND ${where} ORDER BY ${order}${tail}`;
+  const { cond, order, tail } = windowClauses('sample_ord', w, binder(params, '::INTEGER'));
+  const ords = `SELECT DISTINCT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')}${cond} ORDER BY ${order}${tail}`;
   return { sql: `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND ord IN (${ords})`, params };
 }
 
