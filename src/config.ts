@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 
 /** Settings of ../shared/CONTRACT.md, read once from the environment. */
@@ -19,6 +20,10 @@ export interface Settings {
   corsOrigins: string[];
   /** DuckDB's memory_limit (buffer pool, sorts, uncommitted ingests); beyond it DuckDB spills to disk. */
   dbMemoryLimit: string;
+  /** DATAVISOR_PARSE_THREADS: threads one large annotation file is parsed on (default: cores, at most 4; 1: no split). */
+  parseThreads: number;
+  /** DATAVISOR_PARSE_MIN_PART_BYTES: the smallest part of a file worth a thread of its own (default 32 MiB). */
+  parseMinPartBytes: number;
   /** Default of an ingest's `store_shapes`: keep polygons, RLE and keypoints (costs ~40% more ingest time). */
   storeShapes: boolean;
   /** DATAVISOR_PRESIGN=1: originals in S3/GCS are answered with a redirect to a presigned URL. */
@@ -77,6 +82,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     imageUrlTtl: intSetting(env, 'DATAVISOR_IMAGE_URL_TTL', 3600, 1),
     corsOrigins: corsOrigins(env.DATAVISOR_CORS_ORIGINS ?? ''),
     dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '512MB',
+    parseThreads: intSetting(env, 'DATAVISOR_PARSE_THREADS', Math.min(4, os.availableParallelism()), 1),
+    parseMinPartBytes: intSetting(env, 'DATAVISOR_PARSE_MIN_PART_BYTES', 32 * 1024 * 1024, 1),
     storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',
     presign: (env.DATAVISOR_PRESIGN ?? '0') === '1',
     s3: s3Settings(env),

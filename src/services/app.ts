@@ -47,7 +47,7 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     const samples = new SampleService(db, datasets, thumbnails, storage);
     const ingestion = new IngestionService({
       db, log, plugins, thumbnails, storage, thumbnailsOnIngest: settings.thumbnailsOnIngest,
-      storeShapes: settings.storeShapes,
+      storeShapes: settings.storeShapes, parseThreads: settings.parseThreads, parseMinPartBytes: settings.parseMinPartBytes,
     });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { parseCoco } from './coco/parse-coco.js';
+import { parseCoco, type ByteRange } from './coco/parse-coco.js';
 import { imageAt, type Columns } from './coco/batch.js';
 import type { CocoSection } from './coco/types.js';
 import type { Database } from './db/connection.js';
@@ -51,6 +51,9 @@ export interface IngestionDeps {
   storage: StorageService;
   thumbnailsOnIngest: number;
   storeShapes: boolean;
+  /** Threads a large annotation file is parsed on, and the smallest part worth one (docs/ingestion.md). */
+  parseThreads: number;
+  parseMinPartBytes: number;
 }
 
 const SECTION_STAGE: Partial<Record<CocoSection, IngestStage>> = {
@@ -133,7 +136,8 @@ export class IngestionService {
 
       const keepShapes = req.storeShapes ?? this.deps.storeShapes;
       // Parsed as it is read or downloaded, never held whole.
-      parse = parseCoco(await this.deps.storage.openInput(annotation, READ_CHUNK), { keepShapes });
+      const input = { size: annotation.size, open: (range?: ByteRange) => this.deps.storage.openInput(annotation, READ_CHUNK, range) };
+      parse = parseCoco(input, { keepShapes, threads: this.deps.parseThreads, minPartBytes: this.deps.parseMinPartBytes });
       let step = await parse.next();
       while (!step.done) {
         this.throwIfAborted(controller);
@@ -155,8 +159,13 @@ export class IngestionService {
               counts.images += ev.columns.count;
               break;
             case 'annotations':
-              writer.appendAnnotations(ev.columns);
+              writer.appendAnnotations(ev.columns, ev.part);
               counts.annotations += ev.columns.count;
+              break;
+            case 'parts_dropped':
+              log.info({ dataset_id: datasetId }, 'the annotation file is read in one part: its split for parallel parsing did not hold');
+              await writer.dropParts();
+              counts.annotations = writer.counts.annotations;
               break;
             case 'categories':
               writer.addCategories(ev.categories);
@@ -201,7 +210,10 @@ export class IngestionService {
         final,
       );
       committed = true;
-      log.info({ dataset_id: datasetId, images: final.imageCount, annotations: final.annotationCount, seconds }, 'ingest complete');
+      log.info(
+        { dataset_id: datasetId, images: final.imageCount, annotations: final.annotationCount, parse_parts: summary.parts, seconds },
+        'ingest complete',
+      );
       await this.deps.plugins.ingestComplete(context, {
         dataset_id: datasetId, image_count: final.imageCount, annotation_count: final.annotationCount,
         category_count: final.categoryCount, warnings: final.warnings.map((w) => ({ code: w.code, count: w.count })), seconds,

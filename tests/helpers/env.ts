@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadSettings } from '../../dist/config.js';
 import { openDataVisor, type DataVisor, type OpenOptions } from '../../dist/services/app.js';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
-import { createLogger } from '../../dist/services/logger.js';
+import { createLogger, type Logger } from '../../dist/services/logger.js';
 
 // Real path: datasets store the resolved paths they were ingested from, even when shared/ is a symlink.
 export const SHARED = fs.realpathSync(path.resolve(import.meta.dirname, '../../../shared'));
@@ -30,9 +30,9 @@ export interface TestEnv {
 
 /**
  * A DataVisor on a fresh DuckDB file in a temp folder. Data roots: shared/ and the temp folder.
- * `env` overrides any DATAVISOR_* setting (e.g. DATAVISOR_PLUGIN_DIR).
+ * `env` overrides any DATAVISOR_* setting (e.g. DATAVISOR_PLUGIN_DIR); `log` replaces the silent logger.
  */
-export async function openTestEnv(env: Record<string, string> = {}, options: OpenOptions = {}): Promise<TestEnv> {
+export async function openTestEnv(env: Record<string, string> = {}, options: OpenOptions = {}, log?: Logger): Promise<TestEnv> {
   const dir = tempDir();
   const emptyPlugins = path.join(dir, 'no-plugins');
   fs.mkdirSync(emptyPlugins);
@@ -47,7 +47,7 @@ export async function openTestEnv(env: Record<string, string> = {}, options: Ope
     },
     dir,
   );
-  const dv = await openDataVisor(settings, createLogger('silent'), options);
+  const dv = await openDataVisor(settings, log ?? createLogger('silent'), options);
   return {
     dir,
     dv,
@@ -76,4 +76,11 @@ export async function traces(dv: DataVisor): Promise<Record<string, number>> {
     licenses: await q('SELECT count(*) AS n FROM licenses'),
     staging: await q(`SELECT count(*) AS n FROM duckdb_tables() WHERE table_name LIKE 'staging_%'`),
   };
+}
+
+/** A logger whose JSON lines land in `lines` (parsed), for tests that read what the service logged. */
+export function capturingLogger(level = 'info'): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger(level, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { log, lines };
 }

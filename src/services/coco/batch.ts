@@ -172,11 +172,16 @@ export type ParseEvent =
   | { kind: 'info'; info: Record<string, unknown> }
   | { kind: 'licenses'; licenses: CocoLicense[] }
   | { kind: 'images'; columns: Columns }
-  | { kind: 'annotations'; columns: Columns }
-  | { kind: 'categories'; categories: CocoCategory[] };
+  /** `part`: which part of a file split for parallel parsing read them (parse-coco.ts); 0 or absent: the first. */
+  | { kind: 'annotations'; columns: Columns; part?: number }
+  | { kind: 'categories'; categories: CocoCategory[] }
+  /** The split did not hold: every annotation of parts after the first is void, and the first part reads on. */
+  | { kind: 'parts_dropped' };
 
-export type WorkerRequest = { type: 'chunk'; data: Uint8Array } | { type: 'end' };
+export type WorkerRequest = { type: 'chunk'; data: Uint8Array } | { type: 'checkpoint' } | { type: 'end' };
 export type WorkerResponse =
   | { type: 'batch'; bytesRead: number; events: ParseEvent[] }
-  | { type: 'done'; bytesRead: number; nonStandardNumbers: number; events: ParseEvent[] }
+  /** `ok`: the part's text ended right after an element of the annotations array. */
+  | { type: 'checkpoint'; bytesRead: number; ok: boolean; sections: string[]; nonStandardNumbers: number; events: ParseEvent[] }
+  | { type: 'done'; bytesRead: number; nonStandardNumbers: number; sections: string[]; events: ParseEvent[] }
   | { type: 'error'; code: string; message: string };

@@ -81,14 +81,23 @@ export class CocoReader {
     this.nonStandard = true;
   };
 
-  /** Called once the whole file is read: checks the overall shape. */
-  finish(): void {
+  /**
+   * Called once the whole text is read: checks the overall shape. The last part of a file split
+   * for parallel parsing passes false: its sections are checked with the other parts' ones.
+   */
+  finish(checkSections = true): void {
     if (this.depth !== 0) throw this.invalid('the file ends before the top-level object is closed');
-    for (const required of ['images', 'annotations', 'categories']) {
-      if (!this.seenSections.has(required)) {
-        throw new DataVisorError('INVALID_COCO', `Not a COCO instances file: the top-level key "${required}" is missing`);
-      }
-    }
+    if (checkSections) requireSections(this.seenSections);
+  }
+
+  /** Top-level sections met so far. */
+  get sections(): string[] {
+    return [...this.seenSections];
+  }
+
+  /** True right after an element of the annotations array closed: where a split file's parts meet. */
+  get betweenAnnotations(): boolean {
+    return this.depth === 2 && this.section === 'annotations' && this.element === null && this.rawKey === null && this.index >= 0;
   }
 
   readonly onTokens = (tokens: readonly Token[]): void => {
@@ -478,6 +487,15 @@ export class CocoReader {
 
   private invalid(message: string): DataVisorError {
     return new DataVisorError('INVALID_COCO', `Invalid COCO${this.location()}: ${message}`);
+  }
+}
+
+/** The sections without which a file is not a COCO instances file. */
+export function requireSections(seen: ReadonlySet<string>): void {
+  for (const required of ['images', 'annotations', 'categories']) {
+    if (!seen.has(required)) {
+      throw new DataVisorError('INVALID_COCO', `Not a COCO instances file: the top-level key "${required}" is missing`);
+    }
   }
 }
 

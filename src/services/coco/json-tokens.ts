@@ -16,6 +16,14 @@ export interface PumpResult {
   bytesRead: number;
 }
 
+/**
+ * A source item that marks where a part of a file split for parallel parsing ends
+ * (parse-coco.ts): everything before it is tokenized, its last character alone, and
+ * `onCheckpoint` learns whether that character closed an object. A `}` inside a string or a
+ * number emits no `endObject`, so a true answer proves the text ends right after an object.
+ */
+export const CHECKPOINT: unique symbol = Symbol('checkpoint');
+
 const NONE = Symbol.for('object-stream.none');
 const MANY = Symbol.for('object-stream.many');
 
@@ -59,11 +67,12 @@ function cutPoint(text: string): number {
  * does its async work (progress events, plugin hooks, cancellation) between blocks.
  */
 export async function* pumpJsonTokens(
-  source: AsyncIterable<Buffer | string>,
+  source: AsyncIterable<Buffer | string | typeof CHECKPOINT>,
   onTokens: TokenHandler,
   describeLocation: (relation?: 'in' | 'after') => string,
   /** Called once, before the first block in which NaN / Infinity were rewritten is tokenized. */
   onNonStandardNumbers: () => void = () => undefined,
+  onCheckpoint: (closedObject: boolean) => void = () => undefined,
 ): AsyncGenerator<number, PumpResult> {
   const tokenize = jsonParser({ packValues: true, streamValues: false }) as unknown as (input: string | symbol) => unknown;
   const decoder = new StringDecoder('utf8');
@@ -74,7 +83,8 @@ export async function* pumpJsonTokens(
   let first = true;
   let rewrote = false;
 
-  const feed = (text: string | symbol) => {
+  /** Tokenizes `text`, hands the tokens on, and returns the last one. */
+  const feed = (text: string | symbol): Token | undefined => {
     let out: unknown;
     try {
       out = tokenize(text);
@@ -88,9 +98,11 @@ export async function* pumpJsonTokens(
             `Malformed JSON between bytes ${Math.max(0, blockStart - HOLD_BACK)} and ${bytesRead}${describeLocation('after')}: ${reason}`;
       throw new DataVisorError('INVALID_JSON', message, { cause });
     }
-    if (out === NONE || out === undefined) return;
+    if (out === NONE || out === undefined) return undefined;
     const many = out as { [MANY]?: number; values: Token[] };
-    onTokens(many[MANY] === 1 ? many.values : [out as Token]);
+    const tokens = many[MANY] === 1 ? many.values : [out as Token];
+    onTokens(tokens);
+    return tokens[tokens.length - 1];
   };
 
   const fixNumbers = (text: string) => {
@@ -111,6 +123,14 @@ export async function* pumpJsonTokens(
   };
 
   for await (const chunk of source) {
+    if (chunk === CHECKPOINT) {
+      // `pending` was rewritten for NaN when it was cut from its window.
+      const text = pending;
+      pending = '';
+      if (text.length > 1) feed(text.slice(0, -1));
+      onCheckpoint(text.endsWith('}') && feed(text.slice(-1))?.name === 'endObject');
+      continue;
+    }
     // What is held back runs from the window's last separator, which can be far more than HOLD_BACK characters.
     blockStart = bytesRead - Buffer.byteLength(pending);
     bytesRead += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;

@@ -5,7 +5,7 @@ import {
   type WorkerRequest, type WorkerResponse,
 } from './batch.js';
 import { CocoReader } from './coco-reader.js';
-import { pumpJsonTokens } from './json-tokens.js';
+import { CHECKPOINT, pumpJsonTokens } from './json-tokens.js';
 import type { CocoSink } from './types.js';
 
 /**
@@ -63,13 +63,19 @@ const sink: CocoSink = {
   },
 };
 
-const reader = new CocoReader(sink, (workerData as { keepShapes?: boolean } | undefined)?.keepShapes === true);
+interface PartData {
+  keepShapes?: boolean;
+  /** A later part of a split file starts inside the annotations array: this text puts the tokenizer there. */
+  prefix?: string;
+}
+const data = (workerData ?? {}) as PartData;
+const reader = new CocoReader(sink, data.keepShapes === true);
 
 /** Chunks arrive by message; the token pump pulls them through this async queue. */
-const inbox: (Uint8Array | null)[] = [];
+const inbox: (Uint8Array | typeof CHECKPOINT | null)[] = [];
 let wake: (() => void) | null = null;
 port.on('message', (m: WorkerRequest) => {
-  inbox.push(m.type === 'chunk' ? m.data : null);
+  inbox.push(m.type === 'chunk' ? m.data : m.type === 'checkpoint' ? CHECKPOINT : null);
   wake?.();
 });
 
@@ -85,14 +91,20 @@ const send = (msg: WorkerResponse) => {
   port.postMessage(msg, evs.flatMap((e) => (e.kind === 'annotations' || e.kind === 'images' ? transferList(e.columns) : [])));
 };
 
+/** Bytes of the file read (a prefix is not counted). */
 let bytesRead = 0;
 
-async function* chunks(): AsyncGenerator<Buffer> {
+async function* chunks(): AsyncGenerator<Buffer | string | typeof CHECKPOINT> {
+  if (data.prefix) yield data.prefix;
   for (;;) {
     while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
-    const data = inbox.shift()!;
-    if (data === null) return;
-    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const item = inbox.shift()!;
+    if (item === null) return;
+    if (item === CHECKPOINT) {
+      yield item;
+      continue;
+    }
+    const buf = Buffer.from(item.buffer, item.byteOffset, item.byteLength);
     for (let o = 0; o < buf.length; o += SLICE) yield buf.subarray(o, Math.min(o + SLICE, buf.length));
     // The pump asks for the next slice only after feeding this one: the chunk is fully read.
     // One answer per forwarded chunk is what the main thread's flow control counts.
@@ -101,13 +113,18 @@ async function* chunks(): AsyncGenerator<Buffer> {
   }
 }
 
+const onCheckpoint = (closedObject: boolean) => {
+  const ok = closedObject && reader.betweenAnnotations;
+  send({ type: 'checkpoint', bytesRead, ok, sections: reader.sections, nonStandardNumbers: reader.nonStandardNumbers, events: take() });
+};
+
 async function run(): Promise<void> {
   try {
-    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation), reader.expectNonStandardNumbers);
+    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation), reader.expectNonStandardNumbers, onCheckpoint);
     let r = await pump.next();
     while (!r.done) r = await pump.next();
-    reader.finish();
-    send({ type: 'done', bytesRead: r.value.bytesRead, nonStandardNumbers: reader.nonStandardNumbers, events: take() });
+    reader.finish(!data.prefix);
+    send({ type: 'done', bytesRead, nonStandardNumbers: reader.nonStandardNumbers, sections: reader.sections, events: take() });
   } catch (e) {
     const err = e instanceof DataVisorError ? e : new DataVisorError('INVALID_JSON', (e as Error).message);
     send({ type: 'error', code: err.code, message: err.message });

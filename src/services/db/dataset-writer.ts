@@ -46,6 +46,10 @@ export class DatasetWriter {
   private samples: DuckDBAppender | null = null;
   private annotations: DuckDBAppender | null = null;
   private shapes: DuckDBAppender | null = null;
+  /** Annotations (and shapes) of the later parts of a file parsed in parts, numbered within their part. */
+  private partAnnotations: DuckDBAppender | null = null;
+  private partShapes: DuckDBAppender | null = null;
+  private partCounts: number[] = [];
   private files: DuckDBAppender | null = null;
   private readonly categories: CocoCategory[] = [];
   private readonly licenses: CocoLicense[] = [];
@@ -72,10 +76,15 @@ export class DatasetWriter {
         license_id BIGINT, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata JSON)`);
       // Annotations wait in file order until their samples' ords are known; same columns as the table.
       await conn.run(`CREATE TABLE ${w.t('a')} AS SELECT * EXCLUDE (dataset_id, sample_ord) FROM annotations LIMIT 0`);
+      // A later part's rows wait here until the parts before it are counted (docs/ingestion.md).
+      await conn.run(`CREATE TABLE ${w.t('p')} AS SELECT 0 AS part, * FROM ${w.t('a')} LIMIT 0`);
+      await conn.run(`CREATE TABLE ${w.t('h')} AS SELECT 0 AS part, * EXCLUDE (dataset_id) FROM annotation_shapes LIMIT 0`);
       await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL)`);
       w.samples = await conn.createAppender(w.t('s'));
       w.annotations = await conn.createAppender(w.t('a'));
       w.shapes = await conn.createAppender('annotation_shapes');
+      w.partAnnotations = await conn.createAppender(w.t('p'));
+      w.partShapes = await conn.createAppender(w.t('h'));
     } catch (e) {
       await w.rollback();
       throw e;
@@ -87,12 +96,12 @@ export class DatasetWriter {
    * Staging table names are per ingest, so concurrent ingests never touch each other's rows. The
    * id is one we made (checked against ^[a-z0-9]+$ in begin()), never user text.
    */
-  private t(kind: 's' | 'a' | 'f'): string {
+  private t(kind: 's' | 'a' | 'p' | 'h' | 'f' | 'v'): string {
     return `staging_${kind}_${this.datasetId}`;
   }
 
   get counts() {
-    return { images: this.imageCount, annotations: this.annotationCount };
+    return { images: this.imageCount, annotations: this.annotationCount + this.partCounts.reduce((n, c) => n + c, 0) };
   }
 
   /**
@@ -118,13 +127,18 @@ export class DatasetWriter {
     }
   }
 
-  appendAnnotations(c: Columns): void {
-    const a = this.annotations!;
-    const sh = this.shapes!;
+  /**
+   * Appends a batch of annotations read by `part` of the file (0: the first, or the only one);
+   * a later part's are numbered within it until `finish` knows the counts of the parts before.
+   */
+  appendAnnotations(c: Columns, part = 0): void {
+    const a = part === 0 ? this.annotations! : this.partAnnotations!;
+    const sh = part === 0 ? this.shapes! : this.partShapes!;
     const n = c.nums;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
-      const ord = this.annotationCount++;
+      const ord = part === 0 ? this.annotationCount++ : (this.partCounts[part] = (this.partCounts[part] ?? 0) + 1) - 1;
+      if (part !== 0) a.appendInteger(part);
       a.appendInteger(ord);
       a.appendDouble(n[o + A.id]!);
       a.appendDouble(n[o + A.imageId]!);
@@ -150,13 +164,23 @@ export class DatasetWriter {
       const seg = textAt(c.texts[ANN_TEXT.segmentation]!, i);
       const keypoints = textAt(c.texts[ANN_TEXT.keypoints]!, i);
       if (seg != null || keypoints != null) {
-        sh.appendVarchar(this.datasetId);
+        if (part === 0) sh.appendVarchar(this.datasetId);
+        else sh.appendInteger(part);
         sh.appendInteger(ord);
         appendText(sh, seg);
         appendText(sh, keypoints);
         sh.endRow();
       }
     }
+  }
+
+  /** The parse's split did not hold: the later parts' rows go, and the first part reads them again. */
+  async dropParts(): Promise<void> {
+    this.partAnnotations!.flushSync();
+    this.partShapes!.flushSync();
+    await this.exec(`DELETE FROM ${this.t('p')}`);
+    await this.exec(`DELETE FROM ${this.t('h')}`);
+    this.partCounts = [];
   }
 
   addCategories(categories: CocoCategory[]): void {
@@ -182,14 +206,14 @@ export class DatasetWriter {
    * final rows and computes warnings. Still inside the transaction.
    */
   async finish(nonStandardNumbers: number): Promise<FinalCounts> {
-    for (const a of [this.samples, this.annotations, this.shapes, this.files]) {
-      a?.flushSync();
-      a?.closeSync();
+    for (const a of this.appenders()) {
+      a.flushSync();
+      a.closeSync();
     }
-    this.samples = this.annotations = this.shapes = this.files = null;
+    this.samples = this.annotations = this.shapes = this.partAnnotations = this.partShapes = this.files = null;
     const ds = this.datasetId;
     const S = this.t('s');
-    const AN = this.t('a');
+    const AN = await this.allAnnotations();
     const F = this.t('f');
 
     const dupImages = await this.rows(
@@ -270,13 +294,36 @@ export class DatasetWriter {
       [ds],
     );
     const warnings = await this.warnings(nonStandardNumbers);
-    for (const k of ['s', 'a', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
+    await this.exec(`DROP VIEW IF EXISTS ${this.t('v')}`);
+    for (const k of ['s', 'a', 'p', 'h', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
     return {
       imageCount: this.imageCount,
       annotationCount: this.annotationCount,
       categoryCount: this.categories.length,
       warnings,
     };
+  }
+
+  /**
+   * The staged annotations of every part in file order: a later part's numbers follow the counts
+   * of the parts before it. A view, not a copy: the steps after read it a few times anyway.
+   */
+  private async allAnnotations(): Promise<string> {
+    const offsets: string[] = [];
+    let base = this.annotationCount;
+    this.partCounts.forEach((count, part) => {
+      offsets.push(`WHEN ${part} THEN ${base}`);
+      base += count;
+    });
+    this.annotationCount = base;
+    this.partCounts = [];
+    if (offsets.length === 0) return this.t('a');
+    const ord = `ord + CASE part ${offsets.join(' ')} END`;
+    await this.exec(`INSERT INTO annotation_shapes SELECT $1, ${ord}, segmentation, keypoints FROM ${this.t('h')}`, [this.datasetId]);
+    await this.exec(
+      `CREATE VIEW ${this.t('v')} AS SELECT * FROM ${this.t('a')} UNION ALL SELECT * EXCLUDE (part) REPLACE (${ord} AS ord) FROM ${this.t('p')}`,
+    );
+    return this.t('v');
   }
 
   private async warnings(nonStandardNumbers: number): Promise<Warning[]> {
@@ -358,9 +405,9 @@ export class DatasetWriter {
   async rollback(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    for (const a of [this.samples, this.annotations, this.shapes, this.files]) {
+    for (const a of this.appenders()) {
       try {
-        a?.closeSync();
+        a.closeSync();
       } catch {
         // An appender whose rows failed to flush still has to be released; the rollback discards them.
       }
@@ -370,6 +417,10 @@ export class DatasetWriter {
     } finally {
       this.conn.closeSync();
     }
+  }
+
+  private appenders(): DuckDBAppender[] {
+    return [this.samples, this.annotations, this.shapes, this.partAnnotations, this.partShapes, this.files].filter((a) => a !== null);
   }
 
   private async rows(sql: string, params: (string | number | null)[] = []): Promise<Row[]> {

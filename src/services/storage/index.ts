@@ -140,9 +140,13 @@ export class StorageService {
     return { url, location, store, key: location.key, size };
   }
 
-  /** A stream of an input file in `blockSize` blocks (a local file is read in them; a download is regrouped). */
-  async openInput(input: InputLocation, blockSize: number): Promise<AsyncIterable<Uint8Array>> {
-    const stream = await input.store.openRead(input.key, { highWaterMark: blockSize });
+  /**
+   * A stream of an input file, or of bytes `start` (inclusive) to `end` (exclusive), in
+   * `blockSize` blocks (a local file is read in them; a download is regrouped).
+   */
+  async openInput(input: InputLocation, blockSize: number, range?: { start: number; end: number }): Promise<AsyncIterable<Uint8Array>> {
+    const bounds = range ? { start: range.start, end: range.end - 1 } : {};
+    const stream = await input.store.openRead(input.key, { highWaterMark: blockSize, ...bounds });
     return input.store.kind === 'local' ? stream : rechunk(stream, blockSize);
   }
 
