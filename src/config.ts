@@ -81,7 +81,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     apiToken: env.DATAVISOR_API_TOKEN?.trim() || undefined,
     imageUrlTtl: intSetting(env, 'DATAVISOR_IMAGE_URL_TTL', 3600, 1),
     corsOrigins: corsOrigins(env.DATAVISOR_CORS_ORIGINS ?? ''),
-    dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '512MB',
+    dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '128MB',
     parseThreads: intSetting(env, 'DATAVISOR_PARSE_THREADS', Math.min(4, os.availableParallelism()), 1),
     parseMinPartBytes: intSetting(env, 'DATAVISOR_PARSE_MIN_PART_BYTES', 32 * 1024 * 1024, 1),
     storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+// Before DuckDB loads: it configures DuckDB's allocator.
+import './allocator.js';
 import {
   DuckDBConnection,
   DuckDBInstance,
