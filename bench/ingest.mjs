@@ -60,13 +60,17 @@ const file = ensureFile(Number(opts.images));
 const sizeMB = fs.statSync(file).size / 1e6;
 const bare = [];
 const plain = [];
+const withPlugin = [];
+// Interleaved, so that each median is taken over the same stretch of a noisy machine.
 for (let i = 0; i < runs; i++) {
   bare.push(node('bare-pass.mjs', [file]));
   plain.push(ingest(file, emptyDir));
-  console.error(`run ${i + 1}/${runs}: bare ${bare.at(-1).seconds.toFixed(2)} s, ingest ${plain.at(-1).seconds.toFixed(2)} s, ${plain.at(-1).rssMB.toFixed(0)} MB`);
+  withPlugin.push(ingest(file, path.join(ROOT, 'plugins')));
+  console.error(
+    `run ${i + 1}/${runs}: bare ${bare.at(-1).seconds.toFixed(2)} s, ingest ${plain.at(-1).seconds.toFixed(2)} s ` +
+      `(${plain.at(-1).rssMB.toFixed(0)} MB), with plugin ${withPlugin.at(-1).seconds.toFixed(2)} s`,
+  );
 }
-const withPlugin = [];
-for (let i = 0; i < runs; i++) withPlugin.push(ingest(file, path.join(ROOT, 'plugins')));
 
 const rows = [];
 const row = (name, results, images) => {

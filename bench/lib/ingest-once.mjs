@@ -7,6 +7,7 @@ import { openDataVisor } from '../../dist/services/app.js';
 import { createLogger } from '../../dist/services/logger.js';
 
 const [annotationPath, imageDir, dbPath, pluginDir] = process.argv.slice(2);
+const pick = (env, names) => Object.fromEntries(names.filter((n) => env[n]).map((n) => [n, env[n]]));
 const settings = loadSettings({
   DATAVISOR_DB_PATH: dbPath,
   DATAVISOR_CACHE_DIR: path.join(path.dirname(dbPath), 'thumbs'),
@@ -14,6 +15,8 @@ const settings = loadSettings({
   // The bench reads only what it generated; its files may be symlinks into a scratch folder.
   DATAVISOR_DATA_ROOTS: `${path.dirname(fs.realpathSync(annotationPath))},${imageDir}`,
   DATAVISOR_THUMBNAILS_ON_INGEST: '0',
+  // Knobs a comparison may pin from the environment.
+  ...pick(process.env, ['DATAVISOR_PARSE_THREADS', 'DATAVISOR_DB_MEMORY_LIMIT', 'DATAVISOR_STORE_SHAPES']),
 });
 const dv = await openDataVisor(settings, createLogger('error'));
 const t0 = performance.now();

@@ -152,6 +152,22 @@ describe('files the split holds for', () => {
     expect(warning?.count).toBe(marks.length);
   });
 
+  it('quirks in the later parts are counted over every part, as whole', async () => {
+    const c = structuredClone(COCO128_JSON);
+    const late = c.annotations.slice(-120);
+    late.forEach((a, i) => {
+      if (i % 4 === 0) a.id = c.annotations[0]!.id; // a duplicate of the first part's first id
+      if (i % 4 === 1) a.bbox = [10000, 10000, 5, 5];
+      if (i % 4 === 2) a.bbox = [1, 1, 0, 3];
+      if (i % 4 === 3) a.area = 1e9;
+    });
+    const { split: events } = await ingestBoth({ annotationPath: write('late-quirks.json', JSON.stringify(c)), imageDir: COCO128.images });
+    expect(lastParts()).toBe(4);
+    const counts = Object.fromEntries(events.at(-1)!.warnings!.map((w) => [w.code, w.count]));
+    expect(counts).toMatchObject({ duplicate_annotation_ids: 31, bbox_outside_image: 30, degenerate_bbox: 30 });
+    expect(counts.area_inconsistent_with_bbox).toBeGreaterThanOrEqual(30);
+  });
+
   it('an unknown top-level key after the annotations (COCO 2014\'s "type") is kept as whole', async () => {
     const file = write('type-last.json', JSON.stringify({ ...COCO128_JSON, type: 'instances' }));
     await ingestBoth({ annotationPath: file, imageDir: COCO128.images });

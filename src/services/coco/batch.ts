@@ -19,9 +19,9 @@ export const IMG_FIELDS = ['id', 'width', 'height', 'license'] as const;
 export const I = Object.fromEntries(IMG_FIELDS.map((f, i) => [f, i])) as Record<(typeof IMG_FIELDS)[number], number>;
 export const IMG_TEXT = { fileName: 0, cocoUrl: 1, flickrUrl: 2, dateCaptured: 3, extra: 4 } as const;
 
-const KINDS: SegmentationKind[] = ['none', 'polygon', 'rle', 'compressed_rle'];
-export const kindCode = (k: SegmentationKind): number => KINDS.indexOf(k);
-export const kindName = (code: number): SegmentationKind => KINDS[code] ?? 'none';
+/** Segmentation kinds by their code in the transferred columns (and in staged rows). */
+export const SEGMENTATION_KINDS: readonly SegmentationKind[] = ['none', 'polygon', 'rle', 'compressed_rle'];
+export const kindCode = (k: SegmentationKind): number => SEGMENTATION_KINDS.indexOf(k);
 
 /** Row i is `text.slice(ends[i - 1] ?? 0, ends[i])`, or null where `nulls[i]` is 1. */
 export interface TextColumn {

@@ -1,13 +1,27 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { A, ANN_TEXT, I, IMG_TEXT, kindName, textAt, type Columns } from '../coco/batch.js';
+import { A, ANN_TEXT, I, IMG_TEXT, SEGMENTATION_KINDS, textAt, type Columns } from '../coco/batch.js';
 import type { CocoCategory, CocoLicense } from '../coco/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
+import { ChunkedAppender } from './chunked-appender.js';
 import { plainRow, type Database, type Row } from './connection.js';
 
 /** Boxes may overshoot the image by rounding; COCO's own tools allow about a pixel. */
 const EDGE_TOLERANCE = 1;
 const EXAMPLES = 5;
+
+/**
+ * Staged rows are as narrow as the final checks allow: ids as DOUBLE (the parser hands every
+ * number over as one; ids are checked to be safe integers), the segmentation kind as its code, and
+ * no `source` (it follows from `score`). The final INSERT widens them after its sort, which then
+ * moves fewer bytes.
+ */
+const STAGED_SAMPLE_COLUMNS = `ord INTEGER NOT NULL, image_id DOUBLE NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
+  license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR`;
+const STAGED_ANNOTATION_COLUMNS = `ord INTEGER NOT NULL, annotation_id DOUBLE NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
+  bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, is_crowd BOOLEAN NOT NULL, kind UTINYINT NOT NULL,
+  polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, extra VARCHAR`;
+const KIND_NAMES = `[${SEGMENTATION_KINDS.map((k) => `'${k}'`).join(', ')}]`;
 
 export interface Warning {
   code: string;
@@ -43,14 +57,14 @@ export interface FinalCounts {
  * Nothing is visible to readers before `commit`; `rollback` (or a killed process) leaves nothing.
  */
 export class DatasetWriter {
-  private samples: DuckDBAppender | null = null;
-  private annotations: DuckDBAppender | null = null;
-  private shapes: DuckDBAppender | null = null;
+  private samples: ChunkedAppender | null = null;
+  private annotations: ChunkedAppender | null = null;
+  private shapes: ChunkedAppender | null = null;
   /** Annotations (and shapes) of the later parts of a file parsed in parts, numbered within their part. */
-  private partAnnotations: DuckDBAppender | null = null;
-  private partShapes: DuckDBAppender | null = null;
+  private partAnnotations: ChunkedAppender | null = null;
+  private partShapes: ChunkedAppender | null = null;
   private partCounts: number[] = [];
-  private files: DuckDBAppender | null = null;
+  private files: ChunkedAppender | null = null;
   private readonly categories: CocoCategory[] = [];
   private readonly licenses: CocoLicense[] = [];
   private imageCount = 0;
@@ -71,20 +85,19 @@ export class DatasetWriter {
     const w = new DatasetWriter(conn, datasetId, split, log.child({ dataset_id: datasetId }));
     try {
       await conn.run('BEGIN TRANSACTION');
-      await conn.run(`CREATE TABLE ${w.t('s')} (
-        ord INTEGER NOT NULL, image_id BIGINT NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
-        license_id BIGINT, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata JSON)`);
-      // Annotations wait in file order until their samples' ords are known; same columns as the table.
-      await conn.run(`CREATE TABLE ${w.t('a')} AS SELECT * EXCLUDE (dataset_id, sample_ord) FROM annotations LIMIT 0`);
+      await conn.run(`CREATE TABLE ${w.t('s')} (${STAGED_SAMPLE_COLUMNS})`);
+      // Annotations wait in file order until their samples' ords are known.
+      await conn.run(`CREATE TABLE ${w.t('a')} (${STAGED_ANNOTATION_COLUMNS})`);
       // A later part's rows wait here until the parts before it are counted (docs/ingestion.md).
-      await conn.run(`CREATE TABLE ${w.t('p')} AS SELECT 0 AS part, * FROM ${w.t('a')} LIMIT 0`);
-      await conn.run(`CREATE TABLE ${w.t('h')} AS SELECT 0 AS part, * EXCLUDE (dataset_id) FROM annotation_shapes LIMIT 0`);
+      await conn.run(`CREATE TABLE ${w.t('p')} (part INTEGER NOT NULL, ${STAGED_ANNOTATION_COLUMNS})`);
+      await conn.run(`CREATE TABLE ${w.t('h')} (part INTEGER NOT NULL, ord INTEGER NOT NULL, segmentation VARCHAR, keypoints VARCHAR)`);
       await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL)`);
-      w.samples = await conn.createAppender(w.t('s'));
-      w.annotations = await conn.createAppender(w.t('a'));
-      w.shapes = await conn.createAppender('annotation_shapes');
-      w.partAnnotations = await conn.createAppender(w.t('p'));
-      w.partShapes = await conn.createAppender(w.t('h'));
+      const appender = async (table: string) => new ChunkedAppender(await conn.createAppender(table));
+      w.samples = await appender(w.t('s'));
+      w.annotations = await appender(w.t('a'));
+      w.shapes = await appender('annotation_shapes');
+      w.partAnnotations = await appender(w.t('p'));
+      w.partShapes = await appender(w.t('h'));
     } catch (e) {
       await w.rollback();
       throw e;
@@ -111,18 +124,19 @@ export class DatasetWriter {
   appendSamples(c: Columns, metadata?: (string | null)[]): void {
     const a = this.samples!;
     const n = c.nums;
+    const row = a.row;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
-      a.appendInteger(this.imageCount++);
-      a.appendDouble(n[o + I.id]!);
-      a.appendVarchar(textAt(c.texts[IMG_TEXT.fileName]!, i)!);
-      appendNumber(a, n[o + I.width]!);
-      appendNumber(a, n[o + I.height]!);
-      appendNumber(a, n[o + I.license]!);
-      appendText(a, textAt(c.texts[IMG_TEXT.cocoUrl]!, i));
-      appendText(a, textAt(c.texts[IMG_TEXT.flickrUrl]!, i));
-      appendText(a, textAt(c.texts[IMG_TEXT.dateCaptured]!, i));
-      appendText(a, metadata ? (metadata[i] ?? null) : textAt(c.texts[IMG_TEXT.extra]!, i));
+      row[0] = this.imageCount++;
+      row[1] = n[o + I.id]!;
+      row[2] = textAt(c.texts[IMG_TEXT.fileName]!, i);
+      row[3] = orNull(n[o + I.width]!);
+      row[4] = orNull(n[o + I.height]!);
+      row[5] = orNull(n[o + I.license]!);
+      row[6] = textAt(c.texts[IMG_TEXT.cocoUrl]!, i);
+      row[7] = textAt(c.texts[IMG_TEXT.flickrUrl]!, i);
+      row[8] = textAt(c.texts[IMG_TEXT.dateCaptured]!, i);
+      row[9] = metadata ? (metadata[i] ?? null) : textAt(c.texts[IMG_TEXT.extra]!, i);
       a.endRow();
     }
   }
@@ -135,40 +149,38 @@ export class DatasetWriter {
     const a = part === 0 ? this.annotations! : this.partAnnotations!;
     const sh = part === 0 ? this.shapes! : this.partShapes!;
     const n = c.nums;
+    const row = a.row;
+    const shape = sh.row;
+    // A later part's rows lead with their part, then the same columns.
+    const at = part === 0 ? 0 : 1;
+    if (part !== 0) row[0] = shape[0] = part;
+    else shape[0] = this.datasetId;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
       const ord = part === 0 ? this.annotationCount++ : (this.partCounts[part] = (this.partCounts[part] ?? 0) + 1) - 1;
-      if (part !== 0) a.appendInteger(part);
-      a.appendInteger(ord);
-      a.appendDouble(n[o + A.id]!);
-      a.appendDouble(n[o + A.imageId]!);
-      a.appendDouble(n[o + A.categoryId]!);
-      appendNumber(a, n[o + A.x]!);
-      appendNumber(a, n[o + A.y]!);
-      appendNumber(a, n[o + A.w]!);
-      appendNumber(a, n[o + A.h]!);
-      appendNumber(a, n[o + A.area]!);
-      a.appendBoolean(n[o + A.isCrowd] === 1);
-      a.appendVarchar(kindName(n[o + A.kind]!));
-      a.appendInteger(n[o + A.polygonCount]!);
-      a.appendInteger(n[o + A.pointCount]!);
-      const kp = n[o + A.numKeypoints]!;
-      if (Number.isNaN(kp)) a.appendNull();
-      else a.appendInteger(kp);
-      const score = n[o + A.score]!;
-      appendNumber(a, score);
-      // A score is what detectors write: such a file holds predictions, not labels.
-      a.appendVarchar(Number.isNaN(score) ? 'ground_truth' : 'prediction');
-      appendText(a, textAt(c.texts[ANN_TEXT.extra]!, i));
+      row[at] = ord;
+      row[at + 1] = n[o + A.id]!;
+      row[at + 2] = n[o + A.imageId]!;
+      row[at + 3] = n[o + A.categoryId]!;
+      row[at + 4] = orNull(n[o + A.x]!);
+      row[at + 5] = orNull(n[o + A.y]!);
+      row[at + 6] = orNull(n[o + A.w]!);
+      row[at + 7] = orNull(n[o + A.h]!);
+      row[at + 8] = orNull(n[o + A.area]!);
+      row[at + 9] = n[o + A.isCrowd] === 1;
+      row[at + 10] = n[o + A.kind]!;
+      row[at + 11] = n[o + A.polygonCount]!;
+      row[at + 12] = n[o + A.pointCount]!;
+      row[at + 13] = orNull(n[o + A.numKeypoints]!);
+      row[at + 14] = orNull(n[o + A.score]!);
+      row[at + 15] = textAt(c.texts[ANN_TEXT.extra]!, i);
       a.endRow();
       const seg = textAt(c.texts[ANN_TEXT.segmentation]!, i);
       const keypoints = textAt(c.texts[ANN_TEXT.keypoints]!, i);
       if (seg != null || keypoints != null) {
-        if (part === 0) sh.appendVarchar(this.datasetId);
-        else sh.appendInteger(part);
-        sh.appendInteger(ord);
-        appendText(sh, seg);
-        appendText(sh, keypoints);
+        shape[1] = ord;
+        shape[2] = seg;
+        shape[3] = keypoints;
         sh.endRow();
       }
     }
@@ -176,8 +188,8 @@ export class DatasetWriter {
 
   /** The parse's split did not hold: the later parts' rows go, and the first part reads them again. */
   async dropParts(): Promise<void> {
-    this.partAnnotations!.flushSync();
-    this.partShapes!.flushSync();
+    this.partAnnotations!.flush();
+    this.partShapes!.flush();
     await this.exec(`DELETE FROM ${this.t('p')}`);
     await this.exec(`DELETE FROM ${this.t('h')}`);
     this.partCounts = [];
@@ -193,10 +205,10 @@ export class DatasetWriter {
 
   /** Relative paths (with `/`) of the files under the image folder, for the missing-file check. */
   async appendFileNames(names: AsyncIterable<string>): Promise<void> {
-    this.files ??= await this.conn.createAppender(this.t('f'));
+    const files = (this.files ??= new ChunkedAppender(await this.conn.createAppender(this.t('f'))));
     for await (const name of names) {
-      this.files.appendVarchar(name);
-      this.files.endRow();
+      files.row[0] = name;
+      files.endRow();
     }
     this.listedFiles = true;
   }
@@ -206,10 +218,7 @@ export class DatasetWriter {
    * final rows and computes warnings. Still inside the transaction.
    */
   async finish(nonStandardNumbers: number): Promise<FinalCounts> {
-    for (const a of this.appenders()) {
-      a.flushSync();
-      a.closeSync();
-    }
+    for (const a of this.appenders()) a.close();
     this.samples = this.annotations = this.shapes = this.partAnnotations = this.partShapes = this.files = null;
     const ds = this.datasetId;
     const S = this.t('s');
@@ -289,11 +298,16 @@ export class DatasetWriter {
       [ds, this.split],
     );
     // Sorted by sample once, here: pages then read a narrow range (docs/storage.md).
+    // Widened after the sort (the subquery's order is kept by the projection over it).
     await this.exec(
-      `INSERT INTO annotations SELECT $1, s.ord, a.* FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id ORDER BY s.ord, a.ord`,
+      `INSERT INTO annotations
+       SELECT $1, sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
+              ${KIND_NAMES}[kind + 1], polygon_count, point_count, num_keypoints, score,
+              CASE WHEN score IS NULL THEN 'ground_truth' ELSE 'prediction' END, extra
+       FROM (SELECT s.ord AS sample_ord, a.* FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id ORDER BY s.ord, a.ord)`,
       [ds],
     );
-    const warnings = await this.warnings(nonStandardNumbers);
+    const warnings = await this.warnings(nonStandardNumbers, AN);
     await this.exec(`DROP VIEW IF EXISTS ${this.t('v')}`);
     for (const k of ['s', 'a', 'p', 'h', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
     return {
@@ -326,10 +340,10 @@ export class DatasetWriter {
     return this.t('v');
   }
 
-  private async warnings(nonStandardNumbers: number): Promise<Warning[]> {
+  /** `AN`: the staged annotations of every part. */
+  private async warnings(nonStandardNumbers: number, AN: string): Promise<Warning[]> {
     const ds = this.datasetId;
     const S = this.t('s');
-    const AN = this.t('a');
     const out: Warning[] = [];
     const add = async (code: string, count: number, message: string, examplesSql: string | null, params: (string | number)[] = []) => {
       if (count <= 0) return;
@@ -405,13 +419,7 @@ export class DatasetWriter {
   async rollback(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    for (const a of this.appenders()) {
-      try {
-        a.closeSync();
-      } catch {
-        // An appender whose rows failed to flush still has to be released; the rollback discards them.
-      }
-    }
+    for (const a of this.appenders()) a.discard();
     try {
       await this.conn.run('ROLLBACK');
     } finally {
@@ -419,7 +427,7 @@ export class DatasetWriter {
     }
   }
 
-  private appenders(): DuckDBAppender[] {
+  private appenders(): ChunkedAppender[] {
     return [this.samples, this.annotations, this.shapes, this.partAnnotations, this.partShapes, this.files].filter((a) => a !== null);
   }
 
@@ -439,9 +447,8 @@ export class DatasetWriter {
 }
 
 /** NaN marks null in the transferred columns. */
-function appendNumber(a: DuckDBAppender, v: number): void {
-  if (Number.isNaN(v)) a.appendNull();
-  else a.appendDouble(v);
+function orNull(v: number): number | null {
+  return Number.isNaN(v) ? null : v;
 }
 
 function appendText(a: DuckDBAppender, v: string | null | undefined): void {
