@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // bench/http.mjs — `npm run bench:http`: the HTTP targets of issue 4, measured in one run.
 //
-//   node bench/http.mjs [--duration 10] [--connections 2,16] [--scratch DIR] [--only load|cold]
+//   node bench/http.mjs [--duration 10] [--connections 2,16] [--scratch DIR] [--only load|cold] [--cold-rounds 4]
 //
 // 1. Generates (once; reused) a train2017-scale COCO file (118,287 images, 860,001 annotations) and
 //    300 of its JPEGs with ../shared/bench/gen-coco.mjs, in a scratch folder outside the repository.
@@ -256,7 +256,7 @@ async function coldThumbnails({ sharp, fixture, scratch, children, env }) {
     if (meta.width === 640 && meta.height === 480) files.push(name);
   }
   const N = 300;
-  const ROUNDS = 2;
+  const ROUNDS = Number(args['cold-rounds'] ?? 4);
   const coco = {
     images: Array.from({ length: N }, (_, i) => ({ id: i + 1, file_name: files[i % files.length], width: 640, height: 480 })),
     annotations: [],
@@ -279,6 +279,9 @@ async function coldThumbnails({ sharp, fixture, scratch, children, env }) {
         const { status, bytes } = await get(urls[i], agent);
         if (status !== 200 || bytes === 0) throw new Error(`${urls[i]}: ${status}, ${bytes} bytes`);
       });
+      // The server writes a burst's thumbnails to disk once its decoders go idle (write-behind,
+      // docs/thumbnails.md): let that finish, so that it does not run during the bare loop.
+      await new Promise((r) => setTimeout(r, 1500));
       // The service's pipeline (src/services/thumbnail-render.ts), minus the cache write.
       bareSeconds += await inFlight(4, paths.length, (i) =>
         sharp(paths[i], { failOn: 'warning', limitInputPixels: 100e6 }).rotate().resize({ width: 256, withoutEnlargement: true }).webp({ quality: 80 }).toBuffer(),

@@ -450,42 +450,65 @@ describe('decode concurrency', () => {
     expect(started).toEqual([0, 1, 2, 3, 4]);
   });
 
-  it('the service loads and decodes at most `concurrency` images at once', async () => {
+  it('holds at most twice `concurrency` sources at once (loading, or waiting for a decode slot)', async () => {
     const service = makeService({ cacheDir, concurrency: 2 });
-    const releases = Array.from({ length: 5 }, () => deferred());
+    const releases = Array.from({ length: 6 }, () => deferred());
     const calls: number[] = [];
     let released = 0;
     let overlaps = 0;
-    const twoCalled = deferred();
+    const fourCalled = deferred();
     const gets = releases.map((r, i) =>
       service.get({
         ...request(String(i), 'tiny.jpg'),
         loadSource: async () => {
           // A load may begin only when an earlier one has been let go and its slot freed.
-          if (calls.length - released >= 2) overlaps++;
+          if (calls.length - released >= 4) overlaps++;
           calls.push(i);
-          if (calls.length === 2) twoCalled.resolve();
+          if (calls.length === 4) fourCalled.resolve();
           await r.promise;
           return img('tiny.jpg');
         },
       }),
     );
-    await twoCalled.promise;
-    // Give the other three every chance to pass their disk lookups and reach the semaphore.
+    await fourCalled.promise;
+    // Give the other two every chance to pass their disk lookups and reach the semaphore.
     for (let i = 0; i < 3; i++) {
       await Promise.all(releases.map((_, k) => stat(path.join(root, `nothing-${k}`)).catch(() => undefined)));
       await new Promise((r) => setImmediate(r));
     }
-    expect(calls).toHaveLength(2);
+    expect(calls).toHaveLength(4);
     for (const r of releases) {
       released++;
       r.resolve();
     }
     // allSettled, so no get is still writing into the cache dir when the test's cleanup runs.
     const results = await Promise.allSettled(gets);
-    expect(results.map((r) => r.status)).toEqual(Array(5).fill('fulfilled'));
-    expect(calls).toHaveLength(5);
+    expect(results.map((r) => r.status)).toEqual(Array(6).fill('fulfilled'));
+    expect(calls).toHaveLength(6);
     expect(overlaps).toBe(0);
+  });
+
+  it('writes the thumbnails of a burst to disk (after the decodes, or at flush())', async () => {
+    const service = makeService({ cacheDir, concurrency: 2 });
+    const made = await Promise.all(Array.from({ length: 8 }, (_, i) => service.get(request(`burst-${i}`, 'photo.jpg'))));
+    expect(new Set(made.map((t) => t.etag)).size).toBe(1);
+    await service.flush();
+    expect((await listFiles(cacheDir)).filter((f) => f.endsWith('.webp'))).toHaveLength(8);
+    // A new service finds every one of them on disk.
+    const reader = makeService({ cacheDir });
+    for (let i = 0; i < 8; i++) await reader.get(request(`burst-${i}`, 'photo.jpg'));
+    expect(reader.stats).toMatchObject({ diskHits: 8, generated: 0 });
+  });
+
+  it('writes nothing for a dataset removed while its burst is still decoding', async () => {
+    const service = makeService({ cacheDir, concurrency: 2 });
+    const gets = Array.from({ length: 6 }, (_, i) => service.get(request(`burst-${i}`, 'photo.jpg')));
+    // Once one is made the others are still decoding, so its write waits behind them.
+    await Promise.race(gets);
+    await service.removeDataset('ds1');
+    await Promise.all(gets);
+    await service.flush();
+    expect(await exists(path.join(cacheDir, 'ds1'))).toBe(false);
   });
 });
 

@@ -23,22 +23,20 @@ export interface RenderedThumbnail {
 }
 
 /**
- * Loads a source image and makes its WebP thumbnail. Every failure that is the image's fault
- * becomes UNPROCESSABLE_IMAGE or FILE_NOT_FOUND; anything else (a bucket outage) is rethrown.
+ * Loads a source image (a local path or its bytes). A missing file becomes FILE_NOT_FOUND naming
+ * only `label`; anything else (a bucket outage) is rethrown.
  */
-export async function renderThumbnail(
-  loadSource: () => Promise<string | Buffer>,
-  opts: RenderOptions,
-): Promise<RenderedThumbnail> {
-  let source: string | Buffer;
+export async function loadThumbnailSource(loadSource: () => Promise<string | Buffer>, label: string): Promise<string | Buffer> {
   try {
-    source = await loadSource();
+    return await loadSource();
   } catch (e) {
-    if (isMissingFile(e)) {
-      throw new DataVisorError('FILE_NOT_FOUND', `Source image of ${opts.label} does not exist`, { cause: e });
-    }
+    if (isMissingFile(e)) throw new DataVisorError('FILE_NOT_FOUND', `Source image of ${label} does not exist`, { cause: e });
     throw e;
   }
+}
+
+/** Makes the WebP thumbnail of a source image. Every failure that is the image's fault becomes UNPROCESSABLE_IMAGE or FILE_NOT_FOUND. */
+export async function renderThumbnail(source: string | Buffer, opts: RenderOptions): Promise<RenderedThumbnail> {
   try {
     const { data, info } = await sharp(source, {
       // 'warning' is the strictest level: a truncated file or corrupt scan data is refused instead

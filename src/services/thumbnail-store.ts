@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BadInputError } from './errors.js';
 
@@ -40,9 +41,13 @@ export class ThumbnailStore {
     return { dir, file: path.join(dir, `${hash}.webp`) };
   }
 
-  async read(at: ThumbnailPath): Promise<Buffer | undefined> {
+  /**
+   * Synchronous on purpose: a thumbnail is a few KB on local disk and a miss is one failed open,
+   * while the async version waits in the libuv pool behind sharp's decodes (a miss looks here first).
+   */
+  read(at: ThumbnailPath): Buffer | undefined {
     try {
-      return await readFile(at.file);
+      return readFileSync(at.file);
     } catch (e) {
       if (isMissing(e)) return undefined;
       throw e;

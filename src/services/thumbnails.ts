@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { ByteLru } from './byte-lru.js';
 import { BadInputError, DataVisorError, type ErrorCode } from './errors.js';
 import { Semaphore } from './semaphore.js';
-import { RENDER_VERSION, renderThumbnail } from './thumbnail-render.js';
-import { assertDatasetId, ThumbnailStore } from './thumbnail-store.js';
+import { loadThumbnailSource, RENDER_VERSION, renderThumbnail } from './thumbnail-render.js';
+import { assertDatasetId, ThumbnailStore, type ThumbnailPath } from './thumbnail-store.js';
 import { readWebpSize } from './webp-header.js';
 
 export type ThumbnailSize = 'small' | 'medium' | 'large';
@@ -41,6 +41,21 @@ export interface ThumbnailServiceOptions {
   onWriteError?: (err: unknown) => void;
 }
 
+/**
+ * Bytes of made thumbnails whose disk write may wait for the decoders to go idle. Creating a file
+ * costs the kernel ~0.7 ms of CPU (inode and folder allocation), which during a burst of cold
+ * requests is taken from decoding; past this budget writes happen at once again.
+ */
+const DEFERRED_WRITE_BYTES = 16 * 1024 * 1024;
+/** Deferred writes run this many at a time, and stop as soon as a decode starts. */
+const DRAIN_BATCH = 8;
+
+interface DeferredWrite {
+  datasetId: string;
+  at: ThumbnailPath;
+  body: Buffer;
+}
+
 /** Failures that are the image's own fault: warm() reports them as `false` instead of throwing. */
 const IMAGE_FAULTS: ReadonlySet<ErrorCode> = new Set(['UNPROCESSABLE_IMAGE', 'FILE_NOT_FOUND', 'NOT_FOUND']);
 
@@ -53,6 +68,8 @@ export class ThumbnailService {
 
   readonly #store: ThumbnailStore;
   readonly #decodeSlots: Semaphore;
+  /** Sources being found or downloaded, or waiting for a decode slot: twice the decode slots. */
+  readonly #sourceSlots: Semaphore;
   readonly #maxInputPixels: number;
   readonly #onWriteError: (err: unknown) => void;
   readonly #memory: ByteLru<Thumbnail>;
@@ -62,10 +79,16 @@ export class ThumbnailService {
   readonly #epochs = new Map<string, number>();
   /** Disk writes per dataset, which removeDataset waits for so none lands after the deletion. */
   readonly #writes = new Map<string, Set<Promise<void>>>();
+  /** Write-behind: thumbnails made during a burst, written once no decode is running. */
+  #deferred: DeferredWrite[] = [];
+  #deferredBytes = 0;
+  #decoding = 0;
+  #draining = false;
 
   constructor(opts: ThumbnailServiceOptions) {
     this.#store = new ThumbnailStore(opts.cacheDir);
     this.#decodeSlots = new Semaphore(opts.concurrency ?? 4);
+    this.#sourceSlots = new Semaphore(2 * (opts.concurrency ?? 4));
     this.#maxInputPixels = opts.maxInputPixels ?? 100e6;
     this.#onWriteError = opts.onWriteError ?? (() => undefined);
     this.#memory = new ByteLru(opts.memoryCacheBytes ?? 64 * 1024 * 1024, (t) => t.body.length);
@@ -93,7 +116,8 @@ export class ThumbnailService {
       else if (this.#memory.get(id)) this.stats.memoryHits++;
       else if (await this.#store.has(this.#locate(req))) this.stats.diskHits++;
       else await this.#load(id, req);
-      // Warming fills the disk cache (ingestion's pre-generation): wait for the write get() skips.
+      // Warming fills the disk cache (ingestion's pre-generation): write what waits, and wait for it.
+      this.#writeDeferred((w) => w.datasetId === req.datasetId);
       await Promise.allSettled([...(this.#writes.get(req.datasetId) ?? [])]);
       return true;
     } catch (e) {
@@ -104,6 +128,7 @@ export class ThumbnailService {
 
   /** Resolves once every cache write begun so far has landed (or failed): for shutdown, and tests. */
   async flush(): Promise<void> {
+    this.#writeDeferred(() => true);
     await Promise.allSettled([...this.#writes.values()].flatMap((w) => [...w]));
   }
 
@@ -116,6 +141,7 @@ export class ThumbnailService {
     for (const id of this.#inFlight.keys()) {
       if (id.startsWith(prefix)) this.#inFlight.delete(id);
     }
+    this.#dropDeferred((w) => w.datasetId === datasetId);
     await Promise.allSettled(this.#writes.get(datasetId) ?? []);
     await this.#store.removeDataset(datasetId);
   }
@@ -133,7 +159,7 @@ export class ThumbnailService {
   async #readOrMake(req: ThumbnailRequest): Promise<Thumbnail> {
     const epoch = this.#epoch(req.datasetId);
     const at = this.#locate(req);
-    const stored = await this.#store.read(at);
+    const stored = this.#store.read(at);
     const size = stored && readWebpSize(stored);
     let thumb: Thumbnail;
     if (stored && size) {
@@ -141,23 +167,75 @@ export class ThumbnailService {
       thumb = toThumbnail(stored, size.width, size.height);
     } else {
       // A missing file, or one that is not a whole WebP (a torn write after a power cut): remake it.
-      const made = await this.#decodeSlots.run(() =>
-        renderThumbnail(req.loadSource, {
-          width: THUMBNAIL_WIDTHS[req.size],
-          maxInputPixels: this.#maxInputPixels,
-          label: `sample ${JSON.stringify(req.sampleKey)} of dataset ${JSON.stringify(req.datasetId)}`,
-        }),
-      );
+      // The source is found (a query, a path check, a download) before a decode slot is taken, so
+      // the slots are only ever held by sharp.
+      // A source slot is held until the decode ends, which bounds the downloaded bytes held.
+      const label = `sample ${JSON.stringify(req.sampleKey)} of dataset ${JSON.stringify(req.datasetId)}`;
+      const made = await this.#sourceSlots.run(async () => {
+        const source = await loadThumbnailSource(req.loadSource, label);
+        return this.#decodeSlots.run(async () => {
+          this.#decoding++;
+          try {
+            return await renderThumbnail(source, { width: THUMBNAIL_WIDTHS[req.size], maxInputPixels: this.#maxInputPixels, label });
+          } finally {
+            // The last decode of a burst (even a failed one) lets the deferred writes run.
+            if (--this.#decoding === 0) this.#drainDeferred();
+          }
+        });
+      });
       this.stats.generated++;
       thumb = toThumbnail(made.body, made.width, made.height);
       // Answer without waiting for the disk: the bytes are in memory, and removeDataset waits for
       // pending writes. A failed write only means the next miss after eviction decodes again.
-      if (epoch === this.#epoch(req.datasetId)) {
-        this.#track(req.datasetId, this.#store.write(at, made.body)).catch((err: unknown) => this.#onWriteError(err));
-      }
+      if (epoch === this.#epoch(req.datasetId)) this.#persist({ datasetId: req.datasetId, at, body: made.body });
     }
     if (epoch === this.#epoch(req.datasetId)) this.#memory.set(memoryKey(req), thumb);
     return thumb;
+  }
+
+  /** Writes now when nothing else decodes (or the write-behind budget is spent), else later. */
+  #persist(w: DeferredWrite): void {
+    if (this.#decoding > 0 && this.#deferredBytes + w.body.length <= DEFERRED_WRITE_BYTES) {
+      this.#deferred.push(w);
+      this.#deferredBytes += w.body.length;
+      return;
+    }
+    this.#write(w);
+    this.#drainDeferred();
+  }
+
+  #write(w: DeferredWrite): Promise<void> {
+    return this.#track(w.datasetId, this.#store.write(w.at, w.body)).catch((err: unknown) => this.#onWriteError(err));
+  }
+
+  /** Writes deferred thumbnails a few at a time while no decode runs. */
+  #drainDeferred(): void {
+    if (this.#draining || this.#deferred.length === 0) return;
+    this.#draining = true;
+    void (async () => {
+      try {
+        while (this.#deferred.length > 0 && this.#decoding === 0) {
+          const batch = this.#deferred.splice(0, DRAIN_BATCH);
+          for (const w of batch) this.#deferredBytes -= w.body.length;
+          await Promise.all(batch.map((w) => this.#write(w)));
+        }
+      } finally {
+        this.#draining = false;
+      }
+    })();
+  }
+
+  /** Starts the deferred writes that `which` selects now, idle or not. */
+  #writeDeferred(which: (w: DeferredWrite) => boolean): void {
+    for (const w of this.#dropDeferred(which)) void this.#write(w);
+  }
+
+  #dropDeferred(which: (w: DeferredWrite) => boolean): DeferredWrite[] {
+    const taken = this.#deferred.filter(which);
+    if (taken.length === 0) return taken;
+    this.#deferred = this.#deferred.filter((w) => !which(w));
+    for (const w of taken) this.#deferredBytes -= w.body.length;
+    return taken;
   }
 
   async #track(datasetId: string, write: Promise<void>): Promise<void> {
