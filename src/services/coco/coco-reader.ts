@@ -1,6 +1,7 @@
 import type { Token } from 'stream-json/parser.js';
 import { DataVisorError } from '../errors.js';
 import { isNonStandardNumber, restoreNonStandardText } from './json-tokens.js';
+import { readShapeSummary } from './shape-skipper.js';
 import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, CocoSink } from './types.js';
 
 /**
@@ -62,6 +63,8 @@ export class CocoReader {
   constructor(
     private readonly sink: CocoSink,
     private readonly keepShapes = true,
+    /** The prefix of the polygon summaries a ShapeSkipper writes into the text, if one runs. */
+    private readonly shapePrefix: string | null = null,
   ) {}
 
   /**
@@ -236,6 +239,7 @@ export class CocoReader {
     if (this.depth === 2 && this.section !== 'info') {
       throw this.invalid(`each element of "${this.section}" must be an object, found ${describe(v)}`);
     }
+    if (this.shapePrefix !== null && typeof v === 'string' && this.depth === 3 && this.section === 'annotations' && this.summarized(v)) return;
     const top = this.stack[this.stack.length - 1]!;
     if (Array.isArray(top)) top.push(v);
     else top[this.keys[this.keys.length - 1]!] = v;
@@ -348,6 +352,17 @@ export class CocoReader {
       this.endRaw();
     }
     return i;
+  }
+
+  /** A polygon summary of the ShapeSkipper stands for the raw value it replaced. */
+  private summarized(v: string): boolean {
+    const key = this.keys[this.keys.length - 1];
+    if (key == null || !RAW_KEYS.has(key)) return false;
+    const summary = readShapeSummary(v, this.shapePrefix!);
+    if (!summary) return false;
+    this.raw[key] = { text: '', numbers: summary.numbers, arrays: summary.arrays, object: false, stringCounts: false };
+    this.element![key] = true;
+    return true;
   }
 
   private endRaw(): void {

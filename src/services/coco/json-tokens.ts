@@ -66,14 +66,24 @@ function cutPoint(text: string): number {
  * handler keeps plain local state), and yields the bytes read after every block: the consumer
  * does its async work (progress events, plugin hooks, cancellation) between blocks.
  */
+export interface PumpOptions {
+  /** Called once, before the first block in which NaN / Infinity were rewritten is tokenized. */
+  onNonStandardNumbers?: () => void;
+  onCheckpoint?: (closedObject: boolean) => void;
+  /**
+   * Rewrites each text just before it is tokenized; every character passes through it once, in
+   * order. It must keep the text's length, so that byte offsets in errors stay true.
+   */
+  transform?: (text: string) => string;
+}
+
 export async function* pumpJsonTokens(
   source: AsyncIterable<Buffer | string | typeof CHECKPOINT>,
   onTokens: TokenHandler,
   describeLocation: (relation?: 'in' | 'after') => string,
-  /** Called once, before the first block in which NaN / Infinity were rewritten is tokenized. */
-  onNonStandardNumbers: () => void = () => undefined,
-  onCheckpoint: (closedObject: boolean) => void = () => undefined,
+  options: PumpOptions = {},
 ): AsyncGenerator<number, PumpResult> {
+  const { onNonStandardNumbers = () => undefined, onCheckpoint = () => undefined, transform } = options;
   const tokenize = jsonParser({ packValues: true, streamValues: false }) as unknown as (input: string | symbol) => unknown;
   const decoder = new StringDecoder('utf8');
   let bytesRead = 0;
@@ -87,7 +97,7 @@ export async function* pumpJsonTokens(
   const feed = (text: string | symbol): Token | undefined => {
     let out: unknown;
     try {
-      out = tokenize(text);
+      out = tokenize(transform && typeof text === 'string' ? transform(text) : text);
     } catch (cause) {
       const reason = (cause as Error).message.replace(/^Parser (cannot parse input: |has )/, '');
       const message =

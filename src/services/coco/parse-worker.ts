@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { DataVisorError } from '../errors.js';
 import {
@@ -6,6 +7,7 @@ import {
 } from './batch.js';
 import { CocoReader } from './coco-reader.js';
 import { CHECKPOINT, pumpJsonTokens } from './json-tokens.js';
+import { ShapeSkipper } from './shape-skipper.js';
 import type { CocoSink } from './types.js';
 
 /**
@@ -69,7 +71,11 @@ interface PartData {
   prefix?: string;
 }
 const data = (workerData ?? {}) as PartData;
-const reader = new CocoReader(sink, data.keepShapes === true);
+// Without shapes to keep, polygons are summarized before tokenizing (shape-skipper.ts); the
+// summaries carry a nonce no file can know.
+const shapePrefix = `dvshape-${randomBytes(8).toString('hex')}:`;
+const skipper = data.keepShapes === true ? null : new ShapeSkipper(shapePrefix);
+const reader = new CocoReader(sink, data.keepShapes === true, skipper ? shapePrefix : null);
 
 /** Chunks arrive by message; the token pump pulls them through this async queue. */
 const inbox: (Uint8Array | typeof CHECKPOINT | null)[] = [];
@@ -120,7 +126,11 @@ const onCheckpoint = (closedObject: boolean) => {
 
 async function run(): Promise<void> {
   try {
-    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation), reader.expectNonStandardNumbers, onCheckpoint);
+    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation), {
+      onNonStandardNumbers: reader.expectNonStandardNumbers,
+      onCheckpoint,
+      transform: skipper ? (text) => skipper.transform(text) : undefined,
+    });
     let r = await pump.next();
     while (!r.done) r = await pump.next();
     reader.finish(!data.prefix);
