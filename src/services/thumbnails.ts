@@ -117,7 +117,7 @@ export class ThumbnailService {
       else if (await this.#store.has(this.#locate(req))) this.stats.diskHits++;
       else await this.#load(id, req);
       // Warming fills the disk cache (ingestion's pre-generation): write what waits, and wait for it.
-      this.#writeDeferred((w) => w.datasetId === req.datasetId);
+      this.#writeDeferred(this.#takeDeferred((w) => w.datasetId === req.datasetId));
       await Promise.allSettled([...(this.#writes.get(req.datasetId) ?? [])]);
       return true;
     } catch (e) {
@@ -128,7 +128,7 @@ export class ThumbnailService {
 
   /** Resolves once every cache write begun so far has landed (or failed): for shutdown, and tests. */
   async flush(): Promise<void> {
-    this.#writeDeferred(() => true);
+    this.#writeDeferred(this.#takeDeferred());
     await Promise.allSettled([...this.#writes.values()].flatMap((w) => [...w]));
   }
 
@@ -141,7 +141,7 @@ export class ThumbnailService {
     for (const id of this.#inFlight.keys()) {
       if (id.startsWith(prefix)) this.#inFlight.delete(id);
     }
-    this.#dropDeferred((w) => w.datasetId === datasetId);
+    this.#takeDeferred((w) => w.datasetId === datasetId);
     await Promise.allSettled(this.#writes.get(datasetId) ?? []);
     await this.#store.removeDataset(datasetId);
   }
@@ -168,8 +168,8 @@ export class ThumbnailService {
     } else {
       // A missing file, or one that is not a whole WebP (a torn write after a power cut): remake it.
       // The source is found (a query, a path check, a download) before a decode slot is taken, so
-      // the slots are only ever held by sharp.
-      // A source slot is held until the decode ends, which bounds the downloaded bytes held.
+      // the decode slots are only ever held by sharp; a source slot is held until the decode ends,
+      // which bounds the downloaded bytes held.
       const label = `sample ${JSON.stringify(req.sampleKey)} of dataset ${JSON.stringify(req.datasetId)}`;
       const made = await this.#sourceSlots.run(async () => {
         const source = await loadThumbnailSource(req.loadSource, label);
@@ -193,15 +193,17 @@ export class ThumbnailService {
     return thumb;
   }
 
-  /** Writes now when nothing else decodes (or the write-behind budget is spent), else later. */
+  /**
+   * Writes now when nothing else decodes (or the write-behind budget is spent), else later: the
+   * decode that brings the count to zero drains the queue.
+   */
   #persist(w: DeferredWrite): void {
     if (this.#decoding > 0 && this.#deferredBytes + w.body.length <= DEFERRED_WRITE_BYTES) {
       this.#deferred.push(w);
       this.#deferredBytes += w.body.length;
-      return;
+    } else {
+      void this.#write(w);
     }
-    this.#write(w);
-    this.#drainDeferred();
   }
 
   #write(w: DeferredWrite): Promise<void> {
@@ -215,9 +217,7 @@ export class ThumbnailService {
     void (async () => {
       try {
         while (this.#deferred.length > 0 && this.#decoding === 0) {
-          const batch = this.#deferred.splice(0, DRAIN_BATCH);
-          for (const w of batch) this.#deferredBytes -= w.body.length;
-          await Promise.all(batch.map((w) => this.#write(w)));
+          await Promise.all(this.#takeDeferred(undefined, DRAIN_BATCH).map((w) => this.#write(w)));
         }
       } finally {
         this.#draining = false;
@@ -225,15 +225,20 @@ export class ThumbnailService {
     })();
   }
 
-  /** Starts the deferred writes that `which` selects now, idle or not. */
-  #writeDeferred(which: (w: DeferredWrite) => boolean): void {
-    for (const w of this.#dropDeferred(which)) void this.#write(w);
+  /** Starts these writes now, idle or not. */
+  #writeDeferred(writes: DeferredWrite[]): void {
+    for (const w of writes) void this.#write(w);
   }
 
-  #dropDeferred(which: (w: DeferredWrite) => boolean): DeferredWrite[] {
-    const taken = this.#deferred.filter(which);
-    if (taken.length === 0) return taken;
-    this.#deferred = this.#deferred.filter((w) => !which(w));
+  /** Takes out of the queue the deferred writes `which` selects, or the first `limit` of all. */
+  #takeDeferred(which?: (w: DeferredWrite) => boolean, limit = Infinity): DeferredWrite[] {
+    let taken: DeferredWrite[];
+    if (which) {
+      taken = this.#deferred.filter(which);
+      this.#deferred = this.#deferred.filter((w) => !which(w));
+    } else {
+      taken = this.#deferred.splice(0, limit);
+    }
     for (const w of taken) this.#deferredBytes -= w.body.length;
     return taken;
   }

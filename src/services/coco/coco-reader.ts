@@ -1,7 +1,8 @@
 import type { Token } from 'stream-json/parser.js';
 import { DataVisorError } from '../errors.js';
 import { isNonStandardNumber, restoreNonStandardText } from './json-tokens.js';
-import { readShapeSummary } from './shape-skipper.js';
+// RAW_KEYS: annotation keys kept as compact JSON text instead of JS objects (most of the file's numbers).
+import { RAW_KEYS, readShapeSummary } from './shape-skipper.js';
 import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, CocoSink } from './types.js';
 
 /**
@@ -16,8 +17,6 @@ type Container = Json[] | { [k: string]: Json };
 
 const SECTIONS = new Set<string>(['info', 'licenses', 'images', 'annotations', 'categories']);
 const ARRAY_SECTIONS = new Set<string>(['licenses', 'images', 'annotations', 'categories']);
-/** Annotation keys kept as compact JSON text instead of JS objects: they hold most of the file's numbers. */
-const RAW_KEYS = new Set<string>(['segmentation', 'keypoints']);
 
 const IMAGE_KEYS = new Set(['id', 'file_name', 'width', 'height', 'license', 'coco_url', 'flickr_url', 'date_captured']);
 const ANNOTATION_KEYS = new Set([

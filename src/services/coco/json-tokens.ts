@@ -36,17 +36,23 @@ const MANY = Symbol.for('object-stream.many');
  */
 const NON_STANDARD_NUMBER = /([:,[]\s*)(NaN|-?Infinity)(?=\s*[,\]}])/g;
 const SENTINEL: Record<string, string> = { NaN: '7.7e-99997', Infinity: '7.7e-99998', '-Infinity': '7.7e-99999' };
+const SENTINEL_STEM = '7.7e-9999';
 const SENTINEL_TEXT = /7\.7e-9999([789])/g;
 const WORD: Record<string, string> = { '7': 'NaN', '8': 'Infinity', '9': '-Infinity' };
 
 /** True for a number token that stands for NaN / Infinity. */
 export function isNonStandardNumber(token: string): boolean {
-  return token.length === 10 && token.startsWith('7.7e-9999');
+  return token.length === 10 && token.startsWith(SENTINEL_STEM);
+}
+
+/** True when `text` may hold a rewritten NaN / Infinity. */
+export function holdsNonStandardNumber(text: string): boolean {
+  return text.indexOf(SENTINEL_STEM) !== -1;
 }
 
 /** A string token with the rewrite undone. */
 export function restoreNonStandardText(s: string): string {
-  return s.indexOf('7.7e-9999') === -1 ? s : s.replace(SENTINEL_TEXT, (_m, d: string) => WORD[d]!);
+  return holdsNonStandardNumber(s) ? s.replace(SENTINEL_TEXT, (_m, d: string) => WORD[d]!) : s;
 }
 /** Characters held back at a block's end when it has no separator to cut at (inside a long string). */
 const HOLD_BACK = 16;
@@ -61,11 +67,6 @@ function cutPoint(text: string): number {
   return separator > 0 ? separator : text.length - HOLD_BACK;
 }
 
-/**
- * Reads `source` to the end, handing each block's tokens to `onTokens` synchronously (so the
- * handler keeps plain local state), and yields the bytes read after every block: the consumer
- * does its async work (progress events, plugin hooks, cancellation) between blocks.
- */
 export interface PumpOptions {
   /** Called once, before the first block in which NaN / Infinity were rewritten is tokenized. */
   onNonStandardNumbers?: () => void;
@@ -77,6 +78,11 @@ export interface PumpOptions {
   transform?: (text: string) => string;
 }
 
+/**
+ * Reads `source` to the end, handing each block's tokens to `onTokens` synchronously (so the
+ * handler keeps plain local state), and yields the bytes read after every block: the consumer
+ * does its async work (progress events, plugin hooks, cancellation) between blocks.
+ */
 export async function* pumpJsonTokens(
   source: AsyncIterable<Buffer | string | typeof CHECKPOINT>,
   onTokens: TokenHandler,

@@ -20,9 +20,10 @@
  * the same text, before anything after it matters.
  */
 
-const RAW_KEYS = new Set(['segmentation', 'keypoints']);
-/** What an annotation key that is not raw is remembered as. */
-const OTHER_KEY = '';
+import { holdsNonStandardNumber } from './json-tokens.js';
+
+/** Annotation keys whose values are polygon / keypoint data (the reader keeps them as raw text). */
+export const RAW_KEYS: ReadonlySet<string> = new Set(['segmentation', 'keypoints']);
 /** Deeper nesting than this is left to the tokenizer alone. */
 const MAX_DEPTH = 64;
 /** Longest key remembered (section names and annotation keys are short). */
@@ -39,10 +40,10 @@ const CLOSE_ARRAY = 0x5d;
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
-/** The raw key `text[from, to)` spells, or OTHER_KEY, without slicing the text. */
-function rawKeyAt(text: string, from: number, to: number): string {
-  for (const key of RAW_KEYS) if (to - from === key.length && text.startsWith(key, from)) return key;
-  return OTHER_KEY;
+/** Whether `text[from, to)` spells a raw key, without slicing the text. */
+function isRawKeyAt(text: string, from: number, to: number): boolean {
+  for (const key of RAW_KEYS) if (to - from === key.length && text.startsWith(key, from)) return true;
+  return false;
 }
 
 const SPACES = ' '.repeat(4096);
@@ -69,13 +70,14 @@ export class ShapeSkipper {
   /** Characters of the key being read (it may span texts), or null when it is no key we track. */
   private keyText: string | null = null;
   private topKey: string | null = null;
-  private section: string | null = null;
-  /** The last key read inside an annotation. */
-  private annotationKey: string | null = null;
+  /** Inside the top-level "annotations" array. */
+  private inAnnotations = false;
+  /** The last key read directly inside an annotation is a raw key. */
+  private rawKeyRead = false;
   /** A raw key and its colon were read: an array right after is a candidate. */
   private rawValueNext = false;
   private disabled = false;
-  /** Arrays replaced so far (for tests and logs). */
+  /** Arrays replaced so far (for tests). */
   replaced = 0;
 
   constructor(private readonly prefix: string) {}
@@ -83,7 +85,7 @@ export class ShapeSkipper {
   transform(text: string): string {
     if (this.disabled) return text;
     // A NaN rewritten by the tokenizer pump (json-tokens.ts) must reach the reader as a token.
-    const mayReplace = text.indexOf('7.7e-9999') === -1;
+    const mayReplace = !holdsNonStandardNumber(text);
     const objects = this.objects;
     let out: string[] | null = null;
     let emitted = 0;
@@ -135,19 +137,19 @@ export class ShapeSkipper {
           }
           objects.push(c === OPEN_OBJECT);
           this.expectKey = c === OPEN_OBJECT;
-          if (objects.length === 2) this.section = this.topKey;
+          if (objects.length === 2) this.inAnnotations = this.topKey === 'annotations';
           break;
         case CLOSE_OBJECT:
         case CLOSE_ARRAY:
           objects.pop();
           this.expectKey = false;
-          if (objects.length <= 1) this.section = null;
+          if (objects.length <= 1) this.inAnnotations = false;
           break;
         case COMMA:
           this.expectKey = objects[objects.length - 1] === true;
           break;
         case COLON:
-          rawNext = objects.length === 3 && this.section === 'annotations' && this.annotationKey !== null && RAW_KEYS.has(this.annotationKey);
+          rawNext = this.rawKeyRead && this.inAnnotationObject();
           break;
         default:
           break;
@@ -163,24 +165,29 @@ export class ShapeSkipper {
    * for every other string (read by continueString).
    */
   private shortKey(text: string, from: number): number {
-    if (!this.expectKey) return -1;
-    const depth = this.objects.length;
-    const inAnnotation = depth === 3 && this.section === 'annotations';
-    if (!inAnnotation && depth !== 1) return -1;
+    if (!this.expectKey || !this.tracksKeys()) return -1;
     const quote = text.indexOf('"', from);
     if (quote === -1 || quote - from > MAX_KEY) return -1;
     for (let k = from; k < quote; k++) if (text.charCodeAt(k) === BACKSLASH) return -1;
     this.expectKey = false;
-    if (depth === 1) this.topKey = text.slice(from, quote);
-    else this.annotationKey = rawKeyAt(text, from, quote);
+    if (this.objects.length === 1) this.topKey = text.slice(from, quote);
+    else this.rawKeyRead = isRawKeyAt(text, from, quote);
     return quote;
+  }
+
+  /** Keys are tracked at the top level (section names) and directly inside an annotation. */
+  private tracksKeys(): boolean {
+    return this.objects.length === 1 || this.inAnnotationObject();
+  }
+
+  private inAnnotationObject(): boolean {
+    return this.objects.length === 3 && this.inAnnotations;
   }
 
   private startString(): void {
     this.inString = true;
     this.escaped = false;
-    const depth = this.objects.length;
-    this.keyText = this.expectKey && (depth === 1 || (depth === 3 && this.section === 'annotations')) ? '' : null;
+    this.keyText = this.expectKey && this.tracksKeys() ? '' : null;
     this.expectKey = false;
   }
 
@@ -230,9 +237,8 @@ export class ShapeSkipper {
     this.inString = false;
     const key = this.keyText;
     this.keyText = null;
-    const depth = this.objects.length;
-    if (depth === 1) this.topKey = key;
-    else if (depth === 3 && this.section === 'annotations') this.annotationKey = key;
+    if (this.objects.length === 1) this.topKey = key;
+    else if (this.inAnnotationObject()) this.rawKeyRead = key !== null && RAW_KEYS.has(key);
   }
 }
 
