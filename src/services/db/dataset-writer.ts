@@ -124,19 +124,19 @@ export class DatasetWriter {
   appendSamples(c: Columns, metadata?: (string | null)[]): void {
     const a = this.samples!;
     const n = c.nums;
-    const row = a.row;
+    const t = c.texts;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
-      row[0] = this.imageCount++;
-      row[1] = n[o + I.id]!;
-      row[2] = textAt(c.texts[IMG_TEXT.fileName]!, i);
-      row[3] = orNull(n[o + I.width]!);
-      row[4] = orNull(n[o + I.height]!);
-      row[5] = orNull(n[o + I.license]!);
-      row[6] = textAt(c.texts[IMG_TEXT.cocoUrl]!, i);
-      row[7] = textAt(c.texts[IMG_TEXT.flickrUrl]!, i);
-      row[8] = textAt(c.texts[IMG_TEXT.dateCaptured]!, i);
-      row[9] = metadata ? (metadata[i] ?? null) : textAt(c.texts[IMG_TEXT.extra]!, i);
+      a.num(0, this.imageCount++);
+      a.num(1, n[o + I.id]!);
+      a.text(2, textAt(t[IMG_TEXT.fileName]!, i));
+      a.num(3, n[o + I.width]!);
+      a.num(4, n[o + I.height]!);
+      a.num(5, n[o + I.license]!);
+      a.text(6, textAt(t[IMG_TEXT.cocoUrl]!, i));
+      a.text(7, textAt(t[IMG_TEXT.flickrUrl]!, i));
+      a.text(8, textAt(t[IMG_TEXT.dateCaptured]!, i));
+      a.text(9, metadata ? (metadata[i] ?? null) : textAt(t[IMG_TEXT.extra]!, i));
       a.endRow();
     }
   }
@@ -149,38 +149,38 @@ export class DatasetWriter {
     const a = part === 0 ? this.annotations! : this.partAnnotations!;
     const sh = part === 0 ? this.shapes! : this.partShapes!;
     const n = c.nums;
-    const row = a.row;
-    const shape = sh.row;
+    const t = c.texts;
     // A later part's rows lead with their part, then the same columns.
     const at = part === 0 ? 0 : 1;
-    if (part !== 0) row[0] = shape[0] = part;
-    else shape[0] = this.datasetId;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
       const ord = part === 0 ? this.annotationCount++ : (this.partCounts[part] = (this.partCounts[part] ?? 0) + 1) - 1;
-      row[at] = ord;
-      row[at + 1] = n[o + A.id]!;
-      row[at + 2] = n[o + A.imageId]!;
-      row[at + 3] = n[o + A.categoryId]!;
-      row[at + 4] = orNull(n[o + A.x]!);
-      row[at + 5] = orNull(n[o + A.y]!);
-      row[at + 6] = orNull(n[o + A.w]!);
-      row[at + 7] = orNull(n[o + A.h]!);
-      row[at + 8] = orNull(n[o + A.area]!);
-      row[at + 9] = n[o + A.isCrowd] === 1;
-      row[at + 10] = n[o + A.kind]!;
-      row[at + 11] = n[o + A.polygonCount]!;
-      row[at + 12] = n[o + A.pointCount]!;
-      row[at + 13] = orNull(n[o + A.numKeypoints]!);
-      row[at + 14] = orNull(n[o + A.score]!);
-      row[at + 15] = textAt(c.texts[ANN_TEXT.extra]!, i);
+      if (part !== 0) a.num(0, part);
+      a.num(at, ord);
+      a.num(at + 1, n[o + A.id]!);
+      a.num(at + 2, n[o + A.imageId]!);
+      a.num(at + 3, n[o + A.categoryId]!);
+      a.num(at + 4, n[o + A.x]!);
+      a.num(at + 5, n[o + A.y]!);
+      a.num(at + 6, n[o + A.w]!);
+      a.num(at + 7, n[o + A.h]!);
+      a.num(at + 8, n[o + A.area]!);
+      a.bool(at + 9, n[o + A.isCrowd] === 1);
+      a.num(at + 10, n[o + A.kind]!);
+      a.num(at + 11, n[o + A.polygonCount]!);
+      a.num(at + 12, n[o + A.pointCount]!);
+      a.num(at + 13, n[o + A.numKeypoints]!);
+      a.num(at + 14, n[o + A.score]!);
+      a.text(at + 15, textAt(t[ANN_TEXT.extra]!, i));
       a.endRow();
-      const seg = textAt(c.texts[ANN_TEXT.segmentation]!, i);
-      const keypoints = textAt(c.texts[ANN_TEXT.keypoints]!, i);
+      const seg = textAt(t[ANN_TEXT.segmentation]!, i);
+      const keypoints = textAt(t[ANN_TEXT.keypoints]!, i);
       if (seg != null || keypoints != null) {
-        shape[1] = ord;
-        shape[2] = seg;
-        shape[3] = keypoints;
+        if (part === 0) sh.text(0, this.datasetId);
+        else sh.num(0, part);
+        sh.num(1, ord);
+        sh.text(2, seg);
+        sh.text(3, keypoints);
         sh.endRow();
       }
     }
@@ -207,7 +207,7 @@ export class DatasetWriter {
   async appendFileNames(names: AsyncIterable<string>): Promise<void> {
     const files = (this.files ??= new ChunkedAppender(await this.conn.createAppender(this.t('f'))));
     for await (const name of names) {
-      files.row[0] = name;
+      files.text(0, name);
       files.endRow();
     }
     this.listedFiles = true;
@@ -445,11 +445,6 @@ export class DatasetWriter {
     await this.conn.run(sql, params);
     this.log.debug({ ms: Math.round(performance.now() - t0), sql: sql.replace(/\s+/g, ' ').slice(0, 120) }, 'ingest statement');
   }
-}
-
-/** NaN marks null in the transferred columns. */
-function orNull(v: number): number | null {
-  return Number.isNaN(v) ? null : v;
 }
 
 function appendText(a: DuckDBAppender, v: string | null | undefined): void {
