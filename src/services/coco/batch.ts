@@ -33,7 +33,7 @@ export interface TextColumn {
 export interface Columns {
   count: number;
   stride: number;
-  /** count × stride numbers; NaN stands for null. */
+  /** count × stride numbers (and possibly room for more rows after them); NaN stands for null. */
   nums: Float64Array;
   texts: TextColumn[];
 }
@@ -47,9 +47,22 @@ export function transferList(c: Columns): ArrayBuffer[] {
   return [c.nums.buffer as ArrayBuffer, ...c.texts.flatMap((t) => [t.ends.buffer as ArrayBuffer, t.nulls.buffer as ArrayBuffer])];
 }
 
+/** The typed arrays a batch is built in. They travel to the main thread and come back to be refilled. */
+export interface ColumnBuffers {
+  nums: Float64Array;
+  ends: Int32Array[];
+  nulls: Uint8Array[];
+}
+
+/** A consumed batch's arrays, to hand back to the thread that filled them. */
+export function buffersOf(c: Columns): ColumnBuffers {
+  return { nums: c.nums, ends: c.texts.map((t) => t.ends), nulls: c.texts.map((t) => t.nulls) };
+}
+
 /**
- * Builds one batch. Batches are small (one forwarded chunk of the file, ~100-500 rows), so
- * buffers start small and double: a fixed large capacity meant allocating gigabytes per file.
+ * Builds one batch, in arrays handed back from an earlier batch when there are any. Batches are
+ * small (one forwarded chunk of the file, ~100-500 rows), so new arrays start small and double:
+ * a fixed large capacity meant allocating gigabytes per file.
  */
 export class ColumnsBuilder {
   count = 0;
@@ -57,16 +70,26 @@ export class ColumnsBuilder {
   private texts: string[];
   private ends: Int32Array[];
   private nulls: Uint8Array[];
+  private capacity: number;
 
   constructor(
     readonly stride: number,
     private readonly textCount: number,
-    private capacity = 128,
+    reuse?: ColumnBuffers,
   ) {
-    this.nums = new Float64Array(capacity * stride);
+    if (reuse) {
+      this.capacity = reuse.nums.length / stride;
+      this.nums = reuse.nums;
+      this.ends = reuse.ends;
+      this.nulls = reuse.nulls;
+      for (const n of this.nulls) n.fill(0);
+    } else {
+      this.capacity = 128;
+      this.nums = new Float64Array(this.capacity * stride);
+      this.ends = Array.from({ length: textCount }, () => new Int32Array(this.capacity));
+      this.nulls = Array.from({ length: textCount }, () => new Uint8Array(this.capacity));
+    }
     this.texts = Array.from({ length: textCount }, () => '');
-    this.ends = Array.from({ length: textCount }, () => new Int32Array(capacity));
-    this.nulls = Array.from({ length: textCount }, () => new Uint8Array(capacity));
   }
 
   /** Starts a row; returns its offset in `nums`. Texts of the row follow with `text()`. */
@@ -82,13 +105,13 @@ export class ColumnsBuilder {
     this.ends[column]![i] = this.texts[column]!.length;
   }
 
+  /** The batch, in the builder's own arrays (rows past `count` are left over): build once, then drop the builder. */
   build(): Columns {
-    const n = this.count;
     return {
-      count: n,
+      count: this.count,
       stride: this.stride,
-      nums: this.nums.slice(0, n * this.stride),
-      texts: this.texts.map((text, c) => ({ text, ends: this.ends[c]!.slice(0, n), nulls: this.nulls[c]!.slice(0, n) })),
+      nums: this.nums,
+      texts: this.texts.map((text, c) => ({ text, ends: this.ends[c]!, nulls: this.nulls[c]! })),
     };
   }
 
@@ -108,8 +131,8 @@ export class ColumnsBuilder {
   }
 }
 
-export const newAnnotationColumns = () => new ColumnsBuilder(ANN_FIELDS.length, 3);
-export const newImageColumns = () => new ColumnsBuilder(IMG_FIELDS.length, 5);
+export const newAnnotationColumns = (reuse?: ColumnBuffers) => new ColumnsBuilder(ANN_FIELDS.length, 3, reuse);
+export const newImageColumns = (reuse?: ColumnBuffers) => new ColumnsBuilder(IMG_FIELDS.length, 5, reuse);
 
 export function pushAnnotation(c: ColumnsBuilder, a: CocoAnnotation): void {
   const o = c.row();
@@ -178,7 +201,12 @@ export type ParseEvent =
   /** The split did not hold: every annotation of parts after the first is void, and the first part reads on. */
   | { kind: 'parts_dropped' };
 
-export type WorkerRequest = { type: 'chunk'; data: Uint8Array } | { type: 'checkpoint' } | { type: 'end' };
+export type WorkerRequest =
+  | { type: 'chunk'; data: Uint8Array }
+  | { type: 'checkpoint' }
+  | { type: 'end' }
+  /** Arrays of batches the main thread is done with, for the thread to build its next batches in. */
+  | { type: 'recycle'; batches: { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[] };
 export type WorkerResponse =
   | { type: 'batch'; bytesRead: number; events: ParseEvent[] }
   /** `ok`: the part's text ended right after an element of the annotations array. */

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { DataVisorError, type ErrorCode } from '../errors.js';
-import type { ParseEvent, WorkerRequest, WorkerResponse } from './batch.js';
+import { buffersOf, type ColumnBuffers, type ParseEvent, type WorkerRequest, type WorkerResponse } from './batch.js';
 import { requireSections } from './coco-reader.js';
 
 /** Chunks forwarded to a thread ahead of its answers: enough to keep it busy, few enough to bound memory. */
@@ -33,6 +33,7 @@ export interface ParseOptions {
 
 export interface ParseProgress {
   bytesRead: number;
+  /** Their batches' arrays are refilled once the next step is asked for: use them before. */
   events: ParseEvent[];
 }
 
@@ -82,6 +83,18 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
         parts[k]!.plan(await input.open({ start: cuts[k - 1]!.next, end }), k < cuts.length ? 'checkpoint' : 'end');
       }
     }
+
+    /** The consumer is done with `events`: their batches' arrays go back to the threads that filled them. */
+    const handBack = (events: ParseEvent[]) => {
+      const back = new Map<Part, { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[]>();
+      for (const ev of events) {
+        if (ev.kind !== 'images' && ev.kind !== 'annotations') continue;
+        const from = parts[ev.kind === 'annotations' ? (ev.part ?? 0) : 0]!;
+        if (!back.has(from)) back.set(from, []);
+        back.get(from)!.push({ kind: ev.kind, buffers: buffersOf(ev.columns) });
+      }
+      for (const [part, batches] of back) part.recycle(batches);
+    };
 
     let speculating = cuts.length > 0;
     /** What the parts before the last report at their checkpoints, by part. */
@@ -138,6 +151,7 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
         // A checkpoint left over from a split dropped while the first part was still reading.
         if (m.type === 'checkpoint') await readRest();
         yield { bytesRead: bytesRead(), events: out };
+        handBack(out);
         continue;
       }
 
@@ -177,6 +191,7 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
         return { bytesRead: input.size!, nonStandardNumbers, parts: parts.length };
       }
       yield { bytesRead: bytesRead(), events: out };
+      handBack(out);
     }
   } finally {
     await Promise.all(parts.map((p) => p.close()));
@@ -279,6 +294,12 @@ class Part {
   async next(): Promise<WorkerResponse> {
     await this.wake.any([this]);
     return this.answer();
+  }
+
+  recycle(batches: { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[]): void {
+    if (this.closed) return;
+    const buffers = batches.flatMap((b) => [b.buffers.nums, ...b.buffers.ends, ...b.buffers.nulls].map((a) => a.buffer as ArrayBuffer));
+    this.worker.postMessage({ type: 'recycle', batches } satisfies WorkerRequest, buffers);
   }
 
   async close(): Promise<void> {
