@@ -34,12 +34,14 @@ function expected(r: number) {
     // Only the last rows hold a NULL: the column was valid for 34 chunks first.
     s: r > ROWS - 10 ? null : r % 5 === 0 ? `ünï ${r} ${'x'.repeat(r % 40)}` : `r${r}`,
     e: r % 11 === 0 ? '' : null,
+    k: ['a', 'b', 'c'][r % 3],
   };
 }
 
 describe('ChunkedAppender', () => {
   it('writes every cell of 70,000 rows of each column type as given, NULLs included', async () => {
-    await conn.run(`CREATE TABLE t (i INTEGER NOT NULL, d DOUBLE, n INTEGER, b BOOLEAN NOT NULL, u UTINYINT NOT NULL, s VARCHAR, e VARCHAR)`);
+    await conn.run(`CREATE TYPE abc AS ENUM ('a', 'b', 'c')`);
+    await conn.run(`CREATE TABLE t (i INTEGER NOT NULL, d DOUBLE, n INTEGER, b BOOLEAN NOT NULL, u UTINYINT NOT NULL, s VARCHAR, e VARCHAR, k abc NOT NULL)`);
     const a = new ChunkedAppender(await conn.createAppender('t'));
     for (let r = 0; r < ROWS; r++) {
       const x = expected(r);
@@ -50,11 +52,12 @@ describe('ChunkedAppender', () => {
       a.num(4, x.u);
       a.text(5, x.s);
       a.text(6, x.e);
+      a.num(7, r % 3); // an ENUM's code
       a.endRow();
     }
     a.close();
 
-    const rows = (await conn.runAndReadAll('SELECT i, d, n, b, u, s, e FROM t ORDER BY i')).getRowObjectsJS();
+    const rows = (await conn.runAndReadAll('SELECT i, d, n, b, u, s, e, k FROM t ORDER BY i')).getRowObjectsJS();
     expect(rows).toHaveLength(ROWS);
     const wrong = rows.filter((row, r) => JSON.stringify(row) !== JSON.stringify(expected(r)));
     expect(wrong.slice(0, 3)).toEqual([]);

@@ -1,7 +1,7 @@
 // Before DuckDB loads: it configures DuckDB's allocator.
 import './allocator.js';
 import duckdb from '@duckdb/node-bindings';
-import { DuckDBDataChunk, DuckDBTypeId, type DuckDBAppender } from '@duckdb/node-api';
+import { DuckDBDataChunk, DuckDBEnumType, DuckDBTypeId, type DuckDBAppender } from '@duckdb/node-api';
 
 /**
  * Rows an appender may hold before they go into the table. DuckDB's Appender buffers up to 100
@@ -43,7 +43,9 @@ export class ChunkedAppender {
     for (let col = 0; col < appender.columnCount; col++) {
       const type = appender.columnType(col);
       types.push(type);
-      this.nums.push(numberColumn(type.typeId));
+      // An ENUM of up to 256 values is stored as its one-byte code.
+      const storage = type instanceof DuckDBEnumType ? type.internalTypeId : type.typeId;
+      this.nums.push(numberColumn(storage));
       this.texts.push(type.typeId === DuckDBTypeId.VARCHAR ? new Array<string | null>(CHUNK_ROWS).fill(null) : null);
       this.validity.push(new Uint32Array(CHUNK_ROWS / 32).fill(0xffffffff));
       this.nullable.push(false);

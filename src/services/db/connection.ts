@@ -12,7 +12,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { DataVisorError } from '../errors.js';
-import { SCHEMA_STATEMENTS, SCHEMA_VERSION } from './schema.js';
+import { MIGRATIONS, SCHEMA_STATEMENTS, SCHEMA_VERSION } from './schema.js';
 
 export type Row = Record<string, unknown>;
 export type Param = string | number | boolean | null | readonly (string | number)[];
@@ -23,6 +23,21 @@ export interface DatabaseOptions {
   readers?: number;
   /** DuckDB's memory_limit, e.g. '1GB'. */
   memoryLimit?: string;
+}
+
+/** Brings the schema from `version` to the next, all or nothing. */
+async function migrate(conn: DuckDBConnection, dbPath: string, version: number): Promise<void> {
+  const steps = MIGRATIONS[version];
+  if (!steps) throw new DataVisorError('UNAVAILABLE', `The database ${dbPath} has schema version ${version}, which this DataVisor cannot upgrade`);
+  await conn.run('BEGIN TRANSACTION');
+  try {
+    for (const sql of steps) await conn.run(sql);
+    await conn.run('INSERT INTO schema_version VALUES ($1)', [version + 1]);
+    await conn.run('COMMIT');
+  } catch (cause) {
+    await conn.run('ROLLBACK');
+    throw new DataVisorError('UNAVAILABLE', `Cannot upgrade the database ${dbPath} from schema version ${version}: ${(cause as Error).message}`, { cause });
+  }
 }
 
 /**
@@ -71,6 +86,8 @@ export class Database {
         await setup.run('INSERT INTO schema_version VALUES ($1)', [SCHEMA_VERSION]);
       } else if (Number(current) > SCHEMA_VERSION) {
         throw new DataVisorError('UNAVAILABLE', `The database ${dbPath} has schema version ${current}, newer than this DataVisor (${SCHEMA_VERSION})`);
+      } else {
+        for (let v = Number(current); v < SCHEMA_VERSION; v++) await migrate(setup, dbPath, v);
       }
     } finally {
       setup.closeSync();

@@ -1,10 +1,11 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { A, ANN_TEXT, I, IMG_TEXT, SEGMENTATION_KINDS, textAt, type Columns } from '../coco/batch.js';
+import { A, ANN_TEXT, I, IMG_TEXT, textAt, type Columns } from '../coco/batch.js';
 import type { CocoCategory, CocoLicense } from '../coco/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { ChunkedAppender } from './chunked-appender.js';
 import { plainRow, type Database, type Row } from './connection.js';
+import { ANNOTATION_STORED_COLUMNS } from './schema.js';
 
 /** Boxes may overshoot the image by rounding; COCO's own tools allow about a pixel. */
 const EDGE_TOLERANCE = 1;
@@ -12,16 +13,15 @@ const EXAMPLES = 5;
 
 /**
  * Staged rows are as narrow as the final checks allow: ids as DOUBLE (the parser hands every
- * number over as one; ids are checked to be safe integers), the segmentation kind as its code, and
- * no `source` (it follows from `score`). The final INSERT widens them after its sort, which then
- * moves fewer bytes.
+ * number over as one; ids are checked to be safe integers) and the segmentation kind as its code,
+ * which is the final table's ENUM. The final INSERT widens them after its sort, which then moves
+ * fewer bytes.
  */
 const STAGED_SAMPLE_COLUMNS = `ord INTEGER NOT NULL, image_id DOUBLE NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
   license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR`;
 const STAGED_ANNOTATION_COLUMNS = `ord INTEGER NOT NULL, annotation_id DOUBLE NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
-  bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, is_crowd BOOLEAN NOT NULL, kind UTINYINT NOT NULL,
+  bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, is_crowd BOOLEAN NOT NULL, kind segmentation_kind NOT NULL,
   polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, extra VARCHAR`;
-const KIND_NAMES = `[${SEGMENTATION_KINDS.map((k) => `'${k}'`).join(', ')}]`;
 
 export interface Warning {
   code: string;
@@ -301,10 +301,9 @@ export class DatasetWriter {
     // Widened after the sort (the subquery's order is kept by the projection over it). Sorted by
     // sample alone: readers order a sample's annotations themselves, and one key sorts ~20% faster.
     await this.exec(
-      `INSERT INTO annotations
+      `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS})
        SELECT $1, sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
-              ${KIND_NAMES}[kind + 1], polygon_count, point_count, num_keypoints, score,
-              CASE WHEN score IS NULL THEN 'ground_truth' ELSE 'prediction' END, extra
+              kind, polygon_count, point_count, num_keypoints, score, extra
        FROM (SELECT s.ord AS sample_ord, a.* FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id ORDER BY s.ord)`,
       [ds],
     );

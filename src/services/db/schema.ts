@@ -3,9 +3,61 @@
  * DuckDB maintains them with ART indexes that slow bulk appends several-fold, and COCO files
  * legitimately hold duplicate annotation ids; uniqueness that matters is checked in SQL at ingest.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/**
+ * Codes of the segmentation kinds, in the order of the parser's codes (SEGMENTATION_KINDS in
+ * coco/batch.ts): staged rows carry the code, which is this ENUM's own storage (one byte).
+ */
+const SEGMENTATION_KIND_TYPE = `CREATE TYPE IF NOT EXISTS segmentation_kind AS ENUM ('none', 'polygon', 'rle', 'compressed_rle')`;
+
+/**
+ * The annotations table, under `name` (a migration builds it beside the old one). `source` follows
+ * from `score` and is computed when read: storing it per row (and the kind as text) cost a
+ * train2017-scale ingest ~0.17 s of its final write (docs/storage.md).
+ */
+const annotationsTable = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
+    dataset_id VARCHAR NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    ord INTEGER NOT NULL,
+    annotation_id BIGINT NOT NULL,
+    image_id BIGINT NOT NULL,
+    category_id BIGINT NOT NULL,
+    bbox_x DOUBLE,
+    bbox_y DOUBLE,
+    bbox_w DOUBLE,
+    bbox_h DOUBLE,
+    area DOUBLE,
+    is_crowd BOOLEAN NOT NULL,
+    segmentation_kind segmentation_kind NOT NULL,
+    polygon_count INTEGER NOT NULL,
+    point_count INTEGER NOT NULL,
+    num_keypoints INTEGER,
+    score DOUBLE,
+    source VARCHAR GENERATED ALWAYS AS (CASE WHEN score IS NULL THEN 'ground_truth' ELSE 'prediction' END) VIRTUAL,
+    extra VARCHAR
+  )`;
+
+/** The stored columns of `annotations`, in order (INSERTs name them: `source` is not stored). */
+export const ANNOTATION_STORED_COLUMNS = `dataset_id, sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h,
+  area, is_crowd, segmentation_kind, polygon_count, point_count, num_keypoints, score, extra`;
+
+/** Statements that bring a database of schema version N (the key) to N + 1, in one transaction. */
+export const MIGRATIONS: Record<number, string[]> = {
+  // Version 1 stored segmentation_kind and source as text.
+  1: [
+    SEGMENTATION_KIND_TYPE,
+    annotationsTable('annotations_v2'),
+    // A single-table scan keeps the rows' order, so the table stays sorted by sample.
+    `INSERT INTO annotations_v2 (${ANNOTATION_STORED_COLUMNS})
+     SELECT * EXCLUDE (source) REPLACE (segmentation_kind::segmentation_kind AS segmentation_kind) FROM annotations`,
+    'DROP TABLE annotations',
+    'ALTER TABLE annotations_v2 RENAME TO annotations',
+  ],
+};
 
 export const SCHEMA_STATEMENTS = [
+  SEGMENTATION_KIND_TYPE,
   `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS datasets (
     id VARCHAR NOT NULL,
@@ -59,27 +111,7 @@ export const SCHEMA_STATEMENTS = [
   )`,
   // Sorted by (sample_ord, ord) at ingest, so a page's annotations are a narrow range that zone
   // maps find: ~3 ms for 50 samples against ~17 ms in file order (docs/storage.md).
-  `CREATE TABLE IF NOT EXISTS annotations (
-    dataset_id VARCHAR NOT NULL,
-    sample_ord INTEGER NOT NULL,
-    ord INTEGER NOT NULL,
-    annotation_id BIGINT NOT NULL,
-    image_id BIGINT NOT NULL,
-    category_id BIGINT NOT NULL,
-    bbox_x DOUBLE,
-    bbox_y DOUBLE,
-    bbox_w DOUBLE,
-    bbox_h DOUBLE,
-    area DOUBLE,
-    is_crowd BOOLEAN NOT NULL,
-    segmentation_kind VARCHAR NOT NULL,
-    polygon_count INTEGER NOT NULL,
-    point_count INTEGER NOT NULL,
-    num_keypoints INTEGER,
-    score DOUBLE,
-    source VARCHAR NOT NULL,
-    extra VARCHAR
-  )`,
+  annotationsTable('annotations'),
   // Polygons, RLE counts and keypoints (opt-in): most of a COCO file's bytes, needed only when
   // one sample is drawn, so kept apart and the table above stays narrow (docs/storage.md).
   `CREATE TABLE IF NOT EXISTS annotation_shapes (

@@ -1,0 +1,92 @@
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { describe, expect, it } from 'vitest';
+import { SEGMENTATION_KINDS } from '../../src/services/coco/batch.js';
+import { Database } from '../../dist/services/db/connection.js';
+import { tempDir } from '../helpers/env.js';
+
+/**
+ * A database written by an earlier DataVisor opens with its data intact: schema version 1 stored
+ * `segmentation_kind` and `source` as text; version 2 stores the kind as an ENUM and computes
+ * `source` from `score`.
+ */
+
+// The annotations table as schema version 1 created it.
+const V1_ANNOTATIONS = `CREATE TABLE annotations (
+  dataset_id VARCHAR NOT NULL, sample_ord INTEGER NOT NULL, ord INTEGER NOT NULL, annotation_id BIGINT NOT NULL,
+  image_id BIGINT NOT NULL, category_id BIGINT NOT NULL, bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE,
+  area DOUBLE, is_crowd BOOLEAN NOT NULL, segmentation_kind VARCHAR NOT NULL, polygon_count INTEGER NOT NULL,
+  point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, source VARCHAR NOT NULL, extra VARCHAR)`;
+
+async function v1Database(rows: number): Promise<string> {
+  const file = path.join(tempDir(), 'v1.duckdb');
+  const instance = await DuckDBInstance.create(file);
+  const c = await instance.connect();
+  await c.run('CREATE TABLE schema_version (version INTEGER NOT NULL)');
+  await c.run('INSERT INTO schema_version VALUES (1)');
+  await c.run(V1_ANNOTATIONS);
+  await c.run(
+    `INSERT INTO annotations SELECT 'd1', i // 3, i, 1000 + i, 7 + i // 3, i % 80, i, 1, 2, 3, 6, i % 5 = 0,
+       ['none', 'polygon', 'rle', 'compressed_rle'][i % 4 + 1], 1, 8, NULL,
+       CASE WHEN i % 2 = 0 THEN NULL ELSE 0.5 END, CASE WHEN i % 2 = 0 THEN 'ground_truth' ELSE 'prediction' END,
+       CASE WHEN i = 4 THEN '{"k":1}' END
+     FROM range(${rows}) t(i)`,
+  );
+  c.closeSync();
+  instance.closeSync();
+  return file;
+}
+
+describe('schema migrations', () => {
+  it('upgrades a version 1 database: every annotation kept, in order, kinds and sources as they were', async () => {
+    const file = await v1Database(5000);
+    const db = await Database.open(file);
+    try {
+      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: 2 }]);
+      const rows = await db.query('SELECT ord, sample_ord, segmentation_kind, source, score, extra FROM annotations');
+      expect(rows).toHaveLength(5000);
+      // Stored order is kept (no ORDER BY above): readers rely on the table being sorted by sample.
+      expect(rows.every((r, i) => r.ord === i)).toBe(true);
+      expect(rows.slice(0, 5)).toEqual([
+        { ord: 0, sample_ord: 0, segmentation_kind: 'none', source: 'ground_truth', score: null, extra: null },
+        { ord: 1, sample_ord: 0, segmentation_kind: 'polygon', source: 'prediction', score: 0.5, extra: null },
+        { ord: 2, sample_ord: 0, segmentation_kind: 'rle', source: 'ground_truth', score: null, extra: null },
+        { ord: 3, sample_ord: 1, segmentation_kind: 'compressed_rle', source: 'prediction', score: 0.5, extra: null },
+        { ord: 4, sample_ord: 1, segmentation_kind: 'none', source: 'ground_truth', score: null, extra: '{"k":1}' },
+      ]);
+      const [type] = await db.query(`SELECT data_type FROM information_schema.columns WHERE table_name = 'annotations' AND column_name = 'segmentation_kind'`);
+      expect(type!.data_type).toMatch(/^ENUM/);
+    } finally {
+      db.close();
+    }
+    // Opening again finds version 2 and changes nothing.
+    const again = await Database.open(file);
+    try {
+      expect(await again.query('SELECT count(*)::INTEGER AS n, count(DISTINCT version)::INTEGER AS versions FROM schema_version')).toEqual([{ n: 2, versions: 2 }]);
+      expect(await again.query('SELECT count(*)::INTEGER AS n FROM annotations')).toEqual([{ n: 5000 }]);
+    } finally {
+      again.close();
+    }
+  });
+
+  it('stores the parser\'s segmentation codes: the ENUM lists the kinds in the parser\'s order', async () => {
+    const db = await Database.open(path.join(tempDir(), 'fresh.duckdb'));
+    try {
+      const [r] = await db.query('SELECT enum_range(NULL::segmentation_kind) AS kinds');
+      expect(r!.kinds).toEqual([...SEGMENTATION_KINDS]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses a database newer than itself, naming both versions', async () => {
+    const file = path.join(tempDir(), 'future.duckdb');
+    const instance = await DuckDBInstance.create(file);
+    const c = await instance.connect();
+    await c.run('CREATE TABLE schema_version (version INTEGER NOT NULL)');
+    await c.run('INSERT INTO schema_version VALUES (99)');
+    c.closeSync();
+    instance.closeSync();
+    await expect(Database.open(file)).rejects.toThrow(/schema version 99, newer than this DataVisor \(2\)/);
+  });
+});
