@@ -26,6 +26,8 @@ export interface Settings {
   parseMinPartBytes: number;
   /** Default of an ingest's `store_shapes`: keep polygons, RLE and keypoints (costs ~40% more ingest time). */
   storeShapes: boolean;
+  /** DATAVISOR_PAGE_CACHE_MB: bytes of GET /samples answers kept for repeated requests (0: none; src/rest/response-cache.ts). */
+  pageCacheBytes: number;
   /** DATAVISOR_PRESIGN=1: originals in S3/GCS are answered with a redirect to a presigned URL. */
   presign: boolean;
   /** s3:// access, from the standard AWS variables (the SDK also reads ~/.aws files itself). */
@@ -85,6 +87,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     parseThreads: intSetting(env, 'DATAVISOR_PARSE_THREADS', Math.min(4, os.availableParallelism()), 1),
     parseMinPartBytes: intSetting(env, 'DATAVISOR_PARSE_MIN_PART_BYTES', 32 * 1024 * 1024, 1),
     storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',
+    pageCacheBytes: intSetting(env, 'DATAVISOR_PAGE_CACHE_MB', 32, 0) * 1024 * 1024,
     presign: (env.DATAVISOR_PRESIGN ?? '0') === '1',
     s3: s3Settings(env),
     gcs: gcsSettings(env),

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { errorResponse, errorResponses } from './errors.js';
-import { newRouter } from './router.js';
+import { etagMatches, newRouter } from './router.js';
 
 /**
  * Thumbnails are immutable for their URL: the cache is keyed by (dataset id, image id, size),
@@ -124,18 +124,4 @@ async function original(
   if (head) return new Response(null, { status: 200, headers });
   const body = Readable.toWeb(await image.open()) as ReadableStream<Uint8Array>;
   return new Response(body, { status: 200, headers });
-}
-
-/**
- * If-None-Match per RFC 9110 §13.1.2: `*` or a list of entity tags, compared weakly (a `W/` prefix
- * is ignored), since a 304 only tells the client that what it holds is still good.
- */
-export function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  for (const part of header.split(',')) {
-    const tag = part.trim();
-    if ((tag.startsWith('W/') ? tag.slice(2) : tag) === etag) return true;
-  }
-  return false;
 }

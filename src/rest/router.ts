@@ -47,3 +47,17 @@ export function queryBool() {
     z.boolean({ error: 'must be true or false' }),
   );
 }
+
+/**
+ * If-None-Match per RFC 9110 §13.1.2: `*` or a list of entity tags, compared weakly (a `W/` prefix
+ * is ignored), since a 304 only tells the client that what it holds is still good.
+ */
+export function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  for (const part of header.split(',')) {
+    const tag = part.trim();
+    if ((tag.startsWith('W/') ? tag.slice(2) : tag) === etag) return true;
+  }
+  return false;
+}

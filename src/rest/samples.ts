@@ -3,6 +3,7 @@ import type { DataVisor } from '../services/app.js';
 import { annotationJson, sampleJson } from '../services/json-views.js';
 import { MAX_PAGE_SIZE, type SampleFilter } from '../services/samples.js';
 import { errorResponses } from './errors.js';
+import { ResponseCache, sendCached } from './response-cache.js';
 import { newRouter, queryBool, queryInt, requestOrigin } from './router.js';
 
 /** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
@@ -69,16 +70,19 @@ const listSamples = createRoute({
   method: 'get',
   path: '/samples',
   summary: 'A page of samples in file order; filters combine with AND',
+  description: 'Answers carry an ETag: send it back in `If-None-Match` to get 304 while the page is unchanged.',
   request: { query: SamplesQuery },
   responses: {
     200: {
       description: 'The page and the number of samples matching the filters',
+      headers: z.object({ ETag: z.string() }),
       content: {
         'application/json': {
           schema: z.object({ items: z.array(SampleSchema), total: z.number().int(), offset: z.number().int(), limit: z.number().int() }),
         },
       },
     },
+    304: { description: 'Not modified: If-None-Match matched the ETag' },
     ...errorResponses(400, 404),
   },
 });
@@ -98,9 +102,19 @@ const listAnnotations = createRoute({
 });
 
 export function sampleRoutes(dv: DataVisor) {
+  const pages = new ResponseCache(dv.settings.pageCacheBytes);
   return newRouter()
     .openapi(listSamples, async (c) => {
       const q = c.req.valid('query');
+      // Unknown (or deleted) datasets answer 404 before the cache is asked.
+      await dv.datasets.get(q.dataset_id);
+      const origin = requestOrigin(c.req.url);
+      // Everything the page depends on: the query, the origin of its URLs and, when image URLs are
+      // signed, their expiry (the same for every answer within a quarter of the URL lifetime).
+      const key = `${origin}\n${dv.access.enabled ? dv.access.imageExpiry() : 0}\n${JSON.stringify(q)}`;
+      const cached = pages.get(key);
+      // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
+      if (cached) return sendCached(c, cached) as never;
       const filter: SampleFilter = {
         categories: q.category === undefined ? undefined : [q.category],
         split: q.split,
@@ -109,14 +123,12 @@ export function sampleRoutes(dv: DataVisor) {
         maxAnnotations: q.max_annotations,
         isCrowd: q.is_crowd,
       };
-      // The dataset lookup answers 404 for an unknown id; a page of one would just be empty.
-      const [, total, page] = await Promise.all([
-        dv.datasets.get(q.dataset_id),
+      const [total, page] = await Promise.all([
         dv.samples.count(q.dataset_id, filter),
         dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),
       ]);
-      const origin = requestOrigin(c.req.url);
-      return c.json({ items: page.samples.map((s) => sampleJson(s, origin, dv.access)), total, offset: q.offset, limit: q.limit }, 200);
+      const body = { items: page.samples.map((s) => sampleJson(s, origin, dv.access)), total, offset: q.offset, limit: q.limit };
+      return sendCached(c, pages.put(key, body)) as never;
     })
     .openapi(listAnnotations, async (c) => {
       const datasetId = c.req.valid('query').dataset_id;

@@ -43,6 +43,8 @@ export interface TestServerOptions {
   server?: ServerOptions;
   /** Extra data roots besides the real datasets and `data`. */
   roots?: string[];
+  /** More settings (DATAVISOR_* variables). */
+  env?: Record<string, string>;
 }
 
 /** A real server on 127.0.0.1, port 0, with its own DuckDB file and cache in a new temp folder. */
@@ -60,6 +62,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       DATAVISOR_DATA_ROOTS: [REALDATA, data, ...(opts.roots ?? [])].join(','),
       DATAVISOR_THUMBNAILS_ON_INGEST: String(opts.thumbnailsOnIngest ?? 0),
       DATAVISOR_DEMO: '0',
+      ...opts.env,
     },
     tmp,
   );

@@ -172,6 +172,31 @@ describe('refusals', () => {
   });
 });
 
+describe('cached pages of signed URLs', () => {
+  test('a page asked again once its URLs\' expiry has moved on gets fresh, working URLs', async () => {
+    // TTL 4 s: the expiry moves every second, and the page cache keys on it.
+    const short = await startSecured({ DATAVISOR_IMAGE_URL_TTL: '4' });
+    try {
+      const ds = await short.ingest();
+      const page = async () => {
+        const res = await fetch(`${short.base}/samples?dataset_id=${ds}&limit=2`, { headers: AUTH });
+        return ((await res.json()) as { items: typeof items }).items;
+      };
+      const exp = (url: string) => Number(new URL(url).searchParams.get('exp'));
+      const first = await page();
+      await new Promise((r) => setTimeout(r, 1100));
+      const later = await page();
+      expect(exp(later[0]!.thumbnail_url)).toBeGreaterThan(exp(first[0]!.thumbnail_url));
+      expect(exp(later[0]!.thumbnail_url) * 1000).toBeGreaterThanOrEqual(Date.now() + 2500);
+      const thumb = await fetch(later[0]!.thumbnail_url);
+      expect(thumb.status).toBe(200);
+      await thumb.arrayBuffer();
+    } finally {
+      await short.close();
+    }
+  });
+});
+
 describe('AccessService', () => {
   const access = new AccessService({ token: TOKEN, imageUrlTtl: 3600 });
 
