@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { parseCoco, type ByteRange } from './coco/parse-coco.js';
+import { parseCoco, type ParseInput } from './coco/parse-coco.js';
 import { imageAt, type Columns } from './coco/batch.js';
 import type { CocoSection } from './coco/types.js';
 import type { Database } from './db/connection.js';
@@ -136,7 +136,7 @@ export class IngestionService {
 
       const keepShapes = req.storeShapes ?? this.deps.storeShapes;
       // Parsed as it is read or downloaded, never held whole.
-      const input = { size: annotation.size, open: (range?: ByteRange) => this.deps.storage.openInput(annotation, READ_CHUNK, range) };
+      const input: ParseInput = { size: annotation.size, open: (range, spare) => this.deps.storage.openInput(annotation, READ_CHUNK, range, spare) };
       parse = parseCoco(input, { keepShapes, threads: this.deps.parseThreads, minPartBytes: this.deps.parseMinPartBytes });
       let step = await parse.next();
       while (!step.done) {

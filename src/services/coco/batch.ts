@@ -208,7 +208,8 @@ export type WorkerRequest =
   /** Arrays of batches the main thread is done with, for the thread to build its next batches in. */
   | { type: 'recycle'; batches: { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[] };
 export type WorkerResponse =
-  | { type: 'batch'; bytesRead: number; events: ParseEvent[] }
+  /** `block`: the forwarded block, read to its end and handed back to be read into again. */
+  | { type: 'batch'; bytesRead: number; events: ParseEvent[]; block?: ArrayBuffer }
   /** `ok`: the part's text ended right after an element of the annotations array. */
   | { type: 'checkpoint'; bytesRead: number; ok: boolean; sections: string[]; nonStandardNumbers: number; events: ParseEvent[] }
   | { type: 'done'; bytesRead: number; nonStandardNumbers: number; sections: string[]; events: ParseEvent[] }

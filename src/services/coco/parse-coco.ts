@@ -19,8 +19,26 @@ export interface ByteRange {
 export interface ParseInput {
   /** The file's size; null when unknown (then it is read in one part). */
   size: number | null;
-  /** The file, or one range of it, in blocks. */
-  open(range?: ByteRange): Promise<AsyncIterable<Uint8Array>>;
+  /** The file, or one range of it, in blocks; read into buffers from `spare` where the source can. */
+  open(range?: ByteRange, spare?: SpareBlocks): Promise<AsyncIterable<Uint8Array>>;
+}
+
+/** Smaller blocks (a range's last) are not worth keeping: reading into them would cut the file small. */
+const MIN_SPARE_BYTES = 64 * 1024;
+
+/** Buffers of blocks the threads have read, handed back to be read into again. */
+export class SpareBlocks {
+  private readonly free: Uint8Array[] = [];
+
+  constructor(private readonly max: number) {}
+
+  take(): Uint8Array | undefined {
+    return this.free.pop();
+  }
+
+  give(block: Uint8Array): void {
+    if (block.byteLength >= MIN_SPARE_BYTES && this.free.length < this.max) this.free.push(block);
+  }
 }
 
 export interface ParseOptions {
@@ -70,17 +88,19 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
   const cuts = await findCuts(input, options);
   const keepShapes = options.keepShapes === true;
   const wake = new Wakeup();
-  const head = new Part(0, keepShapes, null, wake);
-  const parts = [head, ...cuts.map((_, i) => new Part(i + 1, keepShapes, PART_PREFIX, wake))];
+  // Enough for every thread's blocks in flight and those on their way back.
+  const spare = new SpareBlocks(2 * IN_FLIGHT * (cuts.length + 1));
+  const head = new Part(0, keepShapes, null, wake, spare);
+  const parts = [head, ...cuts.map((_, i) => new Part(i + 1, keepShapes, PART_PREFIX, wake, spare))];
   const last = parts[parts.length - 1]!;
   try {
     if (cuts.length === 0) {
-      head.plan(await input.open(), 'end');
+      head.plan(await input.open(undefined, spare), 'end');
     } else {
-      head.plan(await input.open({ start: 0, end: cuts[0]!.end }), 'checkpoint');
+      head.plan(await input.open({ start: 0, end: cuts[0]!.end }, spare), 'checkpoint');
       for (let k = 1; k < parts.length; k++) {
         const end = k < cuts.length ? cuts[k]!.end : input.size!;
-        parts[k]!.plan(await input.open({ start: cuts[k - 1]!.next, end }), k < cuts.length ? 'checkpoint' : 'end');
+        parts[k]!.plan(await input.open({ start: cuts[k - 1]!.next, end }, spare), k < cuts.length ? 'checkpoint' : 'end');
       }
     }
 
@@ -106,7 +126,7 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
     let lastNext = 0;
 
     const bytesRead = () => (speculating ? parts.reduce((n, p) => n + p.bytesRead, 0) : head.bytesRead);
-    const readRest = async () => head.plan(await input.open({ start: cuts[0]!.end, end: input.size! }), 'end');
+    const readRest = async () => head.plan(await input.open({ start: cuts[0]!.end, end: input.size! }, spare), 'end');
     const dropParts = async (out: ParseEvent[]) => {
       speculating = false;
       await Promise.all(parts.slice(1).map((p) => p.close()));
@@ -234,6 +254,7 @@ class Part {
     keepShapes: boolean,
     prefix: string | null,
     private readonly wake: Wakeup,
+    spare: SpareBlocks,
   ) {
     // The tokens are short-lived garbage: a young generation of 16 MB collects them as fast as the
     // default one does and keeps each thread's heap ~15 MB smaller.
@@ -242,7 +263,10 @@ class Part {
       resourceLimits: { maxYoungGenerationSizeMb: 16 },
     });
     this.worker.on('message', (m: WorkerResponse) => {
-      if (m.type === 'batch') this.inFlight--;
+      if (m.type === 'batch') {
+        this.inFlight--;
+        if (m.block) spare.give(new Uint8Array(m.block));
+      }
       if (m.type !== 'error') this.bytesRead = m.bytesRead;
       this.inbox.push(m);
       wake.notify();

@@ -106,7 +106,9 @@ const take = (): ParseEvent[] => {
 
 const send = (msg: WorkerResponse) => {
   const evs = msg.type === 'error' ? [] : msg.events;
-  port.postMessage(msg, evs.flatMap((e) => (e.kind === 'annotations' || e.kind === 'images' ? transferList(e.columns) : [])));
+  const transfer = evs.flatMap((e) => (e.kind === 'annotations' || e.kind === 'images' ? transferList(e.columns) : []));
+  if (msg.type === 'batch' && msg.block) transfer.push(msg.block);
+  port.postMessage(msg, transfer);
 };
 
 /** Bytes of the file read (a prefix is not counted). */
@@ -127,7 +129,10 @@ async function* chunks(): AsyncGenerator<Buffer | string | typeof CHECKPOINT> {
     // The pump asks for the next slice only after feeding this one: the chunk is fully read.
     // One answer per forwarded chunk is what the main thread's flow control counts.
     bytesRead += buf.length;
-    send({ type: 'batch', bytesRead, events: take() });
+    // The block goes back to be read into again. Dropped here, it would wait for a full
+    // collection (a young one does not free it once it has lived through two), tens of MB of
+    // them at a time (docs/ingestion.md, "The parser").
+    send({ type: 'batch', bytesRead, events: take(), block: item.buffer as ArrayBuffer });
   }
 }
 

@@ -8,7 +8,7 @@ import { LocalStore } from './local.js';
 import { formatLocation, imageKey, isWithinBucketRoot, parseLocation, type BucketLocation, type Location } from './location.js';
 import { DEFAULT_RETRY } from './retry.js';
 import type { S3Options } from './s3.js';
-import type { ObjectInfo, ObjectStore, RetryPolicy, StoreTuning } from './store.js';
+import type { BlockBuffers, ObjectInfo, ObjectStore, RetryPolicy, StoreTuning } from './store.js';
 
 export type { ObjectInfo, ObjectStore, RetryPolicy, StoreTuning };
 export type { BucketLocation, Location } from './location.js';
@@ -142,10 +142,12 @@ export class StorageService {
 
   /**
    * A stream of an input file, or of bytes `start` (inclusive) to `end` (exclusive), in
-   * `blockSize` blocks (a local file is read in them; a download is regrouped).
+   * `blockSize` blocks (a local file is read in them, into `buffers` when given; a download is
+   * regrouped).
    */
-  async openInput(input: InputLocation, blockSize: number, range?: { start: number; end: number }): Promise<AsyncIterable<Uint8Array>> {
+  async openInput(input: InputLocation, blockSize: number, range?: { start: number; end: number }, buffers?: BlockBuffers): Promise<AsyncIterable<Uint8Array>> {
     const bounds = range ? { start: range.start, end: range.end - 1 } : {};
+    if (input.store.kind === 'local' && buffers) return this.local.readBlocks(input.key, blockSize, buffers, bounds);
     const stream = await input.store.openRead(input.key, { highWaterMark: blockSize, ...bounds });
     return input.store.kind === 'local' ? stream : rechunk(stream, blockSize);
   }

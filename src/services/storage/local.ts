@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { DataVisorError } from '../errors.js';
 import { listImageFiles } from '../image-files.js';
 import { collect, guardStream, tooLargeError } from './retry.js';
-import type { ObjectInfo, ObjectStore, ReadOptions } from './store.js';
+import type { BlockBuffers, ObjectInfo, ObjectStore, ReadOptions } from './store.js';
 
 /** Local files; keys are absolute paths, already checked against the data roots by the caller. */
 export class LocalStore implements ObjectStore {
@@ -37,6 +37,32 @@ export class LocalStore implements ObjectStore {
       throw localError(key, e);
     }
     return guardStream(stream);
+  }
+
+  /**
+   * Bytes `start` to `end` (inclusive, as openRead) in blocks of `blockSize`, each read into a
+   * buffer from `buffers` when it has one: a consumer that hands its blocks back reads the whole
+   * file in a few buffers, where a stream allocates one per block.
+   */
+  async *readBlocks(key: string, blockSize: number, buffers: BlockBuffers, options: { start?: number; end?: number } = {}): AsyncGenerator<Uint8Array> {
+    let file: fs.promises.FileHandle;
+    try {
+      file = await fs.promises.open(key, 'r');
+    } catch (e) {
+      throw localError(key, e);
+    }
+    try {
+      const end = options.end === undefined ? Infinity : options.end + 1;
+      for (let at = options.start ?? 0; at < end; ) {
+        const buf = buffers.take() ?? new Uint8Array(blockSize);
+        const { bytesRead } = await file.read(buf, 0, Math.min(buf.byteLength, end - at), at);
+        if (bytesRead === 0) return;
+        at += bytesRead;
+        yield bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await file.close();
+    }
   }
 
   async readAll(key: string, options: { maxBytes: number }): Promise<Buffer> {

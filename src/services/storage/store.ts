@@ -34,6 +34,11 @@ export interface ObjectInfo {
   contentType: string | null;
 }
 
+/** Buffers a block reader may read into: blocks its consumer is done with, handed back. */
+export interface BlockBuffers {
+  take(): Uint8Array | undefined;
+}
+
 export interface ReadOptions {
   start?: number;
   /** Inclusive, as in HTTP ranges and fs.createReadStream. */
