@@ -20,6 +20,11 @@ export interface Settings {
   corsOrigins: string[];
   /** DuckDB's memory_limit (buffer pool, sorts, uncommitted ingests); beyond it DuckDB spills to disk. */
   dbMemoryLimit: string;
+  /**
+   * DATAVISOR_DB_INGEST_MEMORY_LIMIT: DuckDB's memory_limit while ingests only append their rows
+   * (none is writing its final tables); null when not below dbMemoryLimit (docs/storage.md, "Memory").
+   */
+  dbIngestMemoryLimit: string | null;
   /** DATAVISOR_PARSE_THREADS: threads one large annotation file is parsed on (default: cores, at most 4; 1: no split). */
   parseThreads: number;
   /** DATAVISOR_PARSE_MIN_PART_BYTES: the smallest part of a file worth a thread of its own (default 32 MiB). */
@@ -83,7 +88,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     apiToken: env.DATAVISOR_API_TOKEN?.trim() || undefined,
     imageUrlTtl: intSetting(env, 'DATAVISOR_IMAGE_URL_TTL', 3600, 1),
     corsOrigins: corsOrigins(env.DATAVISOR_CORS_ORIGINS ?? ''),
-    dbMemoryLimit: env.DATAVISOR_DB_MEMORY_LIMIT || '128MB',
+    ...memoryLimits(env.DATAVISOR_DB_MEMORY_LIMIT || '128MB', env.DATAVISOR_DB_INGEST_MEMORY_LIMIT || '64MB'),
     parseThreads: intSetting(env, 'DATAVISOR_PARSE_THREADS', Math.min(4, os.availableParallelism()), 1),
     parseMinPartBytes: intSetting(env, 'DATAVISOR_PARSE_MIN_PART_BYTES', 32 * 1024 * 1024, 1),
     storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',
@@ -92,6 +97,23 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     s3: s3Settings(env),
     gcs: gcsSettings(env),
   };
+}
+
+const MEMORY_UNITS: Record<string, number> = {
+  b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+};
+
+/** Bytes of a DuckDB memory size ("128MB", "1.5 GiB": KB..TB count in 1000s, KiB..TiB in 1024s). */
+export function memoryBytes(name: string, text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = MEMORY_UNITS[(m?.[2] || 'b').toLowerCase()];
+  if (!m || unit === undefined) throw new Error(`${name} must be a size such as 128MB or 1GiB, got ${JSON.stringify(text)}`);
+  return Number(m[1]) * unit;
+}
+
+function memoryLimits(full: string, ingest: string): { dbMemoryLimit: string; dbIngestMemoryLimit: string | null } {
+  const below = memoryBytes('DATAVISOR_DB_INGEST_MEMORY_LIMIT', ingest) < memoryBytes('DATAVISOR_DB_MEMORY_LIMIT', full);
+  return { dbMemoryLimit: full, dbIngestMemoryLimit: below ? ingest : null };
 }
 
 /**

@@ -33,7 +33,7 @@ export interface OpenOptions {
 }
 
 export async function openDataVisor(settings: Settings, log: Logger, options: OpenOptions = {}): Promise<DataVisor> {
-  const db = await Database.open(settings.dbPath, { memoryLimit: settings.dbMemoryLimit });
+  const db = await Database.open(settings.dbPath, { memoryLimit: settings.dbMemoryLimit, ingestMemoryLimit: settings.dbIngestMemoryLimit });
   try {
     const storage = new StorageService({
       dataRoots: settings.dataRoots, s3: settings.s3, gcs: settings.gcs, presign: settings.presign, log, ...options.storage,

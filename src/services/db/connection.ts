@@ -12,6 +12,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { DataVisorError } from '../errors.js';
+import { IngestMemory } from './ingest-memory.js';
 import { MIGRATIONS, SCHEMA_STATEMENTS, SCHEMA_VERSION } from './schema.js';
 
 export type Row = Record<string, unknown>;
@@ -23,6 +24,8 @@ export interface DatabaseOptions {
   readers?: number;
   /** DuckDB's memory_limit, e.g. '1GB'. */
   memoryLimit?: string;
+  /** Its value while ingests only append rows (ingest-memory.ts); needs memoryLimit. */
+  ingestMemoryLimit?: string | null;
 }
 
 /** Brings the schema from `version` to the next, all or nothing. */
@@ -57,6 +60,8 @@ export class Database {
     readonly path: string,
     private readonly instance: DuckDBInstance,
     private readonly readers: Reader[],
+    /** DuckDB's memory limit as ingests move through their phases. */
+    readonly ingestMemory: IngestMemory,
   ) {
     this.idle = [...readers];
   }
@@ -94,7 +99,8 @@ export class Database {
     }
     const readers: Reader[] = [];
     for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
-    return new Database(dbPath, instance, readers);
+    const memory = new IngestMemory(await instance.connect(), options.memoryLimit ?? '', options.memoryLimit ? (options.ingestMemoryLimit ?? null) : null);
+    return new Database(dbPath, instance, readers, memory);
   }
 
   /**
@@ -126,6 +132,7 @@ export class Database {
     this.closed = true;
     for (const w of this.waiting.splice(0)) w.reject(closedError());
     for (const r of this.readers) r.conn.closeSync();
+    this.ingestMemory.close();
     this.instance.closeSync();
   }
 

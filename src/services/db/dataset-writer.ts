@@ -4,6 +4,7 @@ import type { CocoCategory, CocoLicense } from '../coco/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { ChunkedAppender } from './chunked-appender.js';
+import type { IngestPhase } from './ingest-memory.js';
 import { plainRow, type Database, type Row } from './connection.js';
 import { ANNOTATION_STORED_COLUMNS } from './schema.js';
 
@@ -71,8 +72,11 @@ export class DatasetWriter {
   private annotationCount = 0;
   private listedFiles = false;
   private done = false;
+  /** For DuckDB's memory limit (ingest-memory.ts); null once committed or rolled back. */
+  private phase: IngestPhase | null = null;
 
   private constructor(
+    private readonly db: Database,
     private readonly conn: DuckDBConnection,
     readonly datasetId: string,
     private readonly split: string | null,
@@ -82,8 +86,9 @@ export class DatasetWriter {
   static async begin(db: Database, datasetId: string, split: string | null, log: Logger): Promise<DatasetWriter> {
     if (!/^[a-z0-9]+$/.test(datasetId)) throw new DataVisorError('INTERNAL', `bad dataset id ${datasetId}`);
     const conn = await db.connect();
-    const w = new DatasetWriter(conn, datasetId, split, log.child({ dataset_id: datasetId }));
+    const w = new DatasetWriter(db, conn, datasetId, split, log.child({ dataset_id: datasetId }));
     try {
+      await w.enter('appending');
       await conn.run('BEGIN TRANSACTION');
       await conn.run(`CREATE TABLE ${w.t('s')} (${STAGED_SAMPLE_COLUMNS})`);
       // Annotations wait in file order until their samples' ords are known.
@@ -219,6 +224,7 @@ export class DatasetWriter {
    */
   async finish(nonStandardNumbers: number): Promise<FinalCounts> {
     for (const a of this.appenders()) a.close();
+    await this.enter('finishing');
     this.samples = this.annotations = this.shapes = this.partAnnotations = this.partShapes = this.files = null;
     const ds = this.datasetId;
     const S = this.t('s');
@@ -412,6 +418,7 @@ export class DatasetWriter {
     await this.conn.run('COMMIT');
     this.done = true;
     this.conn.closeSync();
+    await this.enter(null);
     return createdAt;
   }
 
@@ -424,7 +431,14 @@ export class DatasetWriter {
       await this.conn.run('ROLLBACK');
     } finally {
       this.conn.closeSync();
+      await this.enter(null);
     }
+  }
+
+  private async enter(phase: IngestPhase | null): Promise<void> {
+    const from = this.phase;
+    this.phase = phase;
+    await this.db.ingestMemory.move(from, phase);
   }
 
   private appenders(): ChunkedAppender[] {

@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSettings } from '../../dist/config.js';
+import type { IngestEvent } from '../../dist/services/ingest.js';
+import { COCO128, openTestEnv, type TestEnv } from '../helpers/env.js';
+
+/**
+ * DuckDB's memory_limit follows the ingests (src/services/db/ingest-memory.ts): the ingest limit
+ * while ingests only append their rows, the full limit whenever one writes its final tables, and
+ * when none runs. An ingest's event iterator pauses the ingest at each event, so each phase can be
+ * held and looked at.
+ */
+
+const FULL = '122.0 MiB'; // 128MB as DuckDB prints it
+const LOW = '61.0 MiB'; // 64MB
+
+let t: TestEnv;
+beforeAll(async () => {
+  t = await openTestEnv({ DATAVISOR_THUMBNAILS_ON_INGEST: '2' });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+// duckdb_settings() is read when the query runs (current_setting() would be folded into the prepared statement).
+const limit = async () => (await t.dv.db.query(`SELECT value AS m FROM duckdb_settings() WHERE name = 'memory_limit'`))[0]!.m;
+
+/** Pulls events until one matches; returns it. */
+async function until(it: AsyncIterator<IngestEvent>, match: (e: IngestEvent) => boolean): Promise<IngestEvent> {
+  for (;;) {
+    const r = await it.next();
+    if (r.done) throw new Error('the ingest ended first');
+    if (match(r.value)) return r.value;
+  }
+}
+
+describe('DuckDB memory limit during ingests', () => {
+  it('is the ingest limit while ingests append, the full one while any writes its final tables or none runs', async () => {
+    expect(await limit()).toBe(FULL);
+    const a = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    await until(a, (e) => e.stage === 'parsing_annotations');
+    expect(await limit()).toBe(LOW);
+
+    const b = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    await until(b, (e) => e.stage === 'parsing_images');
+    expect(await limit()).toBe(LOW);
+
+    // A has written its final tables and makes thumbnails before it commits: still finishing.
+    await until(a, (e) => e.stage === 'thumbnails');
+    expect(await limit()).toBe(FULL);
+    await until(a, (e) => e.stage === 'complete');
+    // B still appends.
+    expect(await limit()).toBe(LOW);
+
+    await until(b, (e) => e.stage === 'complete');
+    expect(await limit()).toBe(FULL);
+  });
+
+  it('goes back to the full limit when an ingest fails or its consumer stops early', async () => {
+    const bad = path.join(t.dir, 'truncated.json');
+    fs.writeFileSync(bad, fs.readFileSync(COCO128.annotations, 'utf8').slice(0, 40_000));
+    const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    expect((await until(failing, (e) => e.stage === 'error')).code).toBe('INVALID_JSON');
+    expect(await limit()).toBe(FULL);
+
+    const dropped = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    await until(dropped, (e) => e.stage === 'parsing_annotations');
+    expect(await limit()).toBe(LOW);
+    await dropped.return!(undefined);
+    expect(await limit()).toBe(FULL);
+  });
+});
+
+describe('memory limit settings', () => {
+  const load = (env: Record<string, string>) => loadSettings(env, '/tmp');
+
+  it('defaults to 128MB, and 64MB while ingests append', () => {
+    expect(load({})).toMatchObject({ dbMemoryLimit: '128MB', dbIngestMemoryLimit: '64MB' });
+  });
+
+  it('drops the ingest limit when it is not below the full one', () => {
+    expect(load({ DATAVISOR_DB_MEMORY_LIMIT: '48MB' }).dbIngestMemoryLimit).toBeNull();
+    expect(load({ DATAVISOR_DB_MEMORY_LIMIT: '1GiB', DATAVISOR_DB_INGEST_MEMORY_LIMIT: '1.5 GB' }).dbIngestMemoryLimit).toBeNull();
+    expect(load({ DATAVISOR_DB_MEMORY_LIMIT: '2GB', DATAVISOR_DB_INGEST_MEMORY_LIMIT: '256MiB' }).dbIngestMemoryLimit).toBe('256MiB');
+  });
+
+  it('refuses a size DuckDB would not read, naming the variable', () => {
+    expect(() => load({ DATAVISOR_DB_MEMORY_LIMIT: '50%' })).toThrow(/DATAVISOR_DB_MEMORY_LIMIT must be a size such as 128MB or 1GiB, got "50%"/);
+    expect(() => load({ DATAVISOR_DB_INGEST_MEMORY_LIMIT: "64MB'; DROP TABLE x" })).toThrow(/DATAVISOR_DB_INGEST_MEMORY_LIMIT/);
+  });
+});
