@@ -99,15 +99,22 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   };
 }
 
+/** The units DuckDB reads in a memory size: KB..TB (and K..T, kilobytes..) count in 1000s, KiB..TiB in 1024s. */
 const MEMORY_UNITS: Record<string, number> = {
-  b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+  b: 1, byte: 1, bytes: 1,
+  k: 1e3, kb: 1e3, kilobyte: 1e3, kilobytes: 1e3,
+  m: 1e6, mb: 1e6, megabyte: 1e6, megabytes: 1e6,
+  g: 1e9, gb: 1e9, gigabyte: 1e9, gigabytes: 1e9,
+  t: 1e12, tb: 1e12, terabyte: 1e12, terabytes: 1e12,
+  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
 };
 
-/** Bytes of a DuckDB memory size ("128MB", "1.5 GiB": KB..TB count in 1000s, KiB..TiB in 1024s). */
+/** Bytes of a DuckDB memory size ("128MB", "4G", "1.5 GiB"); Infinity for "-1" or "none" (no limit). */
 export function memoryBytes(name: string, text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = MEMORY_UNITS[(m?.[2] || 'b').toLowerCase()];
-  if (!m || unit === undefined) throw new Error(`${name} must be a size such as 128MB or 1GiB, got ${JSON.stringify(text)}`);
+  if (/^\s*(-1|none)\s*$/i.test(text)) return Infinity;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(text);
+  const unit = m ? MEMORY_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`${name} must be a size such as 128MB, 4G or 1GiB (or none), got ${JSON.stringify(text)}`);
   return Number(m[1]) * unit;
 }
 

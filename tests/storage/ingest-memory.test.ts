@@ -85,8 +85,17 @@ describe('memory limit settings', () => {
     expect(load({ DATAVISOR_DB_MEMORY_LIMIT: '2GB', DATAVISOR_DB_INGEST_MEMORY_LIMIT: '256MiB' }).dbIngestMemoryLimit).toBe('256MiB');
   });
 
+  it('reads every size DuckDB reads; no limit keeps the ingest limit, a none ingest limit turns it off', () => {
+    for (const v of ['4G', '512M', '1 gigabyte', '2048 MB', '1.5GiB']) expect(load({ DATAVISOR_DB_MEMORY_LIMIT: v }).dbIngestMemoryLimit, v).toBe('64MB');
+    expect(load({ DATAVISOR_DB_MEMORY_LIMIT: 'none' }).dbIngestMemoryLimit).toBe('64MB');
+    expect(load({ DATAVISOR_DB_MEMORY_LIMIT: '-1' }).dbIngestMemoryLimit).toBe('64MB');
+    expect(load({ DATAVISOR_DB_INGEST_MEMORY_LIMIT: 'none' }).dbIngestMemoryLimit).toBeNull();
+  });
+
   it('refuses a size DuckDB would not read, naming the variable', () => {
-    expect(() => load({ DATAVISOR_DB_MEMORY_LIMIT: '50%' })).toThrow(/DATAVISOR_DB_MEMORY_LIMIT must be a size such as 128MB or 1GiB, got "50%"/);
+    for (const v of ['50%', '1000', '0', '12 parsecs']) {
+      expect(() => load({ DATAVISOR_DB_MEMORY_LIMIT: v }), v).toThrow(`DATAVISOR_DB_MEMORY_LIMIT must be a size such as 128MB, 4G or 1GiB (or none), got ${JSON.stringify(v)}`);
+    }
     expect(() => load({ DATAVISOR_DB_INGEST_MEMORY_LIMIT: "64MB'; DROP TABLE x" })).toThrow(/DATAVISOR_DB_INGEST_MEMORY_LIMIT/);
   });
 });
