@@ -248,6 +248,7 @@ describe('wrong types', () => {
     ['iscrowd 2', (c) => (c.annotations[5]!.iscrowd = 2), ['annotations[5]', '"iscrowd" must be 0 or 1', '2']],
     ['segmentation a number', (c) => (c.annotations[5]!.segmentation = 7), ['annotations[5]', '"segmentation" must be', 'number 7']],
     ['a float category_id', (c) => (c.annotations[5]!.category_id = 1.5), ['annotations[5]', '"category_id" must be an integer', '1.5']],
+    ['num_keypoints past 32 bits', (c) => ((c.annotations[5] as { num_keypoints?: number }).num_keypoints = 3_000_000_000), ['annotations[5]', '"num_keypoints" must be a 32-bit integer', '3000000000']],
     ['"images" an object', (c) => ((c as { images: unknown }).images = { 0: c.images[0] }), ['"images" must be an array, found an object']],
   ])('%s is INVALID_COCO naming the path and key', async (label, change, fragments) => {
     const message = await fatalFile(`${label.replace(/\W+/g, '-')}.json`, modified(change), 'INVALID_COCO');

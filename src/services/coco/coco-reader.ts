@@ -420,7 +420,7 @@ export class CocoReader {
       polygonCount: kind === 'polygon' ? seg!.arrays : 0,
       pointCount: kind === 'polygon' ? Math.floor(seg!.numbers / 2) : 0,
       segmentation: seg && kind !== 'none' && this.keepShapes ? seg.text : null,
-      numKeypoints: this.optionalInt(e, 'num_keypoints'),
+      numKeypoints: this.optionalInt32(e, 'num_keypoints'),
       keypoints: kp && this.keepShapes ? kp.text : null,
       score: this.optionalNumber(e, 'score'),
       extra: extraKeys(e, ANNOTATION_KEYS),
@@ -481,6 +481,13 @@ export class CocoReader {
   private optionalInt(e: { [k: string]: Json }, key: string): number | null {
     const v = this.optionalNumber(e, key);
     if (v !== null && !Number.isSafeInteger(v)) throw this.invalid(`"${key}" must be an integer, found ${v}`);
+    return v;
+  }
+
+  /** A count stored as INTEGER: a larger one would wrap in the column. */
+  private optionalInt32(e: { [k: string]: Json }, key: string): number | null {
+    const v = this.optionalInt(e, key);
+    if (v !== null && (v < -2_147_483_648 || v > 2_147_483_647)) throw this.invalid(`"${key}" must be a 32-bit integer, found ${v}`);
     return v;
   }
 
