@@ -26,18 +26,23 @@ export interface ParseInput {
 /** Smaller blocks (a range's last) are not worth keeping: reading into them would cut the file small. */
 const MIN_SPARE_BYTES = 64 * 1024;
 
-/** Buffers of blocks the threads have read, handed back to be read into again. */
+/**
+ * Buffers of blocks the threads have read, handed back to be read into again. Kept only once a
+ * source has asked for one: a download (S3, GCS) makes its own blocks, and would only fill it.
+ */
 export class SpareBlocks {
   private readonly free: Uint8Array[] = [];
+  private wanted = false;
 
   constructor(private readonly max: number) {}
 
   take(): Uint8Array | undefined {
+    this.wanted = true;
     return this.free.pop();
   }
 
   give(block: Uint8Array): void {
-    if (block.byteLength >= MIN_SPARE_BYTES && this.free.length < this.max) this.free.push(block);
+    if (this.wanted && block.byteLength >= MIN_SPARE_BYTES && this.free.length < this.max) this.free.push(block);
   }
 }
 
