@@ -38,7 +38,7 @@ async function migrate(conn: DuckDBConnection, dbPath: string, version: number):
     await conn.run('INSERT INTO schema_version VALUES ($1)', [version + 1]);
     await conn.run('COMMIT');
   } catch (cause) {
-    await conn.run('ROLLBACK');
+    await conn.run('ROLLBACK').catch(() => undefined); // the cause below is what went wrong
     throw new DataVisorError('UNAVAILABLE', `Cannot upgrade the database ${dbPath} from schema version ${version}: ${(cause as Error).message}`, { cause });
   }
 }
@@ -94,9 +94,13 @@ export class Database {
       } else {
         for (let v = Number(current); v < SCHEMA_VERSION; v++) await migrate(setup, dbPath, v);
       }
-    } finally {
+    } catch (e) {
+      // Let go of the file, so that the same process can open it again (after an upgrade, say).
       setup.closeSync();
+      instance.closeSync();
+      throw e;
     }
+    setup.closeSync();
     const readers: Reader[] = [];
     for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
     const memory = new IngestMemory(await instance.connect(), options.memoryLimit ?? '', options.memoryLimit ? (options.ingestMemoryLimit ?? null) : null);

@@ -50,7 +50,7 @@ export const MIGRATIONS: Record<number, string[]> = {
     annotationsTable('annotations_v2'),
     // A single-table scan keeps the rows' order, so the table stays sorted by sample.
     `INSERT INTO annotations_v2 (${ANNOTATION_STORED_COLUMNS})
-     SELECT * EXCLUDE (source) REPLACE (segmentation_kind::segmentation_kind AS segmentation_kind) FROM annotations`,
+     SELECT ${ANNOTATION_STORED_COLUMNS.replace('segmentation_kind', 'segmentation_kind::segmentation_kind')} FROM annotations`,
     'DROP TABLE annotations',
     'ALTER TABLE annotations_v2 RENAME TO annotations',
   ],
