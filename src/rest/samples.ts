@@ -109,9 +109,8 @@ export function sampleRoutes(dv: DataVisor) {
       // Unknown (or deleted) datasets answer 404 before the cache is asked.
       await dv.datasets.get(q.dataset_id);
       const origin = requestOrigin(c.req.url);
-      // Everything the page depends on: the query, the origin of its URLs and, when image URLs are
-      // signed, their expiry (the same for every answer within a quarter of the URL lifetime).
-      const key = `${origin}\n${dv.access.enabled ? dv.access.imageExpiry() : 0}\n${JSON.stringify(q)}`;
+      // Everything the page depends on: the query, the origin of its URLs and their signing epoch.
+      const key = `${origin}\n${dv.access.imageUrlEpoch()}\n${JSON.stringify(q)}`;
       const cached = pages.get(key);
       // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
       if (cached) return sendCached(c, cached) as never;

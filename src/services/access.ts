@@ -109,6 +109,14 @@ export class AccessService {
     return Math.ceil(earliest / this.#bucket) * this.#bucket;
   }
 
+  /**
+   * What the image URLs handed out now depend on besides their image: the expiry they carry, 0
+   * when unsigned. An answer holding URLs may be reused while this stays the same.
+   */
+  imageUrlEpoch(): number {
+    return this.enabled ? this.imageExpiry() : 0;
+  }
+
   /** `&exp=…&sig=…` for an image URL handed out now; empty without a token (URLs stay unsigned). */
   imageQuerySuffix(datasetId: string, sampleId: number | string, size: ImageSize): string {
     return this.enabled ? `&${this.signImagePath(datasetId, sampleId, size, this.imageExpiry())}` : '';

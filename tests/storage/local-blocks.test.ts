@@ -22,7 +22,7 @@ async function readAll(options: { start?: number; end?: number } = {}) {
   const free: Uint8Array[] = [];
   const seen = new Set<ArrayBufferLike>();
   const out: Buffer[] = [];
-  for await (const block of new LocalStore().readBlocks(file, BLOCK, { take: () => free.pop() }, options)) {
+  for await (const block of new LocalStore().readBlocks(file, BLOCK, options, { take: () => free.pop() })) {
     out.push(Buffer.from(block));
     seen.add(block.buffer);
     free.push(new Uint8Array(block.buffer));
@@ -47,13 +47,13 @@ describe('LocalStore.readBlocks', () => {
 
   it('allocates its own buffers when none are handed back', async () => {
     const out: Uint8Array[] = [];
-    for await (const block of new LocalStore().readBlocks(file, BLOCK, { take: () => undefined })) out.push(block);
+    for await (const block of new LocalStore().readBlocks(file, BLOCK)) out.push(block);
     expect(new Set(out.map((b) => b.buffer)).size).toBe(out.length);
     expect(Buffer.concat(out).equals(bytes)).toBe(true);
   });
 
   it('a missing file is FILE_NOT_FOUND naming it', async () => {
-    const blocks = new LocalStore().readBlocks(path.join(dir, 'nope.json'), BLOCK, { take: () => undefined });
+    const blocks = new LocalStore().readBlocks(path.join(dir, 'nope.json'), BLOCK);
     await expect(blocks.next()).rejects.toMatchObject({ code: 'FILE_NOT_FOUND', message: expect.stringContaining('nope.json') });
   });
 });

@@ -25,7 +25,7 @@ let columns: { kind: 'images' | 'annotations'; builder: ColumnsBuilder } | null 
 /**
  * Arrays of sent batches the main thread handed back. Built in these, batches make no garbage on
  * the main thread: there, freed arrays waited for a collection that only external memory
- * triggers, up to ~50 MB of them at a time (docs/ingestion.md, "Memory").
+ * triggers, up to ~50 MB of them at a time (docs/ingestion.md, "The parser").
  */
 const spare: Record<'images' | 'annotations', ColumnBuffers[]> = { images: [], annotations: [] };
 /** More than the batches in flight at once (4 chunks' worth, a few sections each). */

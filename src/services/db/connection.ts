@@ -103,7 +103,8 @@ export class Database {
     setup.closeSync();
     const readers: Reader[] = [];
     for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
-    const memory = new IngestMemory(await instance.connect(), options.memoryLimit ?? '', options.memoryLimit ? (options.ingestMemoryLimit ?? null) : null);
+    const { memoryLimit: full, ingestMemoryLimit: ingest } = options;
+    const memory = new IngestMemory(await instance.connect(), full && ingest ? { full, ingest } : null);
     return new Database(dbPath, instance, readers, memory);
   }
 

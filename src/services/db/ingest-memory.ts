@@ -17,23 +17,24 @@ export type IngestPhase = 'appending' | 'finishing';
 export class IngestMemory {
   private appending = 0;
   private finishing = 0;
-  private applied: string;
+  private applied: string | undefined;
   /** SET statements run one at a time, in the order the phases changed. */
   private queue: Promise<void> = Promise.resolve();
 
+  /** `limits` null: the limit stays as it is (counting only). */
   constructor(
     private readonly conn: DuckDBConnection,
-    private readonly fullLimit: string,
-    private readonly ingestLimit: string | null,
+    private readonly limits: { full: string; ingest: string } | null,
   ) {
-    this.applied = fullLimit;
+    this.applied = limits?.full;
   }
 
   /** Moves one ingest into `to` (from `from`, or from nowhere); resolves once the limit is set. */
   move(from: IngestPhase | null, to: IngestPhase | null): Promise<void> {
     if (from) this[from]--;
     if (to) this[to]++;
-    const want = this.ingestLimit !== null && this.appending > 0 && this.finishing === 0 ? this.ingestLimit : this.fullLimit;
+    if (!this.limits) return this.queue;
+    const want = this.appending > 0 && this.finishing === 0 ? this.limits.ingest : this.limits.full;
     this.queue = this.queue.then(async () => {
       if (want === this.applied) return;
       try {

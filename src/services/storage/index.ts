@@ -141,15 +141,13 @@ export class StorageService {
   }
 
   /**
-   * A stream of an input file, or of bytes `start` (inclusive) to `end` (exclusive), in
-   * `blockSize` blocks (a local file is read in them, into `buffers` when given; a download is
-   * regrouped).
+   * An input file, or its bytes `start` (inclusive) to `end` (exclusive), in `blockSize` blocks: a
+   * local file is read in them (into `buffers` when it has some), a download is regrouped.
    */
   async openInput(input: InputLocation, blockSize: number, range?: { start: number; end: number }, buffers?: BlockBuffers): Promise<AsyncIterable<Uint8Array>> {
     const bounds = range ? { start: range.start, end: range.end - 1 } : {};
-    if (input.store.kind === 'local' && buffers) return this.local.readBlocks(input.key, blockSize, buffers, bounds);
-    const stream = await input.store.openRead(input.key, { highWaterMark: blockSize, ...bounds });
-    return input.store.kind === 'local' ? stream : rechunk(stream, blockSize);
+    if (input.store.kind === 'local') return this.local.readBlocks(input.key, blockSize, bounds, buffers);
+    return rechunk(await input.store.openRead(input.key, bounds), blockSize);
   }
 
   /**

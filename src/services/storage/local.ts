@@ -28,7 +28,7 @@ export class LocalStore implements ObjectStore {
   }
 
   async openRead(key: string, options: ReadOptions = {}): Promise<Readable> {
-    const stream = fs.createReadStream(key, { start: options.start, end: options.end, highWaterMark: options.highWaterMark });
+    const stream = fs.createReadStream(key, { start: options.start, end: options.end });
     try {
       // The file is opened asynchronously: wait, so that a missing file fails here and not mid-read.
       await once(stream, 'ready');
@@ -44,7 +44,7 @@ export class LocalStore implements ObjectStore {
    * buffer from `buffers` when it has one: a consumer that hands its blocks back reads the whole
    * file in a few buffers, where a stream allocates one per block.
    */
-  async *readBlocks(key: string, blockSize: number, buffers: BlockBuffers, options: { start?: number; end?: number } = {}): AsyncGenerator<Uint8Array> {
+  async *readBlocks(key: string, blockSize: number, options: { start?: number; end?: number } = {}, buffers?: BlockBuffers): AsyncGenerator<Uint8Array> {
     let file: fs.promises.FileHandle;
     try {
       file = await fs.promises.open(key, 'r');
@@ -54,7 +54,7 @@ export class LocalStore implements ObjectStore {
     try {
       const end = options.end === undefined ? Infinity : options.end + 1;
       for (let at = options.start ?? 0; at < end; ) {
-        const buf = buffers.take() ?? new Uint8Array(blockSize);
+        const buf = buffers?.take() ?? new Uint8Array(blockSize);
         const { bytesRead } = await file.read(buf, 0, Math.min(buf.byteLength, end - at), at);
         if (bytesRead === 0) return;
         at += bytesRead;

@@ -43,8 +43,6 @@ export interface ReadOptions {
   start?: number;
   /** Inclusive, as in HTTP ranges and fs.createReadStream. */
   end?: number;
-  /** Local files only: the size of the blocks read. */
-  highWaterMark?: number;
 }
 
 /** Knobs shared by the bucket stores; tests shrink them to exercise paging and retries quickly. */
