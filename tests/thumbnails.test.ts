@@ -500,6 +500,18 @@ describe('decode concurrency', () => {
     expect(reader.stats).toMatchObject({ diskHits: 8, generated: 0 });
   });
 
+  it('holds a burst’s writes while decodes follow each other, and writes them all once idle', async () => {
+    const service = makeService({ cacheDir, concurrency: 1, writeIdleMs: 400 });
+    const webps = async () => (await listFiles(cacheDir)).filter((f) => f.endsWith('.webp')).length;
+    // One request after the other: between two of them no decode runs for a moment, which is
+    // not idleness (writing then would create files in the middle of the burst).
+    for (let i = 0; i < 6; i++) await service.get(request(`idle-${i}`, 'photo.jpg'));
+    expect(await webps()).toBe(0);
+    const deadline = Date.now() + 5000;
+    while ((await webps()) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await webps()).toBe(6);
+  });
+
   it('writes nothing for a dataset removed while its burst is still decoding', async () => {
     const service = makeService({ cacheDir, concurrency: 2 });
     const gets = Array.from({ length: 6 }, (_, i) => service.get(request(`burst-${i}`, 'photo.jpg')));

@@ -39,16 +39,24 @@ export interface ThumbnailServiceOptions {
   memoryCacheBytes?: number;
   /** Told about cache writes that failed (disk full); the thumbnail was served anyway. */
   onWriteError?: (err: unknown) => void;
+  /** How long no decode may run before the writes deferred during a burst start (default 50 ms). */
+  writeIdleMs?: number;
 }
 
 /**
  * Bytes of made thumbnails whose disk write may wait for the decoders to go idle. Creating a file
- * costs the kernel ~0.7 ms of CPU (inode and folder allocation), which during a burst of cold
+ * costs the kernel 0.1–0.8 ms of CPU (inode and folder allocation), which during a burst of cold
  * requests is taken from decoding; past this budget writes happen at once again.
  */
 const DEFERRED_WRITE_BYTES = 16 * 1024 * 1024;
+/**
+ * Idle means no decode for this long. Within a burst the decoders are briefly all free between one
+ * request's answer and the next request's decode; writing then puts file creation (and the pool
+ * threads it occupies) in the middle of the burst.
+ */
+const WRITE_IDLE_MS = 50;
 /** Deferred writes run this many at a time, and stop as soon as a decode starts. */
-const DRAIN_BATCH = 8;
+const DRAIN_BATCH = 4;
 
 interface DeferredWrite {
   datasetId: string;
@@ -72,6 +80,7 @@ export class ThumbnailService {
   readonly #sourceSlots: Semaphore;
   readonly #maxInputPixels: number;
   readonly #onWriteError: (err: unknown) => void;
+  readonly #writeIdleMs: number;
   readonly #memory: ByteLru<Thumbnail>;
   /** One promise per thumbnail being looked up or made, so concurrent requests decode once. */
   readonly #inFlight = new Map<string, Promise<Thumbnail>>();
@@ -83,6 +92,9 @@ export class ThumbnailService {
   #deferred: DeferredWrite[] = [];
   #deferredBytes = 0;
   #decoding = 0;
+  /** When the last decode ended (performance.now()), to tell a pause in a burst from idleness. */
+  #lastDecodeEnd = 0;
+  #drainTimer: NodeJS.Timeout | undefined;
   #draining = false;
 
   constructor(opts: ThumbnailServiceOptions) {
@@ -91,6 +103,7 @@ export class ThumbnailService {
     this.#sourceSlots = new Semaphore(2 * (opts.concurrency ?? 4));
     this.#maxInputPixels = opts.maxInputPixels ?? 100e6;
     this.#onWriteError = opts.onWriteError ?? (() => undefined);
+    this.#writeIdleMs = opts.writeIdleMs ?? WRITE_IDLE_MS;
     this.#memory = new ByteLru(opts.memoryCacheBytes ?? 64 * 1024 * 1024, (t) => t.body.length);
   }
 
@@ -178,8 +191,11 @@ export class ThumbnailService {
           try {
             return await renderThumbnail(source, { width: THUMBNAIL_WIDTHS[req.size], maxInputPixels: this.#maxInputPixels, label });
           } finally {
-            // The last decode of a burst (even a failed one) lets the deferred writes run.
-            if (--this.#decoding === 0) this.#drainDeferred();
+            // The last decode of a burst (even a failed one) lets the deferred writes run once idle.
+            if (--this.#decoding === 0) {
+              this.#lastDecodeEnd = performance.now();
+              this.#scheduleDrain();
+            }
           }
         });
       });
@@ -194,20 +210,37 @@ export class ThumbnailService {
   }
 
   /**
-   * Writes now when nothing else decodes (or the write-behind budget is spent), else later: the
-   * decode that brings the count to zero drains the queue.
+   * Queues the write until the decoders have been idle for writeIdleMs, or writes now when the
+   * write-behind budget is spent.
    */
   #persist(w: DeferredWrite): void {
-    if (this.#decoding > 0 && this.#deferredBytes + w.body.length <= DEFERRED_WRITE_BYTES) {
-      this.#deferred.push(w);
-      this.#deferredBytes += w.body.length;
-    } else {
+    if (this.#deferredBytes + w.body.length > DEFERRED_WRITE_BYTES) {
       void this.#write(w);
+      return;
     }
+    this.#deferred.push(w);
+    this.#deferredBytes += w.body.length;
+    this.#scheduleDrain();
   }
 
   #write(w: DeferredWrite): Promise<void> {
     return this.#track(w.datasetId, this.#store.write(w.at, w.body)).catch((err: unknown) => this.#onWriteError(err));
+  }
+
+  /**
+   * Arms the idle timer. It does not keep the process alive: shutdown calls flush(). A decode that
+   * runs when it fires ends with a new schedule, so the queue is never left behind.
+   */
+  #scheduleDrain(): void {
+    if (this.#drainTimer || this.#draining || this.#deferred.length === 0 || this.#decoding > 0) return;
+    const wait = Math.max(0, this.#lastDecodeEnd + this.#writeIdleMs - performance.now());
+    this.#drainTimer = setTimeout(() => {
+      this.#drainTimer = undefined;
+      if (this.#decoding > 0) return;
+      if (performance.now() - this.#lastDecodeEnd < this.#writeIdleMs) this.#scheduleDrain();
+      else this.#drainDeferred();
+    }, wait);
+    this.#drainTimer.unref();
   }
 
   /** Writes deferred thumbnails a few at a time while no decode runs. */
@@ -221,6 +254,7 @@ export class ThumbnailService {
         }
       } finally {
         this.#draining = false;
+        this.#scheduleDrain();
       }
     })();
   }
