@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 // Before DuckDB loads: it configures DuckDB's allocator.
 import './allocator.js';
@@ -12,7 +13,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { DataVisorError } from '../errors.js';
-import { IngestMemory } from './ingest-memory.js';
+import { IngestResources } from './ingest-resources.js';
 import { MIGRATIONS, SCHEMA_STATEMENTS, SCHEMA_VERSION } from './schema.js';
 
 export type Row = Record<string, unknown>;
@@ -24,7 +25,7 @@ export interface DatabaseOptions {
   readers?: number;
   /** DuckDB's memory_limit, e.g. '1GB'. */
   memoryLimit?: string;
-  /** Its value while ingests only append rows (ingest-memory.ts); needs memoryLimit. */
+  /** Its value while ingests only append rows (ingest-resources.ts); needs memoryLimit. */
   ingestMemoryLimit?: string | null;
 }
 
@@ -61,7 +62,7 @@ export class Database {
     private readonly instance: DuckDBInstance,
     private readonly readers: Reader[],
     /** DuckDB's memory limit as ingests move through their phases. */
-    readonly ingestMemory: IngestMemory,
+    readonly ingestResources: IngestResources,
   ) {
     this.idle = [...readers];
   }
@@ -104,8 +105,12 @@ export class Database {
     const readers: Reader[] = [];
     for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
     const { memoryLimit: full, ingestMemoryLimit: ingest } = options;
-    const memory = new IngestMemory(await instance.connect(), full && ingest ? { full, ingest } : null);
-    return new Database(dbPath, instance, readers, memory);
+    const conn = await instance.connect();
+    // DuckDB's default thread count (the cores) is what ingests get; no ingest runs yet.
+    const threads = Number((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = 'threads'`)).getRows()[0]?.[0]) || availableParallelism();
+    const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1 });
+    await resources.move(null, null);
+    return new Database(dbPath, instance, readers, resources);
   }
 
   /**
@@ -137,7 +142,7 @@ export class Database {
     this.closed = true;
     for (const w of this.waiting.splice(0)) w.reject(closedError());
     for (const r of this.readers) r.conn.closeSync();
-    this.ingestMemory.close();
+    this.ingestResources.close();
     this.instance.closeSync();
   }
 

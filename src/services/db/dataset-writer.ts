@@ -4,7 +4,7 @@ import type { CocoCategory, CocoLicense } from '../coco/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { ChunkedAppender } from './chunked-appender.js';
-import type { IngestPhase } from './ingest-memory.js';
+import type { IngestPhase } from './ingest-resources.js';
 import { plainRow, type Database, type Row } from './connection.js';
 import { ANNOTATION_STORED_COLUMNS } from './schema.js';
 
@@ -72,7 +72,7 @@ export class DatasetWriter {
   private annotationCount = 0;
   private listedFiles = false;
   private done = false;
-  /** For DuckDB's memory limit (ingest-memory.ts); null once committed or rolled back. */
+  /** For DuckDB's memory limit and threads (ingest-resources.ts); null once committed or rolled back. */
   private phase: IngestPhase | null = null;
 
   private constructor(
@@ -438,7 +438,7 @@ export class DatasetWriter {
   private async enter(phase: IngestPhase | null): Promise<void> {
     const from = this.phase;
     this.phase = phase;
-    await this.db.ingestMemory.move(from, phase);
+    await this.db.ingestResources.move(from, phase);
   }
 
   private appenders(): ChunkedAppender[] {

@@ -1,15 +1,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
 import type { IngestEvent } from '../../dist/services/ingest.js';
 import { COCO128, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
- * DuckDB's memory_limit follows the ingests (src/services/db/ingest-memory.ts): the ingest limit
- * while ingests only append their rows, the full limit whenever one writes its final tables, and
- * when none runs. An ingest's event iterator pauses the ingest at each event, so each phase can be
- * held and looked at.
+ * DuckDB's memory_limit and threads follow the ingests (src/services/db/ingest-resources.ts): the
+ * ingest limit while ingests only append their rows, the full limit whenever one writes its final
+ * tables, and when none runs; DuckDB's own thread count while any ingest runs, one thread when none
+ * does. An ingest's event iterator pauses the ingest at each event, so each phase can be held and
+ * looked at.
  */
 
 const FULL = '122.0 MiB'; // 128MB as DuckDB prints it
@@ -24,7 +26,9 @@ afterAll(async () => {
 });
 
 // duckdb_settings() is read when the query runs (current_setting() would be folded into the prepared statement).
-const limit = async () => (await t.dv.db.query(`SELECT value AS m FROM duckdb_settings() WHERE name = 'memory_limit'`))[0]!.m;
+const setting = async (name: string) => (await t.dv.db.query(`SELECT value AS v FROM duckdb_settings() WHERE name = $1`, [name]))[0]!.v;
+const limit = () => setting('memory_limit');
+const threads = async () => Number(await setting('threads'));
 
 /** Pulls events until one matches; returns it. */
 async function until(it: AsyncIterator<IngestEvent>, match: (e: IngestEvent) => boolean): Promise<IngestEvent> {
@@ -69,6 +73,37 @@ describe('DuckDB memory limit during ingests', () => {
     expect(await limit()).toBe(LOW);
     await dropped.return!(undefined);
     expect(await limit()).toBe(FULL);
+  });
+});
+
+describe('DuckDB threads during ingests', () => {
+  it('are DuckDB’s default count while any ingest runs and one while none does, also after a failure', async () => {
+    // What DuckDB picks by itself (the cores), read from an instance of its own.
+    const own = await DuckDBInstance.create(':memory:');
+    const conn = await own.connect();
+    const cores = Number((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = 'threads'`)).getRows()[0]![0]);
+    conn.closeSync();
+    own.closeSync();
+
+    expect(await threads()).toBe(1);
+    const a = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    await until(a, (e) => e.stage === 'parsing_annotations');
+    expect(await threads()).toBe(cores);
+    const b = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    await until(b, (e) => e.stage === 'parsing_images');
+    await until(a, (e) => e.stage === 'thumbnails');
+    expect(await threads()).toBe(cores);
+    await until(a, (e) => e.stage === 'complete');
+    // B still runs.
+    expect(await threads()).toBe(cores);
+    await until(b, (e) => e.stage === 'complete');
+    expect(await threads()).toBe(1);
+
+    const bad = path.join(t.dir, 'truncated-threads.json');
+    fs.writeFileSync(bad, fs.readFileSync(COCO128.annotations, 'utf8').slice(0, 40_000));
+    const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    expect((await until(failing, (e) => e.stage === 'error')).code).toBe('INVALID_JSON');
+    expect(await threads()).toBe(1);
   });
 });
 

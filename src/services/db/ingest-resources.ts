@@ -1,0 +1,75 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+
+/** Where an ingest is: appending its rows as it reads the file, or writing its final tables (and committing). */
+export type IngestPhase = 'appending' | 'finishing';
+
+/**
+ * Two instance-wide DuckDB settings follow the running ingests (docs/storage.md, "Memory" and
+ * "Threads").
+ *
+ * memory_limit: while ingests only append rows, DuckDB's buffer pool would keep every block
+ * written so far up to the full limit: a 500K-image file's ingest then peaked ~1.3× the 118K one's,
+ * the pool full of staging blocks nothing reads until the end. So while ingests append and none
+ * writes its final tables, the limit is the lower ingest limit (older blocks go to disk); whenever
+ * one writes its final tables (a sort that needs the full limit: at 64MB the 500K file's ran out of
+ * memory), or none runs, it is the full limit. Reads during an ingest's reading get the ingest
+ * limit too; a read needs a few MB and evicts staging blocks when it needs more.
+ *
+ * threads: DuckDB's own worker threads run only while an ingest does. An idle worker calls glibc's
+ * malloc_trim half a second after its last task, which locks and walks every malloc arena of the
+ * process, sharp's included, and hands their free pages back, which libvips then faults in again:
+ * that cost cold thumbnails ~6% of their throughput. The server's reads are lookups of a few pages
+ * that a second thread does not speed up (the GraphQL bench is unchanged), while the ingest's final
+ * statements need the workers (with one thread the 118K file's runs out of memory).
+ */
+export class IngestResources {
+  private appending = 0;
+  private finishing = 0;
+  private appliedLimit: string | undefined;
+  private appliedThreads: number | undefined;
+  /** SET statements run one at a time, in the order the phases changed. */
+  private queue: Promise<void> = Promise.resolve();
+
+  /**
+   * `limits` null: memory_limit stays as it is. `threads.ingest` is DuckDB's own thread count (its
+   * default is the number of cores), `threads.idle` the count while no ingest runs.
+   */
+  constructor(
+    private readonly conn: DuckDBConnection,
+    private readonly limits: { full: string; ingest: string } | null,
+    private readonly threads: { ingest: number; idle: number },
+  ) {
+    this.appliedLimit = limits?.full;
+    this.appliedThreads = threads.ingest;
+  }
+
+  /** Moves one ingest into `to` (from `from`, or from nowhere); resolves once the settings are applied. */
+  move(from: IngestPhase | null, to: IngestPhase | null): Promise<void> {
+    if (from) this[from]--;
+    if (to) this[to]++;
+    const limit = this.limits && (this.appending > 0 && this.finishing === 0 ? this.limits.ingest : this.limits.full);
+    const threads = this.appending + this.finishing > 0 ? this.threads.ingest : this.threads.idle;
+    this.queue = this.queue.then(async () => {
+      if (threads !== this.appliedThreads && (await this.set('threads', String(threads)))) this.appliedThreads = threads;
+      if (limit && limit !== this.appliedLimit && (await this.set('memory_limit', `'${limit.replaceAll("'", "''")}'`))) this.appliedLimit = limit;
+    });
+    return this.queue;
+  }
+
+  close(): void {
+    this.conn.closeSync();
+  }
+
+  /**
+   * False when DuckDB refuses: lowering the limit fails while a large read holds more memory than
+   * the new limit. The old value stays, which only costs memory, and the next phase change tries again.
+   */
+  private async set(name: string, value: string): Promise<boolean> {
+    try {
+      await this.conn.run(`SET ${name} = ${value}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
