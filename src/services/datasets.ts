@@ -85,6 +85,8 @@ export class DatasetService {
   private readonly cache = new Map<string, Dataset>();
   /** Lookups in flight are shared: a page asks for a dataset's categories from two places at once. */
   private readonly categoryLists = new Map<string, Promise<Category[]>>();
+  /** get() lookups in flight, shared the same way. */
+  private readonly lookups = new Map<string, Promise<Dataset>>();
   private readonly deleted = new Set<string>();
 
   constructor(
@@ -116,9 +118,18 @@ export class DatasetService {
   async get(id: string): Promise<Dataset> {
     const hit = this.cache.get(id);
     if (hit) return hit;
-    const row = await getDatasetRow(this.db, id);
-    if (!row) throw new NotFoundError('dataset', id);
-    return this.remember(toDataset(row));
+    // A page of thumbnail misses asks for its dataset from every request at once: one query.
+    let lookup = this.lookups.get(id);
+    if (!lookup) {
+      lookup = getDatasetRow(this.db, id).then((row) => {
+        if (!row) throw new NotFoundError('dataset', id);
+        return this.remember(toDataset(row));
+      });
+      const settled = lookup.finally(() => this.lookups.get(id) === lookup && this.lookups.delete(id));
+      settled.catch(() => undefined);
+      this.lookups.set(id, lookup);
+    }
+    return lookup;
   }
 
   /** For DataLoader: one result per id, in order, an Error for an unknown id; one query for the misses. */

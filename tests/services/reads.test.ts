@@ -127,3 +127,28 @@ describe('concurrent reads', () => {
     }
   });
 });
+
+describe('file names of cold thumbnails', () => {
+  it('concurrent lookups of a dataset not yet in memory cost one query', async () => {
+    const before = env.dv.db.queryCount;
+    const found = await Promise.all(Array.from({ length: 10 }, () => env.dv.datasets.get(dense)));
+    expect(env.dv.db.queryCount - before).toBe(1);
+    expect(new Set(found.map((d) => d.id))).toEqual(new Set([dense]));
+    await expect(Promise.all([env.dv.datasets.get('nosuchdataset'), env.dv.datasets.get('nosuchdataset')])).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('a page of concurrent misses costs one query, and the samples around it none', async () => {
+    const page = await env.dv.samples.page(id, {}, { kind: 'offset', offset: 0, limit: 40 });
+    await env.dv.datasets.get(id);
+    const before = env.dv.db.queryCount;
+    const generated = env.dv.thumbnails.stats.generated;
+    const made = await Promise.all(page.samples.map((s) => env.dv.samples.thumbnail(id, s.id, 'small')));
+    expect(env.dv.db.queryCount - before).toBe(1);
+    for (const t of made) expect(t.width).toBeGreaterThan(0), expect(t.width).toBeLessThanOrEqual(128);
+
+    const rest = coco.images.slice(40).map((img) => img.id);
+    await Promise.all(rest.map((imageId) => env.dv.samples.thumbnail(id, imageId, 'small')));
+    expect(env.dv.db.queryCount - before).toBe(1);
+    expect(env.dv.thumbnails.stats.generated - generated).toBe(coco.images.length);
+  }, 60_000);
+});
