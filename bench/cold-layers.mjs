@@ -40,6 +40,8 @@ else await main();
 /** A child: one layer's server on loopback. Prints {"url"} once listening. */
 async function serveLayer(layer, { images, work }) {
   const { default: sharp } = await import('sharp');
+  // As the server runs sharp (src/services/thumbnail-render.ts): the layers differ only above it.
+  sharp.cache(false);
   const listen = (handler) => {
     const server = http.createServer((req, res) =>
       handler(req).then(
@@ -102,6 +104,7 @@ async function serveLayer(layer, { images, work }) {
 async function main() {
   const { default: autocannon } = await import('autocannon');
   const { default: sharp } = await import('sharp');
+  sharp.cache(false);
   // bench/http.mjs's fixture.
   const shared = path.resolve(REPO, '..', 'scratch');
   const scratch = path.resolve(args.scratch ?? (fs.existsSync(shared) ? path.join(shared, 'http-bench') : path.join(os.tmpdir(), 'datavisor-http-bench')));

@@ -75,6 +75,8 @@ async function bareMode(file) {
 async function main() {
   const { default: autocannon } = await import('autocannon');
   const { default: sharp } = await import('sharp');
+  // As the server runs sharp (src/services/thumbnail-render.ts), so the bare loop is the same pipeline.
+  sharp.cache(false);
   const duration = Number(args.duration ?? 10);
   const connections = String(args.connections ?? '2,16').split(',').map(Number);
   const scratch = path.resolve(args.scratch ?? defaultScratch());
