@@ -150,10 +150,10 @@ export function checkPageSize(name: string, n: number): void {
 }
 
 /**
- * Samples on each side of a thumbnail miss whose file names are fetched with it (in file order).
- * A query costs the same for 201 or 2,001 names (~100 bytes each in memory), and during a burst of
- * cold thumbnails each one stalled the requests waiting for it: with 100 the lookups cost the
- * cold-thumbnail bench ~4% of its throughput, with 1,000 about half of that.
+ * Samples on each side of a thumbnail miss whose file names are fetched with it (in file order;
+ * ~100 bytes each in memory). During a burst of cold thumbnails every query stalls the requests
+ * waiting for it: with 100 the lookups cost the cold-thumbnail bench ~4% of its throughput, with
+ * 1,000 about half of that (measured before concurrent misses shared one query).
  */
 const FILE_NAME_RADIUS = 1000;
 

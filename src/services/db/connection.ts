@@ -61,7 +61,7 @@ export class Database {
     readonly path: string,
     private readonly instance: DuckDBInstance,
     private readonly readers: Reader[],
-    /** DuckDB's memory limit as ingests move through their phases. */
+    /** DuckDB's memory limit and threads as ingests move through their phases. */
     readonly ingestResources: IngestResources,
   ) {
     this.idle = [...readers];

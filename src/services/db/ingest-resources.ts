@@ -17,10 +17,11 @@ export type IngestPhase = 'appending' | 'finishing';
  *
  * threads: DuckDB's own worker threads run only while an ingest does. An idle worker calls glibc's
  * malloc_trim half a second after its last task, which locks and walks every malloc arena of the
- * process, sharp's included, and hands their free pages back, which libvips then faults in again:
- * that cost cold thumbnails ~6% of their throughput. The server's reads are lookups of a few pages
- * that a second thread does not speed up (the GraphQL bench is unchanged), while the ingest's final
- * statements need the workers (with one thread the 118K file's runs out of memory).
+ * process, sharp's included, and hands their free pages back, which libvips then faults in again
+ * (tens of ms of CPU per trim in a burst of cold thumbnails; ~1% of their throughput in paired
+ * runs). The server's reads are lookups of a few pages that a second thread does not speed up
+ * (the GraphQL bench is unchanged), while the ingest's final statements need the workers (with
+ * one thread the 118K file's runs out of memory).
  */
 export class IngestResources {
   private appending = 0;
