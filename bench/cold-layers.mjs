@@ -94,9 +94,14 @@ async function serveLayer(layer, { images, work }) {
   // app: datasets are ingested through the real server; thumbnails come from the service call alone.
   const raw = http.createServer(async (req, res) => {
     const [, dataset, image] = req.url.split('/');
-    const thumb = await dv.samples.thumbnail(dataset, image, 'medium');
-    res.writeHead(200, { 'content-type': thumb.contentType, 'content-length': thumb.body.length, etag: thumb.etag });
-    res.end(thumb.body);
+    try {
+      const thumb = await dv.samples.thumbnail(dataset, image, 'medium');
+      res.writeHead(200, { 'content-type': thumb.contentType, 'content-length': thumb.body.length, etag: thumb.etag });
+      res.end(thumb.body);
+    } catch (err) {
+      res.writeHead(500);
+      res.end(String(err));
+    }
   });
   raw.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${raw.address().port}`, ingest: server.url })}\n`));
 }

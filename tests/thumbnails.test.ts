@@ -336,6 +336,23 @@ describe('ThumbnailService cache writes', () => {
     expect(service.stats).toEqual({ generated: 1, diskHits: 0, memoryHits: 1 });
     await rm(blocked);
   });
+
+  it('survives an onWriteError that throws (no unhandled rejection: vitest would fail the run)', async () => {
+    const blocked = path.join(root, 'blocked-throwing');
+    await writeFile(blocked, 'not a folder');
+    let reported = 0;
+    const service = makeService({
+      cacheDir: blocked,
+      onWriteError: () => {
+        reported++;
+        throw new Error('the reporter fails too');
+      },
+    });
+    expect((await service.get(request('1', 'photo.jpg'))).width).toBe(256);
+    await service.flush();
+    expect(reported).toBe(1);
+    await rm(blocked);
+  });
 });
 
 describe('ThumbnailService.warm', () => {
@@ -501,15 +518,28 @@ describe('decode concurrency', () => {
   });
 
   it('holds a burst’s writes while decodes follow each other, and writes them all once idle', async () => {
-    const service = makeService({ cacheDir, concurrency: 1, writeIdleMs: 400 });
+    const service = makeService({ cacheDir, concurrency: 1, writeIdleMs: 1500 });
     const webps = async () => (await listFiles(cacheDir)).filter((f) => f.endsWith('.webp')).length;
     // One request after the other: between two of them no decode runs for a moment, which is
     // not idleness (writing then would create files in the middle of the burst).
     for (let i = 0; i < 6; i++) await service.get(request(`idle-${i}`, 'photo.jpg'));
     expect(await webps()).toBe(0);
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 10_000;
     while ((await webps()) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(await webps()).toBe(6);
+  });
+
+  it('writes during a burst that never pauses once its oldest write has waited 2 s', async () => {
+    // Idleness never comes within the test: every file on disk was written because it waited too long.
+    const service = makeService({ cacheDir, concurrency: 1, writeIdleMs: 60_000 });
+    const webps = async () => (await listFiles(cacheDir)).filter((f) => f.endsWith('.webp')).length;
+    const started = Date.now();
+    let made = 0;
+    while (Date.now() - started < 2600) await service.get(request(`stream-${made++}`, 'photo.jpg'));
+    await new Promise((r) => setTimeout(r, 200));
+    const written = await webps();
+    expect(written).toBeGreaterThan(0);
+    expect(written).toBeLessThan(made);
   });
 
   it('writes nothing for a dataset removed while its burst is still decoding', async () => {

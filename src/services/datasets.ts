@@ -122,7 +122,8 @@ export class DatasetService {
     let lookup = this.lookups.get(id);
     if (!lookup) {
       lookup = getDatasetRow(this.db, id).then((row) => {
-        if (!row) throw new NotFoundError('dataset', id);
+        // A lookup that began before a delete committed must not hand out the deleted dataset.
+        if (!row || this.deleted.has(id)) throw new NotFoundError('dataset', id);
         return this.remember(toDataset(row));
       });
       const settled = lookup.finally(() => this.lookups.get(id) === lookup && this.lookups.delete(id));
@@ -190,5 +191,6 @@ export class DatasetService {
   private forget(id: string): void {
     this.cache.delete(id);
     this.categoryLists.delete(id);
+    this.lookups.delete(id);
   }
 }

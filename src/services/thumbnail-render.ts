@@ -7,7 +7,8 @@ import { DataVisorError } from './errors.js';
 // operations) for a repeat of the same one. Thumbnails have caches of their own (memory, then
 // disk), so a source is decoded once and never asked for again in the same way: the cache only
 // held decoded images nothing reused, and its bookkeeping (hashing, a lock shared by every decode)
-// cost a sharp loop ~2% of its throughput (measured alternating, same process).
+// cost a sharp loop ~2% of its throughput (measured alternating, same process). The setting is
+// the process's: the demo's image drawing and plugins that use this sharp run without it too.
 sharp.cache(false);
 
 /**

@@ -57,11 +57,18 @@ const DEFERRED_WRITE_BYTES = 16 * 1024 * 1024;
 const WRITE_IDLE_MS = 50;
 /** Deferred writes run this many at a time, and stop as soon as a decode starts. */
 const DRAIN_BATCH = 4;
+/**
+ * A stream of misses that never pauses would keep its writes queued for as long as it lasts, and a
+ * thumbnail that left the memory cache meanwhile would be made again: a write waits at most this long.
+ */
+const MAX_WRITE_DELAY_MS = 2000;
 
 interface DeferredWrite {
   datasetId: string;
   at: ThumbnailPath;
   body: Buffer;
+  /** performance.now() when it was queued. */
+  queued: number;
 }
 
 /** Failures that are the image's own fault: warm() reports them as `false` instead of throwing. */
@@ -203,15 +210,15 @@ export class ThumbnailService {
       thumb = toThumbnail(made.body, made.width, made.height);
       // Answer without waiting for the disk: the bytes are in memory, and removeDataset waits for
       // pending writes. A failed write only means the next miss after eviction decodes again.
-      if (epoch === this.#epoch(req.datasetId)) this.#persist({ datasetId: req.datasetId, at, body: made.body });
+      if (epoch === this.#epoch(req.datasetId)) this.#persist({ datasetId: req.datasetId, at, body: made.body, queued: performance.now() });
     }
     if (epoch === this.#epoch(req.datasetId)) this.#memory.set(memoryKey(req), thumb);
     return thumb;
   }
 
   /**
-   * Queues the write until the decoders have been idle for writeIdleMs, or writes now when the
-   * write-behind budget is spent.
+   * Queues the write until the decoders have been idle for writeIdleMs (or the oldest has waited
+   * MAX_WRITE_DELAY_MS), or writes now when the write-behind budget is spent.
    */
   #persist(w: DeferredWrite): void {
     if (this.#deferredBytes + w.body.length > DEFERRED_WRITE_BYTES) {
@@ -220,11 +227,19 @@ export class ThumbnailService {
     }
     this.#deferred.push(w);
     this.#deferredBytes += w.body.length;
+    // Busy for too long: the oldest writes go now, a few per thumbnail made.
+    if (w.queued - this.#deferred[0]!.queued > MAX_WRITE_DELAY_MS) this.#writeDeferred(this.#takeDeferred(undefined, DRAIN_BATCH));
     this.#scheduleDrain();
   }
 
   #write(w: DeferredWrite): Promise<void> {
-    return this.#track(w.datasetId, this.#store.write(w.at, w.body)).catch((err: unknown) => this.#onWriteError(err));
+    return this.#track(w.datasetId, this.#store.write(w.at, w.body)).catch((err: unknown) => {
+      try {
+        this.#onWriteError(err);
+      } catch {
+        // A failing reporter must not turn a failed cache write into an unhandled rejection.
+      }
+    });
   }
 
   /**

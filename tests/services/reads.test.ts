@@ -134,7 +134,12 @@ describe('file names of cold thumbnails', () => {
     const found = await Promise.all(Array.from({ length: 10 }, () => env.dv.datasets.get(dense)));
     expect(env.dv.db.queryCount - before).toBe(1);
     expect(new Set(found.map((d) => d.id))).toEqual(new Set([dense]));
-    await expect(Promise.all([env.dv.datasets.get('nosuchdataset'), env.dv.datasets.get('nosuchdataset')])).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const misses = await Promise.allSettled([env.dv.datasets.get('nosuchdataset'), env.dv.datasets.get('nosuchdataset')]);
+    expect(misses.map((m) => m.status === 'rejected' && (m.reason as { code?: string }).code)).toEqual(['NOT_FOUND', 'NOT_FOUND']);
+    // A failed lookup is not kept: asking again asks the database again.
+    const afterMiss = env.dv.db.queryCount;
+    await expect(env.dv.datasets.get('nosuchdataset')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(env.dv.db.queryCount - afterMiss).toBe(1);
   });
 
   it('a page of concurrent misses costs one query, and the samples around it none', async () => {

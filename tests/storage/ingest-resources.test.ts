@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,7 +78,8 @@ describe('DuckDB memory limit during ingests', () => {
 });
 
 describe('DuckDB threads during ingests', () => {
-  it('are DuckDB’s default count while any ingest runs and one while none does, also after a failure', async () => {
+  // On one core DuckDB's default is one thread too, and the switch cannot be seen.
+  it.skipIf(availableParallelism() < 2)('are DuckDB’s default count while any ingest runs and one while none does, also after a failure', async () => {
     // What DuckDB picks by itself (the cores), read from an instance of its own.
     const own = await DuckDBInstance.create(':memory:');
     const conn = await own.connect();
@@ -85,6 +87,7 @@ describe('DuckDB threads during ingests', () => {
     conn.closeSync();
     own.closeSync();
 
+    expect(cores).toBeGreaterThan(1);
     expect(await threads()).toBe(1);
     const a = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
     await until(a, (e) => e.stage === 'parsing_annotations');

@@ -103,14 +103,21 @@ export class Database {
     }
     setup.closeSync();
     const readers: Reader[] = [];
-    for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
-    const { memoryLimit: full, ingestMemoryLimit: ingest } = options;
     const conn = await instance.connect();
-    // DuckDB's default thread count (the cores) is what ingests get; no ingest runs yet.
-    const threads = Number((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = 'threads'`)).getRows()[0]?.[0]) || availableParallelism();
-    const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1 });
-    await resources.move(null, null);
-    return new Database(dbPath, instance, readers, resources);
+    try {
+      for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
+      const { memoryLimit: full, ingestMemoryLimit: ingest } = options;
+      // DuckDB's default thread count (the cores) is what ingests get; no ingest runs yet.
+      const threads = Number((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = 'threads'`)).getRows()[0]?.[0]) || availableParallelism();
+      const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1 });
+      await resources.move(null, null);
+      return new Database(dbPath, instance, readers, resources);
+    } catch (e) {
+      for (const r of readers) r.conn.closeSync();
+      conn.closeSync();
+      instance.closeSync();
+      throw e;
+    }
   }
 
   /**
