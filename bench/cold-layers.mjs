@@ -4,7 +4,7 @@
 //   node bench/cold-layers.mjs [--layers floor,service,app,route] [--rounds 6] [--scratch DIR]
 //
 // Each layer is a server in its own child process, asked for never-made medium thumbnails of
-// 640×480 JPEGs by autocannon with 4 connections, exactly as `bench:http`'s cold row:
+// 640×480 JPEGs by autocannon with 4 connections, as `bench:http`'s 4-connection cold row:
 //   floor    node:http running the service's sharp pipeline per request: HTTP and the client alone
 //   service  node:http in front of a ThumbnailService (lookups, in-flight sharing, memory cache,
 //            decode caps, write-behind), the source path handed over directly
@@ -23,12 +23,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { bareLoop, coldBurst, defaultScratch, files640, median, renderMedium } from './lib/cold.mjs';
 
 const HERE = fileURLToPath(import.meta.url);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const N = 300;
-const PIPELINE = (sharp, file) =>
-  sharp(file, { failOn: 'warning', limitInputPixels: 100e6 }).rotate().resize({ width: 256, withoutEnlargement: true }).webp({ quality: 80 }).toBuffer();
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]?.startsWith('--') ? '1' : all[i + 1] ?? '1']] : acc), []),
@@ -63,7 +62,7 @@ async function serveLayer(layer, { images, work }) {
     const [, dataset, image] = url.split('/');
     return { dataset, image: Number(image), file: path.join(images, files[(Number(image) - 1) % files.length].file_name) };
   };
-  if (layer === 'floor') return listen(async (req) => PIPELINE(sharp, parse(req.url).file));
+  if (layer === 'floor') return listen(async (req) => renderMedium(sharp, parse(req.url).file));
   if (layer === 'service') {
     const { ThumbnailService } = await import('../dist/services/thumbnails.js');
     const service = new ThumbnailService({ cacheDir: path.join(work, 'service-cache') });
@@ -110,18 +109,12 @@ async function main() {
   const { default: autocannon } = await import('autocannon');
   const { default: sharp } = await import('sharp');
   sharp.cache(false);
-  // bench/http.mjs's fixture.
-  const shared = path.resolve(REPO, '..', 'scratch');
-  const scratch = path.resolve(args.scratch ?? (fs.existsSync(shared) ? path.join(shared, 'http-bench') : path.join(os.tmpdir(), 'datavisor-http-bench')));
+  const scratch = path.resolve(args.scratch ?? defaultScratch(REPO));
   const images = path.join(scratch, 'images');
   if (!fs.existsSync(images)) throw new Error(`no fixture in ${scratch}: run \`npm run bench:http\` once (or pass --scratch)`);
   const layers = String(args.layers ?? 'floor,service,app,route').split(',');
   const rounds = Number(args.rounds ?? 6);
-  const files = [];
-  for (const name of fs.readdirSync(images).sort()) {
-    const meta = await sharp(path.join(images, name)).metadata();
-    if (meta.width === 640 && meta.height === 480) files.push(name);
-  }
+  const files = await files640(sharp, images);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dv-cold-layers-'));
   fs.mkdirSync(path.join(work, 'no-plugins'));
   const coco = {
@@ -130,6 +123,7 @@ async function main() {
     categories: [{ id: 1, name: 'thing' }],
   };
   fs.writeFileSync(path.join(work, 'coco.json'), JSON.stringify(coco));
+  const paths = coco.images.map((img) => path.join(images, img.file_name));
   const children = [];
   try {
     const servers = [];
@@ -148,16 +142,13 @@ async function main() {
       for (const s of servers) {
         // Every burst is cold: a new dataset where there is a database, a new cache key otherwise.
         const dataset = s.ingest ? await ingest(s.ingest, path.join(work, 'coco.json'), images) : `ds${++fresh}`;
-        const seconds = await burst(autocannon, s, dataset);
+        const pathOf = (image) => (s.route ? `/images/${dataset}/${image}?size=medium` : `/${dataset}/${image}`);
+        const seconds = await coldBurst(autocannon, { url: s.url, connections: 4, n: N, pathOf });
         await new Promise((r) => setTimeout(r, 1500));
-        let next = 0;
-        const t0 = performance.now();
-        await Promise.all(Array.from({ length: 4 }, async () => {
-          while (next < N) await PIPELINE(sharp, path.join(images, coco.images[next++].file_name));
-        }));
+        const bareSeconds = await bareLoop(sharp, paths);
         if (round >= 0) {
           s.rates.push(N / seconds);
-          bare.push(N / ((performance.now() - t0) / 1000));
+          bare.push(N / bareSeconds);
         }
       }
     }
@@ -177,26 +168,4 @@ async function ingest(base, annotationPath, imageDir) {
   const done = events.at(-1);
   if (done?.stage !== 'complete') throw new Error(`ingest failed: ${JSON.stringify(done)}`);
   return done.dataset_id;
-}
-
-/** Samples 1..N of a dataset, 4 connections, each asked once; seconds from the start to the last answer. */
-async function burst(autocannon, { url, route }, dataset) {
-  let next = 1;
-  let bad = 0;
-  const t0 = performance.now();
-  let last = t0;
-  const pathOf = (image) => (route ? `/images/${dataset}/${image}?size=medium` : `/${dataset}/${image}`);
-  const instance = autocannon({ url, connections: 4, amount: N, requests: [{ setupRequest: (req) => ({ ...req, path: pathOf(next++) }) }] });
-  instance.on('response', (_client, status) => {
-    last = performance.now();
-    if (status !== 200) bad++;
-  });
-  const result = await instance;
-  if (bad || result.errors || result.timeouts) throw new Error(`${url}: ${bad} answers were not 200, ${result.errors} errors, ${result.timeouts} timeouts`);
-  return (last - t0) / 1000;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }

@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { bareLoop, coldBurst, defaultScratch, files640, median } from './lib/cold.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const HERE = fileURLToPath(import.meta.url);
@@ -80,7 +81,7 @@ async function main() {
   sharp.cache(false);
   const duration = Number(args.duration ?? 10);
   const connections = String(args.connections ?? '2,16').split(',').map(Number);
-  const scratch = path.resolve(args.scratch ?? defaultScratch());
+  const scratch = path.resolve(args.scratch ?? defaultScratch(REPO));
   const fixture = prepareFixture(scratch);
   const work = fs.mkdtempSync(path.join(scratch, 'run-'));
   const children = [];
@@ -186,11 +187,6 @@ function serverEnv(dir, scratch, extra = {}) {
   return env;
 }
 
-function defaultScratch() {
-  const shared = path.resolve(REPO, '..', 'scratch');
-  return fs.existsSync(shared) ? path.join(shared, 'http-bench') : path.join(os.tmpdir(), 'datavisor-http-bench');
-}
-
 /** train2017.json (118,287 images) and 300 of its JPEGs, generated once and reused. */
 function prepareFixture(scratch) {
   const json = path.join(scratch, 'train2017.json');
@@ -265,11 +261,7 @@ async function coldThumbnails({ autocannon, sharp, fixture, scratch, children, e
   const server = await startChild(['--serve'], env);
   children.push(server.child);
   const base = server.url;
-  const files = [];
-  for (const name of fs.readdirSync(fixture.images).sort()) {
-    const meta = await sharp(path.join(fixture.images, name)).metadata();
-    if (meta.width === 640 && meta.height === 480) files.push(name);
-  }
+  const files = await files640(sharp, fixture.images);
   const N = 300;
   const ROUNDS = Number(args['cold-rounds'] ?? 6);
   const coco = {
@@ -286,14 +278,12 @@ async function coldThumbnails({ autocannon, sharp, fixture, scratch, children, e
     for (let round = -1; round < ROUNDS; round++) {
       for (const connections of [6, 4]) {
         const done = await ingest(base, { annotation_path: coldJson, image_dir: fixture.images, dataset_name: `cold-${round}-${connections}` });
-        const routeSeconds = await coldBurst(autocannon, base, done.dataset_id, N, connections);
+        const pathOf = (image) => `/images/${done.dataset_id}/${image}?size=medium`;
+        const routeSeconds = await coldBurst(autocannon, { url: base, connections, n: N, pathOf });
         // The server writes a burst's thumbnails to disk once its decoders go idle (write-behind,
         // docs/thumbnails.md): let that finish, so that it does not run during the bare loop.
         await new Promise((r) => setTimeout(r, 1500));
-        // The service's pipeline (src/services/thumbnail-render.ts), minus the cache write.
-        const bareSeconds = await inFlight(4, paths.length, (i) =>
-          sharp(paths[i], { failOn: 'warning', limitInputPixels: 100e6 }).rotate().resize({ width: 256, withoutEnlargement: true }).webp({ quality: 80 }).toBuffer(),
-        );
+        const bareSeconds = await bareLoop(sharp, paths);
         if (round >= 0) {
           route[connections].push(N / routeSeconds);
           bare.push(N / bareSeconds);
@@ -305,54 +295,6 @@ async function coldThumbnails({ autocannon, sharp, fixture, scratch, children, e
     fs.rmSync(coldJson, { force: true });
     server.child.kill('SIGTERM');
   }
-}
-
-/**
- * One burst of never-made thumbnails, samples 1..n of a dataset, through autocannon with
- * `connections` connections, each asked once; every answer must be a 200 with a body. Returns the
- * seconds from the start to the last answer.
- */
-async function coldBurst(autocannon, base, datasetId, n, connections) {
-  let next = 1;
-  let ok = 0;
-  const failures = [];
-  const t0 = performance.now();
-  const instance = autocannon({
-    url: base,
-    connections,
-    amount: n,
-    requests: [{ setupRequest: (req) => ({ ...req, path: `/images/${datasetId}/${next++}?size=medium` }) }],
-  });
-  let last = t0;
-  instance.on('response', (_client, status, bytes) => {
-    last = performance.now();
-    if (status === 200 && bytes > 0) ok++;
-    else failures.push(`${status} (${bytes} bytes)`);
-  });
-  const result = await instance;
-  // autocannon itself only stops on its next one-second tick: the burst ends with its last answer.
-  const seconds = (last - t0) / 1000;
-  if (ok !== n || result.errors || result.timeouts) {
-    throw new Error(`cold burst: ${ok} of ${n} thumbnails answered 200; ${result.errors} errors, ${result.timeouts} timeouts; ${failures.slice(0, 3).join(', ')}`);
-  }
-  return seconds;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-/** Runs task(0..n-1) keeping `k` in flight; returns the wall time in seconds. */
-async function inFlight(k, n, task) {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: k }, async () => {
-      while (next < n) await task(next++);
-    }),
-  );
-  return (performance.now() - t0) / 1000;
 }
 
 function renderTable({ load, cold, connections, duration }) {

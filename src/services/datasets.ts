@@ -119,17 +119,18 @@ export class DatasetService {
     const hit = this.cache.get(id);
     if (hit) return hit;
     // A page of thumbnail misses asks for its dataset from every request at once: one query.
-    let lookup = this.lookups.get(id);
-    if (!lookup) {
-      lookup = getDatasetRow(this.db, id).then((row) => {
+    const running = this.lookups.get(id);
+    if (running) return running;
+    const lookup = getDatasetRow(this.db, id)
+      .then((row) => {
         // A lookup that began before a delete committed must not hand out the deleted dataset.
         if (!row || this.deleted.has(id)) throw new NotFoundError('dataset', id);
         return this.remember(toDataset(row));
+      })
+      .finally(() => {
+        if (this.lookups.get(id) === lookup) this.lookups.delete(id);
       });
-      const settled = lookup.finally(() => this.lookups.get(id) === lookup && this.lookups.delete(id));
-      settled.catch(() => undefined);
-      this.lookups.set(id, lookup);
-    }
+    this.lookups.set(id, lookup);
     return lookup;
   }
 
