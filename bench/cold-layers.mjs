@@ -64,7 +64,7 @@ async function serveLayer(layer, { images, work }) {
   };
   if (layer === 'floor') return listen(async (req) => renderMedium(sharp, parse(req.url).file));
   if (layer === 'service') {
-    const { ThumbnailService } = await import('../dist/services/thumbnails.js');
+    const { ThumbnailService } = await import('../dist/services/images/thumbnails.js');
     const service = new ThumbnailService({ cacheDir: path.join(work, 'service-cache') });
     return listen(async (req) => {
       const { dataset, image, file } = parse(req.url);

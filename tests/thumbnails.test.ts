@@ -5,15 +5,15 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ByteLru } from '../src/services/byte-lru.js';
+import { ByteLru } from '../src/services/common/byte-lru.js';
 import { DataVisorError } from '../src/services/errors.js';
-import { Semaphore } from '../src/services/semaphore.js';
+import { Semaphore } from '../src/services/common/semaphore.js';
 import {
   THUMBNAIL_WIDTHS,
   ThumbnailService,
   type ThumbnailRequest,
   type ThumbnailSize,
-} from '../src/services/thumbnails.js';
+} from '../src/services/images/thumbnails.js';
 
 let images: string;
 let photo: Buffer; // 640×480

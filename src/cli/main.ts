@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { loadSettings } from '../config.js';
 import { openDataVisor } from '../services/app.js';
 import { isDataVisorError } from '../services/errors.js';
-import { datasetJson } from '../services/json-views.js';
+import { datasetJson } from '../services/datasets/json-views.js';
 import { createLogger } from '../services/logger.js';
 import { createProgressView } from './progress.js';
 import { serve } from './serve.js';

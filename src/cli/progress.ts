@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { IngestEvent } from '../services/ingest.js';
+import type { IngestEvent } from '../services/ingest/ingest.js';
 
 /** Renders ingestion events: a live bar on a terminal, one line per stage elsewhere. */
 export interface ProgressView {

@@ -2,8 +2,8 @@ import path from 'node:path';
 import type { Settings } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
 import { openDataVisor, type DataVisor } from '../services/app.js';
-import { generateDemoDataset } from '../services/demo.js';
-import { imagePath } from '../services/json-views.js';
+import { generateDemoDataset } from '../demo/demo.js';
+import { imagePath } from '../services/datasets/json-views.js';
 import { createLogger } from '../services/logger.js';
 
 /** Where `serve` draws the demo dataset (docs/demo.md), relative to the working directory. */

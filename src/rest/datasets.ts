@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
-import { categoryJson, datasetJson } from '../services/json-views.js';
+import { categoryJson, datasetJson } from '../services/datasets/json-views.js';
 import { errorResponses } from './errors.js';
 import { newRouter } from './router.js';
 

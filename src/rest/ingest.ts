@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { DataVisorError } from '../services/errors.js';
-import type { IngestEvent } from '../services/ingest.js';
+import type { IngestEvent } from '../services/ingest/ingest.js';
 import type { Logger } from '../services/logger.js';
 import { errorResponses } from './errors.js';
 import { newRouter } from './router.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
-import { ByteLru } from '../services/byte-lru.js';
+import { ByteLru } from '../services/common/byte-lru.js';
 import { etagMatches } from './router.js';
 
 /** A JSON answer as it goes out: its bytes and their ETag. */

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
-import { annotationJson, sampleJson } from '../services/json-views.js';
-import { MAX_PAGE_SIZE, type SampleFilter } from '../services/samples.js';
+import { annotationJson, sampleJson } from '../services/datasets/json-views.js';
+import { MAX_PAGE_SIZE, type SampleFilter } from '../services/datasets/samples.js';
 import { errorResponses } from './errors.js';
 import { ResponseCache, sendCached } from './response-cache.js';
 import { newRouter, queryBool, queryInt, requestOrigin } from './router.js';

@@ -1,4 +1,4 @@
-import { datasetKey, type Category, type Dataset, type Warning } from '../services/datasets.js';
+import { datasetKey, type Category, type Dataset, type Warning } from '../services/datasets/datasets.js';
 import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { parseDatasetRef } from './global-ids.js';

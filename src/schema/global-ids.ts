@@ -1,5 +1,5 @@
 import { BadInputError } from '../services/errors.js';
-import { isDatasetId, parseSampleId } from '../services/samples.js';
+import { isDatasetId, parseSampleId } from '../services/datasets/samples.js';
 
 /**
  * Global ids as Relay makes them: base64 of `Dataset:<datasetId>` or `Sample:<datasetId>:<imageId>`.

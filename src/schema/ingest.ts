@@ -1,4 +1,4 @@
-import type { IngestEvent } from '../services/ingest.js';
+import type { IngestEvent } from '../services/ingest/ingest.js';
 import { builder } from './builder.js';
 import { DatasetType, WarningType } from './dataset.js';
 import { ingestEventError } from './errors.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { DatasetKey } from '../services/datasets.js';
+import type { DatasetKey } from '../services/datasets/datasets.js';
 import { BadInputError } from '../services/errors.js';
-import { checkPageSize, type SampleFilter } from '../services/samples.js';
+import { checkPageSize, type SampleFilter } from '../services/datasets/samples.js';
 
 /**
  * Relay paging in one place: the arguments become a keyset window, the window's rows become a

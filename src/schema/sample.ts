@@ -1,7 +1,7 @@
 import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
-import { imagePath } from '../services/json-views.js';
-import type { Annotation, Sample, SampleFilter } from '../services/samples.js';
-import type { ThumbnailSize } from '../services/thumbnails.js';
+import { imagePath } from '../services/datasets/json-views.js';
+import type { Annotation, Sample, SampleFilter } from '../services/datasets/samples.js';
+import type { ThumbnailSize } from '../services/images/thumbnails.js';
 import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { DatasetType } from './dataset.js';

@@ -1,5 +1,5 @@
 import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { ThumbnailSize } from './thumbnails.js';
+import type { ThumbnailSize } from './images/thumbnails.js';
 
 /**
  * Access control of the API (docs/security.md): the bearer token, and the signatures that let an

@@ -1,13 +1,13 @@
 import type { Settings } from '../config.js';
 import { AccessService } from './access.js';
 import { Database } from './db/connection.js';
-import { DatasetService } from './datasets.js';
-import { IngestionService } from './ingest.js';
+import { DatasetService } from './datasets/datasets.js';
+import { IngestionService } from './ingest/ingest.js';
 import type { Logger } from './logger.js';
-import { PluginHost, type PluginHostOptions } from './plugins.js';
-import { SampleService } from './samples.js';
+import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js';
+import { SampleService } from './datasets/samples.js';
 import { StorageService, type StorageOptions } from './storage/index.js';
-import { ThumbnailService } from './thumbnails.js';
+import { ThumbnailService } from './images/thumbnails.js';
 
 /** Every service of one DataVisor process, wired once; the CLI and the server are adapters over it. */
 export interface DataVisor {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadSettings } from '../../dist/config.js';
 import { openDataVisor, type DataVisor, type OpenOptions } from '../../dist/services/app.js';
-import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
+import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { createLogger, type Logger } from '../../dist/services/logger.js';
 
 // Real path: datasets store the resolved paths they were ingested from, even when shared/ is a symlink.

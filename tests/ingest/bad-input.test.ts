@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
+import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { COCO128, ingestAll, openTestEnv, SHARED, traces, type TestEnv } from '../helpers/env.js';
 
 /**

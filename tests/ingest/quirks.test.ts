@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IngestEvent } from '../../dist/services/ingest.js';
-import { annotationJson } from '../../dist/services/json-views.js';
-import type { Annotation, Sample } from '../../dist/services/samples.js';
+import type { IngestEvent } from '../../dist/services/ingest/ingest.js';
+import { annotationJson } from '../../dist/services/datasets/json-views.js';
+import type { Annotation, Sample } from '../../dist/services/datasets/samples.js';
 import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
-import type { Annotation, Sample } from '../../dist/services/samples.js';
+import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
+import type { Annotation, Sample } from '../../dist/services/datasets/samples.js';
 import { COCO128, ingestAll, openTestEnv, RBC, type TestEnv } from '../helpers/env.js';
 
 /**

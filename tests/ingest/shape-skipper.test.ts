@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readShapeSummary, ShapeSkipper } from '../../src/services/coco/shape-skipper.js';
+import { readShapeSummary, ShapeSkipper } from '../../src/services/ingest/formats/coco/shape-skipper.js';
 import { COCO128, ingestAll, openTestEnv, SHARED, tempDir, type TestEnv } from '../helpers/env.js';
 
 /**
- * The polygon summarizer (src/services/coco/shape-skipper.ts) replaces an annotation's
+ * The polygon summarizer (src/services/ingest/formats/coco/shape-skipper.ts) replaces an annotation's
  * `segmentation` / `keypoints` arrays with a summary before tokenizing. It must never change
  * what a file means: every output has its input's length, parses to the same document but for
  * the summarized values (whose counts must be right), and whatever it cannot prove valid is left

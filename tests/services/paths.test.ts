@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveImageFile } from '../../dist/services/paths.js';
+import { resolveImageFile } from '../../dist/services/storage/paths.js';
 import { tempDir } from '../helpers/env.js';
 
 const dir = fs.realpathSync(tempDir());

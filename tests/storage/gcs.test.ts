@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
-import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
+import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { gcsFault, startFaultProxy, type FaultProxy, type SeenRequest } from '../helpers/fault-proxy.js';
 import { COCO128, ingestAll, openTestEnv, SHARED, tempDir, type TestEnv } from '../helpers/env.js';
 import { crc32c, startGcsServer, type GcsTestServer } from '../helpers/gcs-server.js';

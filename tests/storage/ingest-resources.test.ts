@@ -4,7 +4,7 @@ import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
-import type { IngestEvent } from '../../dist/services/ingest.js';
+import type { IngestEvent } from '../../dist/services/ingest/ingest.js';
 import { COCO128, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
-import { SEGMENTATION_KINDS } from '../../src/services/coco/batch.js';
+import { SEGMENTATION_KINDS } from '../../src/services/records/columns.js';
 import { Database } from '../../dist/services/db/connection.js';
 import { tempDir } from '../helpers/env.js';
 

@@ -6,7 +6,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
-import type { IngestEvent, IngestRequest } from '../../dist/services/ingest.js';
+import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { startFaultProxy, S3_ACCESS_DENIED, S3_SLOW_DOWN, type FaultProxy, type SeenRequest } from '../helpers/fault-proxy.js';
 import { COCO128, ingestAll, openTestEnv, SHARED, tempDir, type TestEnv } from '../helpers/env.js';
 import { deleteObject, putFile, seedCoco128, startS3Server, type S3TestServer } from '../helpers/s3.js';

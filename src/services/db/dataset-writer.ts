@@ -1,6 +1,6 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { A, ANN_TEXT, I, IMG_TEXT, textAt, type Columns } from '../coco/batch.js';
-import type { CocoCategory, CocoLicense } from '../coco/types.js';
+import { A, ANN_TEXT, I, IMG_TEXT, textAt, type Columns } from '../records/columns.js';
+import type { CocoCategory, CocoLicense } from '../records/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { ChunkedAppender } from './chunked-appender.js';

@@ -2,7 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Storage } from '@google-cloud/storage';
 import { DataVisorError, ForbiddenError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { resolveAllowedPath, resolveImageFile } from '../paths.js';
+import { resolveAllowedPath, resolveImageFile } from './paths.js';
 import type { GcsOptions } from './gcs.js';
 import { LocalStore } from './local.js';
 import { formatLocation, imageKey, isWithinBucketRoot, parseLocation, type BucketLocation, type Location } from './location.js';

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DataVisorError } from '../errors.js';
-import { listImageFiles } from '../image-files.js';
+import { listImageFiles } from '../images/image-files.js';
 import { collect, guardStream, tooLargeError } from './retry.js';
 import type { BlockBuffers, ObjectInfo, ObjectStore, ReadOptions } from './store.js';
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { BadInputError, ForbiddenError } from '../errors.js';
-import { isBucketUrl, isSafeRelativeName } from '../paths.js';
+import { isBucketUrl, isSafeRelativeName } from './paths.js';
 
 export { isBucketUrl };
 

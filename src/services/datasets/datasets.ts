@@ -1,9 +1,9 @@
-import { jsonColumn as json, trimWindow, type Database, type Row } from './db/connection.js';
-import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from './db/datasets.js';
-import type { Warning } from './db/dataset-writer.js';
-import { NotFoundError } from './errors.js';
+import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
+import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
+import type { Warning } from '../db/dataset-writer.js';
+import { NotFoundError } from '../errors.js';
 import { checkPageSize } from './samples.js';
-import type { ThumbnailService } from './thumbnails.js';
+import type { ThumbnailService } from '../images/thumbnails.js';
 
 export type { DatasetKey, DatasetWindow, Warning };
 

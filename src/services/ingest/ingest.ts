@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { parseCoco, type ParseInput } from './coco/parse-coco.js';
-import { imageAt, type Columns } from './coco/batch.js';
-import type { CocoSection } from './coco/types.js';
-import type { Database } from './db/connection.js';
-import { DatasetWriter, type Warning } from './db/dataset-writer.js';
-import { BadInputError, DataVisorError, isDataVisorError } from './errors.js';
-import type { Logger } from './logger.js';
-import type { IngestContext, PluginHost, SampleHookRunner } from './plugins.js';
-import { baseName } from './storage/location.js';
-import type { StorageService } from './storage/index.js';
-import type { ThumbnailService } from './thumbnails.js';
+import { parseCoco, type ParseInput } from './formats/coco/parse-coco.js';
+import { imageAt, type Columns } from '../records/columns.js';
+import type { CocoSection } from '../records/types.js';
+import type { Database } from '../db/connection.js';
+import { DatasetWriter, type Warning } from '../db/dataset-writer.js';
+import { BadInputError, DataVisorError, isDataVisorError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { IngestContext, PluginHost, SampleHookRunner } from '../plugins/plugin-host.js';
+import { baseName } from '../storage/location.js';
+import type { StorageService } from '../storage/index.js';
+import type { ThumbnailService } from '../images/thumbnails.js';
 
 export type IngestStage = 'categories' | 'parsing_images' | 'parsing_annotations' | 'thumbnails' | 'complete' | 'error';
 

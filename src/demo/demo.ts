@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { BadInputError, DataVisorError } from './errors.js';
+import { BadInputError, DataVisorError } from '../services/errors.js';
 
 export interface DemoDataset {
   annotationPath: string;

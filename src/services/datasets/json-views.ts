@@ -1,7 +1,7 @@
-import type { AccessService } from './access.js';
+import type { AccessService } from '../access.js';
 import type { Category, Dataset } from './datasets.js';
 import type { Annotation, Sample } from './samples.js';
-import type { ThumbnailSize } from './thumbnails.js';
+import type { ThumbnailSize } from '../images/thumbnails.js';
 
 /**
  * The snake_case JSON shapes of ../shared/CONTRACT.md, shared by REST and the CLI's --json so

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { ByteLru } from './byte-lru.js';
-import { BadInputError, DataVisorError, type ErrorCode } from './errors.js';
-import { Semaphore } from './semaphore.js';
+import { ByteLru } from '../common/byte-lru.js';
+import { BadInputError, DataVisorError, type ErrorCode } from '../errors.js';
+import { Semaphore } from '../common/semaphore.js';
 import { loadThumbnailSource, RENDER_VERSION, renderThumbnail } from './thumbnail-render.js';
 import { assertDatasetId, ThumbnailStore, type ThumbnailPath } from './thumbnail-store.js';
 import { readWebpSize } from './webp-header.js';

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { DataVisorError, type ErrorCode } from '../errors.js';
-import { buffersOf, type ColumnBuffers, type ParseEvent, type WorkerRequest, type WorkerResponse } from './batch.js';
+import { DataVisorError, type ErrorCode } from '../../../errors.js';
+import { buffersOf, type ColumnBuffers, type ParseEvent, type WorkerRequest, type WorkerResponse } from '../../../records/columns.js';
 import { requireSections } from './coco-reader.js';
 
 /** Chunks forwarded to a thread ahead of its answers: enough to keep it busy, few enough to bound memory. */

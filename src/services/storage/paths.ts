@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { BadInputError, DataVisorError, ForbiddenError } from './errors.js';
+import { BadInputError, DataVisorError, ForbiddenError } from '../errors.js';
 
 /**
  * Path rules of DataVisor: what ingestion may read (DATAVISOR_DATA_ROOTS) and how an image's

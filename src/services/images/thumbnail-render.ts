@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DataVisorError } from './errors.js';
+import { DataVisorError } from '../errors.js';
 
 // libvips's operation cache keeps recent operations and their pixels (up to 50 MB, 100
 // operations) for a repeat of the same one. Thumbnails have caches of their own (memory, then

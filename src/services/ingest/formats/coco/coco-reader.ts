@@ -1,9 +1,9 @@
 import type { Token } from 'stream-json/parser.js';
-import { DataVisorError } from '../errors.js';
+import { DataVisorError } from '../../../errors.js';
 import { isNonStandardNumber, restoreNonStandardText } from './json-tokens.js';
 // RAW_KEYS: annotation keys kept as compact JSON text instead of JS objects (most of the file's numbers).
 import { RAW_KEYS, readShapeSummary } from './shape-skipper.js';
-import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, CocoSink } from './types.js';
+import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, CocoSink } from '../../../records/types.js';
 
 /**
  * A token-level state machine over a COCO file. It never holds more than one array element:

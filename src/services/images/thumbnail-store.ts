@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../errors.js';
 
 /** Dataset ids become folder names, so only these characters can never climb out of the cache. */
 const DATASET_ID = /^[A-Za-z0-9_-]{1,128}$/;

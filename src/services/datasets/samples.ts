@@ -1,14 +1,14 @@
-import { ByteLru } from './byte-lru.js';
-import { jsonColumn as json, trimWindow, type Database, type Row } from './db/connection.js';
-import { annotationRowsOfSamples, shapeRows } from './db/annotations.js';
-import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from './db/samples.js';
+import { ByteLru } from '../common/byte-lru.js';
+import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
+import { annotationRowsOfSamples, shapeRows } from '../db/annotations.js';
+import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from '../db/samples.js';
 import type { Category, DatasetService } from './datasets.js';
 import type { Readable } from 'node:stream';
 import mime from 'mime-types';
-import { BadInputError, DataVisorError, NotFoundError } from './errors.js';
-import { resolveImageFile } from './paths.js';
-import { isBucketUrl, type StorageService } from './storage/index.js';
-import type { Thumbnail, ThumbnailService, ThumbnailSize } from './thumbnails.js';
+import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
+import { resolveImageFile } from '../storage/paths.js';
+import { isBucketUrl, type StorageService } from '../storage/index.js';
+import type { Thumbnail, ThumbnailService, ThumbnailSize } from '../images/thumbnails.js';
 
 /** What the APIs filter on; category names are resolved to the dataset's ids here. */
 export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds'> & {

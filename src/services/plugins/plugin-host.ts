@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 /** The plugin contract of ../shared/CONTRACT.md: hooks take one object, so new fields never break old plugins. */
 export interface IngestContext {
