@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type DemoDataset, generateDemoDataset } from '../src/demo/demo.js';
 
-interface CocoImage {
+interface ImageRecord {
   id: number;
   file_name: string;
   width: number;
@@ -14,7 +14,7 @@ interface CocoImage {
   license: number;
   date_captured: string;
 }
-interface CocoAnnotation {
+interface AnnotationRecord {
   id: number;
   image_id: number;
   category_id: number;
@@ -26,8 +26,8 @@ interface CocoAnnotation {
 interface Coco {
   info: Record<string, unknown>;
   licenses: { id: number }[];
-  images: CocoImage[];
-  annotations: CocoAnnotation[];
+  images: ImageRecord[];
+  annotations: AnnotationRecord[];
   categories: { id: number; name: string; supercategory: string }[];
 }
 

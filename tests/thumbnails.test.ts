@@ -72,7 +72,7 @@ afterEach(async () => {
   expect(leftovers).toEqual([]);
 });
 
-function request(sampleKey: string, file: string, size: ThumbnailSize = 'medium', datasetId = 'ds1'): ThumbnailRequest {
+function request(sampleKey: string, file: string, size: ThumbnailSize = 'medium', datasetId = 'datasetoneaaaaaa'): ThumbnailRequest {
   return { datasetId, sampleKey, size, loadSource: async () => img(file) };
 }
 
@@ -145,7 +145,7 @@ describe('ThumbnailService output', () => {
 
   it('accepts the source as bytes, as bucket storage passes it', async () => {
     const service = makeService({ cacheDir });
-    const thumb = await service.get({ datasetId: 'ds1', sampleKey: 'b', size: 'small', loadSource: async () => photo });
+    const thumb = await service.get({ datasetId: 'datasetoneaaaaaa', sampleKey: 'b', size: 'small', loadSource: async () => photo });
     expect([thumb.width, thumb.height]).toEqual([128, 96]);
   });
 });
@@ -173,12 +173,12 @@ describe('ThumbnailService caching', () => {
   it('lays files out as <datasetId>/<size>/<hh>/<hash>.webp', async () => {
     const service = makeService({ cacheDir });
     await service.get(request('1', 'photo.jpg', 'small'));
-    await service.get(request('1', 'photo.jpg', 'large', 'ds2'));
+    await service.get(request('1', 'photo.jpg', 'large', 'datasettwoaaaaaa'));
     await service.flush();
     const files = (await listFiles(cacheDir)).sort();
     expect(files).toHaveLength(2);
-    expect(files[0]).toMatch(/^ds1\/small\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.webp$/);
-    expect(files[1]).toMatch(/^ds2\/large\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.webp$/);
+    expect(files[0]).toMatch(/^datasetoneaaaaaa\/small\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.webp$/);
+    expect(files[1]).toMatch(/^datasettwoaaaaaa\/large\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.webp$/);
   });
 
   it('a new service on the same cache dir reads the thumbnail from disk', async () => {
@@ -261,7 +261,7 @@ describe('ThumbnailService failures', () => {
     const e = await errorOf(service.get(request('bad', file)));
     expect(e.code).toBe('UNPROCESSABLE_IMAGE');
     expect(e.message).toMatch(cause);
-    expect(e.message).toContain('sample "bad" of dataset "ds1"');
+    expect(e.message).toContain('sample "bad" of dataset "datasetoneaaaaaa"');
     expect(e.message).not.toContain(images);
     expect((await service.get(request('good', 'photo.jpg'))).width).toBe(256);
     await service.flush();
@@ -374,18 +374,18 @@ describe('ThumbnailService.warm', () => {
 describe('ThumbnailService.removeDataset', () => {
   it('deletes the dataset folder and its memory entries, leaving other datasets', async () => {
     const service = makeService({ cacheDir });
-    await service.get(request('1', 'photo.jpg', 'small', 'ds1'));
-    await service.get(request('1', 'photo.jpg', 'large', 'ds1'));
-    await service.get(request('1', 'photo.jpg', 'small', 'ds2'));
-    await service.removeDataset('ds1');
+    await service.get(request('1', 'photo.jpg', 'small', 'datasetoneaaaaaa'));
+    await service.get(request('1', 'photo.jpg', 'large', 'datasetoneaaaaaa'));
+    await service.get(request('1', 'photo.jpg', 'small', 'datasettwoaaaaaa'));
+    await service.removeDataset('datasetoneaaaaaa');
     await service.flush();
-    expect(await exists(path.join(cacheDir, 'ds1'))).toBe(false);
+    expect(await exists(path.join(cacheDir, 'datasetoneaaaaaa'))).toBe(false);
     expect(await listFiles(cacheDir)).toHaveLength(1);
-    await service.get(request('1', 'photo.jpg', 'small', 'ds2'));
+    await service.get(request('1', 'photo.jpg', 'small', 'datasettwoaaaaaa'));
     expect(service.stats.memoryHits).toBe(1);
-    await service.get(request('1', 'photo.jpg', 'small', 'ds1'));
+    await service.get(request('1', 'photo.jpg', 'small', 'datasetoneaaaaaa'));
     expect(service.stats.generated).toBe(4);
-    await service.removeDataset('never-cached');
+    await service.removeDataset('nevercachedaaaaa');
   });
 
   it('lets a request already running finish without re-caching the removed dataset', async () => {
@@ -402,10 +402,10 @@ describe('ThumbnailService.removeDataset', () => {
       },
     });
     await called.promise;
-    await service.removeDataset('ds1');
+    await service.removeDataset('datasetoneaaaaaa');
     release.resolve();
     expect((await pending).width).toBe(256);
-    expect(await exists(path.join(cacheDir, 'ds1'))).toBe(false);
+    expect(await exists(path.join(cacheDir, 'datasetoneaaaaaa'))).toBe(false);
     await service.get(request('1', 'photo.jpg'));
     expect(service.stats.generated).toBe(3);
     await service.flush();
@@ -417,7 +417,7 @@ describe('ThumbnailService.removeDataset', () => {
     const keys = Array.from({ length: 24 }, (_, i) => String(i));
     const gets = keys.map((k) => service.get(request(k, 'tiny.jpg', 'small')));
     await gets[3];
-    await service.removeDataset('ds1');
+    await service.removeDataset('datasetoneaaaaaa');
     const results = await Promise.allSettled(gets);
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value.width : r.reason))).toEqual(Array(24).fill(100));
     // All 24 began before the removal, so none may have cached anything that survived it.
@@ -547,10 +547,10 @@ describe('decode concurrency', () => {
     const gets = Array.from({ length: 6 }, (_, i) => service.get(request(`burst-${i}`, 'photo.jpg')));
     // Once one is made the others are still decoding, so its write waits behind them.
     await Promise.race(gets);
-    await service.removeDataset('ds1');
+    await service.removeDataset('datasetoneaaaaaa');
     await Promise.all(gets);
     await service.flush();
-    expect(await exists(path.join(cacheDir, 'ds1'))).toBe(false);
+    expect(await exists(path.join(cacheDir, 'datasetoneaaaaaa'))).toBe(false);
   });
 });
 

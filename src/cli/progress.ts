@@ -16,13 +16,18 @@ const STAGE_LABEL: Record<string, string> = {
 
 export function createProgressView(stream: NodeJS.WriteStream): ProgressView {
   if (!stream.isTTY) {
-    let last = '';
+    // A stage's line is written when it ends, so it carries the stage's final count.
+    let pending: IngestEvent | null = null;
+    const flush = () => {
+      if (pending) stream.write(`${pending.stage}: ${pending.message}\n`);
+      pending = null;
+    };
     return {
       update(e) {
-        if (e.stage !== last && e.stage !== 'complete' && e.stage !== 'error') stream.write(`${e.stage}: ${e.message}\n`);
-        last = e.stage;
+        if (pending && e.stage !== pending.stage) flush();
+        if (e.stage !== 'complete' && e.stage !== 'error') pending = e;
       },
-      stop() {},
+      stop: flush,
     };
   }
   const bar = new cliProgress.SingleBar(

@@ -1,7 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { DataVisorError } from '../services/errors.js';
-import type { IngestEvent } from '../services/ingest/ingest.js';
+import { FORMAT_NAMES } from '../services/ingest/formats/registry.js';
+import { INGEST_STAGES, type IngestEvent } from '../services/ingest/request.js';
 import type { Logger } from '../services/logger.js';
 import { errorResponses } from './errors.js';
 import { newRouter } from './router.js';
@@ -16,14 +17,14 @@ const IngestBody = z
     annotation_path: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'COCO instances JSON file, inside DATAVISOR_DATA_ROOTS' }),
     image_dir: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'Folder holding the images named by file_name' }),
     dataset_name: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
-    format: z.enum(['coco'], { error: 'must be "coco" (the only format supported)' }).default('coco'),
+    format: z.enum(FORMAT_NAMES as [string, ...string[]], { error: `must be one of ${FORMAT_NAMES.map((f) => `"${f}"`).join(', ')}` }).default('coco'),
     split: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
   })
   .openapi('IngestRequest');
 
 const IngestEventSchema = z
   .object({
-    stage: z.enum(['categories', 'parsing_images', 'parsing_annotations', 'thumbnails', 'complete', 'error']),
+    stage: z.enum(INGEST_STAGES),
     current: z.number().int(),
     total: z.number().int().nullable(),
     message: z.string(),

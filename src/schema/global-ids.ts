@@ -1,5 +1,6 @@
 import { BadInputError } from '../services/errors.js';
-import { isDatasetId, parseSampleId } from '../services/datasets/samples.js';
+import { parseSampleId } from '../services/datasets/samples.js';
+import { isDatasetId } from '../services/ids.js';
 
 /**
  * Global ids as Relay makes them: base64 of `Dataset:<datasetId>` or `Sample:<datasetId>:<imageId>`.

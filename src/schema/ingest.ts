@@ -1,18 +1,12 @@
-import type { IngestEvent } from '../services/ingest/ingest.js';
+import { FORMAT_NAMES } from '../services/ingest/formats/registry.js';
+import { INGEST_STAGES, type IngestEvent } from '../services/ingest/request.js';
 import { builder } from './builder.js';
 import { DatasetType, WarningType } from './dataset.js';
 import { ingestEventError } from './errors.js';
 
 const IngestStageEnum = builder.enumType('IngestStage', {
   description: 'Stages in the order a COCO file is read (CATEGORIES may come before or after the images, as the file has them), then THUMBNAILS and COMPLETE. ERROR never arrives as data: a failed ingest ends the stream with a GraphQL error.',
-  values: {
-    CATEGORIES: { value: 'categories' },
-    PARSING_IMAGES: { value: 'parsing_images' },
-    PARSING_ANNOTATIONS: { value: 'parsing_annotations' },
-    THUMBNAILS: { value: 'thumbnails' },
-    COMPLETE: { value: 'complete' },
-    ERROR: { value: 'error' },
-  } as const,
+  values: Object.fromEntries(INGEST_STAGES.map((s) => [s.toUpperCase(), { value: s }])),
 });
 
 const IngestInput = builder.inputType('IngestInput', {
@@ -21,7 +15,7 @@ const IngestInput = builder.inputType('IngestInput', {
     annotationPath: t.string({ required: true }),
     imageDir: t.string({ required: true }),
     datasetName: t.string({ description: 'Defaults to the annotation file name without `.json`.' }),
-    format: t.string({ description: 'Only `coco` (the default).' }),
+    format: t.string({ description: `One of ${FORMAT_NAMES.map((f) => `\`${f}\``).join(', ')} (default \`coco\`).` }),
     split: t.string({ description: 'Applied to every sample of the dataset.' }),
     storeShapes: t.boolean({ description: 'Keep polygons, RLE masks and keypoints for drawing (Annotation.segmentation); default: the DATAVISOR_STORE_SHAPES setting.' }),
   }),

@@ -39,6 +39,9 @@ describe('datavisor CLI', () => {
     const done = events.at(-1);
     expect(done).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: 939, category_count: 80 });
     expect(r.stderr).toBe('');
+    // Each stage's last event carries what the file holds (it once said "Read 0 categories").
+    const lastOf = (stage: string) => events.filter((e) => e.stage === stage).at(-1)?.current;
+    expect([lastOf('categories'), lastOf('parsing_images'), lastOf('parsing_annotations')]).toEqual([80, 128, 939]);
 
     const list = await cli(['datasets', '--json']);
     expect(list.code).toBe(0);
@@ -53,6 +56,16 @@ describe('datavisor CLI', () => {
     const table = await cli(['datasets']);
     expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+IMAGES\s+ANNOTATIONS\s+CATEGORIES\s+CREATED$/);
     expect(table.stdout).toContain(`${done.dataset_id}  coco128`);
+  });
+
+  it('without a terminal, prints one line per stage with the stage\'s true count', async () => {
+    const r = await cli(['ingest', '--name', 'plain', COCO128.annotations, COCO128.images]);
+    expect(r.code).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.find((l) => l.startsWith('parsing_images:'))).toMatch(/\b128 images\b/);
+    expect(lines.find((l) => l.startsWith('parsing_annotations:'))).toMatch(/\b939 annotations\b/);
+    expect(lines.find((l) => l.startsWith('categories:'))).toMatch(/\b80 categories\b/);
+    expect(lines.some((l) => /\bRead 0 /.test(l))).toBe(false);
   });
 
   it('a failed ingest exits non-zero with one line naming the reason, and stores nothing', async () => {

@@ -374,7 +374,7 @@ describe('paths', () => {
 describe('bad requests', () => {
   it('format "yolo" is BAD_USER_INPUT', async () => {
     const message = await fatal({ annotationPath: good.path, imageDir: COCO128.images, format: 'yolo' }, 'BAD_USER_INPUT');
-    expect(message).toBe('format "yolo" is not supported; the supported format is "coco"');
+    expect(message).toBe('format "yolo" is not supported; the supported formats are "coco"');
   });
 
   it('an empty annotation_path is BAD_USER_INPUT', async () => {

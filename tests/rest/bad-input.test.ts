@@ -63,7 +63,7 @@ describe('ingest requests of the wrong shape answer 400 JSON before any stream s
     ['an empty annotation_path', { annotation_path: '', image_dir: COCO128_IMAGES }, /"annotation_path" must not be empty/],
     ['a list for split', { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, split: ['a'] }, /body field "split" must be a string/],
     ['a boolean for dataset_name', { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, dataset_name: true }, /"dataset_name" must be a string/],
-    ['format yolo', { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, format: 'yolo' }, /body field "format" must be "coco".*\(got "yolo"\)/],
+    ['format yolo', { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, format: 'yolo' }, /body field "format" must be one of "coco".*\(got "yolo"\)/],
     ['an array body', [COCO128_JSON], /request body must be a JSON object/],
   ])('%s', async (_name, body, message) => {
     const res = await post(JSON.stringify(body));

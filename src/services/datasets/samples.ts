@@ -6,6 +6,7 @@ import type { Category, DatasetService } from './datasets.js';
 import type { Readable } from 'node:stream';
 import mime from 'mime-types';
 import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
+import { isDatasetId } from '../ids.js';
 import { resolveImageFile } from '../storage/paths.js';
 import { isBucketUrl, type StorageService } from '../storage/index.js';
 import type { Thumbnail, ThumbnailService, ThumbnailSize } from '../images/thumbnails.js';
@@ -328,9 +329,4 @@ export class SampleService {
     if (found === undefined) throw new NotFoundError(`sample of dataset ${datasetId}`, imageId);
     return found;
   }
-}
-
-/** Dataset ids are made by newDatasetId(); anything else names no dataset. */
-export function isDatasetId(id: string): boolean {
-  return /^[a-z0-9]{1,64}$/.test(id);
 }

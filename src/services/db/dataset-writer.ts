@@ -1,8 +1,9 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { A, ANN_TEXT, I, IMG_TEXT, textAt, type Columns } from '../records/columns.js';
-import type { CocoCategory, CocoLicense } from '../records/types.js';
+import type { CategoryRecord, LicenseRecord, Warning } from '../records/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
+import { isDatasetId } from '../ids.js';
 import { ChunkedAppender } from './chunked-appender.js';
 import type { IngestPhase } from './ingest-resources.js';
 import { plainRow, type Database, type Row } from './connection.js';
@@ -19,17 +20,12 @@ const EXAMPLES = 5;
  * fewer bytes.
  */
 const STAGED_SAMPLE_COLUMNS = `ord INTEGER NOT NULL, image_id DOUBLE NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
-  license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR`;
+  license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR, split VARCHAR`;
 const STAGED_ANNOTATION_COLUMNS = `ord INTEGER NOT NULL, annotation_id DOUBLE NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
   bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, is_crowd BOOLEAN NOT NULL, kind segmentation_kind NOT NULL,
   polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, extra VARCHAR`;
 
-export interface Warning {
-  code: string;
-  count: number;
-  message: string;
-  examples: (string | number)[];
-}
+export type { Warning };
 
 export interface DatasetRecord {
   id: string;
@@ -66,8 +62,8 @@ export class DatasetWriter {
   private partShapes: ChunkedAppender | null = null;
   private partCounts: number[] = [];
   private files: ChunkedAppender | null = null;
-  private readonly categories: CocoCategory[] = [];
-  private readonly licenses: CocoLicense[] = [];
+  private readonly categories: CategoryRecord[] = [];
+  private readonly licenses: LicenseRecord[] = [];
   private imageCount = 0;
   private annotationCount = 0;
   private listedFiles = false;
@@ -84,7 +80,7 @@ export class DatasetWriter {
   ) {}
 
   static async begin(db: Database, datasetId: string, split: string | null, log: Logger): Promise<DatasetWriter> {
-    if (!/^[a-z0-9]+$/.test(datasetId)) throw new DataVisorError('INTERNAL', `bad dataset id ${datasetId}`);
+    if (!isDatasetId(datasetId)) throw new DataVisorError('INTERNAL', `bad dataset id ${datasetId}`);
     const conn = await db.connect();
     const w = new DatasetWriter(db, conn, datasetId, split, log.child({ dataset_id: datasetId }));
     try {
@@ -112,7 +108,7 @@ export class DatasetWriter {
 
   /**
    * Staging table names are per ingest, so concurrent ingests never touch each other's rows. The
-   * id is one we made (checked against ^[a-z0-9]+$ in begin()), never user text.
+   * id is one we made (checked by isDatasetId in begin()), never user text.
    */
   private t(kind: 's' | 'a' | 'p' | 'h' | 'f' | 'v'): string {
     return `staging_${kind}_${this.datasetId}`;
@@ -142,6 +138,7 @@ export class DatasetWriter {
       a.text(7, textAt(t[IMG_TEXT.flickrUrl]!, i));
       a.text(8, textAt(t[IMG_TEXT.dateCaptured]!, i));
       a.text(9, metadata ? (metadata[i] ?? null) : textAt(t[IMG_TEXT.extra]!, i));
+      a.text(10, textAt(t[IMG_TEXT.split]!, i));
       a.endRow();
     }
   }
@@ -200,11 +197,11 @@ export class DatasetWriter {
     this.partCounts = [];
   }
 
-  addCategories(categories: CocoCategory[]): void {
+  addCategories(categories: CategoryRecord[]): void {
     this.categories.push(...categories);
   }
 
-  addLicenses(licenses: CocoLicense[]): void {
+  addLicenses(licenses: LicenseRecord[]): void {
     this.licenses.push(...licenses);
   }
 
@@ -222,7 +219,7 @@ export class DatasetWriter {
    * Resolves references (an annotation of an unknown image or category is fatal), writes the
    * final rows and computes warnings. Still inside the transaction.
    */
-  async finish(nonStandardNumbers: number): Promise<FinalCounts> {
+  async finish(readerWarnings: readonly Warning[]): Promise<FinalCounts> {
     for (const a of this.appenders()) a.close();
     await this.enter('finishing');
     this.samples = this.annotations = this.shapes = this.partAnnotations = this.partShapes = this.files = null;
@@ -295,7 +292,7 @@ export class DatasetWriter {
 
     await this.exec(
       `INSERT INTO samples
-       SELECT $1, s.ord, s.image_id, s.file_name, s.width, s.height, $2, s.license_id, s.coco_url, s.flickr_url,
+       SELECT $1, s.ord, s.image_id, s.file_name, s.width, s.height, coalesce(s.split, $2), s.license_id, s.coco_url, s.flickr_url,
               s.date_captured, s.metadata, coalesce(c.n, 0), ${this.listedFiles ? 'f.path IS NULL' : 'false'}
        FROM ${S} s
        LEFT JOIN (SELECT image_id, count(*) AS n FROM ${AN} GROUP BY image_id) c ON c.image_id = s.image_id
@@ -313,7 +310,7 @@ export class DatasetWriter {
        FROM (SELECT s.ord AS sample_ord, a.* FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id ORDER BY s.ord)`,
       [ds],
     );
-    const warnings = await this.warnings(nonStandardNumbers, AN);
+    const warnings = [...(await this.warnings(AN)), ...readerWarnings];
     await this.exec(`DROP VIEW IF EXISTS ${this.t('v')}`);
     for (const k of ['s', 'a', 'p', 'h', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
     return {
@@ -347,7 +344,7 @@ export class DatasetWriter {
   }
 
   /** `AN`: the staged annotations of every part. */
-  private async warnings(nonStandardNumbers: number, AN: string): Promise<Warning[]> {
+  private async warnings(AN: string): Promise<Warning[]> {
     const ds = this.datasetId;
     const S = this.t('s');
     const out: Warning[] = [];
@@ -391,9 +388,6 @@ export class DatasetWriter {
       `SELECT file_name AS x FROM ${S} GROUP BY file_name HAVING count(*) > 1 ORDER BY min(ord)`);
     const [noSize] = await this.rows(`SELECT count(*) AS n FROM ${S} WHERE width IS NULL OR height IS NULL`);
     await add('images_without_size', num(noSize?.n), 'images have no width or height', `SELECT file_name AS x FROM ${S} WHERE width IS NULL OR height IS NULL ORDER BY ord`);
-    if (nonStandardNumbers > 0) {
-      out.push({ code: 'non_standard_numbers', count: nonStandardNumbers, message: 'NaN or Infinity values (written by Python\'s json.dump) were read as null', examples: [] });
-    }
     return out;
   }
 

@@ -3,16 +3,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BadInputError } from '../errors.js';
+import { isDatasetId } from '../ids.js';
 
-/** Dataset ids become folder names, so only these characters can never climb out of the cache. */
-const DATASET_ID = /^[A-Za-z0-9_-]{1,128}$/;
-
+/** Dataset ids become folder names: the id rule's alphabet can never climb out of the cache. */
 export function assertDatasetId(datasetId: string): void {
-  if (!DATASET_ID.test(datasetId)) {
-    throw new BadInputError(
-      `Dataset id ${JSON.stringify(datasetId)} is not valid: use 1 to 128 letters, digits, "_" or "-"`,
-    );
-  }
+  if (!isDatasetId(datasetId)) throw new BadInputError(`Dataset id ${JSON.stringify(datasetId)} is not a dataset id (16 characters a-z, 2-7)`);
 }
 
 /** Sizes × 256 fan-out folders of a few datasets. */

@@ -1,46 +1,17 @@
-import { randomBytes } from 'node:crypto';
-import { parseCoco, type ParseInput } from './formats/coco/parse-coco.js';
-import { imageAt, type Columns } from '../records/columns.js';
-import type { CocoSection } from '../records/types.js';
 import type { Database } from '../db/connection.js';
-import { DatasetWriter, type Warning } from '../db/dataset-writer.js';
-import { BadInputError, DataVisorError, isDataVisorError } from '../errors.js';
+import { DatasetWriter } from '../db/dataset-writer.js';
+import { DataVisorError, isDataVisorError } from '../errors.js';
+import { newDatasetId } from '../ids.js';
 import type { Logger } from '../logger.js';
 import type { IngestContext, PluginHost, SampleHookRunner } from '../plugins/plugin-host.js';
-import { baseName } from '../storage/location.js';
+import { imageAt, type Columns } from '../records/columns.js';
 import type { StorageService } from '../storage/index.js';
 import type { ThumbnailService } from '../images/thumbnails.js';
+import type { ReadStep, ReadSummary } from './formats/reader.js';
+import { readerFor } from './formats/registry.js';
+import { SECTION_STAGE, validateRequest, type IngestEvent, type IngestRequest, type IngestStage } from './request.js';
 
-export type IngestStage = 'categories' | 'parsing_images' | 'parsing_annotations' | 'thumbnails' | 'complete' | 'error';
-
-export const INGEST_STAGES: readonly IngestStage[] = ['categories', 'parsing_images', 'parsing_annotations', 'thumbnails', 'complete', 'error'];
-
-export interface IngestRequest {
-  annotationPath: string;
-  imageDir: string;
-  datasetName?: string | null;
-  format?: string | null;
-  split?: string | null;
-  /** Keep polygons, RLE masks and keypoints for drawing (default: the DATAVISOR_STORE_SHAPES setting). */
-  storeShapes?: boolean | null;
-}
-
-/** One progress event; the same objects feed REST's SSE, the GraphQL subscription and the CLI. */
-export interface IngestEvent {
-  stage: IngestStage;
-  current: number;
-  total: number | null;
-  message: string;
-  bytes_read: number;
-  bytes_total: number | null;
-  dataset_id?: string;
-  image_count?: number;
-  annotation_count?: number;
-  category_count?: number;
-  warnings?: Warning[];
-  /** On `error` only. */
-  code?: string;
-}
+export { INGEST_STAGES, type IngestEvent, type IngestRequest, type IngestStage } from './request.js';
 
 export interface IngestionDeps {
   db: Database;
@@ -56,22 +27,9 @@ export interface IngestionDeps {
   parseMinPartBytes: number;
 }
 
-const SECTION_STAGE: Partial<Record<CocoSection, IngestStage>> = {
-  images: 'parsing_images',
-  annotations: 'parsing_annotations',
-  categories: 'categories',
-};
 /** Progress events are throttled; stage changes always go out at once. */
 const PROGRESS_INTERVAL_MS = 100;
-/** Forwarded to the parse thread per message (bucket streams are regrouped to it); it tokenizes in 16 KiB slices. */
-const READ_CHUNK = 256 * 1024;
 const THUMBNAIL_WINDOW = 8;
-
-export function newDatasetId(): string {
-  // 16 lowercase base32 characters: URL- and folder-safe, 80 random bits.
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
-  return Array.from(randomBytes(16), (b) => alphabet[b & 31]).join('');
-}
 
 export class IngestionService {
   private readonly running = new Set<AbortController>();
@@ -89,7 +47,8 @@ export class IngestionService {
   }
 
   /**
-   * Streams one COCO file into a new dataset. Ends with exactly one `complete` or `error` event.
+   * Streams one dataset, in any format of the registry, into a new dataset: resolve → read →
+   * write → thumbnails → commit. Ends with exactly one `complete` or `error` event.
    * All or nothing: an error, an abort, or the consumer stopping early (`return()`, e.g. a client
    * disconnect) rolls the transaction back and removes any thumbnails it made.
    */
@@ -102,23 +61,23 @@ export class IngestionService {
     const started = performance.now();
     const datasetId = newDatasetId();
     let writer: DatasetWriter | null = null;
-    /** Left mid-file (error, abort, the consumer's return()), it must be stopped: it holds a worker thread and the file. */
-    let parse: ReturnType<typeof parseCoco> | null = null;
+    /** Left mid-way (error, abort, the consumer's return()), it must be stopped: it may hold threads and files. */
+    let read: AsyncGenerator<ReadStep, ReadSummary> | null = null;
     let committed = false;
     let bytesRead = 0;
     let bytesTotal: number | null = null;
     const { log } = this.deps;
     try {
       const req = validateRequest(request);
-      // Each may be a local path or a bucket URL (s3://, gs://), in any mix.
-      const annotation = await this.deps.storage.resolveInput('annotation_path', req.annotationPath, 'file');
-      const images = await this.deps.storage.resolveInput('image_dir', req.imageDir, 'directory');
-      const annotationPath = annotation.url;
-      const imageDir = images.url;
-      bytesTotal = annotation.size;
-      const name = req.datasetName ?? baseName(annotation.location).replace(/\.json$/i, '');
+      const reader = readerFor(req.format);
+      // Each input may be a local path or a bucket URL (s3://, gs://), in any mix.
+      const source = await reader.resolve({ annotationPath: req.annotationPath, imageDir: req.imageDir }, this.deps.storage);
+      const annotationPath = source.annotation.url;
+      const imageDir = source.images.url;
+      bytesTotal = source.bytesTotal;
+      const name = req.datasetName ?? source.defaultName;
       const context: IngestContext = { datasetId, datasetName: name, annotationPath, imageDir, split: req.split };
-      log.info({ dataset_id: datasetId, annotation_path: annotationPath, image_dir: imageDir }, 'ingest started');
+      log.info({ dataset_id: datasetId, format: reader.name, annotation_path: annotationPath, image_dir: imageDir }, 'ingest started');
 
       writer = await DatasetWriter.begin(this.deps.db, datasetId, req.split, log);
       await this.deps.plugins.ingestStart(context);
@@ -128,32 +87,26 @@ export class IngestionService {
       let info: Record<string, unknown> | null = null;
       let lastEmit = 0;
       const counts = { categories: 0, images: 0, annotations: 0 };
-      const event = (message?: string): IngestEvent => {
-        const s = stage ?? 'parsing_images';
+      const event = (s: IngestStage, message?: string): IngestEvent => {
         const current = s === 'categories' ? counts.categories : s === 'parsing_annotations' ? counts.annotations : counts.images;
         return { stage: s, current, total: null, message: message ?? progressMessage(s, current), bytes_read: bytesRead, bytes_total: bytesTotal };
       };
 
-      const keepShapes = req.storeShapes ?? this.deps.storeShapes;
-      // Parsed as it is read or downloaded, never held whole.
-      const input: ParseInput = { size: annotation.size, open: (range, spare) => this.deps.storage.openInput(annotation, READ_CHUNK, range, spare) };
-      parse = parseCoco(input, { keepShapes, threads: this.deps.parseThreads, minPartBytes: this.deps.parseMinPartBytes });
-      let step = await parse.next();
+      read = reader.read(source, {
+        keepShapes: req.storeShapes ?? this.deps.storeShapes, threads: this.deps.parseThreads, minPartBytes: this.deps.parseMinPartBytes,
+      });
+      let step = await read.next();
       while (!step.done) {
         this.throwIfAborted(controller);
         bytesRead = step.value.bytesRead;
+        // A step may name the next section before the last rows of the one before: stage events
+        // go out once the whole step is applied, so each stage reports its true count.
+        const stages: IngestStage[] = [];
         for (const ev of step.value.events) {
           switch (ev.kind) {
-            case 'section': {
-              const next = SECTION_STAGE[ev.name];
-              if (next && next !== stage) {
-                if (stage) yield event();
-                stage = next;
-                lastEmit = performance.now();
-                yield event();
-              }
+            case 'section':
+              stages.push(SECTION_STAGE[ev.name]);
               break;
-            }
             case 'images':
               await this.appendImages(writer, ev.columns, hooks, req.split);
               counts.images += ev.columns.count;
@@ -179,19 +132,27 @@ export class IngestionService {
               break;
           }
         }
+        for (const next of stages) {
+          if (next === stage) continue;
+          if (stage) yield event(stage);
+          stage = next;
+          lastEmit = performance.now();
+          yield event(stage);
+        }
         if (stage && performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
           lastEmit = performance.now();
-          yield event();
+          yield event(stage);
         }
-        step = await parse.next();
+        step = await read.next();
       }
       const summary = step.value;
       bytesRead = summary.bytesRead;
-      yield event(`Read ${counts.images} images, ${counts.annotations} annotations, ${counts.categories} categories; checking references`);
+      if (stage) yield event(stage);
+      yield event(stage ?? 'parsing_images', `Read ${counts.images} images, ${counts.annotations} annotations, ${counts.categories} categories; checking references`);
 
       this.throwIfAborted(controller);
-      await writer.appendFileNames(images.store.list(images.key));
-      const final = await writer.finish(summary.nonStandardNumbers);
+      await writer.appendFileNames(source.images.store.list(source.images.key));
+      const final = await writer.finish(summary.warnings);
 
       const thumbnailTotal = this.deps.thumbnails ? Math.min(this.deps.thumbnailsOnIngest, final.imageCount) : 0;
       if (thumbnailTotal > 0) {
@@ -204,7 +165,7 @@ export class IngestionService {
       const seconds = (performance.now() - started) / 1000;
       await writer.commit(
         {
-          id: datasetId, name, format: 'coco', sourcePath: annotationPath, imageDir, split: req.split, info,
+          id: datasetId, name, format: reader.name, sourcePath: annotationPath, imageDir, split: req.split, info,
           pluginStats: hooks && Object.keys(hooks.stats).length > 0 ? hooks.stats : null, bytes: bytesRead, ingestSeconds: seconds,
         },
         final,
@@ -229,13 +190,13 @@ export class IngestionService {
       const e = toIngestError(err);
       if (e.code === 'INGEST_FAILED') log.error({ err, dataset_id: datasetId }, 'ingest failed unexpectedly');
       else log.warn({ dataset_id: datasetId, code: e.code, reason: e.message }, 'ingest failed');
-      await this.stopParser(parse, datasetId);
+      await this.stopReader(read, datasetId);
       await this.discard(writer, datasetId);
       writer = null;
       yield { stage: 'error', current: 0, total: null, message: e.message, code: e.code, bytes_read: bytesRead, bytes_total: bytesTotal };
     } finally {
       // Reached on success, on error, and when the consumer stops early (client disconnect).
-      await this.stopParser(parse, datasetId);
+      await this.stopReader(read, datasetId);
       if (!committed && writer) await this.discard(writer, datasetId);
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);
@@ -290,10 +251,10 @@ export class IngestionService {
     }
   }
 
-  private async stopParser(parse: ReturnType<typeof parseCoco> | null, datasetId: string): Promise<void> {
-    // return() runs parseCoco's `finally` (terminate the worker, close the file); on a finished parser it does nothing.
-    await parse?.return(undefined as never).catch((err: unknown) => {
-      this.deps.log.error({ err, dataset_id: datasetId }, 'could not stop the COCO parser');
+  private async stopReader(read: AsyncGenerator<ReadStep, ReadSummary> | null, datasetId: string): Promise<void> {
+    // return() runs the reader's `finally` (threads, files); on a finished reader it does nothing.
+    await read?.return(undefined as never).catch((err: unknown) => {
+      this.deps.log.error({ err, dataset_id: datasetId }, 'could not stop the reader');
     });
   }
 
@@ -324,34 +285,6 @@ function progressMessage(stage: IngestStage, current: number): string {
     default:
       return `Read ${current} images`;
   }
-}
-
-interface ValidRequest {
-  annotationPath: string;
-  imageDir: string;
-  datasetName: string | null;
-  split: string | null;
-  storeShapes: boolean | null;
-}
-
-function validateRequest(r: IngestRequest): ValidRequest {
-  if (!r || typeof r !== 'object') throw new BadInputError('The ingest request must be an object');
-  const format = r.format ?? 'coco';
-  if (format !== 'coco') throw new BadInputError(`format ${JSON.stringify(format)} is not supported; the supported format is "coco"`);
-  for (const [k, v] of [['annotation_path', r.annotationPath], ['image_dir', r.imageDir]] as const) {
-    if (typeof v !== 'string' || v.trim() === '') throw new BadInputError(`${k} is required and must be a non-empty string`);
-  }
-  const name = r.datasetName ?? null;
-  if (name !== null && (typeof name !== 'string' || name.trim() === '' || name.length > 200)) {
-    throw new BadInputError('dataset_name must be a non-empty string of at most 200 characters');
-  }
-  const split = r.split ?? null;
-  if (split !== null && (typeof split !== 'string' || split.trim() === '' || split.length > 100)) {
-    throw new BadInputError('split must be a non-empty string of at most 100 characters');
-  }
-  const storeShapes = r.storeShapes ?? null;
-  if (storeShapes !== null && typeof storeShapes !== 'boolean') throw new BadInputError('store_shapes must be a boolean');
-  return { annotationPath: r.annotationPath, imageDir: r.imageDir, datasetName: name?.trim() ?? null, split: split?.trim() ?? null, storeShapes };
 }
 
 function toIngestError(err: unknown): DataVisorError {

@@ -1,9 +1,9 @@
-import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, SegmentationKind } from './types.js';
+import type { AnnotationRecord, ImageRecord, SegmentationKind } from './types.js';
 
 /**
- * What the parse worker sends to the main thread. Images and annotations travel as columns: the
- * numbers of a batch in one Float64Array (transferred, not copied) and each text field as one
- * string. Structured-cloning objects or many small strings cost more than parsing them (2.3 s of
+ * Record batches: what readers hand the writer (and the COCO parse threads send the main thread).
+ * Images and annotations travel as columns: the numbers of a batch in one Float64Array
+ * (transferred, not copied) and each text field as one string. Structured-cloning objects or many small strings cost more than parsing them (2.3 s of
  * a 450 MB file went to cloning); a long string is one copy. Categories and licenses are few and
  * travel as objects.
  */
@@ -17,7 +17,7 @@ export const ANN_TEXT = { segmentation: 0, keypoints: 1, extra: 2 } as const;
 
 export const IMG_FIELDS = ['id', 'width', 'height', 'license'] as const;
 export const I = Object.fromEntries(IMG_FIELDS.map((f, i) => [f, i])) as Record<(typeof IMG_FIELDS)[number], number>;
-export const IMG_TEXT = { fileName: 0, cocoUrl: 1, flickrUrl: 2, dateCaptured: 3, extra: 4 } as const;
+export const IMG_TEXT = { fileName: 0, cocoUrl: 1, flickrUrl: 2, dateCaptured: 3, extra: 4, split: 5 } as const;
 
 /** Segmentation kinds by their code in the transferred columns (and in staged rows). */
 export const SEGMENTATION_KINDS: readonly SegmentationKind[] = ['none', 'polygon', 'rle', 'compressed_rle'];
@@ -132,9 +132,9 @@ export class ColumnsBuilder {
 }
 
 export const newAnnotationColumns = (reuse?: ColumnBuffers) => new ColumnsBuilder(ANN_FIELDS.length, 3, reuse);
-export const newImageColumns = (reuse?: ColumnBuffers) => new ColumnsBuilder(IMG_FIELDS.length, 5, reuse);
+export const newImageColumns = (reuse?: ColumnBuffers) => new ColumnsBuilder(IMG_FIELDS.length, 6, reuse);
 
-export function pushAnnotation(c: ColumnsBuilder, a: CocoAnnotation): void {
+export function pushAnnotation(c: ColumnsBuilder, a: AnnotationRecord): void {
   const o = c.row();
   const n = c.nums;
   n[o] = a.id;
@@ -157,7 +157,7 @@ export function pushAnnotation(c: ColumnsBuilder, a: CocoAnnotation): void {
   c.text(ANN_TEXT.extra, a.extra ? JSON.stringify(a.extra) : null);
 }
 
-export function pushImage(c: ColumnsBuilder, img: CocoImage): void {
+export function pushImage(c: ColumnsBuilder, img: ImageRecord): void {
   const o = c.row();
   const n = c.nums;
   n[o] = img.id;
@@ -169,12 +169,13 @@ export function pushImage(c: ColumnsBuilder, img: CocoImage): void {
   c.text(IMG_TEXT.flickrUrl, img.flickrUrl);
   c.text(IMG_TEXT.dateCaptured, img.dateCaptured);
   c.text(IMG_TEXT.extra, img.extra ? JSON.stringify(img.extra) : null);
+  c.text(IMG_TEXT.split, img.split ?? null);
 }
 
 const nullable = (v: number) => (Number.isNaN(v) ? null : v);
 
 /** Row i of an image batch as an object (for plugin hooks). */
-export function imageAt(c: Columns, i: number): CocoImage {
+export function imageAt(c: Columns, i: number): ImageRecord {
   const o = i * c.stride;
   const extra = textAt(c.texts[IMG_TEXT.extra]!, i);
   return {
@@ -186,31 +187,7 @@ export function imageAt(c: Columns, i: number): CocoImage {
     cocoUrl: textAt(c.texts[IMG_TEXT.cocoUrl]!, i),
     flickrUrl: textAt(c.texts[IMG_TEXT.flickrUrl]!, i),
     dateCaptured: textAt(c.texts[IMG_TEXT.dateCaptured]!, i),
+    split: textAt(c.texts[IMG_TEXT.split]!, i),
     extra: extra === null ? null : (JSON.parse(extra) as Record<string, unknown>),
   };
 }
-
-export type ParseEvent =
-  | { kind: 'section'; name: CocoSection }
-  | { kind: 'info'; info: Record<string, unknown> }
-  | { kind: 'licenses'; licenses: CocoLicense[] }
-  | { kind: 'images'; columns: Columns }
-  /** `part`: which part of a file split for parallel parsing read them (parse-coco.ts); 0 or absent: the first. */
-  | { kind: 'annotations'; columns: Columns; part?: number }
-  | { kind: 'categories'; categories: CocoCategory[] }
-  /** The split did not hold: every annotation of parts after the first is void, and the first part reads on. */
-  | { kind: 'parts_dropped' };
-
-export type WorkerRequest =
-  | { type: 'chunk'; data: Uint8Array }
-  | { type: 'checkpoint' }
-  | { type: 'end' }
-  /** Arrays of batches the main thread is done with, for the thread to build its next batches in. */
-  | { type: 'recycle'; batches: { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[] };
-export type WorkerResponse =
-  /** `block`: the forwarded block, read to its end and handed back to be read into again. */
-  | { type: 'batch'; bytesRead: number; events: ParseEvent[]; block?: ArrayBuffer }
-  /** `ok`: the part's text ended right after an element of the annotations array. */
-  | { type: 'checkpoint'; bytesRead: number; ok: boolean; sections: string[]; nonStandardNumbers: number; events: ParseEvent[] }
-  | { type: 'done'; bytesRead: number; nonStandardNumbers: number; sections: string[]; events: ParseEvent[] }
-  | { type: 'error'; code: string; message: string };

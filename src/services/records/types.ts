@@ -1,6 +1,9 @@
-/** Records the COCO reader hands out, one per array element, as soon as the element closes. */
+/**
+ * Format-neutral records: what every format reader produces and the dataset writer stores. Field
+ * names follow COCO's, the richest of the formats; a reader leaves what its format lacks null.
+ */
 
-export interface CocoImage {
+export interface ImageRecord {
   id: number;
   fileName: string;
   width: number | null;
@@ -9,13 +12,15 @@ export interface CocoImage {
   cocoUrl: string | null;
   flickrUrl: string | null;
   dateCaptured: string | null;
-  /** Keys COCO does not define (kept as they are, stored as JSON). */
+  /** The image's split when the format says (YOLO and VOC folders); null: the ingest's own split. */
+  split?: string | null;
+  /** Keys the format does not define (kept as they are, stored as JSON). */
   extra: Record<string, unknown> | null;
 }
 
 export type SegmentationKind = 'polygon' | 'rle' | 'compressed_rle' | 'none';
 
-export interface CocoAnnotation {
+export interface AnnotationRecord {
   id: number;
   imageId: number;
   categoryId: number;
@@ -35,26 +40,23 @@ export interface CocoAnnotation {
   extra: Record<string, unknown> | null;
 }
 
-export interface CocoCategory {
+export interface CategoryRecord {
   id: number;
   name: string;
   supercategory: string | null;
   extra: Record<string, unknown> | null;
 }
 
-export interface CocoLicense {
+export interface LicenseRecord {
   id: number;
   name: string | null;
   url: string | null;
 }
 
-export type CocoSection = 'info' | 'licenses' | 'images' | 'annotations' | 'categories';
-
-export interface CocoSink {
-  section(name: CocoSection): void;
-  info(info: Record<string, unknown>): void;
-  license(license: CocoLicense): void;
-  image(image: CocoImage): void;
-  annotation(annotation: CocoAnnotation): void;
-  category(category: CocoCategory): void;
+/** A data quirk that did not stop the ingest: counted, kept on the dataset, a few examples shown. */
+export interface Warning {
+  code: string;
+  count: number;
+  message: string;
+  examples: (string | number)[];
 }

@@ -3,7 +3,8 @@ import { DataVisorError } from '../../../errors.js';
 import { isNonStandardNumber, restoreNonStandardText } from './json-tokens.js';
 // RAW_KEYS: annotation keys kept as compact JSON text instead of JS objects (most of the file's numbers).
 import { RAW_KEYS, readShapeSummary } from './shape-skipper.js';
-import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, CocoSink } from '../../../records/types.js';
+import type { AnnotationRecord, CategoryRecord, ImageRecord, LicenseRecord } from '../../../records/types.js';
+import type { CocoSection, CocoSink } from './wire.js';
 
 /**
  * A token-level state machine over a COCO file. It never holds more than one array element:
@@ -380,7 +381,7 @@ export class CocoReader {
 
   // --- element conversion --------------------------------------------------------------------
 
-  private toImage(e: { [k: string]: Json }): CocoImage {
+  private toImage(e: { [k: string]: Json }): ImageRecord {
     return {
       id: this.requireId(e, 'id'),
       fileName: this.requireString(e, 'file_name'),
@@ -394,10 +395,10 @@ export class CocoReader {
     };
   }
 
-  private toAnnotation(e: { [k: string]: Json }): CocoAnnotation {
+  private toAnnotation(e: { [k: string]: Json }): AnnotationRecord {
     const bbox = this.optionalBbox(e);
     const seg = this.raw.segmentation;
-    let kind: CocoAnnotation['segmentationKind'] = 'none';
+    let kind: AnnotationRecord['segmentationKind'] = 'none';
     if (seg) {
       if (seg.object) kind = seg.stringCounts ? 'compressed_rle' : 'rle';
       else if (seg.numbers > 0) kind = 'polygon';
@@ -427,7 +428,7 @@ export class CocoReader {
     };
   }
 
-  private toCategory(e: { [k: string]: Json }): CocoCategory {
+  private toCategory(e: { [k: string]: Json }): CategoryRecord {
     return {
       id: this.requireId(e, 'id'),
       name: this.requireString(e, 'name'),
@@ -436,7 +437,7 @@ export class CocoReader {
     };
   }
 
-  private toLicense(e: { [k: string]: Json }): CocoLicense {
+  private toLicense(e: { [k: string]: Json }): LicenseRecord {
     return { id: this.requireId(e, 'id'), name: this.optionalString(e, 'name'), url: this.optionalString(e, 'url') };
   }
 
@@ -497,7 +498,7 @@ export class CocoReader {
     return v;
   }
 
-  private optionalBbox(e: { [k: string]: Json }): CocoAnnotation['bbox'] {
+  private optionalBbox(e: { [k: string]: Json }): AnnotationRecord['bbox'] {
     const v = e.bbox;
     if (v === undefined || v === null) return null;
     if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number')) {

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { DataVisorError, type ErrorCode } from '../../../errors.js';
-import { buffersOf, type ColumnBuffers, type ParseEvent, type WorkerRequest, type WorkerResponse } from '../../../records/columns.js';
+import { buffersOf, type ColumnBuffers } from '../../../records/columns.js';
+import type { ParseEvent, WorkerRequest, WorkerResponse } from './wire.js';
 import { requireSections } from './coco-reader.js';
 
 /** Chunks forwarded to a thread ahead of its answers: enough to keep it busy, few enough to bound memory. */

@@ -3,12 +3,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DataVisorError } from '../../../errors.js';
 import {
   newAnnotationColumns, newImageColumns, pushAnnotation, pushImage, transferList, type ColumnBuffers, type ColumnsBuilder,
-  type ParseEvent, type WorkerRequest, type WorkerResponse,
 } from '../../../records/columns.js';
 import { CocoReader } from './coco-reader.js';
 import { CHECKPOINT, pumpJsonTokens } from './json-tokens.js';
 import { ShapeSkipper } from './shape-skipper.js';
-import type { CocoSink } from '../../../records/types.js';
+import type { CocoSink, ParseEvent, WorkerRequest, WorkerResponse } from './wire.js';
 
 /**
  * Worker thread: tokenizes the COCO bytes the main thread forwards and sends back records in

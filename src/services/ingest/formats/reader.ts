@@ -1,0 +1,59 @@
+import type { RecordEvent } from '../../records/events.js';
+import type { Warning } from '../../records/types.js';
+import type { InputLocation, StorageService } from '../../storage/index.js';
+
+/**
+ * The interface every dataset format implements. A reader locates its inputs (`resolve`), then
+ * streams them as format-neutral record batches (`read`); the ingest around it knows records,
+ * never a format. Adding a format is a folder under formats/ and one line in registry.ts.
+ */
+export interface FormatReader {
+  /** Stored as the dataset's `format`. */
+  readonly name: string;
+  /** Checks and locates the inputs (data roots, existence, kind) before anything is read. */
+  resolve(request: ReaderRequest, storage: StorageService): Promise<ReaderSource>;
+  /**
+   * Streams the records. Each step's column arrays may be reused once the next step is asked for,
+   * so a consumer uses a step before it asks for the next. Returning early (`return()`) must free
+   * whatever the reader holds (threads, open files).
+   */
+  read(source: ReaderSource, options: ReadOptions): AsyncGenerator<ReadStep, ReadSummary>;
+}
+
+export interface ReaderRequest {
+  annotationPath: string;
+  /** Optional where the format says where its images are. */
+  imageDir: string | null;
+}
+
+export interface ReaderSource {
+  storage: StorageService;
+  annotation: InputLocation;
+  /** The folder file names are relative to: what the dataset stores and images are served from. */
+  images: InputLocation;
+  /** Bytes `read` goes through, for progress; null when unknown. */
+  bytesTotal: number | null;
+  /** The dataset's name when the request gives none. */
+  defaultName: string;
+}
+
+export interface ReadOptions {
+  /** Keep polygons, RLE masks and keypoints (DATAVISOR_STORE_SHAPES). */
+  keepShapes: boolean;
+  /** Threads a large input may be parsed on, and the smallest part worth one (docs/ingestion.md). */
+  threads: number;
+  minPartBytes: number;
+}
+
+export interface ReadStep {
+  bytesRead: number;
+  events: RecordEvent[];
+}
+
+export interface ReadSummary {
+  bytesRead: number;
+  /** Parts the input was read in (1: not split, or the split did not hold). */
+  parts: number;
+  /** Quirks only the reader can see (the writer finds the rest in SQL). */
+  warnings: Warning[];
+}
