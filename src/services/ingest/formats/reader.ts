@@ -10,6 +10,11 @@ import type { InputLocation, StorageService } from '../../storage/index.js';
 export interface FormatReader {
   /** Stored as the dataset's `format`. */
   readonly name: string;
+  /**
+   * Whether an input looks like this format, from cheap facts about it (`--format auto`): its
+   * name, the first bytes of a file, the entries of a folder. No two readers claim the same input.
+   */
+  detect(probe: InputProbe): boolean;
   /** Checks and locates the inputs (data roots, existence, kind) before anything is read. */
   resolve(request: ReaderRequest, storage: StorageService): Promise<ReaderSource>;
   /**
@@ -56,4 +61,15 @@ export interface ReadSummary {
   parts: number;
   /** Quirks only the reader can see (the writer finds the rest in SQL). */
   warnings: Warning[];
+}
+
+/** What format detection knows of an input before any reader reads it. */
+export interface InputProbe {
+  kind: 'file' | 'directory';
+  /** The file's or folder's own name (`instances_val2017.json`, `data.yaml`, `VOC2012`). */
+  name: string;
+  /** Files: their first 4 KiB as text (BOM removed). Folders: empty. */
+  head: string;
+  /** Folders: the names of their entries (a folder's end in `/`), at most a few hundred. Files: empty. */
+  entries: readonly string[];
 }

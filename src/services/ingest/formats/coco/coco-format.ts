@@ -14,6 +14,9 @@ const RECORD_SECTIONS: ReadonlySet<CocoSection> = new Set<RecordSection>(['image
 export const cocoFormat: FormatReader = {
   name: 'coco',
 
+  // A JSON object at the top. A JSON array is a results file (predictions), not a dataset.
+  detect: (probe) => probe.kind === 'file' && /^\s*\{/.test(probe.head),
+
   async resolve(request, storage) {
     if (request.imageDir === null) throw new BadInputError('image_dir is required for a COCO file: the folder its images\' file_name values are relative to');
     const annotation = await storage.resolveInput('annotation_path', request.annotationPath, 'file');
