@@ -32,6 +32,7 @@ export const DatasetSchema = z
     plugin_stats: JsonObject.nullable(),
     bytes: z.number().int(),
     ingest_seconds: z.number(),
+    revision: z.number().int().openapi({ description: '0 at ingest; every later change of the dataset (predictions, tags…) adds one' }),
   })
   .openapi('Dataset');
 

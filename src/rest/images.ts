@@ -5,9 +5,10 @@ import { errorResponse, errorResponses } from './errors.js';
 import { etagMatches, newRouter } from './router.js';
 
 /**
- * Thumbnails are immutable for their URL: the cache is keyed by (dataset id, image id, size),
- * datasets never change after ingest, and dataset ids are random and never reused, so a browser
- * may keep them for a year without asking again.
+ * Thumbnails are immutable for their URL: the cache is keyed by (dataset id, image id, size), a
+ * sample's image is fixed at ingest (changes of a dataset touch labels, tags and predictions,
+ * never which file a sample is), and dataset ids are random and never reused, so a browser may
+ * keep them for a year without asking again.
  */
 const THUMBNAIL_CACHE_CONTROL = 'public, max-age=31536000, immutable';
 /**

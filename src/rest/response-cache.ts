@@ -10,12 +10,13 @@ export interface CachedBody {
 }
 
 /**
- * Answers of a read route, as bytes, by request (a key the route builds from everything the answer
- * depends on), bounded by their total size. A dataset never changes once ingested (another ingest
- * makes another dataset; a delete removes it, and the route checks the dataset still exists
- * before answering from here), so the same request always gets the same bytes. A page answered
- * from here skips the query, the row conversion and the serialization: ~0.03 ms of the event loop
- * against ~1.1 ms (docs/performance-http.md).
+ * Answers of a read route, as bytes, by request: a key the route builds from everything the answer
+ * depends on, the dataset's revision included (every change of a dataset bumps it; a delete
+ * removes it, and the route checks the dataset still exists before answering from here), so the
+ * same key always gets the same bytes. Bounded by their total size. A page answered from here
+ * skips the query, the row conversion and the serialization: ~0.03 ms of the event loop against
+ * ~1.1 ms (docs/performance-http.md). The ETag hashes the bytes: a page a change left as it was
+ * keeps its ETag, as HTTP wants of a validator.
  */
 export class ResponseCache {
   readonly #entries: ByteLru<CachedBody>;

@@ -40,6 +40,14 @@ export function queryInt(min: number, max: number) {
   );
 }
 
+/** A finite number query parameter. */
+export function queryNumber() {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/.test(v) ? Number(v) : v),
+    z.number({ error: 'must be a number' }).finite('must be a finite number'),
+  );
+}
+
 /** A boolean query parameter: `true`/`1` or `false`/`0`. */
 export function queryBool() {
   return z.preprocess(

@@ -1,10 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { annotationJson, sampleJson } from '../services/datasets/json-views.js';
-import { MAX_PAGE_SIZE, type SampleFilter } from '../services/datasets/samples.js';
+import { SAMPLE_FILTER_FIELDS, toSampleFilter, type SampleFilterInput } from '../services/datasets/filter.js';
+import { MAX_PAGE_SIZE } from '../services/datasets/paging.js';
 import { errorResponses } from './errors.js';
 import { ResponseCache, sendCached } from './response-cache.js';
-import { newRouter, queryBool, queryInt, requestOrigin } from './router.js';
+import { newRouter, queryBool, queryInt, queryNumber, requestOrigin } from './router.js';
 
 /** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
 const MAX_OFFSET = 2_000_000_000;
@@ -54,17 +55,53 @@ const AnnotationSchema = z
 
 const DatasetIdQuery = z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ example: 'k3v7q2mzx4a5b6c7' });
 
-const SamplesQuery = z.object({
+const nonEmpty = () => z.string().min(1, 'must not be empty');
+/** A parameter that may be repeated (`?category=a&category=b`). */
+const repeatable = () => z.union([nonEmpty(), z.array(nonEmpty())]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
+  category: nonEmpty().openapi({ description: 'Samples with an annotation of this category name', example: 'person' }),
+  categories: repeatable().openapi({ description: 'Samples with an annotation in any of these categories (repeat the parameter); joins `category`' }),
+  split: nonEmpty().openapi({ example: 'train' }),
+  fileNameContains: nonEmpty().openapi({ description: 'Case-sensitive substring of file_name' }),
+  minAnnotations: queryInt(0, MAX_COUNT),
+  maxAnnotations: queryInt(0, MAX_COUNT),
+  isCrowd: queryBool().openapi({ description: 'Samples with an annotation whose iscrowd flag is this' }),
+  minBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at least this large; with the other annotation conditions, one annotation must meet them all' }),
+  maxBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at most this large' }),
+  fileMissing: queryBool().openapi({ description: 'The image file was (true) or was not (false) missing at ingest' }),
+};
+
+/** Every filter of the one filter module, under its snake_case name. */
+const FILTER_PARAMS = Object.fromEntries(
+  (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
+);
+
+const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
-  category: z.string().min(1, 'must not be empty').optional().openapi({ description: 'Samples with an annotation of this category name', example: 'person' }),
-  split: z.string().min(1, 'must not be empty').optional().openapi({ example: 'train' }),
-  file_name_contains: z.string().min(1, 'must not be empty').optional().openapi({ description: 'Case-sensitive substring of file_name' }),
-  min_annotations: queryInt(0, MAX_COUNT).optional(),
-  max_annotations: queryInt(0, MAX_COUNT).optional(),
-  is_crowd: queryBool().optional().openapi({ description: 'Samples with an annotation whose iscrowd flag is this' }),
   offset: queryInt(0, MAX_OFFSET).default(0),
   limit: queryInt(0, MAX_PAGE_SIZE).default(50),
-});
+};
+
+const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS)];
+
+// Strict: a misspelt filter (`min_bbox_areaa`) must not answer the whole dataset.
+const SamplesQuery = z.strictObject(
+  { ...PAGE_PARAMS, ...FILTER_PARAMS },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the parameters are ${KNOWN_PARAMS.join(', ')}`
+        : undefined,
+  },
+);
+
+/** The query's filter parameters as the filter module's input. */
+function filterInput(q: Record<string, unknown>): SampleFilterInput {
+  return Object.fromEntries(
+    (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [field, q[SAMPLE_FILTER_FIELDS[field].param]]),
+  ) as SampleFilterInput;
+}
 
 const listSamples = createRoute({
   method: 'get',
@@ -107,21 +144,14 @@ export function sampleRoutes(dv: DataVisor) {
     .openapi(listSamples, async (c) => {
       const q = c.req.valid('query');
       // Unknown (or deleted) datasets answer 404 before the cache is asked.
-      await dv.datasets.get(q.dataset_id);
+      const dataset = await dv.datasets.get(q.dataset_id);
       const origin = requestOrigin(c.req.url);
-      // Everything the page depends on: the query, the origin of its URLs and their signing epoch.
-      const key = `${origin}\n${dv.access.imageUrlEpoch()}\n${JSON.stringify(q)}`;
+      // Everything the page depends on: the dataset's state, the query, the origin of its URLs and their signing epoch.
+      const key = `${dataset.revision}\n${origin}\n${dv.access.imageUrlEpoch()}\n${JSON.stringify(q)}`;
       const cached = pages.get(key);
       // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
       if (cached) return sendCached(c, cached) as never;
-      const filter: SampleFilter = {
-        categories: q.category === undefined ? undefined : [q.category],
-        split: q.split,
-        fileNameContains: q.file_name_contains,
-        minAnnotations: q.min_annotations,
-        maxAnnotations: q.max_annotations,
-        isCrowd: q.is_crowd,
-      };
+      const filter = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
       const [total, page] = await Promise.all([
         dv.samples.count(q.dataset_id, filter),
         dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),

@@ -2,7 +2,7 @@ import { datasetKey, type Category, type Dataset, type Warning } from '../servic
 import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { parseDatasetRef } from './global-ids.js';
-import { decodeDatasetCursor, encodeDatasetCursor, planPage, toConnection } from './paging.js';
+import { decodeDatasetCursor, encodeDatasetCursor, planPage, toConnection } from '../services/datasets/paging.js';
 
 export const WarningType = builder.objectRef<Warning>('Warning').implement({
   description: 'Something the ingest noticed and accepted (e.g. annotations of unknown images), counted per kind.',
@@ -28,7 +28,7 @@ export const CategoryType = builder.objectRef<Category>('Category').implement({
 
 /** Loaded through a per-request DataLoader: `dataset(id)`, `node(id)` and `Sample.dataset` share one batch. */
 export const DatasetType = builder.loadableNode('Dataset', {
-  description: 'One ingested annotation file. Datasets never change after ingest; delete and ingest again to update.',
+  description: 'One ingested dataset. Changes after its ingest (predictions, tags…) bump its `revision`.',
   id: { resolve: (d) => d.id },
   load: (ids: string[], ctx: GraphQLContext) => ctx.dv.datasets.getMany(ids),
   cacheResolved: (d) => d.id,
@@ -45,6 +45,7 @@ export const DatasetType = builder.loadableNode('Dataset', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     bytes: t.field({ type: 'SafeInt', description: 'Size of the annotation file.', resolve: (d) => d.bytes }),
     ingestSeconds: t.exposeFloat('ingestSeconds'),
+    revision: t.exposeInt('revision', { description: '0 at ingest; every later change of the dataset (predictions, tags…) adds one. Cursors made at one revision are refused at another.' }),
     info: t.expose('info', { type: 'JSON', nullable: true, description: 'The `info` object of the file.' }),
     pluginStats: t.expose('pluginStats', { type: 'JSON', nullable: true, description: 'What plugins reported at ingest.' }),
     warnings: t.field({ type: [WarningType], resolve: (d) => d.warnings }),

@@ -14,7 +14,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { DEFAULT_PAGE_SIZE } from './paging.js';
+import { DEFAULT_PAGE_SIZE } from '../services/datasets/paging.js';
 
 /**
  * Limits on what one operation may ask for (docs/graphql.md, "Limits"), checked by graphql-armor

@@ -1,12 +1,13 @@
 import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { imagePath } from '../services/datasets/json-views.js';
-import type { Annotation, Sample, SampleFilter } from '../services/datasets/samples.js';
+import { toSampleFilter, filterHash, type SampleFilterInput } from '../services/datasets/filter.js';
+import { decodeSampleCursor, encodeSampleCursor, planPage, toConnection, type ConnectionArgs } from '../services/datasets/paging.js';
+import type { Annotation, Sample } from '../services/datasets/samples.js';
 import type { ThumbnailSize } from '../services/images/thumbnails.js';
 import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { DatasetType } from './dataset.js';
 import { parseDatasetRef, parseSampleLocalId, sampleLocalId } from './global-ids.js';
-import { decodeSampleCursor, encodeSampleCursor, filterHash, planPage, toConnection, type ConnectionArgs } from './paging.js';
 
 const ThumbnailSizeEnum = builder.enumType('ThumbnailSize', {
   description: 'Thumbnail widths: SMALL 128 px, MEDIUM 256 px, LARGE 512 px (WebP).',
@@ -150,20 +151,7 @@ async function loadAnnotations(samples: Sample[], ctx: GraphQLContext, shapes: b
   return samples.map((s) => lists.get(annotationKey(s)) ?? []);
 }
 
-interface SampleFilterInputShape {
-  category?: string | null;
-  categories?: string[] | null;
-  split?: string | null;
-  fileNameContains?: string | null;
-  minAnnotations?: number | null;
-  maxAnnotations?: number | null;
-  isCrowd?: boolean | null;
-  minBboxArea?: number | null;
-  maxBboxArea?: number | null;
-  fileMissing?: boolean | null;
-}
-
-const SampleFilterInput = builder.inputRef<SampleFilterInputShape>('SampleFilter').implement({
+const SampleFilterInput = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
   description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
   fields: (t) => ({
     category: t.string({ description: 'The sample has an annotation in this category. Merged with `categories`: any of the names matches.' }),
@@ -179,34 +167,17 @@ const SampleFilterInput = builder.inputRef<SampleFilterInputShape>('SampleFilter
   }),
 });
 
-/** The input as the service's filter: `category` joins `categories`, absent fields stay absent. */
-function toSampleFilter(f: SampleFilterInputShape | null | undefined): SampleFilter {
-  if (!f) return {};
-  const names = f.category != null || f.categories != null ? [...new Set([...(f.category != null ? [f.category] : []), ...(f.categories ?? [])])] : undefined;
-  const filter: SampleFilter = {
-    categories: names,
-    split: f.split ?? undefined,
-    fileNameContains: f.fileNameContains ?? undefined,
-    minAnnotations: f.minAnnotations ?? undefined,
-    maxAnnotations: f.maxAnnotations ?? undefined,
-    isCrowd: f.isCrowd ?? undefined,
-    minBboxArea: f.minBboxArea ?? undefined,
-    maxBboxArea: f.maxBboxArea ?? undefined,
-    fileMissing: f.fileMissing ?? undefined,
-  };
-  return Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== undefined)) as SampleFilter;
-}
-
 /** One page of a dataset's samples; the dataset comes through its DataLoader, so an unknown id is NOT_FOUND. */
-async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInputShape | null | undefined, args: ConnectionArgs) {
-  const filter = toSampleFilter(filterInput);
-  const scope = { datasetId, filterHash: filterHash(filter) };
+async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInput | null | undefined, args: ConnectionArgs) {
+  const filter = toSampleFilter(filterInput, (field) => `filter.${field}`);
+  const dataset = await DatasetType.getDataloader(ctx).load(datasetId);
+  const scope = { datasetId, revision: dataset.revision, filterHash: filterHash(filter) };
   const plan = planPage(args, (arg, cursor) => decodeSampleCursor(arg, cursor, scope));
   const window =
     plan.direction === 'forward'
       ? { kind: 'after' as const, afterOrd: plan.cursor, limit: plan.limit }
       : { kind: 'before' as const, beforeOrd: plan.cursor, limit: plan.limit };
-  const [, page] = await Promise.all([DatasetType.getDataloader(ctx).load(datasetId), ctx.dv.samples.page(datasetId, filter, window)]);
+  const page = await ctx.dv.samples.page(datasetId, filter, window);
   return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord), () => ctx.dv.samples.count(datasetId, filter));
 }
 

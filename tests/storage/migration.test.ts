@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { SEGMENTATION_KINDS } from '../../src/services/records/columns.js';
@@ -42,7 +44,7 @@ describe('schema migrations', () => {
     const file = await v1Database(5000);
     const db = await Database.open(file);
     try {
-      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: 2 }]);
+      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: 3 }]);
       const rows = await db.query('SELECT ord, sample_ord, segmentation_kind, source, score, extra FROM annotations');
       expect(rows).toHaveLength(5000);
       // Stored order is kept (no ORDER BY above): readers rely on the table being sorted by sample.
@@ -59,13 +61,42 @@ describe('schema migrations', () => {
     } finally {
       db.close();
     }
-    // Opening again finds version 2 and changes nothing.
+    // Opening again finds version 3 and changes nothing.
     const again = await Database.open(file);
     try {
-      expect(await again.query('SELECT count(*)::INTEGER AS n, count(DISTINCT version)::INTEGER AS versions FROM schema_version')).toEqual([{ n: 2, versions: 2 }]);
+      expect(await again.query('SELECT count(*)::INTEGER AS n, count(DISTINCT version)::INTEGER AS versions FROM schema_version')).toEqual([{ n: 3, versions: 3 }]);
       expect(await again.query('SELECT count(*)::INTEGER AS n FROM annotations')).toEqual([{ n: 5000 }]);
     } finally {
       again.close();
+    }
+  });
+
+  it('upgrades a version 2 file written by the DataVisor of session 5: rows kept, revision 0, ground truth as label set 0', async () => {
+    const file = path.join(tempDir(), 'v2.duckdb');
+    fs.writeFileSync(file, zlib.gunzipSync(fs.readFileSync(path.resolve(import.meta.dirname, '../fixtures/db/v2-rbc-test.duckdb.gz'))));
+    const before = await DuckDBInstance.create(file);
+    const c = await before.connect();
+    const count = async (sql: string) => Number((await c.runAndReadAll(sql)).getRows()[0]![0]);
+    expect(await count('SELECT max(version) FROM schema_version')).toBe(2);
+    const annotationsBefore = (await c.runAndReadAll('SELECT ord, sample_ord, annotation_id, category_id, bbox_x, bbox_w, score FROM annotations ORDER BY ord')).getRowObjectsJS();
+    c.closeSync();
+    before.closeSync();
+    expect(annotationsBefore).toHaveLength(221);
+
+    const db = await Database.open(file);
+    try {
+      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: 3 }]);
+      expect(await db.query('SELECT id, name, image_count, annotation_count, category_count, revision FROM datasets')).toEqual([
+        { id: '2nozxnl53r65rgqo', name: 'rbc-test', image_count: 10, annotation_count: 221, category_count: 3, revision: 0 },
+      ]);
+      const after = await db.query('SELECT ord, sample_ord, annotation_id, category_id, bbox_x, bbox_w, score FROM annotations ORDER BY ord');
+      expect(after).toEqual(annotationsBefore.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v]))));
+      expect(await db.query('SELECT count(*)::INTEGER AS n FROM annotations WHERE label_set = 0')).toEqual([{ n: 221 }]);
+      expect(await db.query('SELECT dataset_id, label_set, name, kind, annotation_count FROM label_sets')).toEqual([
+        { dataset_id: '2nozxnl53r65rgqo', label_set: 0, name: 'ground_truth', kind: 'ground_truth', annotation_count: 221 },
+      ]);
+    } finally {
+      db.close();
     }
   });
 
@@ -87,6 +118,6 @@ describe('schema migrations', () => {
     await c.run('INSERT INTO schema_version VALUES (99)');
     c.closeSync();
     instance.closeSync();
-    await expect(Database.open(file)).rejects.toThrow(/schema version 99, newer than this DataVisor \(2\)/);
+    await expect(Database.open(file)).rejects.toThrow(/schema version 99, newer than this DataVisor \(3\)/);
   });
 });

@@ -1,8 +1,8 @@
-import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
-import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
+import { jsonColumn as json, trimWindow, type Database, type Row, type Transaction } from '../db/connection.js';
+import { changeDatasetRows, countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
 import type { Warning } from '../db/dataset-writer.js';
 import { NotFoundError } from '../errors.js';
-import { checkPageSize } from './samples.js';
+import { checkPageSize } from './paging.js';
 import type { ThumbnailService } from '../images/thumbnails.js';
 
 export type { DatasetKey, DatasetWindow, Warning };
@@ -23,6 +23,11 @@ export interface Dataset {
   pluginStats: Record<string, unknown> | null;
   bytes: number;
   ingestSeconds: number;
+  /**
+   * 0 at ingest; every later change of the dataset's rows (predictions, tags…) adds one. Whatever
+   * is derived from the dataset's content (cached pages, ETags, cursors) is keyed on it.
+   */
+  revision: number;
 }
 
 export interface Category {
@@ -52,6 +57,7 @@ function toDataset(r: Row): Dataset {
     pluginStats: json(r.plugin_stats),
     bytes: r.bytes as number,
     ingestSeconds: r.ingest_seconds as number,
+    revision: (r.revision as number | null) ?? 0,
   };
 }
 
@@ -77,10 +83,11 @@ const MAX_CACHED_DATASETS = 1000;
 
 export class DatasetService {
   /**
-   * A dataset and its categories never change after its ingest commits, and every page, count,
-   * annotation list and thumbnail miss needs them: they are read once and then answered from
-   * memory. Ids of deleted datasets are remembered (ids are never reused) so a lookup racing a
-   * delete cannot cache a dead entry.
+   * Every page, count, annotation list and thumbnail miss needs its dataset and categories: they
+   * are read once and then answered from memory. Every change goes through change() (or delete()),
+   * in this process (DuckDB lets one process write a file), which drops them. Ids of deleted
+   * datasets are remembered (ids are never reused) so a lookup racing a delete cannot cache a
+   * dead entry.
    */
   private readonly cache = new Map<string, Dataset>();
   /** Lookups in flight are shared: a page asks for a dataset's categories from two places at once. */
@@ -88,6 +95,8 @@ export class DatasetService {
   /** get() lookups in flight, shared the same way. */
   private readonly lookups = new Map<string, Promise<Dataset>>();
   private readonly deleted = new Set<string>();
+  /** Changes committed per dataset since start: a lookup that began before one must not be cached. */
+  private readonly changes = new Map<string, number>();
 
   constructor(
     private readonly db: Database,
@@ -121,11 +130,13 @@ export class DatasetService {
     // A page of thumbnail misses asks for its dataset from every request at once: one query.
     const running = this.lookups.get(id);
     if (running) return running;
+    const seen = this.changes.get(id);
     const lookup = getDatasetRow(this.db, id)
       .then((row) => {
         // A lookup that began before a delete committed must not hand out the deleted dataset.
         if (!row || this.deleted.has(id)) throw new NotFoundError('dataset', id);
-        return this.remember(toDataset(row));
+        const dataset = toDataset(row);
+        return this.changes.get(id) === seen ? this.remember(dataset) : dataset;
       })
       .finally(() => {
         if (this.lookups.get(id) === lookup) this.lookups.delete(id);
@@ -138,7 +149,11 @@ export class DatasetService {
   async getMany(ids: readonly string[]): Promise<(Dataset | Error)[]> {
     const misses = ids.filter((id) => !this.cache.has(id));
     const found = new Map<string, Dataset>();
-    if (misses.length > 0) for (const r of await getDatasetRows(this.db, misses)) found.set(r.id as string, this.remember(toDataset(r)));
+    const seen = new Map(misses.map((id) => [id, this.changes.get(id)]));
+    for (const r of misses.length > 0 ? await getDatasetRows(this.db, misses) : []) {
+      const dataset = toDataset(r);
+      found.set(dataset.id, this.changes.get(dataset.id) === seen.get(dataset.id) ? this.remember(dataset) : dataset);
+    }
     return ids.map((id) => this.cache.get(id) ?? found.get(id) ?? new NotFoundError('dataset', id));
   }
 
@@ -153,6 +168,7 @@ export class DatasetService {
     const misses = [...new Set(datasetIds.filter((_, i) => !known[i]))];
     const fresh = new Map<string, Promise<Category[]>>();
     if (misses.length > 0) {
+      const seen = new Map(misses.map((id) => [id, this.changes.get(id)]));
       const batch = listCategoryRows(this.db, misses).then((rows) => {
         const byDataset = new Map<string, Category[]>(misses.map((id) => [id, []]));
         for (const r of rows) byDataset.get(r.dataset_id as string)!.push(toCategory(r));
@@ -163,13 +179,32 @@ export class DatasetService {
         const list = batch.then((byDataset) => byDataset.get(id)!);
         fresh.set(id, list);
         this.categoryLists.set(id, list);
-        // Not kept: a failed lookup, a deleted dataset, and an empty list unless the dataset is
-        // known (it may be one still being ingested).
+        // Not kept: a failed lookup, a deleted or since changed dataset, and an empty list unless
+        // the dataset is known (it may be one still being ingested).
         const drop = () => this.categoryLists.get(id) === list && this.categoryLists.delete(id);
-        list.then((l) => (this.deleted.has(id) || (l.length === 0 && !this.cache.has(id))) && drop(), drop);
+        const stale = (l: Category[]) => this.deleted.has(id) || this.changes.get(id) !== seen.get(id) || (l.length === 0 && !this.cache.has(id));
+        list.then((l) => stale(l) && drop(), drop);
       }
     }
     return Promise.all(datasetIds.map((id, i) => known[i] ?? fresh.get(id)!));
+  }
+
+  /**
+   * Changes a dataset's rows: `work` runs in one transaction that also bumps the dataset's
+   * revision (and with `recount`, recomputes its stored counts); what was cached of the dataset
+   * is dropped once it commits. NOT_FOUND, with nothing changed, for an unknown dataset.
+   */
+  async change<T>(id: string, work: (tx: Transaction) => Promise<T>, options: { recount?: boolean } = {}): Promise<{ result: T; revision: number }> {
+    let changed: { result: T; revision: number } | null;
+    try {
+      changed = await changeDatasetRows(this.db, id, work, options);
+    } finally {
+      // Also after a failed change (it may have committed before failing to answer).
+      this.changes.set(id, (this.changes.get(id) ?? 0) + 1);
+      this.forget(id);
+    }
+    if (!changed) throw new NotFoundError('dataset', id);
+    return changed;
   }
 
   /** Deletes every row of the dataset, then its cached thumbnails. */

@@ -34,6 +34,7 @@ export function datasetJson(d: Dataset) {
     plugin_stats: d.pluginStats,
     bytes: d.bytes,
     ingest_seconds: d.ingestSeconds,
+    revision: d.revision,
   };
 }
 

@@ -2,7 +2,9 @@ import { ByteLru } from '../common/byte-lru.js';
 import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
 import { annotationRowsOfSamples, shapeRows } from '../db/annotations.js';
 import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from '../db/samples.js';
-import type { Category, DatasetService } from './datasets.js';
+import type { Dataset, DatasetService } from './datasets.js';
+import type { SampleFilter } from './filter.js';
+import { checkPageSize } from './paging.js';
 import type { Readable } from 'node:stream';
 import mime from 'mime-types';
 import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
@@ -11,15 +13,7 @@ import { resolveImageFile } from '../storage/paths.js';
 import { isBucketUrl, type StorageService } from '../storage/index.js';
 import type { Thumbnail, ThumbnailService, ThumbnailSize } from '../images/thumbnails.js';
 
-/** What the APIs filter on; category names are resolved to the dataset's ids here. */
-export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds'> & {
-  /** Category names: the sample has an annotation in one of them. */
-  categories?: readonly string[];
-};
-export type { SampleWindow };
-
-/** The largest page any API hands out: a page of 200 samples with annotations is still a few ms. */
-export const MAX_PAGE_SIZE = 200;
+export type { SampleFilter, SampleWindow };
 
 export interface Sample {
   datasetId: string;
@@ -142,12 +136,6 @@ export function parseSampleId(raw: string | number): number | null {
   if (!/^-?\d{1,16}$/.test(raw)) return null;
   const n = Number(raw);
   return Number.isSafeInteger(n) ? n : null;
-}
-
-export function checkPageSize(name: string, n: number): void {
-  if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
-    throw new BadInputError(`${name} must be an integer between 0 and ${MAX_PAGE_SIZE}, got ${n}`);
-  }
 }
 
 /**
@@ -290,7 +278,7 @@ export class SampleService {
       loadSource: async () => {
         const dataset = await this.datasets.get(datasetId);
         // A local path (sharp reads the file) or, from a bucket, the bytes.
-        return this.storage.imageSource(dataset.imageDir, await this.fileNameOf(datasetId, id));
+        return this.storage.imageSource(dataset.imageDir, await this.fileNameOf(dataset, id));
       },
     });
   }
@@ -301,8 +289,11 @@ export class SampleService {
    * keeps them in a bounded LRU: a page of 50 cold thumbnails costs one query, not 50. Entries of
    * a deleted dataset are harmless (its lookup fails first, ids are never reused) and age out.
    */
-  private async fileNameOf(datasetId: string, imageId: number): Promise<string> {
-    const key = `${datasetId}/${imageId}`;
+  private async fileNameOf(dataset: Dataset, imageId: number): Promise<string> {
+    const datasetId = dataset.id;
+    // Keyed by the dataset's state as every cache of its content is; entries of an earlier one age out.
+    const prefix = `${datasetId}@${dataset.revision}/`;
+    const key = prefix + imageId;
     let hit = this.fileNames.get(key);
     if (hit !== undefined) return hit;
     // A page's misses arrive together: the names one of them is fetching likely hold the others'.
@@ -324,7 +315,7 @@ export class SampleService {
     for (const r of rows) {
       const name = r.file_name as string;
       if (r.image_id === imageId) found = name;
-      this.fileNames.set(`${datasetId}/${r.image_id as number}`, name);
+      this.fileNames.set(prefix + (r.image_id as number), name);
     }
     if (found === undefined) throw new NotFoundError(`sample of dataset ${datasetId}`, imageId);
     return found;

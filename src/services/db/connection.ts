@@ -20,6 +20,12 @@ export type Row = Record<string, unknown>;
 export type Param = string | number | boolean | null | readonly (string | number)[];
 export type Params = readonly Param[];
 
+/** Statements inside one transaction (Database.transaction). */
+export interface Transaction {
+  run(sql: string, params?: Params): Promise<void>;
+  query(sql: string, params?: Params): Promise<Row[]>;
+}
+
 export interface DatabaseOptions {
   /** Connections serving reads; each runs one query at a time. */
   readers?: number;
@@ -135,6 +141,29 @@ export class Database {
       const next = this.waiting.shift();
       if (next) next.resolve(reader);
       else this.idle.push(reader);
+    }
+  }
+
+  /**
+   * Runs `work` in a transaction on a connection of its own: committed when it resolves, rolled
+   * back when it throws (and by DuckDB if the process dies).
+   */
+  async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const conn = await this.connect();
+    const tx: Transaction = {
+      run: async (sql, params = []) => void (await conn.run(sql, params.map(toValue))),
+      query: async (sql, params = []) => rowsOf(await conn.run(sql, params.map(toValue))),
+    };
+    try {
+      await conn.run('BEGIN TRANSACTION');
+      const result = await work(tx);
+      await conn.run('COMMIT');
+      return result;
+    } catch (e) {
+      await conn.run('ROLLBACK').catch(() => undefined); // `e` is what went wrong
+      throw e;
+    } finally {
+      conn.closeSync();
     }
   }
 

@@ -402,12 +402,18 @@ export class DatasetWriter {
   async commit(d: DatasetRecord, counts: FinalCounts): Promise<Date> {
     const createdAt = new Date();
     await this.conn.run(
-      `INSERT INTO datasets VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::JSON, $11::JSON, $12::JSON, $13, $14, $15::TIMESTAMPTZ)`,
+      `INSERT INTO datasets (id, name, format, source_path, image_dir, split, image_count, annotation_count, category_count, info, warnings,
+         plugin_stats, bytes, ingest_seconds, created_at, revision)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::JSON, $11::JSON, $12::JSON, $13, $14, $15::TIMESTAMPTZ, 0)`,
       [
         d.id, d.name, d.format, d.sourcePath, d.imageDir, d.split, counts.imageCount, counts.annotationCount, counts.categoryCount,
         d.info ? JSON.stringify(d.info) : null, JSON.stringify(counts.warnings), d.pluginStats ? JSON.stringify(d.pluginStats) : null,
         d.bytes, d.ingestSeconds, createdAt.toISOString(),
       ],
+    );
+    await this.conn.run(
+      `INSERT INTO label_sets VALUES ($1, 0, 'ground_truth', 'ground_truth', $2, $3, $4::TIMESTAMPTZ)`,
+      [d.id, d.sourcePath, counts.annotationCount, createdAt.toISOString()],
     );
     await this.conn.run('COMMIT');
     this.done = true;

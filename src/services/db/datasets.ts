@@ -1,8 +1,8 @@
-import type { Database, Row } from './connection.js';
+import type { Database, Row, Transaction } from './connection.js';
 
 const DATASET_COLUMNS = `id, name, format, source_path, image_dir, split, image_count, annotation_count, category_count,
   info::VARCHAR AS info, warnings::VARCHAR AS warnings, plugin_stats::VARCHAR AS plugin_stats, bytes, ingest_seconds,
-  epoch_ms(created_at) AS created_ms`;
+  epoch_ms(created_at) AS created_ms, revision`;
 
 const GET_DATASET = `SELECT ${DATASET_COLUMNS} FROM datasets WHERE id = $1`;
 const GET_DATASETS = `SELECT ${DATASET_COLUMNS} FROM datasets WHERE list_contains($1::VARCHAR[], id)`;
@@ -34,6 +34,7 @@ const DELETE_STATEMENTS = [
   `DELETE FROM samples WHERE dataset_id = $1`,
   `DELETE FROM categories WHERE dataset_id = $1`,
   `DELETE FROM licenses WHERE dataset_id = $1`,
+  `DELETE FROM label_sets WHERE dataset_id = $1`,
   `DELETE FROM datasets WHERE id = $1`,
 ];
 
@@ -77,6 +78,51 @@ export async function countDatasetRows(db: Database): Promise<number> {
 
 export async function listCategoryRows(db: Database, datasetIds: readonly string[]): Promise<Row[]> {
   return db.query(LIST_CATEGORIES, [datasetIds]);
+}
+
+/**
+ * The counts stored beside a dataset's rows, computed again from its ground truth (label set 0):
+ * after a change that added or removed samples or annotations.
+ */
+const RECOUNT_STATEMENTS = [
+  `UPDATE samples SET annotation_count = coalesce(c.n, 0)
+   FROM (SELECT s.ord, count(a.ord) AS n FROM samples s
+         LEFT JOIN annotations a ON a.dataset_id = s.dataset_id AND a.sample_ord = s.ord AND a.label_set = 0
+         WHERE s.dataset_id = $1 GROUP BY s.ord) c
+   WHERE samples.dataset_id = $1 AND samples.ord = c.ord AND samples.annotation_count <> coalesce(c.n, 0)`,
+  `UPDATE categories SET annotation_count = coalesce(c.n, 0), image_count = coalesce(c.images, 0)
+   FROM (SELECT k.category_id, count(a.ord) AS n, count(DISTINCT a.image_id) AS images FROM categories k
+         LEFT JOIN annotations a ON a.dataset_id = k.dataset_id AND a.category_id = k.category_id AND a.label_set = 0
+         WHERE k.dataset_id = $1 GROUP BY k.category_id) c
+   WHERE categories.dataset_id = $1 AND categories.category_id = c.category_id`,
+  `UPDATE datasets SET
+     image_count = (SELECT count(*) FROM samples WHERE dataset_id = $1),
+     annotation_count = (SELECT count(*) FROM annotations WHERE dataset_id = $1 AND label_set = 0),
+     category_count = (SELECT count(*) FROM categories WHERE dataset_id = $1)
+   WHERE id = $1`,
+  `UPDATE label_sets SET annotation_count = (SELECT count(*) FROM annotations WHERE dataset_id = $1 AND label_set = label_sets.label_set)
+   WHERE dataset_id = $1`,
+];
+
+const BUMP_REVISION = `UPDATE datasets SET revision = revision + 1 WHERE id = $1 RETURNING revision`;
+
+/**
+ * Runs `change` on a dataset's rows in one transaction that also bumps its revision (and, with
+ * `recount`, its stored counts). Null, with nothing changed, when the dataset does not exist.
+ */
+export async function changeDatasetRows<T>(
+  db: Database,
+  id: string,
+  change: (tx: Transaction) => Promise<T>,
+  options: { recount?: boolean } = {},
+): Promise<{ result: T; revision: number } | null> {
+  return db.transaction(async (tx) => {
+    const [bumped] = await tx.query(BUMP_REVISION, [id]);
+    if (!bumped) return null;
+    const result = await change(tx);
+    if (options.recount) for (const sql of RECOUNT_STATEMENTS) await tx.run(sql, [id]);
+    return { result, revision: bumped.revision as number };
+  });
 }
 
 /** Removes every row of a dataset in one transaction; returns false if it did not exist. */

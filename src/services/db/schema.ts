@@ -3,13 +3,33 @@
  * DuckDB maintains them with ART indexes that slow bulk appends several-fold, and COCO files
  * legitimately hold duplicate annotation ids; uniqueness that matters is checked in SQL at ingest.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * Codes of the segmentation kinds, in the order of the parser's codes (SEGMENTATION_KINDS in
  * coco/batch.ts): staged rows carry the code, which is this ENUM's own storage (one byte).
  */
 const SEGMENTATION_KIND_TYPE = `CREATE TYPE IF NOT EXISTS segmentation_kind AS ENUM ('none', 'polygon', 'rle', 'compressed_rle')`;
+
+/**
+ * Which label set an annotation belongs to: 0 is the dataset's ground truth, others are prediction
+ * runs (the `label_sets` table names them). Added by ALTER in version 3, hence no NOT NULL: DuckDB
+ * cannot add a column with one, and a fresh table is kept identical to an upgraded one.
+ */
+const LABEL_SET_COLUMN = 'label_set INTEGER DEFAULT 0';
+/** Every change after ingest bumps it: caches and validators of a dataset's content key on it. */
+const REVISION_COLUMN = 'revision BIGINT DEFAULT 0';
+
+/** The label sets of a dataset; ground truth (0) is made with the dataset. */
+const LABEL_SETS_TABLE = `CREATE TABLE IF NOT EXISTS label_sets (
+    dataset_id VARCHAR NOT NULL,
+    label_set INTEGER NOT NULL,
+    name VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    source_path VARCHAR,
+    annotation_count BIGINT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+  )`;
 
 /**
  * The annotations table, under `name` (a migration builds it beside the old one). `source` follows
@@ -35,7 +55,8 @@ const annotationsTable = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
     num_keypoints INTEGER,
     score DOUBLE,
     source VARCHAR GENERATED ALWAYS AS (CASE WHEN score IS NULL THEN 'ground_truth' ELSE 'prediction' END) VIRTUAL,
-    extra VARCHAR
+    extra VARCHAR,
+    ${LABEL_SET_COLUMN}
   )`;
 
 /** The stored columns of `annotations`, in order (INSERTs name them: `source` is not stored). */
@@ -53,6 +74,13 @@ export const MIGRATIONS: Record<number, string[]> = {
      SELECT ${ANNOTATION_STORED_COLUMNS.replace('segmentation_kind', 'segmentation_kind::segmentation_kind')} FROM annotations`,
     'DROP TABLE annotations',
     'ALTER TABLE annotations_v2 RENAME TO annotations',
+  ],
+  // Version 3: datasets can change after ingest (revision), annotations belong to a label set.
+  2: [
+    `ALTER TABLE datasets ADD COLUMN IF NOT EXISTS ${REVISION_COLUMN}`,
+    `ALTER TABLE annotations ADD COLUMN IF NOT EXISTS ${LABEL_SET_COLUMN}`,
+    LABEL_SETS_TABLE,
+    `INSERT INTO label_sets SELECT id, 0, 'ground_truth', 'ground_truth', source_path, annotation_count, created_at FROM datasets`,
   ],
 };
 
@@ -74,8 +102,10 @@ export const SCHEMA_STATEMENTS = [
     plugin_stats JSON,
     bytes BIGINT NOT NULL,
     ingest_seconds DOUBLE NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL
+    created_at TIMESTAMPTZ NOT NULL,
+    ${REVISION_COLUMN}
   )`,
+  LABEL_SETS_TABLE,
   `CREATE TABLE IF NOT EXISTS licenses (
     dataset_id VARCHAR NOT NULL,
     license_id BIGINT NOT NULL,

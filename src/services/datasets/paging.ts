@@ -1,20 +1,28 @@
-import { createHash } from 'node:crypto';
-import type { DatasetKey } from '../services/datasets/datasets.js';
-import { BadInputError } from '../services/errors.js';
-import { checkPageSize, type SampleFilter } from '../services/datasets/samples.js';
+import { DATASET_ID_PATTERN } from '../ids.js';
+import type { DatasetKey } from '../db/datasets.js';
+import { BadInputError } from '../errors.js';
 
 /**
- * Relay paging in one place: the arguments become a keyset window, the window's rows become a
- * connection, and cursors are encoded and checked here.
+ * Paging in one place: page sizes, Relay arguments as a keyset window, a window's rows as a
+ * connection, and cursors, encoded and checked.
  *
  * A cursor is base64url of a short text that carries the sort key, never an offset, so page
  * 2,000 costs what page 1 costs:
- * - samples: `S1:<datasetId>:<ord>:<filterHash>`: `ord` is the file position (the stable order);
- *   the dataset id and a hash of the filter make a cursor from another dataset or another filter
- *   a BAD_USER_INPUT error instead of a silently wrong page.
+ * - samples: `S2:<datasetId>:<revision>:<ord>:<filterHash>`: `ord` is the file position (the
+ *   stable order); the dataset id, its revision and a hash of the filter make a cursor from
+ *   another dataset, an earlier state of it or another filter a BAD_USER_INPUT error instead of a
+ *   silently wrong page.
  * - datasets: `D1:<createdMs>:<datasetId>`: the (created_at, id) key of the newest-first list.
- * Datasets never change after ingest, so a cursor stays valid as long as its dataset exists.
  */
+
+/** The largest page any API hands out: a page of 200 samples with annotations is still a few ms. */
+export const MAX_PAGE_SIZE = 200;
+
+export function checkPageSize(name: string, n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
+    throw new BadInputError(`${name} must be an integer between 0 and ${MAX_PAGE_SIZE}, got ${n}`);
+  }
+}
 
 /** Page size when neither `first` nor `last` is given. */
 export const DEFAULT_PAGE_SIZE = 50;
@@ -102,33 +110,28 @@ function unb64(arg: string, cursor: string): string {
 const malformed = (arg: string, cursor: string) =>
   new BadInputError(`${arg}: ${JSON.stringify(cursor.slice(0, 80))} is not a cursor of this connection; pass a cursor exactly as an edge or pageInfo gave it`);
 
-/**
- * A short, stable hash of what a filter selects: key order and the order or repetition of
- * category names do not change it.
- */
-export function filterHash(filter: SampleFilter): string {
-  const canonical = Object.entries(filter)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => [k, Array.isArray(v) ? [...new Set(v as string[])].sort() : v] as const)
-    .sort(([a], [b]) => (a < b ? -1 : 1));
-  return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 8);
-}
-
 export interface SampleCursorScope {
   datasetId: string;
+  revision: number;
   filterHash: string;
 }
 
 export function encodeSampleCursor(scope: SampleCursorScope, ord: number): string {
-  return b64(`S1:${scope.datasetId}:${ord}:${scope.filterHash}`);
+  return b64(`S2:${scope.datasetId}:${scope.revision}:${ord}:${scope.filterHash}`);
 }
+
+const SAMPLE_CURSOR = new RegExp(`^S2:(${DATASET_ID_PATTERN}):(\\d{1,15}):(\\d{1,10}):([A-Za-z0-9_-]{8})$`);
+const DATASET_CURSOR = new RegExp(`^D1:(\\d{1,15}):(${DATASET_ID_PATTERN})$`);
 
 /** The `ord` a sample cursor carries, once it is known to belong to this dataset and filter. */
 export function decodeSampleCursor(arg: string, cursor: string, scope: SampleCursorScope): number {
-  const m = /^S1:([a-z0-9]{1,64}):(\d{1,10}):([A-Za-z0-9_-]{8})$/.exec(unb64(arg, cursor));
+  const m = SAMPLE_CURSOR.exec(unb64(arg, cursor));
   if (!m) throw malformed(arg, cursor);
-  const [, datasetId, ord, hash] = m;
+  const [, datasetId, revision, ord, hash] = m;
   if (datasetId !== scope.datasetId) throw new BadInputError(`${arg}: the cursor belongs to dataset ${datasetId}, not to ${scope.datasetId}`);
+  if (Number(revision) !== scope.revision) {
+    throw new BadInputError(`${arg}: dataset ${datasetId} has changed since the cursor was made (revision ${revision}, now ${scope.revision}); start again without a cursor`);
+  }
   if (hash !== scope.filterHash) throw new BadInputError(`${arg}: the cursor was made with a different filter; start again without a cursor when the filter changes`);
   const n = Number(ord);
   if (n > 2 ** 31 - 1) throw malformed(arg, cursor);
@@ -140,7 +143,7 @@ export function encodeDatasetCursor(key: DatasetKey): string {
 }
 
 export function decodeDatasetCursor(arg: string, cursor: string): DatasetKey {
-  const m = /^D1:(\d{1,15}):([a-z0-9]{1,64})$/.exec(unb64(arg, cursor));
+  const m = DATASET_CURSOR.exec(unb64(arg, cursor));
   if (!m) throw malformed(arg, cursor);
   return { createdMs: Number(m[1]), id: m[2]! };
 }

@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import type { SampleQueryFilter } from '../db/samples.js';
+import { BadInputError } from '../errors.js';
+
+/**
+ * The one sample filter. REST query parameters and GraphQL's SampleFilter are two spellings of it
+ * (as FiftyOne's get_view serves both its routes and its resolvers): each maps its input here, so
+ * both offer every filter, with the same checks and the same hash. Its SQL is in db/samples.ts.
+ */
+export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds'> & {
+  /** Category names: the sample has an annotation in one of them. */
+  categories?: readonly string[];
+};
+
+/** A filter as the APIs receive it: every field optional or null; `category` joins `categories`. */
+export interface SampleFilterInput {
+  category?: string | null;
+  categories?: readonly string[] | null;
+  split?: string | null;
+  fileNameContains?: string | null;
+  minAnnotations?: number | null;
+  maxAnnotations?: number | null;
+  isCrowd?: boolean | null;
+  minBboxArea?: number | null;
+  maxBboxArea?: number | null;
+  fileMissing?: boolean | null;
+}
+
+type FieldKind = 'string' | 'count' | 'number' | 'boolean';
+
+/** Every filter field, its kind, and its REST query parameter (snake_case, as REST's JSON). */
+export const SAMPLE_FILTER_FIELDS: Readonly<Record<keyof SampleFilterInput, { param: string; kind: FieldKind | 'strings' }>> = {
+  category: { param: 'category', kind: 'string' },
+  categories: { param: 'categories', kind: 'strings' },
+  split: { param: 'split', kind: 'string' },
+  fileNameContains: { param: 'file_name_contains', kind: 'string' },
+  minAnnotations: { param: 'min_annotations', kind: 'count' },
+  maxAnnotations: { param: 'max_annotations', kind: 'count' },
+  isCrowd: { param: 'is_crowd', kind: 'boolean' },
+  minBboxArea: { param: 'min_bbox_area', kind: 'number' },
+  maxBboxArea: { param: 'max_bbox_area', kind: 'number' },
+  fileMissing: { param: 'file_missing', kind: 'boolean' },
+};
+
+/** The SQL binds counts as 32-bit integers. */
+const MAX_COUNT = 2_147_483_647;
+
+/**
+ * The filter an input asks for, checked: absent and null fields are left out, category names
+ * are merged and deduplicated. `name` spells a field as the caller's API does, for errors.
+ */
+export function toSampleFilter(input: SampleFilterInput | null | undefined, name: (field: keyof SampleFilterInput) => string = (f) => f): SampleFilter {
+  if (!input) return {};
+  const filter: Record<string, unknown> = {};
+  for (const [field, spec] of Object.entries(SAMPLE_FILTER_FIELDS) as [keyof SampleFilterInput, (typeof SAMPLE_FILTER_FIELDS)[keyof SampleFilterInput]][]) {
+    const v = input[field];
+    if (v === undefined || v === null || field === 'category' || field === 'categories') continue;
+    if (spec.kind === 'count' && (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_COUNT)) {
+      throw new BadInputError(`${name(field)} must be an integer between 0 and ${MAX_COUNT}, got ${JSON.stringify(v)}`);
+    }
+    if (spec.kind === 'number' && !Number.isFinite(v)) throw new BadInputError(`${name(field)} must be a finite number, got ${JSON.stringify(v)}`);
+    filter[field] = v;
+  }
+  if (input.category != null || input.categories != null) {
+    filter.categories = [...new Set([...(input.category != null ? [input.category] : []), ...(input.categories ?? [])])];
+  }
+  return filter as SampleFilter;
+}
+
+/**
+ * A short, stable hash of what a filter selects: key order and the order or repetition of
+ * category names do not change it.
+ */
+export function filterHash(filter: SampleFilter): string {
+  const canonical = Object.entries(filter)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => [k, Array.isArray(v) ? [...new Set(v as string[])].sort() : v] as const)
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 8);
+}
