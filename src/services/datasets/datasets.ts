@@ -1,11 +1,11 @@
 import { jsonColumn as json, trimWindow, type Database, type Row, type Transaction } from '../db/connection.js';
-import { changeDatasetRows, countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
+import { beginDatasetChange, countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetChange, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
 import type { Warning } from '../db/dataset-writer.js';
 import { NotFoundError } from '../errors.js';
 import { checkPageSize } from './paging.js';
 import type { ThumbnailService } from '../images/thumbnails.js';
 
-export type { DatasetKey, DatasetWindow, Warning };
+export type { DatasetChange, DatasetKey, DatasetWindow, Warning };
 
 export interface Dataset {
   id: string;
@@ -95,8 +95,10 @@ export class DatasetService {
   /** get() lookups in flight, shared the same way. */
   private readonly lookups = new Map<string, Promise<Dataset>>();
   private readonly deleted = new Set<string>();
-  /** Changes committed per dataset since start: a lookup that began before one must not be cached. */
+  /** Changes ended per dataset since start: a lookup that began before one must not be cached. */
   private readonly changes = new Map<string, number>();
+  /** The change of each dataset running or waiting last: the next one waits for it. */
+  private readonly changing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly db: Database,
@@ -190,21 +192,60 @@ export class DatasetService {
   }
 
   /**
-   * Changes a dataset's rows: `work` runs in one transaction that also bumps the dataset's
-   * revision (and with `recount`, recomputes its stored counts); what was cached of the dataset
-   * is dropped once it commits. NOT_FOUND, with nothing changed, for an unknown dataset.
+   * Begins a change of a dataset's rows, for work that yields between its steps (an import that
+   * reports progress). Changes of one dataset run one after another: this waits for the one
+   * before to end. What was cached of the dataset is dropped when the change ends, committed or
+   * not. NOT_FOUND, with nothing begun, for an unknown dataset.
    */
-  async change<T>(id: string, work: (tx: Transaction) => Promise<T>, options: { recount?: boolean } = {}): Promise<{ result: T; revision: number }> {
-    let changed: { result: T; revision: number } | null;
-    try {
-      changed = await changeDatasetRows(this.db, id, work, options);
-    } finally {
-      // Also after a failed change (it may have committed before failing to answer).
+  async openChange(id: string): Promise<DatasetChange> {
+    const before = this.changing.get(id);
+    let release!: () => void;
+    const turn = new Promise<void>((resolve) => (release = resolve));
+    const queue = (before ?? Promise.resolve()).then(() => turn);
+    this.changing.set(id, queue);
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      // Also after a failed commit (it may have committed before failing to answer).
       this.changes.set(id, (this.changes.get(id) ?? 0) + 1);
       this.forget(id);
+      if (this.changing.get(id) === queue) this.changing.delete(id);
+      release();
+    };
+    await before;
+    let change: DatasetChange | null;
+    try {
+      change = await beginDatasetChange(this.db, id);
+    } catch (e) {
+      end();
+      throw e;
     }
-    if (!changed) throw new NotFoundError('dataset', id);
-    return changed;
+    if (!change) {
+      end();
+      throw new NotFoundError('dataset', id);
+    }
+    const open = change;
+    return {
+      tx: open.tx,
+      commit: (options) => open.commit(options).finally(end),
+      rollback: () => open.rollback().finally(end),
+    };
+  }
+
+  /**
+   * Changes a dataset's rows: `work` runs in one transaction that also bumps the dataset's
+   * revision (and with `recount`, recomputes its stored counts). NOT_FOUND, with nothing changed,
+   * for an unknown dataset.
+   */
+  async change<T>(id: string, work: (tx: Transaction) => Promise<T>, options: { recount?: boolean } = {}): Promise<{ result: T; revision: number }> {
+    const change = await this.openChange(id);
+    try {
+      const result = await work(change.tx);
+      return { result, revision: await change.commit(options) };
+    } finally {
+      await change.rollback();
+    }
   }
 
   /** Deletes every row of the dataset, then its cached thumbnails. */

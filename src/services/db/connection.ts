@@ -13,6 +13,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { DataVisorError } from '../errors.js';
+import { ChunkedAppender } from './chunked-appender.js';
 import { IngestResources } from './ingest-resources.js';
 import { MIGRATIONS, SCHEMA_STATEMENTS, SCHEMA_VERSION } from './schema.js';
 
@@ -20,10 +21,18 @@ export type Row = Record<string, unknown>;
 export type Param = string | number | boolean | null | readonly (string | number)[];
 export type Params = readonly Param[];
 
-/** Statements inside one transaction (Database.transaction). */
+/** Statements inside one transaction (Database.begin, Database.transaction). */
 export interface Transaction {
   run(sql: string, params?: Params): Promise<void>;
   query(sql: string, params?: Params): Promise<Row[]>;
+  /** Appends rows to a table inside the transaction (close it before the SQL that reads them). */
+  appender(table: string): Promise<ChunkedAppender>;
+}
+
+export interface OpenTransaction extends Transaction {
+  commit(): Promise<void>;
+  /** Safe to call more than once, and after commit (then it does nothing). */
+  rollback(): Promise<void>;
 }
 
 export interface DatabaseOptions {
@@ -145,25 +154,53 @@ export class Database {
   }
 
   /**
-   * Runs `work` in a transaction on a connection of its own: committed when it resolves, rolled
-   * back when it throws (and by DuckDB if the process dies).
+   * A transaction on a connection of its own, for a change that yields between its steps (an
+   * import reporting progress): `commit` or `rollback` ends it and lets go of the connection.
+   * A process that dies first leaves nothing (DuckDB discards an uncommitted transaction).
    */
-  async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+  async begin(): Promise<OpenTransaction> {
     const conn = await this.connect();
-    const tx: Transaction = {
-      run: async (sql, params = []) => void (await conn.run(sql, params.map(toValue))),
-      query: async (sql, params = []) => rowsOf(await conn.run(sql, params.map(toValue))),
+    let open = true;
+    const appenders: ChunkedAppender[] = [];
+    const end = async (sql: 'COMMIT' | 'ROLLBACK') => {
+      if (!open) return;
+      open = false;
+      try {
+        if (sql === 'ROLLBACK') for (const a of appenders) a.discard();
+        await conn.run(sql);
+      } finally {
+        conn.closeSync();
+      }
     };
     try {
       await conn.run('BEGIN TRANSACTION');
+    } catch (e) {
+      conn.closeSync();
+      throw e;
+    }
+    return {
+      run: async (sql, params = []) => void (await conn.run(sql, params.map(toValue))),
+      query: async (sql, params = []) => rowsOf(await conn.run(sql, params.map(toValue))),
+      appender: async (table) => {
+        const a = new ChunkedAppender(await conn.createAppender(table));
+        appenders.push(a);
+        return a;
+      },
+      commit: () => end('COMMIT'),
+      rollback: () => end('ROLLBACK'),
+    };
+  }
+
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const tx = await this.begin();
+    try {
       const result = await work(tx);
-      await conn.run('COMMIT');
+      await tx.commit();
       return result;
     } catch (e) {
-      await conn.run('ROLLBACK').catch(() => undefined); // `e` is what went wrong
+      await tx.rollback().catch(() => undefined); // `e` is what went wrong
       throw e;
-    } finally {
-      conn.closeSync();
     }
   }
 

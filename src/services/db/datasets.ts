@@ -104,25 +104,46 @@ const RECOUNT_STATEMENTS = [
    WHERE dataset_id = $1`,
 ];
 
+const DATASET_EXISTS = `SELECT count(*) AS n FROM datasets WHERE id = $1`;
 const BUMP_REVISION = `UPDATE datasets SET revision = revision + 1 WHERE id = $1 RETURNING revision`;
 
-/**
- * Runs `change` on a dataset's rows in one transaction that also bumps its revision (and, with
- * `recount`, its stored counts). Null, with nothing changed, when the dataset does not exist.
- */
-export async function changeDatasetRows<T>(
-  db: Database,
-  id: string,
-  change: (tx: Transaction) => Promise<T>,
-  options: { recount?: boolean } = {},
-): Promise<{ result: T; revision: number } | null> {
-  return db.transaction(async (tx) => {
-    const [bumped] = await tx.query(BUMP_REVISION, [id]);
-    if (!bumped) return null;
-    const result = await change(tx);
-    if (options.recount) for (const sql of RECOUNT_STATEMENTS) await tx.run(sql, [id]);
-    return { result, revision: bumped.revision as number };
-  });
+/** A change of one dataset's rows in progress: its statements run in `tx`, nothing shows before commit. */
+export interface DatasetChange {
+  tx: Transaction;
+  /** Bumps the revision (and with `recount`, the stored counts) in the same transaction, commits, and answers the new revision. */
+  commit(options?: { recount?: boolean }): Promise<number>;
+  /** Safe to call more than once, and after commit. */
+  rollback(): Promise<void>;
+}
+
+/** Begins a change of a dataset's rows; null, with nothing begun, when the dataset does not exist. */
+export async function beginDatasetChange(db: Database, id: string): Promise<DatasetChange | null> {
+  const tx = await db.begin();
+  try {
+    const [found] = await tx.query(DATASET_EXISTS, [id]);
+    if (Number(found?.n ?? 0) === 0) {
+      await tx.rollback();
+      return null;
+    }
+  } catch (e) {
+    await tx.rollback().catch(() => undefined);
+    throw e;
+  }
+  return {
+    tx,
+    async commit(options = {}) {
+      try {
+        const [bumped] = await tx.query(BUMP_REVISION, [id]);
+        if (options.recount) for (const sql of RECOUNT_STATEMENTS) await tx.run(sql, [id]);
+        await tx.commit();
+        return bumped!.revision as number;
+      } catch (e) {
+        await tx.rollback().catch(() => undefined); // `e` says what went wrong
+        throw e;
+      }
+    },
+    rollback: () => tx.rollback(),
+  };
 }
 
 /** Removes every row of a dataset in one transaction; returns false if it did not exist. */
