@@ -45,6 +45,7 @@ export async function serve(settings: Settings): Promise<void> {
       const closed = running.close();
       // Running ingests end with an INGEST_CANCELLED error event and roll back: no half dataset.
       dv.ingestion.cancelAll();
+      dv.predictions.cancelAll();
       await closed;
       await demo;
       await waitForIngestsToEnd(dv);

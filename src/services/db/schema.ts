@@ -20,7 +20,11 @@ const LABEL_SET_COLUMN = 'label_set INTEGER DEFAULT 0';
 /** Every change after ingest bumps it: caches and validators of a dataset's content key on it. */
 const REVISION_COLUMN = 'revision BIGINT DEFAULT 0';
 
-/** The label sets of a dataset; ground truth (0) is made with the dataset. */
+/**
+ * The label sets of a dataset; ground truth (0) is made with the dataset. `ord_base`: a run's
+ * annotations are numbered after every ord the dataset held when it was imported (ord - ord_base
+ * is the prediction's position in its file).
+ */
 const LABEL_SETS_TABLE = `CREATE TABLE IF NOT EXISTS label_sets (
     dataset_id VARCHAR NOT NULL,
     label_set INTEGER NOT NULL,
@@ -28,7 +32,8 @@ const LABEL_SETS_TABLE = `CREATE TABLE IF NOT EXISTS label_sets (
     kind VARCHAR NOT NULL,
     source_path VARCHAR,
     annotation_count BIGINT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL
+    created_at TIMESTAMPTZ NOT NULL,
+    ord_base INTEGER NOT NULL
   )`;
 
 /**
@@ -80,7 +85,7 @@ export const MIGRATIONS: Record<number, string[]> = {
     `ALTER TABLE datasets ADD COLUMN IF NOT EXISTS ${REVISION_COLUMN}`,
     `ALTER TABLE annotations ADD COLUMN IF NOT EXISTS ${LABEL_SET_COLUMN}`,
     LABEL_SETS_TABLE,
-    `INSERT INTO label_sets SELECT id, 0, 'ground_truth', 'ground_truth', source_path, annotation_count, created_at FROM datasets`,
+    `INSERT INTO label_sets SELECT id, 0, 'ground_truth', 'ground_truth', source_path, annotation_count, created_at, 0 FROM datasets`,
   ],
 };
 

@@ -3,8 +3,11 @@ import type { Warning } from '../records/types.js';
 import { BadInputError } from '../errors.js';
 import { DEFAULT_FORMAT, FORMAT_NAMES } from './formats/registry.js';
 
-/** The stages of an ingest, in order: the one list REST, GraphQL and the CLI name them from. */
-export const INGEST_STAGES = ['categories', 'parsing_images', 'parsing_annotations', 'thumbnails', 'complete', 'error'] as const;
+/**
+ * The stages of an ingest (and of a prediction import: `parsing_predictions`), in order: the one
+ * list REST, GraphQL and the CLI name them from.
+ */
+export const INGEST_STAGES = ['categories', 'parsing_images', 'parsing_annotations', 'parsing_predictions', 'thumbnails', 'complete', 'error'] as const;
 export type IngestStage = (typeof INGEST_STAGES)[number];
 
 /** The stage each section of a reader's records is reported as. */

@@ -1,6 +1,6 @@
 import type { Token } from 'stream-json/parser.js';
 import { DataVisorError } from '../../../errors.js';
-import { isNonStandardNumber, restoreNonStandardText } from './json-tokens.js';
+import { isNonStandardNumber, restoreNonStandardText } from '../../../common/json-tokens.js';
 // RAW_KEYS: annotation keys kept as compact JSON text instead of JS objects (most of the file's numbers).
 import { RAW_KEYS, readShapeSummary } from './shape-skipper.js';
 import type { AnnotationRecord, CategoryRecord, ImageRecord, LicenseRecord } from '../../../records/types.js';

@@ -5,7 +5,7 @@ import {
   newAnnotationColumns, newImageColumns, pushAnnotation, pushImage, transferList, type ColumnBuffers, type ColumnsBuilder,
 } from '../../../records/columns.js';
 import { CocoReader } from './coco-reader.js';
-import { CHECKPOINT, pumpJsonTokens } from './json-tokens.js';
+import { CHECKPOINT, pumpJsonTokens } from '../../../common/json-tokens.js';
 import { ShapeSkipper } from './shape-skipper.js';
 import type { CocoSink, ParseEvent, WorkerRequest, WorkerResponse } from './wire.js';
 

@@ -20,7 +20,7 @@
  * the same text, before anything after it matters.
  */
 
-import { holdsNonStandardNumber } from './json-tokens.js';
+import { holdsNonStandardNumber } from '../../../common/json-tokens.js';
 
 /** Annotation keys whose values are polygon / keypoint data (the reader keeps them as raw text). */
 export const RAW_KEYS: ReadonlySet<string> = new Set(['segmentation', 'keypoints']);

@@ -1,6 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { jsonParser, type Token } from 'stream-json/parser.js';
-import { DataVisorError } from '../../../errors.js';
+import { DataVisorError } from '../errors.js';
 
 /**
  * Drives stream-json's tokenizer synchronously over the byte chunks of a readable source.
