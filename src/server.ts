@@ -10,6 +10,7 @@ import { errorResponse, toErrorResponse } from './rest/errors.js';
 import { healthRoutes } from './rest/health.js';
 import { imageRoutes } from './rest/images.js';
 import { ingestRoutes } from './rest/ingest.js';
+import { predictionRoutes } from './rest/predictions.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
@@ -83,6 +84,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', healthRoutes());
   app.route('/', ingestRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
   app.route('/', datasetRoutes(dv));
+  app.route('/', predictionRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
   app.route('/', sampleRoutes(dv));
   app.route('/', imageRoutes(dv));
 

@@ -11,6 +11,7 @@ const STAGE_LABEL: Record<string, string> = {
   categories: 'categories ',
   parsing_images: 'images     ',
   parsing_annotations: 'annotations',
+  parsing_predictions: 'predictions',
   thumbnails: 'thumbnails ',
 };
 

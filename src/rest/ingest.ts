@@ -22,7 +22,7 @@ const IngestBody = z
   })
   .openapi('IngestRequest');
 
-const IngestEventSchema = z
+export const IngestEventSchema = z
   .object({
     stage: z.enum(INGEST_STAGES),
     current: z.number().int(),
@@ -35,7 +35,8 @@ const IngestEventSchema = z
     annotation_count: z.number().int().optional(),
     category_count: z.number().int().optional(),
     warnings: z.array(z.record(z.string(), z.unknown())).optional(),
-    code: z.string().optional().openapi({ description: 'On error: FILE_NOT_FOUND, FORBIDDEN, INVALID_JSON, INVALID_COCO, INGEST_CANCELLED…' }),
+    prediction_count: z.number().int().optional().openapi({ description: 'On complete of a prediction import' }),
+    code: z.string().optional().openapi({ description: 'On error: FILE_NOT_FOUND, FORBIDDEN, INVALID_JSON, INVALID_COCO, INVALID_RESULTS, CONFLICT, INGEST_CANCELLED…' }),
   })
   .openapi('IngestEvent', {
     description: 'One `data:` line of the event stream. The stream ends after exactly one complete or error event.',
@@ -73,25 +74,29 @@ export function ingestRoutes(dv: DataVisor, opts: IngestRouteOptions = {}) {
       format: body.format,
       split: body.split,
     }, { signal: abort.signal });
-    return new Response(eventStream(events, abort, heartbeatMs, c.var.log), {
-      status: 200,
-      headers: {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        // nginx buffers proxied responses unless told not to, which would hold every event back.
-        'x-accel-buffering': 'no',
-      },
-    });
+    return eventStreamResponse(eventStream(events, abort, heartbeatMs, c.var.log));
+  });
+}
+
+export function eventStreamResponse(stream: ReadableStream<Uint8Array>): Response {
+  return new Response(stream, {
+    status: 200,
+    headers: {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      // nginx buffers proxied responses unless told not to, which would hold every event back.
+      'x-accel-buffering': 'no',
+    },
   });
 }
 
 /**
- * The ingest generator as an SSE byte stream, pulled one event at a time so a slow client slows
+ * The ingest generator (or a prediction import's) as an SSE byte stream, pulled one event at a time so a slow client slows
  * the ingest rather than piling events up. When the client goes away the Node adapter cancels the
  * stream; cancel() aborts the ingest (it stops at its next check instead of its next event) and
  * calls the generator's return(), whose `finally` rolls the transaction back.
  */
-function eventStream(
+export function eventStream(
   events: AsyncGenerator<IngestEvent, void>,
   abort: AbortController,
   heartbeatMs: number,

@@ -2,6 +2,7 @@ import { builder } from './builder.js';
 import './connection.js';
 import './dataset.js';
 import './ingest.js';
+import './predictions.js';
 import './sample.js';
 
 builder.queryType({ description: 'Datasets and their samples; every object with a global id is also reachable through `node`.' });

@@ -21,7 +21,7 @@ const IngestInput = builder.inputType('IngestInput', {
   }),
 });
 
-const IngestionProgress = builder.objectRef<IngestEvent>('IngestionProgress').implement({
+export const IngestionProgress = builder.objectRef<IngestEvent & { prediction_count?: number }>('IngestionProgress').implement({
   description: 'One progress event of an ingest: the same events REST streams at POST /datasets/ingest.',
   fields: (t) => ({
     stage: t.field({ type: IngestStageEnum, resolve: (e) => e.stage }),
@@ -36,6 +36,7 @@ const IngestionProgress = builder.objectRef<IngestEvent>('IngestionProgress').im
     annotationCount: t.int({ nullable: true, description: 'On COMPLETE.', resolve: (e) => e.annotation_count ?? null }),
     categoryCount: t.int({ nullable: true, description: 'On COMPLETE.', resolve: (e) => e.category_count ?? null }),
     warnings: t.field({ type: [WarningType], nullable: true, description: 'On COMPLETE.', resolve: (e) => e.warnings ?? null }),
+    predictionCount: t.int({ nullable: true, description: 'On COMPLETE of a prediction import (importPredictions).', resolve: (e) => e.prediction_count ?? null }),
     code: t.string({
       nullable: true,
       description: "Kept for parity with REST's error event; always null here, because a failed ingest arrives as a GraphQL error whose extensions.code says why.",

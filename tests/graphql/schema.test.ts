@@ -61,7 +61,7 @@ describe('the contract', () => {
   test('stages are REST stages in upper case', () => {
     const stage = schema.getType('IngestStage');
     expect(isEnumType(stage) && stage.getValues().map((v) => v.name).sort()).toEqual(
-      ['categories', 'parsing_images', 'parsing_annotations', 'thumbnails', 'complete', 'error'].map((s) => s.toUpperCase()).sort(),
+      ['categories', 'parsing_images', 'parsing_annotations', 'parsing_predictions', 'thumbnails', 'complete', 'error'].map((s) => s.toUpperCase()).sort(),
     );
   });
 });

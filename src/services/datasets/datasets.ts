@@ -1,7 +1,8 @@
 import { jsonColumn as json, trimWindow, type Database, type Row, type Transaction } from '../db/connection.js';
 import { beginDatasetChange, countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetChange, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
 import type { Warning } from '../db/dataset-writer.js';
-import { NotFoundError } from '../errors.js';
+import { BadInputError, isDataVisorError, NotFoundError } from '../errors.js';
+import { isDatasetId } from '../ids.js';
 import { checkPageSize } from './paging.js';
 import type { ThumbnailService } from '../images/thumbnails.js';
 
@@ -145,6 +146,21 @@ export class DatasetService {
       });
     this.lookups.set(id, lookup);
     return lookup;
+  }
+
+  /**
+   * A dataset named by its id or by its name (the CLI takes either): NOT_FOUND when nothing has
+   * that id or name, BAD_USER_INPUT when several datasets share the name.
+   */
+  async resolve(ref: string): Promise<Dataset> {
+    if (isDatasetId(ref)) {
+      const byId = await this.get(ref).catch((e: unknown) => (isDataVisorError(e) && e.code === 'NOT_FOUND' ? null : Promise.reject(e)));
+      if (byId) return byId;
+    }
+    const named = (await this.list()).filter((d) => d.name === ref);
+    if (named.length === 1) return named[0]!;
+    if (named.length === 0) throw new NotFoundError('dataset', ref);
+    throw new BadInputError(`${named.length} datasets are named ${JSON.stringify(ref)} (${named.map((d) => d.id).join(', ')}); name one by its id`);
   }
 
   /** For DataLoader: one result per id, in order, an Error for an unknown id; one query for the misses. */

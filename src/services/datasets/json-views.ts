@@ -1,3 +1,4 @@
+import type { PredictionRun } from '../predictions/predictions.js';
 import type { AccessService } from '../access.js';
 import type { Category, Dataset } from './datasets.js';
 import type { Annotation, Sample } from './samples.js';
@@ -90,4 +91,9 @@ export function annotationJson(a: Annotation) {
     num_keypoints: a.numKeypoints,
     keypoints: a.keypoints,
   };
+}
+
+/** A prediction run as REST and the CLI print it. */
+export function predictionRunJson(r: PredictionRun) {
+  return { name: r.name, prediction_count: r.predictionCount, source_path: r.sourcePath, created_at: r.createdAt.toISOString() };
 }

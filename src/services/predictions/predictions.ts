@@ -96,9 +96,10 @@ export class PredictionService {
       const input = await storage.resolveInput('results_path', req.resultsPath, 'file');
       bytesTotal = input.size;
       log.info({ dataset_id: req.datasetId, name: req.name, results_path: input.url }, 'prediction import started');
-      yield progress('Reading predictions');
       change = await datasets.openChange(req.datasetId);
+      // A used name is refused here, before any progress: nothing has been read yet.
       const writer = await PredictionWriter.begin(change.tx, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url });
+      yield progress('Reading predictions');
       const read = readResults((await storage.openInput(input, READ_CHUNK)) as AsyncIterable<Buffer>);
       let lastEmit = performance.now();
       let step = await read.next();
