@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type DemoDataset, generateDemoDataset } from '../src/demo/demo.js';
+import { type DemoDataset, generateDemoDataset } from '../src/demo/index.js';
 
 interface ImageRecord {
   id: number;

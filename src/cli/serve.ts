@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Settings } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
 import { openDataVisor, type DataVisor } from '../services/app.js';
-import { generateDemoDataset } from '../demo/demo.js';
+import { generateDemoDataset } from '../demo/index.js';
 import { imagePath } from '../services/datasets/json-views.js';
 import { createLogger } from '../services/logger.js';
 

@@ -75,6 +75,11 @@ describe('the layout', () => {
     expect(duck).toEqual([]);
   });
 
+  it('the demo is entered through demo/index.ts, the only importer of demo/folder.ts', () => {
+    expect(importers((from, to) => !from.startsWith('demo/') && to.startsWith('demo/') && to !== 'demo/index.ts')).toEqual([]);
+    expect(importers((from, to) => to === 'demo/folder.ts' && from !== 'demo/index.ts')).toEqual([]);
+  });
+
   it('ingest knows formats only through the registry', () => {
     expect(importers((from, to) => from.startsWith('services/ingest/') && !from.startsWith('services/ingest/formats/') && to.startsWith('services/ingest/formats/') && !/formats\/(registry|reader)\.ts$/.test(to))).toEqual([]);
   });
