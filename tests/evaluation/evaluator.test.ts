@@ -28,7 +28,7 @@ const dt = (index: number, categoryId: number, score: number, bbox: number[]): E
   area: bbox[2]! * bbox[3]!,
 });
 
-/** One image: a TP of each class, false positives, missed GTs. */
+/** One image with a TP of each class and one false positive of each TIDE kind. */
 const SCENE_GTS = [
   gt(10, A, [0, 0, 10, 10]),
   gt(11, A, [50, 0, 10, 10]),
@@ -68,15 +68,47 @@ describe('CocoEvaluator streaming', () => {
     expect(backward.groundTruths).toEqual(forward.groundTruths);
   });
 
+  it('classifies every false positive and missed GT, and fills the confusion matrix', () => {
+    const ev = new CocoEvaluator({ iouType: 'bbox', categoryIds: [B, A] });
+    const image = ev.addImage(1, SCENE_GTS, SCENE_DTS);
+    expect(image.detections.map((d) => [d.index, d.tp, d.error])).toEqual([
+      [0, true, null],
+      [1, false, 'duplicate'],
+      [2, false, 'localization'],
+      [3, false, 'classification'],
+      [4, false, 'both'],
+      [5, false, 'background'],
+      [6, true, null],
+    ]);
+    expect(image.detections.map((d) => d.iou)).toEqual([1, 1, 0.3, 0, 0, 0, 1]);
+    expect(image.groundTruths.filter((g) => g.missed).map((g) => g.id)).toEqual([11, 12, 21]);
+    expect([image.tp, image.fp, image.fn]).toEqual([2, 5, 3]);
+    const result = ev.finish();
+    expect(result.errors).toEqual({ classification: 1, localization: 1, both: 1, duplicate: 1, background: 1, missed: 3 });
+    // Categories sorted as pycocotools sorts them; rows GT, columns predicted, background last.
+    expect(result.confusion).toEqual({
+      categoryIds: [A, B],
+      matrix: [
+        [1, 1, 2],
+        [0, 1, 1],
+        [3, 1, 0],
+      ],
+    });
+  });
+
   it('never evaluates a category outside the GT categories', () => {
     const ev = new CocoEvaluator({ iouType: 'bbox', categoryIds: [A] });
     const image = ev.addImage(1, [gt(1, A, [0, 0, 10, 10]), gt(2, 99, [0, 0, 10, 10])], [dt(0, 99, 0.9, [0, 0, 10, 10])]);
-    expect(image.detections[0]).toMatchObject({ evaluated: false, tp: false, iou: null });
+    expect(image.detections[0]).toMatchObject({ evaluated: false, tp: false, error: null, iou: null });
     expect(image.groundTruths.map((g) => g.id)).toEqual([1]);
     expect([image.tp, image.fp, image.fn]).toEqual([0, 0, 1]);
     const result = ev.finish();
     expect(result.totals.notEvaluatedDetections).toBe(1);
     expect(result.stats.ap).toBe(0);
+    expect(result.confusion.matrix).toEqual([
+      [0, 1],
+      [0, 0],
+    ]);
   });
 
   it('ignores a GT’s `ignore` flag, as pycocotools overwrites it with iscrowd', () => {

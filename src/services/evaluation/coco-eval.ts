@@ -1,6 +1,7 @@
 import { accumulate } from './accumulate.js';
 import { compareDetections, orderByCategory } from './category-order.js';
 import { DetectionLog } from './detection-log.js';
+import { ErrorAnalysis } from './error-analysis.js';
 import { GreedyMatcher, IGNORED_SHIFT } from './greedy-match.js';
 import { IouMatrix } from './iou-matrix.js';
 import { A, AREA_ALL, IOU_50, IOU_THRESHOLDS, MAX_DET, RECALL_THRESHOLDS } from './params.js';
@@ -36,6 +37,7 @@ export class CocoEvaluator {
   private readonly iou: IouMatrix;
   /** Non-ignored GTs per category and area range: [k * A + a]. */
   private readonly gtCounted: Int32Array;
+  private readonly errorAnalysis: ErrorAnalysis;
   private readonly totals: Totals = { tp: 0, fp: 0, fn: 0, ignoredDetections: 0, notEvaluatedDetections: 0 };
   private lastImageId = -Infinity;
   private finished = false;
@@ -45,6 +47,7 @@ export class CocoEvaluator {
     this.categoryIndex = new Map(this.categoryIds.map((id, k) => [id, k]));
     this.gtCounted = new Int32Array(this.categoryIds.length * A);
     this.iou = new IouMatrix(options.iouType);
+    this.errorAnalysis = new ErrorAnalysis(this.categoryIds, this.iou);
   }
 
   /**
@@ -65,7 +68,7 @@ export class CocoEvaluator {
 
     const detections: DetectionOutcome[] = new Array(dts.length);
     for (let d = 0; d < dts.length; d++) {
-      detections[d] = { index: dts[d]!.index, evaluated: false, tp: false, ignored: false, gtId: null, iou: null };
+      detections[d] = { index: dts[d]!.index, evaluated: false, tp: false, ignored: false, gtId: null, iou: null, error: null };
     }
     const gtOutcomes: (GroundTruthOutcome | null)[] = new Array(gts.length).fill(null);
     let i = 0;
@@ -107,6 +110,7 @@ export class CocoEvaluator {
     this.totals.fp += outcome.fp;
     this.totals.fn += outcome.fn;
     this.totals.ignoredDetections += outcome.ignoredDetections;
+    this.errorAnalysis.addImage(gts, dts, gtCategory, dtCategory, gtOutcomes, detections);
     return outcome;
   }
 
@@ -178,6 +182,7 @@ export class CocoEvaluator {
       recallThresholds: [...RECALL_THRESHOLDS],
       prCurves: prCurves(acc, this.categoryIds),
       totals: { ...this.totals },
+      ...this.errorAnalysis.result(),
     };
   }
 }

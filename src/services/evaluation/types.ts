@@ -33,6 +33,10 @@ export interface EvalDetection {
   rle?: Rle;
 }
 
+/** Why a false positive at IoU 0.5 is one (TIDE's error kinds). */
+export type FalsePositiveKind = 'classification' | 'localization' | 'both' | 'duplicate' | 'background';
+export type ErrorKind = FalsePositiveKind | 'missed';
+
 /** A detection's state at IoU 0.50, area all, 100 detections: pycocotools' `evaluate()` for that setting. */
 export interface DetectionOutcome {
   index: number;
@@ -48,6 +52,8 @@ export interface DetectionOutcome {
    * GT of its category on the image, 0 when there is none; null when not evaluated.
    */
   iou: number | null;
+  /** Set for every false positive. */
+  error: FalsePositiveKind | null;
 }
 
 export interface GroundTruthOutcome {
@@ -105,6 +111,16 @@ export interface PrCurve {
   scores: number[][];
 }
 
+/**
+ * Rows: GT category (in `categoryIds` order) then background; columns: predicted category then
+ * background. Diagonal: TPs; off-diagonal: false positives of the column's class on a GT of the row's
+ * class; background row: other false positives; background column: missed GTs.
+ */
+export interface ConfusionMatrix {
+  categoryIds: number[];
+  matrix: number[][];
+}
+
 export interface Totals {
   tp: number;
   fp: number;
@@ -121,4 +137,6 @@ export interface EvaluationResult {
   prCurves: PrCurve[];
   /** At IoU 0.50, area all, 100 detections. */
   totals: Totals;
+  confusion: ConfusionMatrix;
+  errors: Record<ErrorKind, number>;
 }
