@@ -7,6 +7,7 @@ const M100 = M - 1;
 const SMALL = 1;
 const MEDIUM = 2;
 const LARGE = 3;
+const NUMPY_BUFFER = 8192;
 
 /**
  * numpy's pairwise summation (what np.mean uses on a contiguous float64 array): plain sums under 8
@@ -35,7 +36,12 @@ function pairwiseSum(v: Float64Array, from: number, n: number): number {
 function meanOfValid(values: Float64Array, start: number, count: number, stride = 1): number {
   const kept = new Float64Array(count);
   const n = keepValid(values, start, count, stride, kept);
-  return n === 0 ? -1 : pairwiseSum(kept, 0, n) / n;
+  if (n === 0) return -1;
+  // numpy's buffered reduction hands the inner loop at most 8192 values at a time and adds the
+  // blocks' pairwise sums one after the other.
+  let sum = 0;
+  for (let from = 0; from < n; from += NUMPY_BUFFER) sum += pairwiseSum(kept, from, Math.min(NUMPY_BUFFER, n - from));
+  return sum / n;
 }
 
 /** Copies the values > -1 into `kept`, in order; returns how many. */
