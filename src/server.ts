@@ -11,6 +11,7 @@ import { healthRoutes } from './rest/health.js';
 import { imageRoutes } from './rest/images.js';
 import { ingestRoutes } from './rest/ingest.js';
 import { predictionRoutes } from './rest/predictions.js';
+import { evaluationRoutes } from './rest/evaluations.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
@@ -85,6 +86,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', ingestRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
   app.route('/', datasetRoutes(dv));
   app.route('/', predictionRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
+  app.route('/', evaluationRoutes(dv));
   app.route('/', sampleRoutes(dv));
   app.route('/', imageRoutes(dv));
 

@@ -6,6 +6,7 @@ import { isDataVisorError } from '../services/errors.js';
 import { datasetJson } from '../services/datasets/json-views.js';
 import { DEFAULT_FORMAT, FORMAT_NAMES } from '../services/ingest/formats/registry.js';
 import { createLogger } from '../services/logger.js';
+import { registerEvaluateCommand } from './evaluate.js';
 import { registerPredictionCommands } from './predictions.js';
 import { createProgressView } from './progress.js';
 import { serve } from './serve.js';
@@ -95,6 +96,7 @@ program
   });
 
 registerPredictionCommands(program, fail);
+registerEvaluateCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   fail(isDataVisorError(e) ? `${e.message}` : `unexpected error: ${(e as Error)?.message ?? String(e)}`);

@@ -1,20 +1,7 @@
 import type { Command } from 'commander';
-import { loadSettings } from '../config.js';
-import { openDataVisor, type DataVisor } from '../services/app.js';
 import { predictionRunJson } from '../services/datasets/json-views.js';
-import { createLogger } from '../services/logger.js';
 import { createProgressView } from './progress.js';
-
-/** Opens the services for one command and closes them after, whatever happens. */
-async function withDataVisor<T>(work: (dv: DataVisor) => Promise<T>): Promise<T> {
-  // Logs would tear the progress bar, and outcomes are printed anyway: only unexpected errors are logged.
-  const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'error'));
-  try {
-    return await work(dv);
-  } finally {
-    await dv.close();
-  }
-}
+import { withDataVisor } from './with-datavisor.js';
 
 /** `datavisor predictions import|list|delete`. `fail` prints one line and exits non-zero. */
 export function registerPredictionCommands(program: Command, fail: (message: string) => never): void {

@@ -6,6 +6,7 @@ import { IngestionService } from './ingest/ingest.js';
 import type { Logger } from './logger.js';
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js';
 import { SampleService } from './datasets/samples.js';
+import { EvaluationService } from './evaluation/evaluations.js';
 import { PredictionService } from './predictions/predictions.js';
 import { StorageService, type StorageOptions } from './storage/index.js';
 import { ThumbnailService } from './images/thumbnails.js';
@@ -22,6 +23,8 @@ export interface DataVisor {
   ingestion: IngestionService;
   /** Prediction runs: import, list, delete (docs/predictions.md). */
   predictions: PredictionService;
+  /** COCO evaluation of prediction runs (docs/evaluation.md). */
+  evaluations: EvaluationService;
   /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
   storage: StorageService;
   /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
@@ -53,10 +56,11 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
       storeShapes: settings.storeShapes, parseThreads: settings.parseThreads, parseMinPartBytes: settings.parseMinPartBytes,
     });
     const predictions = new PredictionService({ db, datasets, storage, log });
+    const evaluations = new EvaluationService({ db, datasets, predictions, log });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, storage, access,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, storage, access,
       async close() {
         if (closed) return;
         closed = true;

@@ -10,6 +10,11 @@ const DATASET_ID = new RegExp(`^${DATASET_ID_PATTERN}$`);
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 
 export function newDatasetId(): string {
+  return newId();
+}
+
+/** The same form for other objects that need a random, URL-safe id (evaluations). */
+export function newId(): string {
   return Array.from(randomBytes(16), (b) => ALPHABET[b & 31]).join('');
 }
 
@@ -17,3 +22,6 @@ export function newDatasetId(): string {
 export function isDatasetId(id: string): boolean {
   return DATASET_ID.test(id);
 }
+
+/** Whether `id` has the form newId() makes. */
+export const isId = isDatasetId;

@@ -1,3 +1,4 @@
+import type { Evaluation } from '../evaluation/evaluations.js';
 import type { PredictionRun } from '../predictions/predictions.js';
 import type { AccessService } from '../access.js';
 import type { Category, Dataset } from './datasets.js';
@@ -96,4 +97,22 @@ export function annotationJson(a: Annotation) {
 /** A prediction run as REST and the CLI print it. */
 export function predictionRunJson(r: PredictionRun) {
   return { name: r.name, prediction_count: r.predictionCount, source_path: r.sourcePath, created_at: r.createdAt.toISOString() };
+}
+
+/** An evaluation as REST and the CLI print it (the contract's Evaluation, and more). */
+export function evaluationJson(e: Evaluation) {
+  return {
+    id: e.id,
+    dataset_id: e.datasetId,
+    predictions: e.predictions,
+    iou_type: e.iouType,
+    state: e.stale ? 'stale' : 'current',
+    metrics: e.metrics,
+    per_category: e.perCategory,
+    totals: e.totals,
+    errors: e.errors,
+    confusion: e.confusion,
+    created_at: e.createdAt.toISOString(),
+    seconds: e.seconds,
+  };
 }

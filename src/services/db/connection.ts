@@ -8,8 +8,10 @@ import {
   DuckDBInstance,
   JSDuckDBValueConverter,
   listValue,
+  type DuckDBDataChunk,
   type DuckDBMaterializedResult,
   type DuckDBPreparedStatement,
+  type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { DataVisorError } from '../errors.js';
@@ -191,6 +193,25 @@ export class Database {
     };
   }
 
+  /**
+   * A read whose result may be large, chunk by chunk (2,048 rows at most each), on a connection of
+   * its own: memory holds one chunk, not the result. Leaving the loop early closes the connection.
+   */
+  async *stream(sql: string, params: Params = []): AsyncGenerator<Row[]> {
+    this.queryCount++;
+    const conn = await this.connect();
+    try {
+      const result = await conn.stream(sql, params.map(toValue));
+      const names = result.columnNames();
+      const types = result.columnTypes();
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        yield rowsOfChunk(chunk, names, types);
+      }
+    } finally {
+      conn.closeSync();
+    }
+  }
+
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     const tx = await this.begin();
@@ -270,18 +291,21 @@ function rowsOf(result: DuckDBMaterializedResult): Row[] {
   const names = result.columnNames();
   const types = result.columnTypes();
   const rows: Row[] = [];
-  for (let k = 0; k < result.chunkCount; k++) {
-    const chunk = result.getChunk(k);
-    const vectors = names.map((_, c) => chunk.getColumnVector(c));
-    for (let i = 0; i < chunk.rowCount; i++) {
-      const row: Row = {};
-      for (let c = 0; c < names.length; c++) {
-        let v: unknown = vectors[c]!.getItem(i);
-        if (typeof v === 'object' && v !== null) v = JSDuckDBValueConverter(v as DuckDBValue, types[c]!, JSDuckDBValueConverter);
-        row[names[c]!] = typeof v === 'bigint' ? Number(v) : v;
-      }
-      rows.push(row);
+  for (let k = 0; k < result.chunkCount; k++) rowsOfChunk(result.getChunk(k), names, types, rows);
+  return rows;
+}
+
+/** Appends a chunk's rows to `rows` (and answers it). */
+function rowsOfChunk(chunk: DuckDBDataChunk, names: readonly string[], types: readonly DuckDBType[], rows: Row[] = []): Row[] {
+  const vectors = names.map((_, c) => chunk.getColumnVector(c));
+  for (let i = 0; i < chunk.rowCount; i++) {
+    const row: Row = {};
+    for (let c = 0; c < names.length; c++) {
+      let v: unknown = vectors[c]!.getItem(i);
+      if (typeof v === 'object' && v !== null) v = JSDuckDBValueConverter(v as DuckDBValue, types[c]!, JSDuckDBValueConverter);
+      row[names[c]!] = typeof v === 'bigint' ? Number(v) : v;
     }
+    rows.push(row);
   }
   return rows;
 }

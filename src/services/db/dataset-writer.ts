@@ -412,7 +412,7 @@ export class DatasetWriter {
       ],
     );
     await this.conn.run(
-      `INSERT INTO label_sets VALUES ($1, 0, 'ground_truth', 'ground_truth', $2, $3, $4::TIMESTAMPTZ, 0)`,
+      `INSERT INTO label_sets VALUES ($1, 0, 'ground_truth', 'ground_truth', $2, $3, $4::TIMESTAMPTZ, 0, 0)`,
       [d.id, d.sourcePath, counts.annotationCount, createdAt.toISOString()],
     );
     await this.conn.run('COMMIT');

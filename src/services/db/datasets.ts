@@ -35,6 +35,10 @@ const DELETE_STATEMENTS = [
   `DELETE FROM categories WHERE dataset_id = $1`,
   `DELETE FROM licenses WHERE dataset_id = $1`,
   `DELETE FROM label_sets WHERE dataset_id = $1`,
+  ...['eval_detections', 'eval_ground_truth', 'eval_samples', 'eval_curves'].map(
+    (t) => `DELETE FROM ${t} WHERE evaluation_id IN (SELECT id FROM evaluations WHERE dataset_id = $1)`,
+  ),
+  `DELETE FROM evaluations WHERE dataset_id = $1`,
   `DELETE FROM datasets WHERE id = $1`,
 ];
 
@@ -82,7 +86,7 @@ export async function listCategoryRows(db: Database, datasetIds: readonly string
 
 /**
  * The counts stored beside a dataset's rows, computed again from its ground truth (label set 0):
- * after a change that added or removed samples or annotations.
+ * after a change that added or removed samples or annotations. Run after the revision's bump.
  */
 const RECOUNT_STATEMENTS = [
   `UPDATE samples SET annotation_count = coalesce(c.n, 0)
@@ -102,6 +106,8 @@ const RECOUNT_STATEMENTS = [
    WHERE id = $1`,
   `UPDATE label_sets SET annotation_count = (SELECT count(*) FROM annotations WHERE dataset_id = $1 AND label_set = label_sets.label_set)
    WHERE dataset_id = $1`,
+  // The ground truth changed: evaluations computed before this revision are stale.
+  `UPDATE label_sets SET revision = (SELECT revision FROM datasets WHERE id = $1) WHERE dataset_id = $1 AND label_set = 0`,
 ];
 
 const DATASET_EXISTS = `SELECT count(*) AS n FROM datasets WHERE id = $1`;

@@ -3,6 +3,7 @@ import { isDatasetId } from '../ids.js';
 import { A, ANN_TEXT, textAt, type Columns } from '../records/columns.js';
 import type { ChunkedAppender } from './chunked-appender.js';
 import type { Database, Row, Transaction } from './connection.js';
+import { deleteEvaluations } from './evaluations.js';
 import { ANNOTATION_STORED_COLUMNS } from './schema.js';
 
 /** Positions in the file, numbered 0..n-1 as read; checked against the dataset before anything is stored. */
@@ -55,6 +56,7 @@ export async function deletePredictionRun(tx: Transaction, datasetId: string, na
 }
 
 async function deleteLabelSet(tx: Transaction, datasetId: string, labelSet: number): Promise<void> {
+  await deleteEvaluations(tx, datasetId, { labelSet });
   await tx.run(
     `DELETE FROM annotation_shapes WHERE dataset_id = $1 AND ord IN (SELECT ord FROM annotations WHERE dataset_id = $1 AND label_set = $2)`,
     [datasetId, labelSet],
@@ -163,8 +165,9 @@ export class PredictionWriter {
     );
     await tx.run(`INSERT INTO annotation_shapes SELECT $1, $2 + ord, segmentation, NULL FROM ${P} WHERE segmentation IS NOT NULL`, [ds, ordBase]);
     await tx.run(
-      `INSERT INTO label_sets (dataset_id, label_set, name, kind, source_path, annotation_count, created_at, ord_base)
-       VALUES ($1, $2, $3, 'predictions', $4, $5, now(), $6)`,
+      // The revision the change commits at: its commit adds one.
+      `INSERT INTO label_sets (dataset_id, label_set, name, kind, source_path, annotation_count, created_at, ord_base, revision)
+       VALUES ($1, $2, $3, 'predictions', $4, $5, now(), $6, (SELECT revision + 1 FROM datasets WHERE id = $1))`,
       [ds, labelSet, this.name, this.sourcePath, this.count, ordBase],
     );
     await tx.run(`DROP TABLE ${P}`);

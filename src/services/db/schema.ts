@@ -23,7 +23,8 @@ const REVISION_COLUMN = 'revision BIGINT DEFAULT 0';
 /**
  * The label sets of a dataset; ground truth (0) is made with the dataset. `ord_base`: a run's
  * annotations are numbered after every ord the dataset held when it was imported (ord - ord_base
- * is the prediction's position in its file).
+ * is the prediction's position in its file). `revision`: the dataset's revision when the set's
+ * rows last changed; an evaluation computed before it is stale.
  */
 const LABEL_SETS_TABLE = `CREATE TABLE IF NOT EXISTS label_sets (
     dataset_id VARCHAR NOT NULL,
@@ -33,8 +34,65 @@ const LABEL_SETS_TABLE = `CREATE TABLE IF NOT EXISTS label_sets (
     source_path VARCHAR,
     annotation_count BIGINT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
-    ord_base INTEGER NOT NULL
+    ord_base INTEGER NOT NULL,
+    revision BIGINT NOT NULL
   )`;
+
+/**
+ * Evaluations of a prediction run against the ground truth (docs/evaluation.md): the summary as
+ * JSON, and one outcome row per prediction, ground-truth object and sample (IoU 0.5, area all,
+ * 100 detections), which filters and object views join (an object's category is its
+ * annotation's: joined on `ord`). Outcome and error codes are the indexes
+ * of DETECTION_OUTCOMES, GROUND_TRUTH_OUTCOMES and ERROR_KINDS (db/evaluations.ts).
+ */
+const EVALUATION_TABLES = [
+  `CREATE TABLE IF NOT EXISTS evaluations (
+    id VARCHAR NOT NULL,
+    dataset_id VARCHAR NOT NULL,
+    label_set INTEGER NOT NULL,
+    predictions VARCHAR NOT NULL,
+    iou_type VARCHAR NOT NULL,
+    revision BIGINT NOT NULL,
+    metrics JSON NOT NULL,
+    per_category JSON NOT NULL,
+    confusion JSON NOT NULL,
+    totals JSON NOT NULL,
+    errors JSON NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    seconds DOUBLE NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS eval_curves (
+    evaluation_id VARCHAR NOT NULL,
+    category_id BIGINT NOT NULL,
+    iou_index INTEGER NOT NULL,
+    precision DOUBLE[] NOT NULL,
+    scores DOUBLE[] NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS eval_detections (
+    evaluation_id VARCHAR NOT NULL,
+    ord INTEGER NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    score DOUBLE NOT NULL,
+    outcome UTINYINT NOT NULL,
+    gt_ord INTEGER,
+    iou DOUBLE,
+    error UTINYINT
+  )`,
+  `CREATE TABLE IF NOT EXISTS eval_ground_truth (
+    evaluation_id VARCHAR NOT NULL,
+    ord INTEGER NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    outcome UTINYINT NOT NULL,
+    dt_ord INTEGER
+  )`,
+  `CREATE TABLE IF NOT EXISTS eval_samples (
+    evaluation_id VARCHAR NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    tp INTEGER NOT NULL,
+    fp INTEGER NOT NULL,
+    fn INTEGER NOT NULL
+  )`,
+];
 
 /**
  * The annotations table, under `name` (a migration builds it beside the old one). `source` follows
@@ -85,7 +143,8 @@ export const MIGRATIONS: Record<number, string[]> = {
     `ALTER TABLE datasets ADD COLUMN IF NOT EXISTS ${REVISION_COLUMN}`,
     `ALTER TABLE annotations ADD COLUMN IF NOT EXISTS ${LABEL_SET_COLUMN}`,
     LABEL_SETS_TABLE,
-    `INSERT INTO label_sets SELECT id, 0, 'ground_truth', 'ground_truth', source_path, annotation_count, created_at, 0 FROM datasets`,
+    `INSERT INTO label_sets SELECT id, 0, 'ground_truth', 'ground_truth', source_path, annotation_count, created_at, 0, 0 FROM datasets`,
+    ...EVALUATION_TABLES,
   ],
 };
 
@@ -111,6 +170,7 @@ export const SCHEMA_STATEMENTS = [
     ${REVISION_COLUMN}
   )`,
   LABEL_SETS_TABLE,
+  ...EVALUATION_TABLES,
   `CREATE TABLE IF NOT EXISTS licenses (
     dataset_id VARCHAR NOT NULL,
     license_id BIGINT NOT NULL,
