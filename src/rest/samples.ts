@@ -3,6 +3,7 @@ import type { DataVisor } from '../services/app.js';
 import { annotationJson, sampleJson } from '../services/datasets/json-views.js';
 import { SAMPLE_FILTER_FIELDS, toSampleFilter, type SampleFilterInput } from '../services/datasets/filter.js';
 import { MAX_PAGE_SIZE } from '../services/datasets/paging.js';
+import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
 import { ResponseCache, sendCached } from './response-cache.js';
 import { newRouter, queryBool, queryInt, queryNumber, requestOrigin } from './router.js';
@@ -70,6 +71,7 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   minBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at least this large; with the other annotation conditions, one annotation must meet them all' }),
   maxBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at most this large' }),
   fileMissing: queryBool().openapi({ description: 'The image file was (true) or was not (false) missing at ingest' }),
+  evaluation: nonEmpty().openapi({ description: 'An evaluation id: samples with a TP, FP or FN in it (IoU 0.5), or those of `evaluation_has`' }),
 };
 
 /** Every filter of the one filter module, under its snake_case name. */
@@ -77,17 +79,20 @@ const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );
 
+/** The outcomes `evaluation` asks for (repeat the parameter): tp, fp, fn. */
+const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
+
 const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
   offset: queryInt(0, MAX_OFFSET).default(0),
   limit: queryInt(0, MAX_PAGE_SIZE).default(50),
 };
 
-const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS)];
+const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS)];
 
 // Strict: a misspelt filter (`min_bbox_areaa`) must not answer the whole dataset.
 const SamplesQuery = z.strictObject(
-  { ...PAGE_PARAMS, ...FILTER_PARAMS },
+  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS },
   {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
@@ -98,9 +103,13 @@ const SamplesQuery = z.strictObject(
 
 /** The query's filter parameters as the filter module's input. */
 function filterInput(q: Record<string, unknown>): SampleFilterInput {
-  return Object.fromEntries(
+  const input = Object.fromEntries(
     (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [field, q[SAMPLE_FILTER_FIELDS[field].param]]),
   ) as SampleFilterInput;
+  const has = q.evaluation_has as string[] | undefined;
+  if (has !== undefined && q.evaluation === undefined) throw new BadInputError('query parameter "evaluation_has" needs "evaluation" (the evaluation id)');
+  if (q.evaluation !== undefined) input.evaluation = { id: q.evaluation as string, has };
+  return input;
 }
 
 const listSamples = createRoute({

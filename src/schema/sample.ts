@@ -3,6 +3,7 @@ import { imagePath } from '../services/datasets/json-views.js';
 import { toSampleFilter, filterHash, type SampleFilterInput } from '../services/datasets/filter.js';
 import { decodeSampleCursor, encodeSampleCursor, planPage, toConnection, type ConnectionArgs } from '../services/datasets/paging.js';
 import type { Annotation, Sample } from '../services/datasets/samples.js';
+import type { SampleOutcome } from '../services/evaluation/evaluations.js';
 import type { ThumbnailSize } from '../services/images/thumbnails.js';
 import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
@@ -16,6 +17,11 @@ const ThumbnailSizeEnum = builder.enumType('ThumbnailSize', {
     MEDIUM: { value: 'medium' },
     LARGE: { value: 'large' },
   } as const,
+});
+
+const SampleOutcomeType = builder.objectRef<SampleOutcome>('SampleOutcome').implement({
+  description: 'A sample\'s counts in an evaluation, at IoU 0.5, all areas, 100 detections (an unmatched prediction counts as FP even when its category has no ground truth).',
+  fields: (t) => ({ tp: t.exposeInt('tp'), fp: t.exposeInt('fp'), fn: t.exposeInt('fn') }),
 });
 
 const BBoxType = builder.objectRef<{ x: number; y: number; w: number; h: number }>('BBox').implement({
@@ -98,8 +104,36 @@ export const SampleType = builder.loadableNode('Sample', {
       resolve: (s) => s,
     }),
     dataset: t.field({ type: DatasetType, resolve: (s) => s.datasetId }),
+    evaluation: t.loadable({
+      type: SampleOutcomeType,
+      description: 'The sample\'s true positives, false positives and missed objects in an evaluation (IoU 0.5, all areas, 100 detections). One query per page and evaluation.',
+      args: { id: t.arg.id({ required: true, description: 'The evaluation\'s id.' }) },
+      byPath: true,
+      load: (keys: string[], ctx) => loadOutcomes(keys, ctx),
+      resolve: (s, args) => `${String(args.id)}|${s.datasetId}|${s.ord}`,
+    }),
   }),
 });
+
+/** Outcomes by `<evaluation>|<dataset>|<ord>`: one query per evaluation; NOT_FOUND for an evaluation of another dataset. */
+async function loadOutcomes(keys: string[], ctx: GraphQLContext): Promise<(SampleOutcome | Error)[]> {
+  const groups = byDataset(keys, (k) => k.slice(0, k.lastIndexOf('|')));
+  const found = new Map<string, SampleOutcome | Error>();
+  await Promise.all(
+    [...groups].map(async ([group, members]) => {
+      const [evaluationId, datasetId] = group.split('|') as [string, string];
+      const ords = members.map((k) => Number(k.slice(k.lastIndexOf('|') + 1)));
+      try {
+        await ctx.dv.evaluations.get(datasetId, evaluationId);
+        const outcomes = await ctx.dv.evaluations.sampleOutcomes(evaluationId, ords);
+        members.forEach((k, i) => found.set(k, outcomes[i]!));
+      } catch (e) {
+        for (const k of members) found.set(k, e as Error);
+      }
+    }),
+  );
+  return keys.map((k) => found.get(k)!);
+}
 
 function imageUrl(ctx: GraphQLContext, s: Sample, size: ThumbnailSize | 'original'): string {
   return ctx.origin + imagePath(s.datasetId, s.id, size, ctx.dv.access);
@@ -151,6 +185,19 @@ async function loadAnnotations(samples: Sample[], ctx: GraphQLContext, shapes: b
   return samples.map((s) => lists.get(annotationKey(s)) ?? []);
 }
 
+const EvalOutcomeEnum = builder.enumType('EvalOutcome', {
+  description: 'Outcomes at IoU 0.5, all areas, 100 detections: a true positive, a false positive, a missed object (false negative).',
+  values: { TP: { value: 'tp' }, FP: { value: 'fp' }, FN: { value: 'fn' } } as const,
+});
+
+const EvaluationFilterInput = builder.inputType('EvaluationFilter', {
+  description: 'Samples with at least one of the outcomes in an evaluation.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The evaluation\'s id.' }),
+    has: t.field({ type: [EvalOutcomeEnum], description: 'Any of these; all three when absent.' }),
+  }),
+});
+
 const SampleFilterInput = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
   description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
   fields: (t) => ({
@@ -164,6 +211,7 @@ const SampleFilterInput = builder.inputRef<SampleFilterInput>('SampleFilter').im
     minBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at least this large; with the other annotation conditions, one annotation must meet them all.' }),
     maxBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at most this large.' }),
     fileMissing: t.boolean({ description: 'The image file was (true) or was not (false) missing at ingest.' }),
+    evaluation: t.field({ type: EvaluationFilterInput, description: 'Samples with a TP, FP or FN (or those of `has`) in an evaluation.' }),
   }),
 });
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { SampleQueryFilter } from '../db/samples.js';
 import { BadInputError } from '../errors.js';
+import { isId } from '../ids.js';
 
 /**
  * The one sample filter. REST query parameters and GraphQL's SampleFilter are two spellings of it
@@ -24,9 +25,11 @@ export interface SampleFilterInput {
   minBboxArea?: number | null;
   maxBboxArea?: number | null;
   fileMissing?: boolean | null;
+  /** Samples with one of these outcomes (`TP`, `FP`, `FN`; all three when absent) in an evaluation. */
+  evaluation?: { id: string; has?: readonly string[] | null } | null;
 }
 
-type FieldKind = 'string' | 'count' | 'number' | 'boolean';
+type FieldKind = 'string' | 'count' | 'number' | 'boolean' | 'evaluation';
 
 /** Every filter field, its kind, and its REST query parameter (snake_case, as REST's JSON). */
 export const SAMPLE_FILTER_FIELDS: Readonly<Record<keyof SampleFilterInput, { param: string; kind: FieldKind | 'strings' }>> = {
@@ -40,7 +43,10 @@ export const SAMPLE_FILTER_FIELDS: Readonly<Record<keyof SampleFilterInput, { pa
   minBboxArea: { param: 'min_bbox_area', kind: 'number' },
   maxBboxArea: { param: 'max_bbox_area', kind: 'number' },
   fileMissing: { param: 'file_missing', kind: 'boolean' },
+  evaluation: { param: 'evaluation', kind: 'evaluation' },
 };
+
+const OUTCOMES = ['tp', 'fp', 'fn'] as const;
 
 /** The SQL binds counts as 32-bit integers. */
 const MAX_COUNT = 2_147_483_647;
@@ -55,6 +61,10 @@ export function toSampleFilter(input: SampleFilterInput | null | undefined, name
   for (const [field, spec] of Object.entries(SAMPLE_FILTER_FIELDS) as [keyof SampleFilterInput, (typeof SAMPLE_FILTER_FIELDS)[keyof SampleFilterInput]][]) {
     const v = input[field];
     if (v === undefined || v === null || field === 'category' || field === 'categories') continue;
+    if (spec.kind === 'evaluation') {
+      Object.assign(filter, evaluationFilter(v as NonNullable<SampleFilterInput['evaluation']>, name(field)));
+      continue;
+    }
     if (spec.kind === 'count' && (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_COUNT)) {
       throw new BadInputError(`${name(field)} must be an integer between 0 and ${MAX_COUNT}, got ${JSON.stringify(v)}`);
     }
@@ -71,6 +81,16 @@ export function toSampleFilter(input: SampleFilterInput | null | undefined, name
  * A short, stable hash of what a filter selects: key order and the order or repetition of
  * category names do not change it.
  */
+function evaluationFilter(e: NonNullable<SampleFilterInput['evaluation']>, label: string): Pick<SampleFilter, 'evaluationId' | 'evaluationHas'> {
+  if (typeof e.id !== 'string' || !isId(e.id)) throw new BadInputError(`${label}: ${JSON.stringify(e.id)} is not an evaluation id`);
+  if (e.has == null) return { evaluationId: e.id };
+  const has = [...new Set(e.has.map((o) => String(o).toLowerCase()))];
+  const bad = has.find((o) => !(OUTCOMES as readonly string[]).includes(o));
+  if (bad !== undefined) throw new BadInputError(`${label}: ${JSON.stringify(bad)} is not an outcome; use TP, FP or FN`);
+  if (has.length === 0) throw new BadInputError(`${label}: name at least one outcome (TP, FP, FN), or leave it out for any`);
+  return { evaluationId: e.id, evaluationHas: has.sort() as ('tp' | 'fp' | 'fn')[] };
+}
+
 export function filterHash(filter: SampleFilter): string {
   const canonical = Object.entries(filter)
     .filter(([, v]) => v !== undefined)

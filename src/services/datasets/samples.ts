@@ -1,6 +1,7 @@
 import { ByteLru } from '../common/byte-lru.js';
 import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
 import { annotationRowsOfSamples, shapeRows } from '../db/annotations.js';
+import { getEvaluationRow } from '../db/evaluations.js';
 import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from '../db/samples.js';
 import type { Dataset, DatasetService } from './datasets.js';
 import type { SampleFilter } from './filter.js';
@@ -185,6 +186,10 @@ export class SampleService {
   /** Category names → the dataset's category ids (a name no category has matches nothing). */
   private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, ...rest } = filter;
+    // An evaluation of another dataset (or none) would match nothing: say it does not exist.
+    if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {
+      throw new NotFoundError(`evaluation of dataset ${datasetId}`, rest.evaluationId);
+    }
     if (categories === undefined) return rest;
     const wanted = new Set(categories);
     return { ...rest, categoryIds: (await this.datasets.categories(datasetId)).filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };

@@ -18,6 +18,9 @@ export interface SampleQueryFilter {
   minBboxArea?: number;
   maxBboxArea?: number;
   fileMissing?: boolean;
+  /** The sample has one of these outcomes in this evaluation (IoU 0.5, all areas, 100 detections). */
+  evaluationId?: string;
+  evaluationHas?: readonly ('tp' | 'fp' | 'fn')[];
 }
 
 export type SampleWindow =
@@ -62,6 +65,11 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.minAnnotations !== undefined) parts.push(`annotation_count >= ${bind(f.minAnnotations)}::INTEGER`);
   if (f.maxAnnotations !== undefined) parts.push(`annotation_count <= ${bind(f.maxAnnotations)}::INTEGER`);
   if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
+  if (f.evaluationId !== undefined) {
+    // Column names from a fixed list, never from input.
+    const has = (f.evaluationHas ?? ['tp', 'fp', 'fn']).map((o) => `${o} > 0`).join(' OR ');
+    parts.push(`ord IN (SELECT sample_ord FROM eval_samples WHERE evaluation_id = ${bind(f.evaluationId)} AND (${has}))`);
+  }
   return parts;
 }
 
