@@ -3,7 +3,9 @@ import { imagePath } from '../services/datasets/json-views.js';
 import { toSampleFilter, filterHash, type SampleFilterInput } from '../services/datasets/filter.js';
 import { decodeSampleCursor, encodeSampleCursor, planPage, toConnection, type ConnectionArgs } from '../services/datasets/paging.js';
 import type { Annotation, Sample } from '../services/datasets/samples.js';
-import type { SampleOutcome } from '../services/evaluation/evaluations.js';
+import type { AnnotationOutcome, SampleOutcome } from '../services/evaluation/evaluations.js';
+import type { PredictionRun } from '../services/predictions/predictions.js';
+import { NotFoundError } from '../services/errors.js';
 import type { ThumbnailSize } from '../services/images/thumbnails.js';
 import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
@@ -29,10 +31,24 @@ const BBoxType = builder.objectRef<{ x: number; y: number; w: number; h: number 
   fields: (t) => ({ x: t.exposeFloat('x'), y: t.exposeFloat('y'), w: t.exposeFloat('w'), h: t.exposeFloat('h') }),
 });
 
+const AnnotationOutcomeType = builder.objectRef<AnnotationOutcome & { datasetId?: string }>('AnnotationOutcome').implement({
+  fields: (t) => ({
+    outcome: t.exposeString('outcome', { description: 'Predictions: `tp`, `fp`, `ignored` (took a crowd region), `not_evaluated` (past the 100 best); ground truth: `tp`, `fn`, `ignored` (crowd).' }),
+    iou: t.exposeFloat('iou', { nullable: true, description: 'A prediction\'s IoU with the object it took, else its best with an object of its category.' }),
+    error: t.exposeString('error', { nullable: true, description: 'False positives: `classification`, `localization`, `both`, `duplicate`, `background` (TIDE); missed objects: `missed`.' }),
+    matchedPosition: t.int({ nullable: true, description: 'The `position` of the object a prediction took, or of the prediction that took an object (the other end of the match).', resolve: (o) => o.matchedOrd }),
+  }),
+});
+
+const AnnotationSourceEnum = builder.enumType('AnnotationSource', {
+  values: { GROUND_TRUTH: { value: 'ground_truth' }, PREDICTIONS: { value: 'predictions' }, ALL: { value: 'all' } } as const,
+});
+
 const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
   description: 'One annotation of a sample.',
   fields: (t) => ({
     id: t.id({ description: 'Unique across datasets: `<datasetId>:<position in the file>` (COCO files may repeat annotation ids).', resolve: (a) => `${a.datasetId}:${a.ord}` }),
+    position: t.exposeInt('ord', { description: 'Unique in the dataset: the position in the annotation file (ground truth), or after it (predictions).' }),
     annotationId: t.field({ type: 'SafeInt', description: 'The annotation id of the file.', resolve: (a) => a.id }),
     categoryId: t.field({ type: 'SafeInt', resolve: (a) => a.categoryId }),
     categoryName: t.exposeString('categoryName', { nullable: true, description: '`null` when the file names a category it does not define.' }),
@@ -51,8 +67,48 @@ const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
     }),
     numKeypoints: t.exposeInt('numKeypoints', { nullable: true }),
     keypoints: t.exposeFloatList('keypoints', { nullable: true, description: 'As `segmentation`: stored with `storeShapes` only.' }),
+    predictions: t.string({
+      nullable: true,
+      description: 'The prediction run it belongs to; null for ground truth.',
+      resolve: async (a, _args, ctx) => (a.labelSet === 0 ? null : ((await runsOf(ctx, a.datasetId)).find((r) => r.labelSet === a.labelSet)?.name ?? null)),
+    }),
+    evaluation: t.loadable({
+      type: AnnotationOutcomeType,
+      nullable: true,
+      description: 'Its part in an evaluation (IoU 0.5, all areas, 100 detections); null when the evaluation did not see it (another run). One query per page and evaluation.',
+      args: { id: t.arg.id({ required: true, description: 'The evaluation\'s id.' }) },
+      byPath: true,
+      load: (keys: string[], ctx) => loadAnnotationOutcomes(keys, ctx),
+      resolve: (a, args) => `${String(args.id)}|${a.datasetId}|${a.ord}`,
+    }),
   }),
 });
+
+/** Prediction runs of a dataset, looked up once per request (names of annotations' label sets). */
+function runsOf(ctx: GraphQLContext, datasetId: string): Promise<PredictionRun[]> {
+  const cache = (ctx.runs ??= new Map());
+  let runs = cache.get(datasetId);
+  if (!runs) cache.set(datasetId, (runs = ctx.dv.predictions.list(datasetId)));
+  return runs;
+}
+
+/** Outcomes by `<evaluation>|<dataset>|<ord>`: one query per evaluation; NOT_FOUND for an evaluation of another dataset. */
+async function loadAnnotationOutcomes(keys: string[], ctx: GraphQLContext): Promise<(AnnotationOutcome | null | Error)[]> {
+  const found = new Map<string, AnnotationOutcome | null | Error>();
+  await Promise.all(
+    [...byDataset(keys, (k) => k.slice(0, k.lastIndexOf('|')))].map(async ([group, members]) => {
+      const [evaluationId, datasetId] = group.split('|') as [string, string];
+      try {
+        await ctx.dv.evaluations.get(datasetId, evaluationId);
+        const outcomes = await ctx.dv.evaluations.annotationOutcomes(evaluationId, members.map((k) => Number(k.slice(k.lastIndexOf('|') + 1))));
+        members.forEach((k, i) => found.set(k, outcomes[i]!));
+      } catch (e) {
+        for (const k of members) found.set(k, e as Error);
+      }
+    }),
+  );
+  return keys.map((k) => found.get(k)!);
+}
 
 /** DataLoader key of Sample.annotations: a sample is addressed by (dataset, ord). */
 const annotationKey = (s: Sample) => `${s.datasetId}:${s.ord}`;
@@ -96,10 +152,15 @@ export const SampleType = builder.loadableNode('Sample', {
     imageUrl: t.string({ description: 'Absolute URL of the original image file.', resolve: (s, _args, ctx) => imageUrl(ctx, s, 'original') }),
     annotations: t.loadableList({
       type: AnnotationType,
-      description: 'In file order. One query loads the annotations of every sample of a page (one more when shapes are selected).',
-      // One loader per place in the query, so that it knows whether that selection wants shapes.
+      description: 'In file order: the ground truth (default), the predictions of every run or of those named, or all. One query loads the annotations of every sample of a page (one more when shapes are selected, one for run names).',
+      args: {
+        source: t.arg({ type: AnnotationSourceEnum, defaultValue: 'ground_truth' }),
+        predictions: t.arg.stringList({ description: 'Prediction runs to include (by name); with it, `source` defaults to predictions and ground truth is added only with ALL.' }),
+        minConfidence: t.arg.float({ description: 'Leave out predictions scored below this.' }),
+      },
+      // One loader per place in the query, so that it knows its arguments and whether that selection wants shapes.
       byPath: true,
-      load: (samples: Sample[], ctx, _args, info) => loadAnnotations(samples, ctx, selectsShapes(info)),
+      load: (samples: Sample[], ctx, args, info) => loadAnnotations(samples, ctx, selectsShapes(info), args),
       loaderOptions: { cacheKeyFn: annotationKey },
       resolve: (s) => s,
     }),
@@ -173,12 +234,35 @@ function selectsShapes(info: GraphQLResolveInfo): boolean {
   return info.fieldNodes.some((node) => visit(node.selectionSet));
 }
 
+interface AnnotationArgs {
+  source?: 'ground_truth' | 'predictions' | 'all' | null;
+  predictions?: readonly string[] | null;
+  minConfidence?: number | null;
+}
+
+/** The label sets the arguments ask for (run names resolved once per request); NOT_FOUND for an unknown run. */
+async function labelSetsOf(ctx: GraphQLContext, datasetId: string, args: AnnotationArgs): Promise<number[]> {
+  const source = args.predictions && args.source === 'ground_truth' ? 'predictions' : (args.source ?? 'ground_truth');
+  if (source === 'ground_truth') return [0];
+  const runs = await runsOf(ctx, datasetId);
+  let chosen = runs;
+  if (args.predictions) {
+    chosen = args.predictions.map((name) => {
+      const run = runs.find((r) => r.name === name);
+      if (!run) throw new NotFoundError(`prediction run of dataset ${datasetId}`, name);
+      return run;
+    });
+  }
+  return [...(source === 'all' ? [0] : []), ...chosen.map((r) => r.labelSet)];
+}
+
 /** Annotations of many samples: one service call per dataset among the keys, in key order. */
-async function loadAnnotations(samples: Sample[], ctx: GraphQLContext, shapes: boolean): Promise<Annotation[][]> {
+async function loadAnnotations(samples: Sample[], ctx: GraphQLContext, shapes: boolean, args: AnnotationArgs): Promise<Annotation[][]> {
   const lists = new Map<string, Annotation[]>();
   await Promise.all(
     [...byDataset(samples, (s) => s.datasetId)].map(async ([datasetId, group]) => {
-      const grouped = await ctx.dv.samples.annotationsOf(datasetId, group.map((s) => s.ord), { shapes });
+      const labelSets = await labelSetsOf(ctx, datasetId, args);
+      const grouped = await ctx.dv.samples.annotationsOf(datasetId, group.map((s) => s.ord), { shapes, labelSets, minScore: args.minConfidence ?? undefined });
       grouped.forEach((list, i) => lists.set(annotationKey(group[i]!), list));
     }),
   );

@@ -1,6 +1,6 @@
 import { ByteLru } from '../common/byte-lru.js';
 import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
-import { annotationRowsOfSamples, shapeRows } from '../db/annotations.js';
+import { annotationRowsOfSamples, shapeRows, type AnnotationSelection } from '../db/annotations.js';
 import { getEvaluationRow } from '../db/evaluations.js';
 import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from '../db/samples.js';
 import type { Dataset, DatasetService } from './datasets.js';
@@ -59,6 +59,8 @@ export interface Annotation {
   score: number | null;
   source: string;
   extra: Record<string, unknown> | null;
+  /** 0: the ground truth; else the prediction run's label set. */
+  labelSet: number;
 }
 
 /** A sample's original image, located and stat'ed; the bytes are read only by open(). */
@@ -128,6 +130,7 @@ function toAnnotation(r: Row, datasetId: string, categoryNames: ReadonlyMap<numb
     score: (r.score as number | null) ?? null,
     source: r.source as string,
     extra: json(r.extra),
+    labelSet: (r.label_set as number | null) ?? 0,
   };
 }
 
@@ -212,8 +215,11 @@ export class SampleService {
    * Annotations of many samples of one dataset in one query, grouped per sample in key order.
    * `shapes` adds polygons/RLE/keypoints (one more query): meant for drawing a few samples, not pages.
    */
-  async annotationsOf(datasetId: string, sampleOrds: readonly number[], options: { shapes?: boolean } = {}): Promise<Annotation[][]> {
-    const [found, categories] = await Promise.all([annotationRowsOfSamples(this.db, datasetId, sampleOrds), this.datasets.categories(datasetId)]);
+  async annotationsOf(datasetId: string, sampleOrds: readonly number[], options: { shapes?: boolean } & AnnotationSelection = {}): Promise<Annotation[][]> {
+    const [found, categories] = await Promise.all([
+      annotationRowsOfSamples(this.db, datasetId, sampleOrds, { labelSets: options.labelSets, minScore: options.minScore }),
+      this.datasets.categories(datasetId),
+    ]);
     const names = new Map(categories.map((c) => [c.categoryId, c.name]));
     // File order within each sample.
     const rows = found.map((r) => toAnnotation(r, datasetId, names)).sort((a, b) => a.ord - b.ord);

@@ -1,10 +1,19 @@
 import type { Database, Row } from './connection.js';
 
 const ANNOTATION_COLUMNS = `sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
-    segmentation_kind, polygon_count, point_count, num_keypoints, score, source, extra`;
+    segmentation_kind, polygon_count, point_count, num_keypoints, score, source, extra, label_set`;
+/** $4: the label sets wanted (0 = ground truth), $5: the lowest score of a prediction kept. */
 const IN_RANGE = `SELECT ${ANNOTATION_COLUMNS} FROM annotations
-  WHERE dataset_id = $1 AND sample_ord BETWEEN $2::INTEGER AND $3::INTEGER`;
-const IN_LIST = `${IN_RANGE} AND list_contains($4::INTEGER[], sample_ord)`;
+  WHERE dataset_id = $1 AND sample_ord BETWEEN $2::INTEGER AND $3::INTEGER AND list_contains($4::INTEGER[], label_set)
+    AND (score IS NULL OR score >= $5::DOUBLE)`;
+const IN_LIST = `${IN_RANGE} AND list_contains($6::INTEGER[], sample_ord)`;
+
+export interface AnnotationSelection {
+  /** Label sets (0: the ground truth); default the ground truth alone. */
+  labelSets?: readonly number[];
+  /** Predictions below this score are left out. */
+  minScore?: number;
+}
 
 /**
  * Annotations of many samples of one dataset in one query (the DataLoader batch), in no particular
@@ -14,17 +23,19 @@ const IN_LIST = `${IN_RANGE} AND list_contains($4::INTEGER[], sample_ord)`;
  * drops here the few samples not asked for; a scattered set (a filtered page) also tests the list
  * in SQL, which costs more per row but never reads far beyond the set.
  */
-export async function annotationRowsOfSamples(db: Database, datasetId: string, sampleOrds: readonly number[]): Promise<Row[]> {
+export async function annotationRowsOfSamples(db: Database, datasetId: string, sampleOrds: readonly number[], select: AnnotationSelection = {}): Promise<Row[]> {
   if (sampleOrds.length === 0) return [];
+  const labelSets = select.labelSets ?? [0];
+  const minScore = select.minScore ?? -Infinity;
   let lo = Infinity;
   let hi = -Infinity;
   for (const o of sampleOrds) {
     if (o < lo) lo = o;
     if (o > hi) hi = o;
   }
-  if (hi - lo + 1 > 2 * sampleOrds.length) return db.query(IN_LIST, [datasetId, lo, hi, sampleOrds]);
+  if (hi - lo + 1 > 2 * sampleOrds.length) return db.query(IN_LIST, [datasetId, lo, hi, labelSets, minScore, sampleOrds]);
   const wanted = new Set(sampleOrds);
-  return (await db.query(IN_RANGE, [datasetId, lo, hi])).filter((r) => wanted.has(r.sample_ord as number));
+  return (await db.query(IN_RANGE, [datasetId, lo, hi, labelSets, minScore])).filter((r) => wanted.has(r.sample_ord as number));
 }
 
 /** Polygons / RLE / keypoints of some annotations (by ord), for drawing one sample. */

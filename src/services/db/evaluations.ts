@@ -227,3 +227,13 @@ export async function deleteEvaluations(tx: Transaction, datasetId: string, wher
   await tx.run(`DELETE FROM evaluations WHERE list_contains($1::VARCHAR[], id)`, [ids]);
   return ids.length;
 }
+
+/** The outcomes of some annotations (predictions and ground-truth objects, by ord) in one evaluation: one query. */
+export async function annotationOutcomeRows(db: Database, evaluationId: string, ords: readonly number[]): Promise<Row[]> {
+  return db.query(
+    `SELECT ord, 'prediction' AS side, outcome, iou, error, gt_ord AS other_ord FROM eval_detections WHERE evaluation_id = $1 AND list_contains($2::INTEGER[], ord)
+     UNION ALL
+     SELECT ord, 'ground_truth' AS side, outcome, NULL AS iou, NULL AS error, dt_ord AS other_ord FROM eval_ground_truth WHERE evaluation_id = $1 AND list_contains($2::INTEGER[], ord)`,
+    [evaluationId, ords],
+  );
+}

@@ -1,6 +1,10 @@
 import type { Database } from '../db/connection.js';
 import {
+  annotationOutcomeRows,
   countGroundTruthWithoutShape,
+  DETECTION_OUTCOMES,
+  ERROR_KINDS,
+  GROUND_TRUTH_OUTCOMES,
   curveRows,
   deleteEvaluations,
   EvaluationWriter,
@@ -39,6 +43,18 @@ export interface EvaluationDeps {
   datasets: DatasetService;
   predictions: PredictionService;
   log: Logger;
+}
+
+/** An annotation's part in an evaluation (IoU 0.5, all areas, 100 detections). */
+export interface AnnotationOutcome {
+  /** Predictions: tp, fp, ignored (matched a crowd region), not_evaluated; ground truth: tp, fn, ignored (crowd). */
+  outcome: string;
+  /** Predictions: the IoU with the object taken, else the best with one of their category; null otherwise. */
+  iou: number | null;
+  /** False positives: TIDE's kind; missed objects: `missed`. */
+  error: string | null;
+  /** The ord of the object a prediction took, or of the prediction that took an object. */
+  matchedOrd: number | null;
 }
 
 export interface SampleOutcome {
@@ -142,6 +158,23 @@ export class EvaluationService {
     const rows = await sampleOutcomeRows(this.deps.db, evaluationId, sampleOrds);
     const byOrd = new Map(rows.map((r) => [r.sample_ord as number, { tp: r.tp as number, fp: r.fp as number, fn: r.fn as number }]));
     return sampleOrds.map((o) => byOrd.get(o) ?? { tp: 0, fp: 0, fn: 0 });
+  }
+
+  /** Outcomes of annotations (by ord) of one evaluation, in key order; null for one it did not see. */
+  async annotationOutcomes(evaluationId: string, ords: readonly number[]): Promise<(AnnotationOutcome | null)[]> {
+    const rows = await annotationOutcomeRows(this.deps.db, evaluationId, ords);
+    const byOrd = new Map<number, AnnotationOutcome>();
+    for (const r of rows) {
+      const prediction = r.side === 'prediction';
+      const outcome = (prediction ? DETECTION_OUTCOMES : GROUND_TRUTH_OUTCOMES)[r.outcome as number]!;
+      byOrd.set(r.ord as number, {
+        outcome,
+        iou: (r.iou as number | null) ?? null,
+        error: r.error !== null && r.error !== undefined ? ERROR_KINDS[r.error as number]! : outcome === 'fn' ? 'missed' : null,
+        matchedOrd: (r.other_ord as number | null) ?? null,
+      });
+    }
+    return ords.map((o) => byOrd.get(o) ?? null);
   }
 
   private write(writer: EvaluationWriter, gts: readonly GroundTruthRow[], dts: readonly DetectionRow[], ordBase: number, outcome: ReturnType<CocoEvaluator['addImage']>): void {
