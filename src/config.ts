@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 
-/** Settings of ../shared/CONTRACT.md, read once from the environment. */
+/** Settings of docs/contract.md, read once from the environment. */
 export interface Settings {
   host: string;
   port: number;

@@ -3,12 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COCO128, SHARED, tempDir } from '../helpers/env.js';
+import { dataRoots, DEMO, readJson, tempDir } from '../helpers/env.js';
 
 const run = promisify(execFile);
 const BIN = path.resolve(import.meta.dirname, '../../bin/datavisor.js');
 let dir: string;
 let env: NodeJS.ProcessEnv;
+/** The demo dataset's counts, from its file. */
+const demo = readJson<{ images: unknown[]; annotations: unknown[]; categories: unknown[] }>(DEMO.annotations);
+const counts = { image_count: demo.images.length, annotation_count: demo.annotations.length, category_count: demo.categories.length };
 
 beforeAll(() => {
   dir = tempDir('dv-cli-');
@@ -18,7 +21,7 @@ beforeAll(() => {
     DATAVISOR_DB_PATH: path.join(dir, 'db', 'datavisor.duckdb'),
     DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'),
     DATAVISOR_PLUGIN_DIR: path.join(dir, 'plugins'),
-    DATAVISOR_DATA_ROOTS: `${SHARED},${dir}`,
+    DATAVISOR_DATA_ROOTS: dataRoots(dir),
     DATAVISOR_THUMBNAILS_ON_INGEST: '4',
   };
 });
@@ -32,12 +35,12 @@ const cli = (args: string[]) =>
 
 describe('datavisor CLI', () => {
   it('ingest --json prints one event per line and exits 0; datasets lists it', async () => {
-    const r = await cli(['ingest', '--json', '--name', 'coco128', '--split', 'train', COCO128.annotations, COCO128.images]);
+    const r = await cli(['ingest', '--json', '--name', 'demo', '--split', 'train', DEMO.annotations, DEMO.images]);
     expect(r.code).toBe(0);
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(events.map((e) => e.stage)).toEqual(expect.arrayContaining(['categories', 'parsing_images', 'parsing_annotations', 'thumbnails']));
     const done = events.at(-1);
-    expect(done).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: 939, category_count: 80 });
+    expect(done).toMatchObject({ stage: 'complete', ...counts });
     expect(r.stderr).toBe('');
     // Each stage's last event carries what the file holds (it once said "Read 0 categories").
     const lastOf = (stage: string) => events.filter((e) => e.stage === stage).at(-1)?.current;
@@ -48,14 +51,14 @@ describe('datavisor CLI', () => {
     const body = JSON.parse(list.stdout);
     expect(body.datasets).toHaveLength(1);
     expect(body.datasets[0]).toMatchObject({
-      id: done.dataset_id, name: 'coco128', format: 'coco', split: 'train', image_count: 128, annotation_count: 939, category_count: 80,
-      source_path: COCO128.annotations, image_dir: COCO128.images,
+      id: done.dataset_id, name: 'demo', format: 'coco', split: 'train', ...counts,
+      source_path: DEMO.annotations, image_dir: DEMO.images,
     });
     expect(new Date(body.datasets[0].created_at).getTime()).toBeGreaterThan(0);
 
     const table = await cli(['datasets']);
     expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+IMAGES\s+ANNOTATIONS\s+CATEGORIES\s+CREATED$/);
-    expect(table.stdout).toContain(`${done.dataset_id}  coco128`);
+    expect(table.stdout).toContain(`${done.dataset_id}  demo`);
   });
 
   it('without a terminal, prints one line per stage with the stage\'s true count', async () => {
@@ -70,36 +73,36 @@ describe('datavisor CLI', () => {
 
   it('a failed ingest exits non-zero with one line naming the reason, and stores nothing', async () => {
     const bad = path.join(dir, 'truncated.json');
-    fs.writeFileSync(bad, fs.readFileSync(COCO128.annotations).subarray(0, 200_000));
+    fs.writeFileSync(bad, fs.readFileSync(DEMO.annotations).subarray(0, 100_000));
     const before = JSON.parse((await cli(['datasets', '--json'])).stdout).datasets.length;
-    const r = await cli(['ingest', bad, COCO128.images]);
+    const r = await cli(['ingest', bad, DEMO.images]);
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
-    expect(lines.at(-1)).toMatch(/^datavisor: ingest failed \(INVALID_JSON\): Truncated JSON: the file ends at byte 200000/);
+    expect(lines.at(-1)).toMatch(/^datavisor: ingest failed \(INVALID_JSON\): Truncated JSON: the file ends at byte 100000/);
     expect(JSON.parse((await cli(['datasets', '--json'])).stdout).datasets).toHaveLength(before);
 
-    const outside = await cli(['ingest', '/etc/hostname', COCO128.images]);
+    const outside = await cli(['ingest', '/etc/hostname', DEMO.images]);
     expect(outside.code).toBe(1);
     expect(outside.stderr.trim()).toMatch(/^datavisor: ingest failed \(FORBIDDEN\): annotation_path .* outside the allowed data roots/);
   });
 
   it('rejects bad arguments with a usage error', async () => {
-    const r = await cli(['ingest', COCO128.annotations]);
+    const r = await cli(['ingest', DEMO.annotations]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("missing required argument 'image_dir'");
-    const f = await cli(['ingest', '--format', 'yolo', COCO128.annotations, COCO128.images]);
+    const f = await cli(['ingest', '--format', 'yolo', DEMO.annotations, DEMO.images]);
     expect(f.code).not.toBe(0);
     expect(f.stderr).toContain('Allowed choices are coco');
   });
 
   it('shows a live progress bar on a terminal', () => {
     // `script` gives the CLI a pseudo-terminal, as a user's shell would.
-    const cmd = [BIN, 'ingest', COCO128.annotations, COCO128.images].map((a) => `'${a}'`).join(' ');
+    const cmd = [BIN, 'ingest', DEMO.annotations, DEMO.images].map((a) => `'${a}'`).join(' ');
     const r = spawnSync('script', ['-qec', `${process.execPath} ${cmd}`, '/dev/null'], { env, cwd: dir, encoding: 'utf8' });
     expect(r.status).toBe(0);
     // Frames are throttled, so only the last one is certain: the thumbnails stage, complete.
     expect(r.stdout).toMatch(/\|[█░]{10,}\| \d+%/);
     expect(r.stdout).toMatch(/thumbnails\s*\|█+\| 100%/);
-    expect(r.stdout).toContain('Ingested 128 images, 939 annotations and 80 categories');
+    expect(r.stdout).toContain(`Ingested ${counts.image_count} images, ${counts.annotation_count} annotations and ${counts.category_count} categories`);
   });
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import sharp from 'sharp';
 import { afterEach, describe, expect, test } from 'vitest';
-import { bigCocoFile, parseSse, postIngest, REALDATA, REPO, sseBlocks } from '../rest/helpers.js';
+import { bigCocoFile, FIXTURES, parseSse, postIngest, REPO, sseBlocks } from '../rest/helpers.js';
 
 const BIN = path.join(REPO, 'bin', 'datavisor.js');
 const SLOW = 120_000;
@@ -91,7 +91,7 @@ describe('datavisor serve', { timeout: SLOW }, () => {
   test('on an empty database it draws and ingests the demo, answering /health meanwhile, and prints URLs that work', async () => {
     const cwd = await tempDir();
     // The data roots do not include data/demo: serve adds its own demo folder.
-    const s = serve(cwd, { DATAVISOR_DATA_ROOTS: REALDATA, DATAVISOR_THUMBNAILS_ON_INGEST: '16' });
+    const s = serve(cwd, { DATAVISOR_DATA_ROOTS: FIXTURES, DATAVISOR_THUMBNAILS_ON_INGEST: '16' });
     const base = urlOf(await s.line(/^DataVisor listening on /));
     expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = await fetch(`${base}/health`);

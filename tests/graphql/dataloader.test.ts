@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { COCO128_IMAGES, COCO128_JSON, startHarness, type Harness } from './harness.js';
+import { writeSyntheticCoco } from '../helpers/fixtures.js';
+import { DEMO_IMAGES, DEMO_JSON, startHarness, type Harness } from './harness.js';
 
 /**
  * Every per-node lookup goes through a DataLoader: the SQL statements a page costs do not grow
@@ -18,10 +17,10 @@ beforeAll(async () => {
   h = await startHarness();
   // 600 synthetic images (~7 annotations each): more than one page of 200.
   const file = path.join(h.tmp, 'synthetic.json');
-  await promisify(execFile)(process.execPath, ['/work/shared/bench/gen-coco.mjs', '--images', '600', '--out', file, '--seed', '3']);
+  writeSyntheticCoco(file, { images: 600, seed: 3 });
   big = await h.ingest(file, h.tmp);
   coco = await h.ingest();
-  for await (const e of h.dv.ingestion.ingest({ annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, storeShapes: true })) {
+  for await (const e of h.dv.ingestion.ingest({ annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES, storeShapes: true })) {
     if (e.stage === 'complete') shaped = e.dataset_id!;
   }
 }, 120_000);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startHarness, type Harness } from './harness.js';
+import { readCoco, startHarness, type Harness } from './harness.js';
 
 /**
  * GraphiQL in headless Chromium (Debian's `chromium`, which .ci/run installs): it loads from this
@@ -52,9 +52,10 @@ describe.skipIf(!available)('GraphiQL at /graphql', () => {
       const body = await (await answer).json();
       const edges = body.data.samples.edges;
       expect(edges).toHaveLength(12);
-      expect(edges[0].node).toMatchObject({ sampleId: 9, fileName: '000000000009.jpg', thumbnailUrl: `${h.base}/images/${id}/9?size=small` });
+      const first = (await readCoco()).images[0]!;
+      expect(edges[0].node).toMatchObject({ sampleId: first.id, fileName: first.file_name, thumbnailUrl: `${h.base}/images/${id}/${first.id}?size=small` });
       expect(edges[0].node.annotations.length).toBeGreaterThan(0);
-      await page.waitForFunction(() => document.querySelector('.graphiql-response')?.textContent?.includes('000000000009.jpg'), null, { timeout: 30_000 });
+      await page.waitForFunction((name) => document.querySelector('.graphiql-response')?.textContent?.includes(name), first.file_name, { timeout: 30_000 });
       expect(await page.locator('.graphiql-response').innerText()).toContain('"thumbnailUrl"');
 
       // Nothing left the machine: every request went to this server (or a blob: worker of the page).

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { DataVisor } from '../../dist/services/app.js';
+import { dataRoots, DEMO } from '../helpers/fixtures.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
 
@@ -22,9 +23,9 @@ const { openDataVisor } = dist<typeof import('../../dist/services/app.js')>('ser
 const { createLogger } = dist<typeof import('../../dist/services/logger.js')>('services/logger.js');
 const { startServer } = dist<typeof import('../../dist/server.js')>('server.js');
 
-export const COCO128 = '/work/shared/realdata/coco128-instances';
-export const COCO128_JSON = path.join(COCO128, 'annotations', 'instances_train2017.json');
-export const COCO128_IMAGES = path.join(COCO128, 'train2017');
+/** The demo dataset (tests/helpers/fixtures.ts): what `ingest()` ingests by default, and the oracle of `readCoco()`. */
+export const DEMO_JSON = DEMO.annotations;
+export const DEMO_IMAGES = DEMO.images;
 
 export interface GraphQLResult<T = any> {
   status: number;
@@ -56,7 +57,7 @@ export async function startHarness(options: { env?: Record<string, string>; log?
       DATAVISOR_PORT: '0',
       DATAVISOR_DB_PATH: path.join(tmp, 'db.duckdb'),
       DATAVISOR_CACHE_DIR: path.join(tmp, 'thumbnails'),
-      DATAVISOR_DATA_ROOTS: `/work/shared,${tmp}`,
+      DATAVISOR_DATA_ROOTS: dataRoots(tmp),
       DATAVISOR_PLUGIN_DIR: path.join(tmp, 'plugins'),
       DATAVISOR_THUMBNAILS_ON_INGEST: '3',
       ...options.env,
@@ -80,7 +81,7 @@ export async function startHarness(options: { env?: Record<string, string>; log?
       });
       return { status: res.status, ...((await res.json()) as object) };
     },
-    async ingest(annotationPath = COCO128_JSON, imageDir = COCO128_IMAGES, extra = {}) {
+    async ingest(annotationPath = DEMO_JSON, imageDir = DEMO_IMAGES, extra = {}) {
       for await (const e of dv.ingestion.ingest({ annotationPath, imageDir, ...extra })) {
         if (e.stage === 'complete') return e.dataset_id!;
         if (e.stage === 'error') throw new Error(`ingest failed: ${e.code} ${e.message}`);
@@ -100,12 +101,12 @@ export async function startHarness(options: { env?: Record<string, string>; log?
 export const codes = (r: GraphQLResult) => (r.errors ?? []).map((e) => e.extensions?.code);
 
 interface CocoFile {
-  images: { id: number; file_name: string }[];
+  images: { id: number; file_name: string; width: number; height: number }[];
   annotations: { image_id: number; category_id: number; iscrowd: number; bbox: number[] }[];
   categories: { id: number; name: string }[];
 }
 
 /** The annotation file read as plain JSON: the oracle the answers are checked against. */
-export async function readCoco(file = COCO128_JSON): Promise<CocoFile> {
+export async function readCoco(file = DEMO_JSON): Promise<CocoFile> {
   return JSON.parse(await fs.readFile(file, 'utf8')) as CocoFile;
 }

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { codes, dist, startHarness, type Harness } from './harness.js';
+import { codes, DEMO_IMAGES, DEMO_JSON, dist, readCoco, startHarness, type Harness } from './harness.js';
 
 /** Abuse guards, HTTP rules and the error mask. */
 
@@ -71,7 +71,7 @@ describe('depth and cost', () => {
     const res = await fetch(`${h.base}/graphql/stream`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({ query, variables: { n: 200, input: { annotationPath: '/work/shared/realdata/coco128-instances/annotations/instances_train2017.json', imageDir: '/work/shared/realdata/coco128-instances/train2017' } } }),
+      body: JSON.stringify({ query, variables: { n: 200, input: { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES } } }),
     });
     const text = await res.text();
     expect(text).toMatch(/Query Cost limit of \d+ exceeded/);
@@ -140,11 +140,12 @@ describe('errors', () => {
     const ids = await h.gql(`query($id: ID!) { dataset(id: $id) { id samples(first: 1) { edges { node { id } } } } }`, { id });
     const datasetGid: string = ids.data.dataset.id;
     const sampleGid: string = ids.data.dataset.samples.edges[0].node.id;
+    const first = (await readCoco()).images[0]!;
     expect(Buffer.from(datasetGid, 'base64').toString()).toBe(`Dataset:${id}`);
-    expect(Buffer.from(sampleGid, 'base64').toString()).toBe(`Sample:${id}:9`);
+    expect(Buffer.from(sampleGid, 'base64').toString()).toBe(`Sample:${id}:${first.id}`);
 
     const byNode = await h.gql(`query($a: ID!, $b: ID!) { a: node(id: $a) { id ... on Dataset { imageCount } } b: node(id: $b) { id ... on Sample { fileName } } }`, { a: datasetGid, b: sampleGid });
-    expect(byNode.data).toEqual({ a: { id: datasetGid, imageCount: 128 }, b: { id: sampleGid, fileName: '000000000009.jpg' } });
+    expect(byNode.data).toEqual({ a: { id: datasetGid, imageCount: 128 }, b: { id: sampleGid, fileName: first.file_name } });
     expect((await h.gql(`query($id: ID!) { dataset(id: $id) { imageCount } }`, { id: datasetGid })).data.dataset.imageCount).toBe(128);
     expect((await h.gql(`query($id: ID!) { samples(datasetId: $id, first: 1) { totalCount } }`, { id: datasetGid })).data.samples.totalCount).toBe(128);
 

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { codes, readCoco, startHarness, type Harness } from './harness.js';
 
 /**
- * Relay paging over every sample of coco128, forward and backward, checked against the service
- * REST uses (`dv.samples`, offset windows) and against the annotation file itself.
+ * Relay paging over every sample of the demo dataset (128 images), forward and backward, checked
+ * against the service REST uses (`dv.samples`, offset windows) and against the annotation file itself.
  */
 
 let h: Harness;
@@ -69,7 +69,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-describe('paging through every sample of coco128', () => {
+describe('paging through every sample of the demo dataset', () => {
   test('forward with first: 7 sees each sample once, in file order', async () => {
     const { ids, infos, totalCount } = await walk('forward', 7);
     expect(totalCount).toBe(128);
@@ -132,23 +132,23 @@ describe('SampleFilter', () => {
     return n;
   };
 
-  test('category: the images with a person annotation, as the file has them', async () => {
-    const expected = imagesWith((a) => a.category_id === categoryId('person'));
-    expect(expected.length).toBe(61);
-    const { ids, totalCount } = await walk('forward', 7, { category: 'person' });
+  test('category: the images with a triangle annotation, as the file has them', async () => {
+    const expected = imagesWith((a) => a.category_id === categoryId('triangle'));
+    expect(expected.length).toBeGreaterThan(7);
+    const { ids, totalCount } = await walk('forward', 7, { category: 'triangle' });
     expect(totalCount).toBe(expected.length);
     expect(ids).toEqual(expected);
-    expect(ids).toEqual(await serviceIds({ categories: ['person'] }));
-    expect(await h.dv.samples.count(id, { categories: ['person'] })).toBe(totalCount);
+    expect(ids).toEqual(await serviceIds({ categories: ['triangle'] }));
+    expect(await h.dv.samples.count(id, { categories: ['triangle'] })).toBe(totalCount);
   });
 
   test('categories: any of the names; category joins them', async () => {
-    const wanted = new Set([categoryId('dog'), categoryId('cat'), categoryId('giraffe')]);
+    const wanted = new Set([categoryId('square'), categoryId('diamond'), categoryId('star')]);
     const expected = imagesWith((a) => wanted.has(a.category_id));
-    const a = await walk('forward', 7, { categories: ['dog', 'cat', 'giraffe'] });
+    const a = await walk('forward', 7, { categories: ['square', 'diamond', 'star'] });
     expect(a.ids).toEqual(expected);
     expect(a.totalCount).toBe(expected.length);
-    const b = await walk('backward', 4, { category: 'dog', categories: ['cat', 'giraffe'] });
+    const b = await walk('backward', 4, { category: 'square', categories: ['diamond', 'star'] });
     expect(b.ids).toEqual(expected);
     expect((await page({ filter: { categories: ['no such category'] }, first: 10 })).totalCount).toBe(0);
   });
@@ -159,52 +159,55 @@ describe('SampleFilter', () => {
   });
 
   test('fileNameContains is a case-sensitive substring', async () => {
-    const expected = coco.images.filter((i) => i.file_name.includes('0000000002')).map((i) => i.id);
+    const expected = coco.images.filter((i) => i.file_name.includes('demo_00002')).map((i) => i.id);
     expect(expected.length).toBeGreaterThan(3);
-    const r = await walk('forward', 3, { fileNameContains: '0000000002' });
+    const r = await walk('forward', 3, { fileNameContains: 'demo_00002' });
     expect(r.ids).toEqual(expected);
     expect((await page({ filter: { fileNameContains: '.JPG' }, first: 1 })).totalCount).toBe(0);
   });
 
   test('minAnnotations / maxAnnotations', async () => {
     const counts = annotationCounts();
-    const expected = coco.images.filter((i) => (counts.get(i.id) ?? 0) >= 10).map((i) => i.id);
-    expect((await walk('forward', 7, { minAnnotations: 10 })).ids).toEqual(expected);
+    const expected = coco.images.filter((i) => (counts.get(i.id) ?? 0) >= 5).map((i) => i.id);
+    expect(expected.length).toBeGreaterThan(0);
+    expect((await walk('forward', 7, { minAnnotations: 5 })).ids).toEqual(expected);
     const empty = coco.images.filter((i) => !counts.has(i.id)).map((i) => i.id);
-    expect(empty).toHaveLength(2);
+    expect(empty.length).toBeGreaterThan(0);
     expect((await walk('forward', 7, { maxAnnotations: 0 })).ids).toEqual(empty);
   });
 
   test('isCrowd and the bbox area range', async () => {
     expect((await walk('forward', 7, { isCrowd: true })).ids).toEqual(imagesWith((a) => a.iscrowd === 1));
-    const big = imagesWith((a) => a.bbox[2]! * a.bbox[3]! >= 100_000);
+    const big = imagesWith((a) => a.bbox[2]! * a.bbox[3]! >= 30_000);
     expect(big.length).toBeGreaterThan(0);
-    expect((await walk('forward', 7, { minBboxArea: 100_000 })).ids).toEqual(big);
-    const band = imagesWith((a) => a.bbox[2]! * a.bbox[3]! >= 1000 && a.bbox[2]! * a.bbox[3]! <= 2000 && a.category_id === categoryId('person'));
-    expect((await walk('forward', 7, { minBboxArea: 1000, maxBboxArea: 2000, category: 'person' })).ids).toEqual(band);
+    expect((await walk('forward', 7, { minBboxArea: 30_000 })).ids).toEqual(big);
+    const band = imagesWith((a) => a.bbox[2]! * a.bbox[3]! >= 5000 && a.bbox[2]! * a.bbox[3]! <= 10_000 && a.category_id === categoryId('triangle'));
+    expect(band.length).toBeGreaterThan(0);
+    expect((await walk('forward', 7, { minBboxArea: 5000, maxBboxArea: 10_000, category: 'triangle' })).ids).toEqual(band);
   });
 
   test('filters combine with AND', async () => {
     const counts = annotationCounts();
-    const person = new Set(imagesWith((a) => a.category_id === categoryId('person')));
-    const expected = coco.images.filter((i) => person.has(i.id) && (counts.get(i.id) ?? 0) >= 5 && i.file_name.includes('00000000')).map((i) => i.id);
-    expect((await walk('forward', 5, { category: 'person', minAnnotations: 5, fileNameContains: '00000000' })).ids).toEqual(expected);
+    const triangle = new Set(imagesWith((a) => a.category_id === categoryId('triangle')));
+    const expected = coco.images.filter((i) => triangle.has(i.id) && (counts.get(i.id) ?? 0) >= 3 && i.file_name.includes('demo_0000')).map((i) => i.id);
+    expect(expected.length).toBeGreaterThan(0);
+    expect((await walk('forward', 5, { category: 'triangle', minAnnotations: 3, fileNameContains: 'demo_0000' })).ids).toEqual(expected);
   });
 });
 
 describe('cursors', () => {
   test('a cursor from another filter, another dataset, or made up is BAD_USER_INPUT', async () => {
-    const p = await page({ filter: { category: 'person' }, first: 2 });
+    const p = await page({ filter: { category: 'triangle' }, first: 2 });
     const cursor = p.pageInfo.endCursor;
-    const sameFilterReordered = await h.gql(PAGE, { id, filter: { categories: ['person', 'person'] }, first: 2, after: cursor });
+    const sameFilterReordered = await h.gql(PAGE, { id, filter: { categories: ['triangle', 'triangle'] }, first: 2, after: cursor });
     expect(sameFilterReordered.errors).toBeUndefined();
 
-    const otherFilter = await h.gql(PAGE, { id, filter: { category: 'dog' }, first: 2, after: cursor });
+    const otherFilter = await h.gql(PAGE, { id, filter: { category: 'square' }, first: 2, after: cursor });
     expect(codes(otherFilter)).toEqual(['BAD_USER_INPUT']);
     expect(otherFilter.errors![0]!.message).toMatch(/different filter/);
     expect(otherFilter.status).toBe(400);
 
-    const otherDataset = await h.gql(PAGE, { id: other, filter: { category: 'person' }, first: 2, after: cursor });
+    const otherDataset = await h.gql(PAGE, { id: other, filter: { category: 'triangle' }, first: 2, after: cursor });
     expect(codes(otherDataset)).toEqual(['BAD_USER_INPUT']);
     expect(otherDataset.errors![0]!.message).toMatch(/belongs to dataset/);
 

@@ -11,7 +11,7 @@ describe('schema.graphql', () => {
   });
 });
 
-/** The GraphQL section of ../shared/CONTRACT.md, field by field, against the checked-in SDL. */
+/** The GraphQL section of docs/contract.md, field by field, against the checked-in SDL. */
 describe('the contract', () => {
   const schema = buildSchema(fs.readFileSync(SCHEMA_FILE, 'utf8'));
   const sig = (f: GraphQLField<unknown, unknown> | GraphQLInputField) =>

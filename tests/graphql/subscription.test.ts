@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createClient, type ExecutionResult } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { COCO128_IMAGES, COCO128_JSON, codes, startHarness, type Harness } from './harness.js';
+import { codes, DEMO_IMAGES, DEMO_JSON, readCoco, startHarness, type Harness } from './harness.js';
 
 /**
  * Subscription.ingestDataset over graphql-sse at /graphql/stream, driven by graphql-sse's own
@@ -78,14 +78,14 @@ test('the HTTP server routes graphql-sse single-connection requests (PUT reserve
 
 describe.each([false, true])('ingestDataset with singleConnection: %s', (singleConnection) => {
   test('streams every stage in order and the dataset is queryable after COMPLETE', async () => {
-    const results = await collect(singleConnection, { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, datasetName: `sse-${singleConnection}` });
+    const results = await collect(singleConnection, { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES, datasetName: `sse-${singleConnection}` });
     expect(results.every((r) => r.errors === undefined)).toBe(true);
     const events = results.map((r) => r.data!.ingestDataset);
     const stages = events.map((e) => e.stage).filter((s, i, all) => s !== all[i - 1]);
-    // The file's own section order decides where CATEGORIES falls.
-    const sections = Object.keys(JSON.parse(await fs.readFile(COCO128_JSON, 'utf8')));
+    // The file's own section order decides where CATEGORIES falls: last in the demo, as in COCO 2017.
+    const sections = Object.keys(JSON.parse(await fs.readFile(DEMO_JSON, 'utf8')));
     const parsing = sections.flatMap((k) => ({ categories: 'CATEGORIES', images: 'PARSING_IMAGES', annotations: 'PARSING_ANNOTATIONS' })[k] ?? []);
-    expect(parsing).toEqual(['CATEGORIES', 'PARSING_IMAGES', 'PARSING_ANNOTATIONS']);
+    expect(parsing).toEqual(['PARSING_IMAGES', 'PARSING_ANNOTATIONS', 'CATEGORIES']);
     expect(stages).toEqual([...parsing, 'THUMBNAILS', 'COMPLETE']);
     for (const stage of stages) {
       const currents = events.filter((e) => e.stage === stage).map((e) => e.current);
@@ -93,7 +93,10 @@ describe.each([false, true])('ingestDataset with singleConnection: %s', (singleC
     }
     expect(events.every((e) => e.bytesTotal === events[0]!.bytesTotal && e.bytesRead <= e.bytesTotal)).toBe(true);
     const done = events.at(-1)!;
-    expect(done).toMatchObject({ stage: 'COMPLETE', imageCount: 128, annotationCount: 939, categoryCount: 80, total: 128, current: 128 });
+    const coco = await readCoco();
+    expect(done).toMatchObject({
+      stage: 'COMPLETE', imageCount: 128, annotationCount: coco.annotations.length, categoryCount: coco.categories.length, total: 128, current: 128,
+    });
     expect(done.dataset).toEqual({ datasetId: done.datasetId, name: `sse-${singleConnection}`, imageCount: 128 });
     expect(events.slice(0, -1).every((e) => e.datasetId === null && e.dataset === null)).toBe(true);
 
@@ -102,9 +105,9 @@ describe.each([false, true])('ingestDataset with singleConnection: %s', (singleC
   });
 
   test.each([
-    ['a missing annotation file', { annotationPath: path.join(path.dirname(COCO128_JSON), 'missing.json'), imageDir: COCO128_IMAGES }, 'NOT_FOUND', /does not exist/],
-    ['a file outside the data roots', { annotationPath: '/etc/hostname', imageDir: COCO128_IMAGES }, 'FORBIDDEN', /outside the allowed data roots/],
-    ['an unknown format', { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, format: 'voc' }, 'BAD_USER_INPUT', /format "voc" is not supported/],
+    ['a missing annotation file', { annotationPath: path.join(path.dirname(DEMO_JSON), 'missing.json'), imageDir: DEMO_IMAGES }, 'NOT_FOUND', /does not exist/],
+    ['a file outside the data roots', { annotationPath: '/etc/hostname', imageDir: DEMO_IMAGES }, 'FORBIDDEN', /outside the allowed data roots/],
+    ['an unknown format', { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES, format: 'voc' }, 'BAD_USER_INPUT', /format "voc" is not supported/],
   ])('%s ends the stream with one error: %s', async (_what, input, code, message) => {
     const before = await leftovers();
     const results = await collect(singleConnection, input);
@@ -152,7 +155,7 @@ describe('the graphql-sse protocol without its client', () => {
     const res = await fetch(`${h.base}/graphql/stream`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({ query: SUB, variables: { input: { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES } } }),
+      body: JSON.stringify({ query: SUB, variables: { input: { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES } } }),
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -167,7 +170,7 @@ describe('the graphql-sse protocol without its client', () => {
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
       body: JSON.stringify({
         query: 'subscription($i: IngestInput!) { ingestDataset(input: $i) { stage datasetId } }',
-        variables: { i: { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, datasetName: 'renamed-variable' } },
+        variables: { i: { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES, datasetName: 'renamed-variable' } },
       }),
     });
     const body = await res.text();
@@ -212,7 +215,7 @@ describe('the graphql-sse protocol without its client', () => {
   test('a subscription is never started by a GET', async () => {
     const url = new URL(`${h.base}/graphql/stream`);
     url.searchParams.set('query', SUB);
-    url.searchParams.set('variables', JSON.stringify({ input: { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES } }));
+    url.searchParams.set('variables', JSON.stringify({ input: { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES } }));
     const res = await fetch(url, { headers: { accept: 'text/event-stream' } });
     expect(res.status).toBe(405);
     expect((await res.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');

@@ -5,18 +5,10 @@ import { loadSettings } from '../../dist/config.js';
 import { openDataVisor, type DataVisor, type OpenOptions } from '../../dist/services/app.js';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { createLogger, type Logger } from '../../dist/services/logger.js';
+import { dataRoots } from './fixtures.js';
 
-// Real path: datasets store the resolved paths they were ingested from, even when shared/ is a symlink.
-export const SHARED = fs.realpathSync(path.resolve(import.meta.dirname, '../../../shared'));
-export const REALDATA = path.join(SHARED, 'realdata');
-export const COCO128 = {
-  annotations: path.join(REALDATA, 'coco128-instances/annotations/instances_train2017.json'),
-  images: path.join(REALDATA, 'coco128-instances/train2017'),
-};
-export const RBC = (split: 'train' | 'valid' | 'test') => ({
-  annotations: path.join(REALDATA, 'rbc-coco-roboflow', split, '_annotations.coco.json'),
-  images: path.join(REALDATA, 'rbc-coco-roboflow', split),
-});
+// Every fixture and data root comes from one module (committed, generated, or ../shared when present).
+export { COCO128, dataRoots, DEMO, hasShared, RBC, RBC_TRAIN, readJson } from './fixtures.js';
 
 export function tempDir(prefix = 'dv-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -29,7 +21,7 @@ export interface TestEnv {
 }
 
 /**
- * A DataVisor on a fresh DuckDB file in a temp folder. Data roots: shared/ and the temp folder.
+ * A DataVisor on a fresh DuckDB file in a temp folder. Data roots: the fixtures (dataRoots()) and the temp folder.
  * `env` overrides any DATAVISOR_* setting (e.g. DATAVISOR_PLUGIN_DIR); `log` replaces the silent logger.
  */
 export async function openTestEnv(env: Record<string, string> = {}, options: OpenOptions = {}, log?: Logger): Promise<TestEnv> {
@@ -41,7 +33,7 @@ export async function openTestEnv(env: Record<string, string> = {}, options: Ope
       DATAVISOR_DB_PATH: path.join(dir, 'db.duckdb'),
       DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'),
       DATAVISOR_PLUGIN_DIR: emptyPlugins,
-      DATAVISOR_DATA_ROOTS: `${SHARED},${dir}`,
+      DATAVISOR_DATA_ROOTS: dataRoots(dir),
       DATAVISOR_THUMBNAILS_ON_INGEST: '0',
       ...env,
     },

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { COCO128, tempDir } from './env.js';
+import { tempDir } from './env.js';
+import { DEMO } from './fixtures.js';
 
 /** s3rver's only credentials. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -71,13 +72,14 @@ export async function deleteObject(client: S3Client, bucket: string, key: string
 }
 
 /**
- * Uploads COCO128 (its JSON and its 128 JPEGs) under `prefix`: `<prefix>/annotations/instances_train2017.json`
- * and `<prefix>/train2017/<file>.jpg`, 8 uploads at a time.
+ * Uploads the demo dataset (tests/helpers/fixtures.ts: its JSON and its 128 JPEGs) under `prefix`, in
+ * the layout of COCO's own downloads: `<prefix>/annotations/instances_train2017.json` and
+ * `<prefix>/train2017/<file>.jpg`, 8 uploads at a time.
  */
-export async function seedCoco128(client: S3Client, bucket: string, prefix: string, options: { skipImages?: string[] } = {}): Promise<void> {
-  await putFile(client, bucket, `${prefix}/annotations/instances_train2017.json`, COCO128.annotations, 'application/json');
-  const names = fs.readdirSync(COCO128.images).filter((n) => !options.skipImages?.includes(n));
+export async function seedDemo(client: S3Client, bucket: string, prefix: string, options: { skipImages?: string[] } = {}): Promise<void> {
+  await putFile(client, bucket, `${prefix}/annotations/instances_train2017.json`, DEMO.annotations, 'application/json');
+  const names = fs.readdirSync(DEMO.images).filter((n) => !options.skipImages?.includes(n));
   for (let i = 0; i < names.length; i += 8) {
-    await Promise.all(names.slice(i, i + 8).map((n) => putFile(client, bucket, `${prefix}/train2017/${n}`, path.join(COCO128.images, n), 'image/jpeg')));
+    await Promise.all(names.slice(i, i + 8).map((n) => putFile(client, bucket, `${prefix}/train2017/${n}`, path.join(DEMO.images, n), 'image/jpeg')));
   }
 }

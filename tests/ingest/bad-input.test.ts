@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
-import { COCO128, ingestAll, openTestEnv, SHARED, traces, type TestEnv } from '../helpers/env.js';
+import { DEMO, ingestAll, openTestEnv, traces, type TestEnv } from '../helpers/env.js';
+import { writeSyntheticCoco } from '../helpers/fixtures.js';
 
 /**
  * Every fatal input ends the ingest with exactly one `error` event that names what is wrong and
@@ -19,7 +19,8 @@ interface Coco {
   categories: { id: number; name: string }[];
 }
 
-const SOURCE = fs.readFileSync(COCO128.annotations);
+/** The demo dataset's file (tests/helpers/fixtures.ts): compact JSON, categories last. */
+const SOURCE = fs.readFileSync(DEMO.annotations);
 const SOURCE_TEXT = SOURCE.toString('utf8');
 const ORACLE = JSON.parse(SOURCE_TEXT) as Coco;
 /** Thumbnails on, so that "no thumbnail folder left" is a real check. */
@@ -29,7 +30,7 @@ let env: TestEnv;
 let fx: string;
 let cacheDir: string;
 let big: string;
-/** A small good file (first 10 images of coco128 and their annotations) for the "still works" check. */
+/** A small good file (first 10 images of the demo and their annotations) for the "still works" check. */
 let good: { path: string; images: number; annotations: number };
 
 const modified = (change: (c: Coco) => void): string => {
@@ -44,11 +45,12 @@ function write(name: string, content: string | Buffer): string {
   return p;
 }
 
-/** Byte offset of the start of annotations[k] in the real file (every element starts with "segmentation"). */
+/** Byte offset of the start of annotations[k] in the file (every element starts with "id"; "categories" follows). */
 function annotationStarts(text: string): number[] {
   const starts: number[] = [];
   const from = text.indexOf('"annotations"');
-  for (let i = text.indexOf('{"segmentation"', from); i !== -1; i = text.indexOf('{"segmentation"', i + 1)) starts.push(i);
+  const to = text.indexOf('"categories"', from);
+  for (let i = text.indexOf('{"id":', from); i !== -1 && i < to; i = text.indexOf('{"id":', i + 1)) starts.push(i);
   return starts;
 }
 
@@ -77,9 +79,9 @@ async function expectNothingLeft(): Promise<void> {
 
 /** The same DataVisor still ingests a good file (and its thumbnails); then it is deleted again. */
 async function expectGoodIngestStillWorks(): Promise<void> {
-  const events = await ingestAll(env.dv, { annotationPath: good.path, imageDir: COCO128.images });
+  const events = await ingestAll(env.dv, { annotationPath: good.path, imageDir: DEMO.images });
   const last = events.at(-1)!;
-  expect(last).toMatchObject({ stage: 'complete', image_count: good.images, annotation_count: good.annotations, category_count: 80 });
+  expect(last).toMatchObject({ stage: 'complete', image_count: good.images, annotation_count: good.annotations, category_count: ORACLE.categories.length });
   const id = last.dataset_id!;
   expect((await env.dv.datasets.get(id)).imageCount).toBe(good.images);
   expect(cacheEntries()).toEqual([id]);
@@ -108,7 +110,7 @@ async function fatal(request: IngestRequest, code: string): Promise<string> {
 }
 
 const fatalFile = (name: string, content: string | Buffer, code: string) =>
-  fatal({ annotationPath: write(name, content), imageDir: COCO128.images }, code);
+  fatal({ annotationPath: write(name, content), imageDir: DEMO.images }, code);
 
 /** The number in "byte N" of a message. */
 function reportedByte(message: string): number {
@@ -134,7 +136,7 @@ beforeAll(async () => {
   };
   // ~11 MB: long enough to be stopped while it parses. Inside the env folder, a data root.
   big = path.join(fx, 'big.json');
-  execFileSync(process.execPath, [path.join(SHARED, 'bench/gen-coco.mjs'), '--images', '3000', '--out', big], { stdio: 'ignore' });
+  writeSyntheticCoco(big, { images: 3000 });
 });
 
 afterAll(async () => {
@@ -171,7 +173,7 @@ describe('truncated JSON', () => {
 
 describe('malformed JSON', () => {
   const starts = annotationStarts(SOURCE_TEXT);
-  // annotations[100] ends where annotations[101] starts: `…}, {"segmentation"…`.
+  // annotations[100] ends where annotations[101] starts: `…},{"id"…`.
   const end100 = SOURCE_TEXT.lastIndexOf('}', starts[101]!) + 1;
 
   /**
@@ -196,7 +198,7 @@ describe('malformed JSON', () => {
   }
 
   it('a stray character in the annotations array: the byte it is at and its element', async () => {
-    const at = end100 + 2; // after "}, "
+    const at = starts[101]!; // after "},"
     const text = `${SOURCE_TEXT.slice(0, at)}@${SOURCE_TEXT.slice(at)}`;
     const message = await fatalFile('stray.json', text, 'INVALID_JSON');
     expect(message).toContain('Malformed JSON');
@@ -205,7 +207,7 @@ describe('malformed JSON', () => {
   });
 
   it('a missing comma between two annotations: the byte it is at and its element', async () => {
-    const text = `${SOURCE_TEXT.slice(0, end100)}${SOURCE_TEXT.slice(end100 + 1)}`; // `} {` instead of `}, {`
+    const text = `${SOURCE_TEXT.slice(0, end100)}${SOURCE_TEXT.slice(end100 + 1)}`; // `}{` instead of `},{`
     const message = await fatalFile('no-comma.json', text, 'INVALID_JSON');
     expect(message).toContain("expected ','");
     expectPlaced(message, end100 + 1);
@@ -303,7 +305,7 @@ describe('broken references', () => {
 describe('paths', () => {
   it('a missing annotation file is FILE_NOT_FOUND', async () => {
     const p = path.join(fx, 'does-not-exist.json');
-    const message = await fatal({ annotationPath: p, imageDir: COCO128.images }, 'FILE_NOT_FOUND');
+    const message = await fatal({ annotationPath: p, imageDir: DEMO.images }, 'FILE_NOT_FOUND');
     expect(message).toBe(`annotation_path ${JSON.stringify(p)} does not exist`);
   });
 
@@ -314,7 +316,7 @@ describe('paths', () => {
   });
 
   it('an annotation_path that is a directory is BAD_USER_INPUT', async () => {
-    const message = await fatal({ annotationPath: fx, imageDir: COCO128.images }, 'BAD_USER_INPUT');
+    const message = await fatal({ annotationPath: fx, imageDir: DEMO.images }, 'BAD_USER_INPUT');
     expect(message).toBe(`annotation_path ${JSON.stringify(fx)} is not a file`);
   });
 
@@ -324,12 +326,12 @@ describe('paths', () => {
   });
 
   it('an absolute path outside the data roots is FORBIDDEN', async () => {
-    const message = await fatal({ annotationPath: '/etc/hostname', imageDir: COCO128.images }, 'FORBIDDEN');
+    const message = await fatal({ annotationPath: '/etc/hostname', imageDir: DEMO.images }, 'FORBIDDEN');
     expect(message).toBe('annotation_path "/etc/hostname" is outside the allowed data roots (DATAVISOR_DATA_ROOTS)');
   });
 
   it('a non-existent path outside the roots is FORBIDDEN too, so existence is not revealed', async () => {
-    const message = await fatal({ annotationPath: '/etc/datavisor-no-such-file.json', imageDir: COCO128.images }, 'FORBIDDEN');
+    const message = await fatal({ annotationPath: '/etc/datavisor-no-such-file.json', imageDir: DEMO.images }, 'FORBIDDEN');
     expect(message).toContain('outside the allowed data roots');
     expect(message).not.toContain('does not exist');
   });
@@ -342,7 +344,7 @@ describe('paths', () => {
   it('a symlink inside a root that points outside is FORBIDDEN', async () => {
     const link = path.join(fx, 'link-to-hostname.json');
     fs.symlinkSync('/etc/hostname', link);
-    const message = await fatal({ annotationPath: link, imageDir: COCO128.images }, 'FORBIDDEN');
+    const message = await fatal({ annotationPath: link, imageDir: DEMO.images }, 'FORBIDDEN');
     expect(message).toContain('outside the allowed data roots');
   });
 
@@ -357,12 +359,12 @@ describe('paths', () => {
   it('"../" that climbs out of a root is FORBIDDEN', async () => {
     const depth = fx.split(path.sep).length;
     const p = `${fx}/${'../'.repeat(depth)}etc/hostname`;
-    const message = await fatal({ annotationPath: p, imageDir: COCO128.images }, 'FORBIDDEN');
+    const message = await fatal({ annotationPath: p, imageDir: DEMO.images }, 'FORBIDDEN');
     expect(message).toContain('outside the allowed data roots');
   });
 
   it('"../" that stays inside a root is fine', async () => {
-    const events = await ingestAll(env.dv, { annotationPath: `${fx}/sub/../good.json`, imageDir: `${COCO128.images}/../train2017` });
+    const events = await ingestAll(env.dv, { annotationPath: `${fx}/sub/../good.json`, imageDir: `${DEMO.images}/../images` });
     const last = events.at(-1)!;
     expect(last).toMatchObject({ stage: 'complete', image_count: 10 });
     expect((await env.dv.datasets.get(last.dataset_id!)).sourcePath).toBe(good.path);
@@ -373,18 +375,18 @@ describe('paths', () => {
 
 describe('bad requests', () => {
   it('format "yolo" is BAD_USER_INPUT', async () => {
-    const message = await fatal({ annotationPath: good.path, imageDir: COCO128.images, format: 'yolo' }, 'BAD_USER_INPUT');
+    const message = await fatal({ annotationPath: good.path, imageDir: DEMO.images, format: 'yolo' }, 'BAD_USER_INPUT');
     expect(message).toBe('format "yolo" is not supported; the supported formats are "coco"');
   });
 
   it('an empty annotation_path is BAD_USER_INPUT', async () => {
-    const message = await fatal({ annotationPath: '', imageDir: COCO128.images }, 'BAD_USER_INPUT');
+    const message = await fatal({ annotationPath: '', imageDir: DEMO.images }, 'BAD_USER_INPUT');
     expect(message).toContain('annotation_path');
     expect(message).toContain('non-empty');
   });
 
   it('a NUL byte in the path is BAD_USER_INPUT', async () => {
-    const message = await fatal({ annotationPath: `${good.path}\0.txt`, imageDir: COCO128.images }, 'BAD_USER_INPUT');
+    const message = await fatal({ annotationPath: `${good.path}\0.txt`, imageDir: DEMO.images }, 'BAD_USER_INPUT');
     expect(message).toBe('annotation_path must not contain a NUL byte');
   });
 });
@@ -473,7 +475,7 @@ describe('cancellation', () => {
   it('an abort after the thumbnails are made removes them with the rows', async () => {
     const abort = new AbortController();
     const events: IngestEvent[] = [];
-    for await (const e of env.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images }, { signal: abort.signal })) {
+    for await (const e of env.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images }, { signal: abort.signal })) {
       events.push(e);
       if (e.stage === 'thumbnails' && e.current === e.total) {
         // They exist on disk now, under the (not yet committed) dataset's folder.

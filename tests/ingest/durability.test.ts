@@ -1,4 +1,4 @@
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -6,17 +6,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
 import { openDataVisor } from '../../dist/services/app.js';
 import { createLogger } from '../../dist/services/logger.js';
-import { COCO128, ingestAll, openTestEnv, RBC, SHARED, tempDir, traces } from '../helpers/env.js';
+import { dataRoots, DEMO, ingestAll, openTestEnv, RBC, readJson, tempDir, traces } from '../helpers/env.js';
+import { writeSyntheticCoco } from '../helpers/fixtures.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/datavisor.js');
 let work: string;
 let big: string;
+const demo = readJson<{ annotations: unknown[] }>(DEMO.annotations);
 
 beforeAll(() => {
   work = tempDir('dv-durability-');
   big = path.join(work, 'big.json');
   // ~11 MB, 3,000 images: long enough to be caught mid-way.
-  execFileSync(process.execPath, [path.join(SHARED, 'bench/gen-coco.mjs'), '--images', '3000', '--out', big], { stdio: 'ignore' });
+  writeSyntheticCoco(big, { images: 3000 });
   fs.mkdirSync(path.join(work, 'images'));
 });
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -26,7 +28,7 @@ async function killDuring(dbPath: string, stage: string, annotations: string, im
   const child = spawn(process.execPath, [BIN, 'ingest', '--json', annotations, images], {
     env: {
       ...process.env, DATAVISOR_DB_PATH: dbPath, DATAVISOR_CACHE_DIR: path.join(path.dirname(dbPath), 'thumbs'),
-      DATAVISOR_DATA_ROOTS: `${SHARED},${work}`, DATAVISOR_PLUGIN_DIR: path.join(work, 'no-plugins'), DATAVISOR_THUMBNAILS_ON_INGEST: '0', ...extraEnv,
+      DATAVISOR_DATA_ROOTS: dataRoots(work), DATAVISOR_PLUGIN_DIR: path.join(work, 'no-plugins'), DATAVISOR_THUMBNAILS_ON_INGEST: '0', ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -46,7 +48,7 @@ async function killDuring(dbPath: string, stage: string, annotations: string, im
 
 async function reopen(dbPath: string) {
   const settings = loadSettings({ DATAVISOR_DB_PATH: dbPath, DATAVISOR_CACHE_DIR: path.join(path.dirname(dbPath), 'thumbs'),
-    DATAVISOR_DATA_ROOTS: `${SHARED},${work}`, DATAVISOR_PLUGIN_DIR: path.join(work, 'no-plugins') }, work);
+    DATAVISOR_DATA_ROOTS: dataRoots(work), DATAVISOR_PLUGIN_DIR: path.join(work, 'no-plugins') }, work);
   return openDataVisor(settings, createLogger('silent'));
 }
 
@@ -61,8 +63,8 @@ describe('crash safety', () => {
     const dv = await reopen(dbPath);
     try {
       expect(await traces(dv)).toEqual({ datasets: 0, samples: 0, annotations: 0, categories: 0, licenses: 0, staging: 0 });
-      const events = await ingestAll(dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images });
-      expect(events.at(-1)).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: 939 });
+      const events = await ingestAll(dv, { annotationPath: DEMO.annotations, imageDir: DEMO.images });
+      expect(events.at(-1)).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: demo.annotations.length });
     } finally {
       await dv.close();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -73,7 +75,7 @@ describe('crash safety', () => {
     const dir = tempDir();
     const dbPath = path.join(dir, 'db.duckdb');
     // The thumbnails stage runs after every row is in the final tables, inside the open transaction.
-    const seen = await killDuring(dbPath, 'thumbnails', COCO128.annotations, COCO128.images, { DATAVISOR_THUMBNAILS_ON_INGEST: '128' });
+    const seen = await killDuring(dbPath, 'thumbnails', DEMO.annotations, DEMO.images, { DATAVISOR_THUMBNAILS_ON_INGEST: '128' });
     expect(seen).toContain('parsing_annotations');
 
     const dv = await reopen(dbPath);
@@ -88,7 +90,7 @@ describe('crash safety', () => {
 
 describe('concurrency', () => {
   it('runs two ingests at once, and readers never see a half dataset', async () => {
-    const env = await openTestEnv({ DATAVISOR_DATA_ROOTS: `${SHARED},${work}` });
+    const env = await openTestEnv({ DATAVISOR_DATA_ROOTS: dataRoots(work) });
     try {
       const first = await ingestAll(env.dv, { annotationPath: RBC('valid').annotations, imageDir: RBC('valid').images });
       expect(first.at(-1)!.stage).toBe('complete');
@@ -109,14 +111,14 @@ describe('concurrency', () => {
       };
       const [a, b] = await Promise.all([
         watch({ annotationPath: big, imageDir: path.join(work, 'images') }),
-        watch({ annotationPath: COCO128.annotations, imageDir: COCO128.images }),
+        watch({ annotationPath: DEMO.annotations, imageDir: DEMO.images }),
       ]);
       expect(a.at(-1), JSON.stringify(a.at(-1))).toMatchObject({ stage: "complete", image_count: 3000 });
-      expect(b.at(-1)).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: 939 });
+      expect(b.at(-1)).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: demo.annotations.length });
 
       // While they ran, every read saw either nothing of a new dataset or all of it.
       const bigCounts = { samples: 3000, annotations: a.at(-1)!.annotation_count! };
-      const smallCounts = { samples: 128, annotations: 939 };
+      const smallCounts = { samples: 128, annotations: demo.annotations.length };
       for (const s of snapshots) {
         const extraSamples = s.samples - before.samples;
         const extraAnnotations = s.annotations - before.annotations;

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COCO128, ingestAll, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
+import { DEMO, ingestAll, openTestEnv, readJson, tempDir, type TestEnv } from '../helpers/env.js';
 
 const EXAMPLE_DIR = path.resolve(import.meta.dirname, '../../plugins');
-const oracle = JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as { images: { id: number; width: number; height: number }[] };
+/** The demo dataset (tests/helpers/fixtures.ts): 128 images, landscape, portrait and square. */
+const oracle = readJson<{ images: { id: number; width: number; height: number }[]; annotations: unknown[]; categories: unknown[] }>(DEMO.annotations);
 
 type Call = { plugin: string; hook: string; [k: string]: unknown };
 const g = globalThis as unknown as { __dvCalls?: Call[] };
@@ -28,7 +29,7 @@ describe('plugins/example', () => {
     expect(info?.name).toBe('example');
     expect(info?.hooks.sort()).toEqual(['onActivate', 'onDeactivate', 'onIngestComplete', 'onIngestStart', 'onSampleIngested']);
 
-    const events = await ingestAll(env.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images });
+    const events = await ingestAll(env.dv, { annotationPath: DEMO.annotations, imageDir: DEMO.images });
     const done = events.at(-1)!;
     expect(done.stage).toBe('complete');
     const page = await env.dv.samples.page(done.dataset_id!, {}, { kind: 'offset', offset: 0, limit: 200 });
@@ -83,11 +84,11 @@ describe('plugin isolation', () => {
     env = await openTestEnv({ DATAVISOR_PLUGIN_DIR: dir }, { plugins: { hookTimeoutMs: 200, sampleTimeoutMs: 50, maxSampleFailures: 3 } });
     expect(env.dv.plugins.list().map((p) => p.name)).toEqual(['recorder', 'thrower', 'hanger']);
 
-    const events = await ingestAll(env.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images, datasetName: 'with-plugins' });
+    const events = await ingestAll(env.dv, { annotationPath: DEMO.annotations, imageDir: DEMO.images, datasetName: 'with-plugins' });
     const done = events.at(-1)!;
     expect(done.stage).toBe('complete');
     expect(done.image_count).toBe(128);
-    expect(done.annotation_count).toBe(939);
+    expect(done.annotation_count).toBe(oracle.annotations.length);
 
     const calls = g.__dvCalls!;
     const hooks = calls.map((c) => c.hook);
@@ -97,7 +98,7 @@ describe('plugin isolation', () => {
     expect(calls[1]!.context).toMatchObject({ datasetId: done.dataset_id, datasetName: 'with-plugins', split: null });
     expect(hooks.filter((h) => h === 'onSampleIngested')).toHaveLength(128);
     expect(hooks.at(-1)).toBe('onIngestComplete');
-    expect(calls.at(-1)!.stats).toMatchObject({ dataset_id: done.dataset_id, image_count: 128, annotation_count: 939, category_count: 80 });
+    expect(calls.at(-1)!.stats).toMatchObject({ dataset_id: done.dataset_id, image_count: 128, annotation_count: oracle.annotations.length, category_count: oracle.categories.length });
 
     // The recorder's metadata was stored although the two plugins after it failed on every sample.
     const page = await env.dv.samples.page(done.dataset_id!, {}, { kind: 'offset', offset: 0, limit: 200 });
@@ -120,7 +121,7 @@ describe('plugin isolation', () => {
     env = await openTestEnv({ DATAVISOR_PLUGIN_DIR: '/nonexistent/plugins' });
     expect(env.dv.plugins.list()).toEqual([]);
     expect(env.dv.plugins.hasSampleHooks).toBe(false);
-    const events = await ingestAll(env.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images });
+    const events = await ingestAll(env.dv, { annotationPath: DEMO.annotations, imageDir: DEMO.images });
     expect(events.at(-1)!.stage).toBe('complete');
     expect((await env.dv.datasets.get(events.at(-1)!.dataset_id!)).pluginStats).toBeNull();
   });

@@ -3,11 +3,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import type { Annotation, Sample } from '../../dist/services/datasets/samples.js';
-import { COCO128, ingestAll, openTestEnv, RBC, type TestEnv } from '../helpers/env.js';
+import { COCO128, DEMO, hasShared, ingestAll, openTestEnv, RBC, RBC_TRAIN, type TestEnv } from '../helpers/env.js';
 
 /**
- * The real datasets of shared/realdata, ingested as they are, every stored value checked against
- * the JSON file itself (parsed here with JSON.parse as the oracle).
+ * Real datasets, ingested as they are, every stored value checked against the JSON file itself
+ * (parsed here with JSON.parse as the oracle): the RBC export's splits in tests/fixtures, and
+ * where ../shared is present (tests/helpers/fixtures.ts) coco128 and the RBC train split. The
+ * generated demo dataset goes through the same checks, for polygons and crowd RLE on every machine.
  */
 
 interface CocoFile {
@@ -161,13 +163,14 @@ afterAll(async () => {
   await env?.close();
 });
 
-describe('coco128-instances', () => {
-  const coco = readCoco(COCO128.annotations);
+describe.skipIf(!hasShared)('coco128-instances (../shared)', () => {
+  let coco: CocoFile;
   let events: IngestEvent[];
   let id: string;
   let stored: Annotation[];
 
   beforeAll(async () => {
+    coco = readCoco(COCO128.annotations);
     ({ events, id } = await ingestOk({ annotationPath: COCO128.annotations, imageDir: COCO128.images }));
   });
 
@@ -220,18 +223,42 @@ describe('coco128-instances', () => {
   });
 });
 
-describe('rbc-coco-roboflow', () => {
-  const splits = [
-    ['train', 210, 4947],
+describe('the demo dataset (generated: polygons, a crowd RLE, categories last)', () => {
+  it('stores every sample, annotation, category and license as in the file, with its progress and warnings', async () => {
+    const coco = readCoco(DEMO.annotations);
+    const { events, id } = await ingestOk({ annotationPath: DEMO.annotations, imageDir: DEMO.images });
+    expectProgress(events, DEMO.annotations, coco);
+    expect(events.map((e) => e.stage).filter((s, i, all) => s !== all[i - 1])).toEqual(['parsing_images', 'parsing_annotations', 'categories', 'complete']);
+    const { stored } = await expectStoredAsInFile(id, coco, null);
+    expect(stored.filter((a) => a.segmentationKind === 'rle').length).toBe(coco.annotations.filter((a) => a.iscrowd === 1).length);
+    expect(stored.filter((a) => a.segmentationKind === 'polygon').length).toBeGreaterThan(0);
+    const warnings = events.at(-1)!.warnings!;
+    expect(warnings.map(({ code, count, examples }) => ({ code, count, examples }))).toEqual(expectedWarnings(coco));
+    await env.dv.datasets.delete(id);
+  });
+});
+
+type RbcSplit = readonly ['train' | 'valid' | 'test', number, number];
+const rbcFiles = (split: RbcSplit[0]) => (split === 'train' ? RBC_TRAIN : RBC(split));
+
+describe('rbc-coco-roboflow (tests/fixtures)', () => {
+  rbcTests([
     ['valid', 20, 470],
     ['test', 10, 221],
-  ] as const;
+  ]);
+});
+
+describe.skipIf(!hasShared)('rbc-coco-roboflow train (../shared)', () => {
+  rbcTests([['train', 210, 4947]]);
+});
+
+function rbcTests(splits: readonly RbcSplit[]): void {
   const ingested = new Map<string, { events: IngestEvent[]; id: string; coco: CocoFile }>();
 
   beforeAll(async () => {
     for (const [split] of splits) {
-      const r = await ingestOk({ annotationPath: RBC(split).annotations, imageDir: RBC(split).images, split });
-      ingested.set(split, { ...r, coco: readCoco(RBC(split).annotations) });
+      const r = await ingestOk({ annotationPath: rbcFiles(split).annotations, imageDir: rbcFiles(split).images, split });
+      ingested.set(split, { ...r, coco: readCoco(rbcFiles(split).annotations) });
     }
   });
 
@@ -245,7 +272,7 @@ describe('rbc-coco-roboflow', () => {
     expect(samples.every((s) => s.width === 416 && s.height === 416)).toBe(true);
     expect(new Set(stored.map((a) => a.segmentationKind))).toEqual(new Set(['none']));
     expect(stored.every((a) => a.polygonCount === 0 && a.pointCount === 0 && !a.isCrowd)).toBe(true);
-    expectProgress(events, RBC(split).annotations, coco);
+    expectProgress(events, rbcFiles(split).annotations, coco);
   });
 
   it.each(splits)('%s: ids from 0 are kept', async (split) => {
@@ -277,4 +304,4 @@ describe('rbc-coco-roboflow', () => {
     const s = await env.dv.samples.get(id, 0);
     expect(s.dateCaptured).toBe('2021-08-28T12:48:28+00:00');
   });
-});
+}

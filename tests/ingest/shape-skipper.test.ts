@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readShapeSummary, ShapeSkipper } from '../../src/services/ingest/formats/coco/shape-skipper.js';
-import { COCO128, ingestAll, openTestEnv, SHARED, tempDir, type TestEnv } from '../helpers/env.js';
+import { COCO128, dataRoots, DEMO, hasShared, ingestAll, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
 
 /**
  * The polygon summarizer (src/services/ingest/formats/coco/shape-skipper.ts) replaces an annotation's
@@ -172,33 +172,39 @@ describe('ingesting with the summarizer (shapes off) and without it (shapes on)'
 
   beforeAll(async () => {
     fx = tempDir('dv-skip-');
-    env = await openTestEnv({ DATAVISOR_DATA_ROOTS: `${SHARED},${fx}` });
+    env = await openTestEnv({ DATAVISOR_DATA_ROOTS: dataRoots(fx) });
   });
   afterAll(async () => {
     await env?.close();
     fs.rmSync(fx, { recursive: true, force: true });
   });
 
-  const ingest = (annotationPath: string, storeShapes: boolean) => ingestAll(env.dv, { annotationPath, imageDir: COCO128.images, storeShapes });
+  describe('the demo dataset', () => sameEitherWay(DEMO));
+  describe.skipIf(!hasShared)('coco128 (../shared)', () => sameEitherWay(COCO128));
 
-  it('stores the same kinds, polygon and point counts for every annotation of coco128', async () => {
-    const [off, on] = [await ingest(COCO128.annotations, false), await ingest(COCO128.annotations, true)];
-    const rows = async (id: string) =>
-      (await env.dv.samples.annotationsOf(id, Array.from({ length: 128 }, (_, i) => i))).flat().map((a) => [a.ord, a.segmentationKind, a.polygonCount, a.pointCount, a.numKeypoints]);
-    const a = await rows(off.at(-1)!.dataset_id!);
-    expect(a).toHaveLength(939);
-    expect(a).toEqual(await rows(on.at(-1)!.dataset_id!));
-  });
+  function sameEitherWay(source: { annotations: string; images: string }): void {
+    const ingest = (annotationPath: string, storeShapes: boolean) => ingestAll(env.dv, { annotationPath, imageDir: source.images, storeShapes });
 
-  it('ends a file with a malformed polygon in the same error either way', async () => {
-    const text = fs.readFileSync(COCO128.annotations, 'utf8');
-    const at = text.indexOf('[[', text.indexOf('"annotations"') + 5000);
-    for (const [name, change] of [['leading-zero', '[[01, '], ['double-comma', '[[1,, '], ['stray', '[[1, x']] as const) {
-      const file = path.join(fx, `${name}.json`);
-      fs.writeFileSync(file, text.slice(0, at) + change + text.slice(at + 2));
-      const [off, on] = [(await ingest(file, false)).at(-1)!, (await ingest(file, true)).at(-1)!];
-      expect(off.stage).toBe('error');
-      expect({ code: off.code, message: off.message }).toEqual({ code: on.code, message: on.message });
-    }
-  });
+    it('stores the same kinds, polygon and point counts for every annotation', async () => {
+      const coco = JSON.parse(fs.readFileSync(source.annotations, 'utf8')) as { images: unknown[]; annotations: unknown[] };
+      const [off, on] = [await ingest(source.annotations, false), await ingest(source.annotations, true)];
+      const rows = async (id: string) =>
+        (await env.dv.samples.annotationsOf(id, Array.from({ length: coco.images.length }, (_, i) => i))).flat().map((a) => [a.ord, a.segmentationKind, a.polygonCount, a.pointCount, a.numKeypoints]);
+      const a = await rows(off.at(-1)!.dataset_id!);
+      expect(a).toHaveLength(coco.annotations.length);
+      expect(a).toEqual(await rows(on.at(-1)!.dataset_id!));
+    });
+
+    it('ends a file with a malformed polygon in the same error either way', async () => {
+      const text = fs.readFileSync(source.annotations, 'utf8');
+      const at = text.indexOf('[[', text.indexOf('"annotations"') + 5000);
+      for (const [name, change] of [['leading-zero', '[[01, '], ['double-comma', '[[1,, '], ['stray', '[[1, x']] as const) {
+        const file = path.join(fx, `${name}.json`);
+        fs.writeFileSync(file, text.slice(0, at) + change + text.slice(at + 2));
+        const [off, on] = [(await ingest(file, false)).at(-1)!, (await ingest(file, true)).at(-1)!];
+        expect(off.stage).toBe('error');
+        expect({ code: off.code, message: off.message }).toEqual({ code: on.code, message: on.message });
+      }
+    });
+  }
 });

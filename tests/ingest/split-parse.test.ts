@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { putFile, startS3Server } from '../helpers/s3.js';
-import { capturingLogger, COCO128, ingestAll, openTestEnv, RBC, SHARED, tempDir, traces, type TestEnv } from '../helpers/env.js';
+import { capturingLogger, COCO128, dataRoots, DEMO, hasShared, ingestAll, openTestEnv, RBC, RBC_TRAIN, tempDir, traces, type TestEnv } from '../helpers/env.js';
+import { writeSyntheticCoco } from '../helpers/fixtures.js';
 
 /**
  * A large annotation file is parsed on several threads, split at guessed annotation boundaries
@@ -26,7 +26,14 @@ interface Coco {
   [k: string]: unknown;
 }
 
-const COCO128_JSON = JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as Coco;
+/**
+ * The demo dataset (tests/helpers/fixtures.ts) with its sections in coco128's order, categories
+ * first and annotations last: the base every written file here changes.
+ */
+const BASE = (() => {
+  const demo = JSON.parse(fs.readFileSync(DEMO.annotations, 'utf8')) as Coco;
+  return JSON.parse(ordered(demo, ['info', 'licenses', 'categories', 'images', 'annotations'])) as Coco;
+})();
 
 let split: TestEnv;
 let whole: TestEnv;
@@ -103,7 +110,7 @@ beforeAll(async () => {
   const captured = capturingLogger();
   logs = captured.lines;
   fx = tempDir('dv-split-');
-  const roots = { DATAVISOR_DATA_ROOTS: `${SHARED},${fx}` };
+  const roots = { DATAVISOR_DATA_ROOTS: dataRoots(fx) };
   split = await openTestEnv({ ...SPLIT, ...roots }, {}, captured.log);
   whole = await openTestEnv({ ...WHOLE, ...roots });
 });
@@ -115,45 +122,55 @@ afterAll(async () => {
 });
 
 describe('files the split holds for', () => {
-  it('coco128 (categories before the annotations) is read in 4 parts, with the same rows as whole', async () => {
+  it('the demo dataset (shapes, a crowd RLE, categories last) is read in 4 parts, with the same rows as whole', async () => {
+    await ingestBoth({ annotationPath: DEMO.annotations, imageDir: DEMO.images, storeShapes: true });
+    expect(lastParts()).toBe(4);
+  });
+
+  it.skipIf(!hasShared)('coco128 (../shared; categories before the annotations) is read in 4 parts, with the same rows as whole', async () => {
     await ingestBoth({ annotationPath: COCO128.annotations, imageDir: COCO128.images, storeShapes: true });
     expect(lastParts()).toBe(4);
   });
 
   it('the Roboflow export (ids from 0, a placeholder category) is read in 4 parts', async () => {
-    await ingestBoth({ annotationPath: RBC('train').annotations, imageDir: RBC('train').images });
+    await ingestBoth({ annotationPath: RBC('valid').annotations, imageDir: RBC('valid').images });
+    expect(lastParts()).toBe(4);
+  });
+
+  it.skipIf(!hasShared)('the Roboflow export\'s train split (../shared) is read in 4 parts', async () => {
+    await ingestBoth({ annotationPath: RBC_TRAIN.annotations, imageDir: RBC_TRAIN.images });
     expect(lastParts()).toBe(4);
   });
 
   it('categories last, as COCO 2017 has them: the last part reads them once every part before checked out', async () => {
-    const file = write('cats-last.json', ordered(COCO128_JSON, ['info', 'licenses', 'images', 'annotations', 'categories']));
-    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: COCO128.images });
+    const file = write('cats-last.json', ordered(BASE, ['info', 'licenses', 'images', 'annotations', 'categories']));
+    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: DEMO.images });
     expect(lastParts()).toBe(4);
     // Stages still arrive in file order: no categories stage before the annotations end.
     const stages = events.map((e) => e.stage).filter((s, i, all) => s !== all[i - 1]);
     expect(stages).toEqual(['parsing_images', 'parsing_annotations', 'categories', 'complete']);
   });
 
-  it('a generated file with shapes, crowd RLE and sparse ids (gen-coco) is read in 4 parts', async () => {
+  it('a train2017-like file with shapes, crowd RLE and sparse ids (synthetic-coco) is read in 4 parts', async () => {
     const file = path.join(fx, 'gen.json');
-    execFileSync(process.execPath, [path.join(SHARED, 'bench/gen-coco.mjs'), '--images', '600', '--out', file], { stdio: 'ignore' });
+    writeSyntheticCoco(file, { images: 600 });
     await ingestBoth({ annotationPath: file, imageDir: fx, storeShapes: true });
     expect(lastParts()).toBe(4);
   });
 
   it('NaN in the later parts is counted as it is whole', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     const marks = c.annotations.slice(-200).filter((_, i) => i % 20 === 0);
     for (const a of marks) a.area = '__NaN__';
     const file = write('nan.json', JSON.stringify(c).replaceAll('"__NaN__"', 'NaN'));
-    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: DEMO.images });
     expect(lastParts()).toBe(4);
     const warning = events.at(-1)!.warnings!.find((w) => w.code === 'non_standard_numbers');
     expect(warning?.count).toBe(marks.length);
   });
 
   it('quirks in the later parts are counted over every part, as whole', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     const late = c.annotations.slice(-120);
     late.forEach((a, i) => {
       if (i % 4 === 0) a.id = c.annotations[0]!.id; // a duplicate of the first part's first id
@@ -161,7 +178,7 @@ describe('files the split holds for', () => {
       if (i % 4 === 2) a.bbox = [1, 1, 0, 3];
       if (i % 4 === 3) a.area = 1e9;
     });
-    const { split: events } = await ingestBoth({ annotationPath: write('late-quirks.json', JSON.stringify(c)), imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: write('late-quirks.json', JSON.stringify(c)), imageDir: DEMO.images });
     expect(lastParts()).toBe(4);
     const counts = Object.fromEntries(events.at(-1)!.warnings!.map((w) => [w.code, w.count]));
     expect(counts).toMatchObject({ duplicate_annotation_ids: 31, bbox_outside_image: 30, degenerate_bbox: 30 });
@@ -169,37 +186,37 @@ describe('files the split holds for', () => {
   });
 
   it('an unknown top-level key after the annotations (COCO 2014\'s "type") is kept as whole', async () => {
-    const file = write('type-last.json', JSON.stringify({ ...COCO128_JSON, type: 'instances' }));
-    await ingestBoth({ annotationPath: file, imageDir: COCO128.images });
+    const file = write('type-last.json', JSON.stringify({ ...BASE, type: 'instances' }));
+    await ingestBoth({ annotationPath: file, imageDir: DEMO.images });
     expect(lastParts()).toBe(4);
   });
 });
 
 describe('files the guessed boundaries miss: read whole, with the same rows', () => {
   it('"}, {" inside strings, where every split point lands', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     for (const a of c.annotations) a.note = '}, {"id": 1}, {'.repeat(40) + '\\"}, {';
-    await ingestBoth({ annotationPath: write('strings.json', JSON.stringify(c)), imageDir: COCO128.images });
+    await ingestBoth({ annotationPath: write('strings.json', JSON.stringify(c)), imageDir: DEMO.images });
     expect(lastParts()).toBe(1);
   });
 
   it('objects nested in annotations ("}, {" one level deeper)', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     for (const a of c.annotations) a.parts = Array.from({ length: 30 }, (_, i) => ({ i, visible: i % 2 === 0 }));
-    await ingestBoth({ annotationPath: write('nested.json', JSON.stringify(c)), imageDir: COCO128.images });
+    await ingestBoth({ annotationPath: write('nested.json', JSON.stringify(c)), imageDir: DEMO.images });
     expect(lastParts()).toBe(1);
   });
 
   it('split points in the images array', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     for (const im of c.images) im.caption = 'a long caption '.repeat(400);
-    await ingestBoth({ annotationPath: write('images-heavy.json', JSON.stringify(c)), imageDir: COCO128.images });
+    await ingestBoth({ annotationPath: write('images-heavy.json', JSON.stringify(c)), imageDir: DEMO.images });
     expect(lastParts()).toBe(1);
   });
 });
 
 describe('bad files end with the error they end with whole, and leave nothing', () => {
-  const text = JSON.stringify(COCO128_JSON);
+  const text = JSON.stringify(BASE);
   /** Byte offset of `}, {` number `k` from the end of the annotations array. */
   const boundaryFromEnd = (k: number) => {
     let i = text.lastIndexOf(']', text.length - 1);
@@ -214,49 +231,49 @@ describe('bad files end with the error they end with whole, and leave nothing', 
   it('malformed JSON in the last part', async () => {
     const at = boundaryFromEnd(10);
     const file = write('malformed.json', `${text.slice(0, at)}},,{${text.slice(at + 3)}`);
-    await ingestBoth({ annotationPath: file, imageDir: COCO128.images }, at + 2);
+    await ingestBoth({ annotationPath: file, imageDir: DEMO.images }, at + 2);
   });
 
   it('a file truncated in its last part', async () => {
     const file = write('truncated.json', text.slice(0, Math.floor(text.length * 0.9)));
-    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: DEMO.images });
     expect(events.at(-1)!.code).toBe('INVALID_JSON');
   });
 
   it('an annotation of an unknown image in a later part names its position in the whole file', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     c.annotations[c.annotations.length - 5]!.image_id = 999999999;
-    const { split: events } = await ingestBoth({ annotationPath: write('orphan.json', JSON.stringify(c)), imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: write('orphan.json', JSON.stringify(c)), imageDir: DEMO.images });
     expect(events.at(-1)!.message).toContain(`annotations[${c.annotations.length - 5}]`);
   });
 
   it('a second "categories" key after the annotations', async () => {
     const file = write('two-categories.json', `${text.slice(0, -1)},"categories":[]}`);
-    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: DEMO.images });
     expect(events.at(-1)!.code).toMatch(/INVALID_(JSON|COCO)/);
   });
 
   it('a wrong type in a later part', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     c.annotations[c.annotations.length - 3]!.bbox = 'wide';
-    const { split: events } = await ingestBoth({ annotationPath: write('wrong-type.json', JSON.stringify(c)), imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: write('wrong-type.json', JSON.stringify(c)), imageDir: DEMO.images });
     expect(events.at(-1)!.code).toBe('INVALID_COCO');
   });
 
   it('a number where an annotation belongs, in a later part', async () => {
     const at = boundaryFromEnd(30);
     const file = write('number-element.json', `${text.slice(0, at)}},7,{${text.slice(at + 3)}`);
-    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: file, imageDir: DEMO.images });
     expect(events.at(-1)!.code).toBe('INVALID_COCO');
   });
 
   it('stopping a split ingest mid-way leaves nothing, and the next one completes', async () => {
-    for await (const e of split.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })) {
+    for await (const e of split.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })) {
       if (e.stage === 'parsing_annotations') break;
     }
     expect(split.dv.ingestion.active).toBe(0);
     const before = await traces(split.dv);
-    const events = await ingestAll(split.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images });
+    const events = await ingestAll(split.dv, { annotationPath: DEMO.annotations, imageDir: DEMO.images });
     expect(events.at(-1)!.stage).toBe('complete');
     expect((await traces(split.dv)).samples).toBe(before.samples + 128);
   });
@@ -266,11 +283,11 @@ describe('a file in a bucket', () => {
   it('is read in 4 ranged downloads from S3, with the same rows as the local file read whole', async () => {
     const s3 = await startS3Server(['datasets']);
     const captured = capturingLogger();
-    const bucketEnv = await openTestEnv({ ...SPLIT, ...s3.env, DATAVISOR_DATA_ROOTS: `${SHARED},s3://datasets` }, {}, captured.log);
+    const bucketEnv = await openTestEnv({ ...SPLIT, ...s3.env, DATAVISOR_DATA_ROOTS: dataRoots('s3://datasets') }, {}, captured.log);
     try {
-      await putFile(s3.client, 'datasets', 'coco128.json', COCO128.annotations);
-      const a = await ingestAll(bucketEnv.dv, { annotationPath: 's3://datasets/coco128.json', imageDir: COCO128.images, storeShapes: true, datasetName: 'coco128' });
-      const b = await ingestAll(whole.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images, storeShapes: true, datasetName: 'coco128' });
+      await putFile(s3.client, 'datasets', 'demo.json', DEMO.annotations);
+      const a = await ingestAll(bucketEnv.dv, { annotationPath: 's3://datasets/demo.json', imageDir: DEMO.images, storeShapes: true, datasetName: 'demo' });
+      const b = await ingestAll(whole.dv, { annotationPath: DEMO.annotations, imageDir: DEMO.images, storeShapes: true, datasetName: 'demo' });
       expect(a.at(-1)!.stage, a.at(-1)!.message).toBe('complete');
       expect(captured.lines.find((l) => l.msg === 'ingest complete')?.parse_parts).toBe(4);
       const withoutSource = ({ dataset: { sourcePath: _p, ...dataset }, ...rest }: Awaited<ReturnType<typeof contents>>) => ({ dataset, ...rest });

@@ -2,8 +2,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
-  COCO128_IMAGES,
-  COCO128_JSON,
+  DEMO_IMAGES,
+  DEMO_JSON,
   expectHealthy,
   getJson,
   ingest,
@@ -20,14 +20,14 @@ let cocoText: string;
 
 beforeAll(async () => {
   t = await startTestServer();
-  cocoText = await fs.readFile(COCO128_JSON, 'utf8');
+  cocoText = await fs.readFile(DEMO_JSON, 'utf8');
   // A folder outside every data root, and links inside the root that lead there.
   outside = path.join(t.tmp, 'outside');
   await fs.mkdir(path.join(outside, 'images'), { recursive: true });
   await fs.writeFile(path.join(outside, 'coco.json'), cocoText);
   await fs.symlink(path.join(outside, 'coco.json'), path.join(t.data, 'link-to-outside.json'));
   await fs.symlink(path.join(outside, 'images'), path.join(t.data, 'link-to-outside-images'));
-  datasetId = (await ingestOk(t.base, { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES })).dataset_id!;
+  datasetId = (await ingestOk(t.base, { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES })).dataset_id!;
 }, SLOW);
 
 afterAll(async () => {
@@ -58,13 +58,13 @@ const post = (body: string | undefined, headers: Record<string, string> = { 'con
 describe('ingest requests of the wrong shape answer 400 JSON before any stream starts', { timeout: SLOW }, () => {
   test.each([
     ['an empty object', {}, /"annotation_path" is required.*"image_dir" is required/],
-    ['no image_dir', { annotation_path: COCO128_JSON }, /body field "image_dir" is required/],
-    ['a number for annotation_path', { annotation_path: 5, image_dir: COCO128_IMAGES }, /body field "annotation_path" must be a string \(got 5\)/],
-    ['an empty annotation_path', { annotation_path: '', image_dir: COCO128_IMAGES }, /"annotation_path" must not be empty/],
-    ['a list for split', { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, split: ['a'] }, /body field "split" must be a string/],
-    ['a boolean for dataset_name', { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, dataset_name: true }, /"dataset_name" must be a string/],
-    ['format yolo', { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, format: 'yolo' }, /body field "format" must be one of "coco".*\(got "yolo"\)/],
-    ['an array body', [COCO128_JSON], /request body must be a JSON object/],
+    ['no image_dir', { annotation_path: DEMO_JSON }, /body field "image_dir" is required/],
+    ['a number for annotation_path', { annotation_path: 5, image_dir: DEMO_IMAGES }, /body field "annotation_path" must be a string \(got 5\)/],
+    ['an empty annotation_path', { annotation_path: '', image_dir: DEMO_IMAGES }, /"annotation_path" must not be empty/],
+    ['a list for split', { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, split: ['a'] }, /body field "split" must be a string/],
+    ['a boolean for dataset_name', { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, dataset_name: true }, /"dataset_name" must be a string/],
+    ['format yolo', { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, format: 'yolo' }, /body field "format" must be one of "coco".*\(got "yolo"\)/],
+    ['an array body', [DEMO_JSON], /request body must be a JSON object/],
   ])('%s', async (_name, body, message) => {
     const res = await post(JSON.stringify(body));
     await expectError(res, 400, 'BAD_USER_INPUT', message);
@@ -79,12 +79,12 @@ describe('ingest requests of the wrong shape answer 400 JSON before any stream s
   });
 
   test('a body that is not declared as JSON answers 415', async () => {
-    const body = JSON.stringify({ annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES });
+    const body = JSON.stringify({ annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES });
     await expectError(await post(body, { 'content-type': 'text/plain' }), 415, 'BAD_USER_INPUT', /application\/json/);
   });
 
   test('a body over 64 KiB answers 413, with or without Content-Length', async () => {
-    const big = JSON.stringify({ annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, dataset_name: 'x'.repeat(70 * 1024) });
+    const big = JSON.stringify({ annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, dataset_name: 'x'.repeat(70 * 1024) });
     await expectError(await post(big), 413, 'PAYLOAD_TOO_LARGE');
     // Chunked, so the limit is enforced while reading rather than from the header.
     const chunks = [big.slice(0, 40_000), big.slice(40_000)];
@@ -122,24 +122,24 @@ describe('bad ingest sources end the stream with one error event and leave no da
   }
 
   test('an annotation file that does not exist: FILE_NOT_FOUND', async () => {
-    await expectIngestError({ annotation_path: path.join(t.data, 'nope.json'), image_dir: COCO128_IMAGES }, 'FILE_NOT_FOUND', /does not exist/);
+    await expectIngestError({ annotation_path: path.join(t.data, 'nope.json'), image_dir: DEMO_IMAGES }, 'FILE_NOT_FOUND', /does not exist/);
   });
 
   test('an image folder that does not exist: FILE_NOT_FOUND', async () => {
-    await expectIngestError({ annotation_path: COCO128_JSON, image_dir: path.join(t.data, 'no-images') }, 'FILE_NOT_FOUND');
+    await expectIngestError({ annotation_path: DEMO_JSON, image_dir: path.join(t.data, 'no-images') }, 'FILE_NOT_FOUND');
   });
 
   test('a file outside DATAVISOR_DATA_ROOTS: FORBIDDEN', async () => {
-    await expectIngestError({ annotation_path: path.join(outside, 'coco.json'), image_dir: COCO128_IMAGES }, 'FORBIDDEN', /outside the allowed data roots/);
+    await expectIngestError({ annotation_path: path.join(outside, 'coco.json'), image_dir: DEMO_IMAGES }, 'FORBIDDEN', /outside the allowed data roots/);
   });
 
   test('a path that climbs out of a root with ../: FORBIDDEN', async () => {
-    await expectIngestError({ annotation_path: path.join(t.data, '..', 'outside', 'coco.json'), image_dir: COCO128_IMAGES }, 'FORBIDDEN');
+    await expectIngestError({ annotation_path: path.join(t.data, '..', 'outside', 'coco.json'), image_dir: DEMO_IMAGES }, 'FORBIDDEN');
   });
 
   test('a symlink inside a root that points outside: FORBIDDEN', async () => {
-    await expectIngestError({ annotation_path: path.join(t.data, 'link-to-outside.json'), image_dir: COCO128_IMAGES }, 'FORBIDDEN');
-    await expectIngestError({ annotation_path: COCO128_JSON, image_dir: path.join(t.data, 'link-to-outside-images') }, 'FORBIDDEN');
+    await expectIngestError({ annotation_path: path.join(t.data, 'link-to-outside.json'), image_dir: DEMO_IMAGES }, 'FORBIDDEN');
+    await expectIngestError({ annotation_path: DEMO_JSON, image_dir: path.join(t.data, 'link-to-outside-images') }, 'FORBIDDEN');
   });
 
   test('malformed JSON: INVALID_JSON naming the byte offset', async () => {
@@ -148,7 +148,7 @@ describe('bad ingest sources end the stream with one error event and leave no da
     const broken = `${cocoText.slice(0, at)}"file_name" ]${cocoText.slice(at + '"file_name"'.length)}`;
     const file = path.join(t.data, 'malformed.json');
     await fs.writeFile(file, broken);
-    const e = await expectIngestError({ annotation_path: file, image_dir: COCO128_IMAGES }, 'INVALID_JSON');
+    const e = await expectIngestError({ annotation_path: file, image_dir: DEMO_IMAGES }, 'INVALID_JSON');
     const offset = Buffer.byteLength(cocoText.slice(0, at + '"file_name" '.length));
     // The parser locates the error to the block it was reading (at most 64 KiB), not the exact byte:
     // the message names a byte position at or after the fault, within a block of it.
@@ -160,7 +160,7 @@ describe('bad ingest sources end the stream with one error event and leave no da
   test('a truncated file: INVALID_JSON', async () => {
     const file = path.join(t.data, 'truncated.json');
     await fs.writeFile(file, cocoText.slice(0, Math.floor(cocoText.length * 0.6)));
-    const e = await expectIngestError({ annotation_path: file, image_dir: COCO128_IMAGES }, 'INVALID_JSON');
+    const e = await expectIngestError({ annotation_path: file, image_dir: DEMO_IMAGES }, 'INVALID_JSON');
     expect(e.message).toMatch(new RegExp(`ends at byte ${Buffer.byteLength(cocoText.slice(0, Math.floor(cocoText.length * 0.6)))}\\b`));
   });
 });

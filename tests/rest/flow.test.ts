@@ -3,8 +3,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  COCO128_IMAGES,
-  COCO128_JSON,
+  DEMO_IMAGES,
+  DEMO_JSON,
   expectHealthy,
   getJson,
   ingest,
@@ -17,7 +17,7 @@ import {
 interface Coco {
   images: { id: number; file_name: string; width: number; height: number }[];
   annotations: { id: number; image_id: number; iscrowd: number }[];
-  categories: { id: number; name: string }[];
+  categories: { id: number; name: string; supercategory: string }[];
 }
 
 let t: TestServer;
@@ -28,16 +28,16 @@ let samples: any[];
 
 beforeAll(async () => {
   t = await startTestServer({ thumbnailsOnIngest: 8 });
-  coco = JSON.parse(await fs.readFile(COCO128_JSON, 'utf8')) as Coco;
+  coco = JSON.parse(await fs.readFile(DEMO_JSON, 'utf8')) as Coco;
 }, SLOW);
 
 afterAll(async () => {
   await t?.close();
 });
 
-describe('the full flow on COCO128', { timeout: SLOW }, () => {
+describe('the full flow on the demo dataset (128 images)', { timeout: SLOW }, () => {
   test('POST /datasets/ingest streams progress as server-sent events and ends with complete', async () => {
-    const r = await ingest(t.base, { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, dataset_name: 'coco128' });
+    const r = await ingest(t.base, { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, dataset_name: 'demo' });
     expect(r.res.status).toBe(200);
     expect(r.res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(r.res.headers.get('cache-control')).toBe('no-cache');
@@ -55,7 +55,7 @@ describe('the full flow on COCO128', { timeout: SLOW }, () => {
     const stages = new Set(events.map((e) => e.stage));
     for (const s of ['parsing_images', 'parsing_annotations', 'categories', 'thumbnails', 'complete']) expect(stages).toContain(s);
     const done = events.at(-1)!;
-    expect(done).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: 939, category_count: 80 });
+    expect(done).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: coco.annotations.length, category_count: coco.categories.length });
     expect(events.filter((e) => e.stage === 'complete' || e.stage === 'error')).toHaveLength(1);
     datasetId = done.dataset_id!;
     expect(datasetId).toMatch(/^[a-z2-7]{16}$/);
@@ -69,19 +69,20 @@ describe('the full flow on COCO128', { timeout: SLOW }, () => {
     expect(one.status).toBe(200);
     expect(one.body).toMatchObject({
       id: datasetId,
-      name: 'coco128',
+      name: 'demo',
       format: 'coco',
-      source_path: COCO128_JSON,
-      image_dir: COCO128_IMAGES,
+      source_path: DEMO_JSON,
+      image_dir: DEMO_IMAGES,
       image_count: 128,
-      annotation_count: 939,
-      category_count: 80,
+      annotation_count: coco.annotations.length,
+      category_count: coco.categories.length,
     });
     expect(new Date(one.body.created_at).toString()).not.toBe('Invalid Date');
     const cats = await getJson(`${t.base}/datasets/${datasetId}/categories`);
     expect(cats.status).toBe(200);
-    expect(cats.body.categories).toHaveLength(80);
-    expect(cats.body.categories.find((c: any) => c.name === 'person')).toMatchObject({ id: 1, supercategory: 'person' });
+    expect(cats.body.categories).toHaveLength(coco.categories.length);
+    // The file's own category ids, gaps kept (docs/demo.md).
+    expect(cats.body.categories.find((c: any) => c.name === 'star')).toMatchObject({ id: 11, supercategory: 'polygon' });
   });
 
   test('paging through /samples with limit 50 sees every sample once, in file order', async () => {
@@ -111,19 +112,23 @@ describe('the full flow on COCO128', { timeout: SLOW }, () => {
   });
 
   test('category and extra filters narrow the listing, with their own total', async () => {
-    const person = await getJson(`${t.base}/samples?dataset_id=${datasetId}&category=person&limit=200`);
-    const personCat = coco.categories.find((c) => c.name === 'person')!.id;
-    const withPerson = new Set(coco.annotations.filter((a: any) => a.category_id === personCat).map((a) => a.image_id));
-    expect(person.status).toBe(200);
-    expect(person.body.total).toBe(withPerson.size);
-    expect(person.body.items.map((s: any) => s.id).sort()).toEqual([...withPerson].sort());
+    const triangle = await getJson(`${t.base}/samples?dataset_id=${datasetId}&category=triangle&limit=200`);
+    const triangleCat = coco.categories.find((c) => c.name === 'triangle')!.id;
+    const withTriangle = new Set(coco.annotations.filter((a: any) => a.category_id === triangleCat).map((a) => a.image_id));
+    expect(triangle.status).toBe(200);
+    expect(triangle.body.total).toBe(withTriangle.size);
+    expect(triangle.body.items.map((s: any) => s.id).sort()).toEqual([...withTriangle].sort());
     const crowd = await getJson(`${t.base}/samples?dataset_id=${datasetId}&is_crowd=true&limit=200`);
     const crowdImages = new Set(coco.annotations.filter((a) => a.iscrowd === 1).map((a) => a.image_id));
     expect(crowd.body.total).toBe(crowdImages.size);
     const empty = await getJson(`${t.base}/samples?dataset_id=${datasetId}&max_annotations=0`);
-    expect(empty.body.items.map((s: any) => s.file_name).sort()).toEqual(['000000000250.jpg', '000000000508.jpg']);
-    const byName = await getJson(`${t.base}/samples?dataset_id=${datasetId}&file_name_contains=0000000000&min_annotations=1`);
-    expect(byName.body.items.every((s: any) => s.file_name.includes('0000000000') && s.annotation_count >= 1)).toBe(true);
+    const annotated = new Set(coco.annotations.map((a) => a.image_id));
+    const unannotated = coco.images.filter((i) => !annotated.has(i.id)).map((i) => i.file_name);
+    expect(unannotated.length).toBeGreaterThan(0);
+    expect(empty.body.items.map((s: any) => s.file_name).sort()).toEqual(unannotated.sort());
+    const byName = await getJson(`${t.base}/samples?dataset_id=${datasetId}&file_name_contains=demo_0000&min_annotations=1`);
+    expect(byName.body.items.length).toBeGreaterThan(0);
+    expect(byName.body.items.every((s: any) => s.file_name.includes('demo_0000') && s.annotation_count >= 1)).toBe(true);
     const none = await getJson(`${t.base}/samples?dataset_id=${datasetId}&category=no-such-category`);
     expect(none.body).toMatchObject({ items: [], total: 0 });
   });
@@ -144,10 +149,10 @@ describe('the full flow on COCO128', { timeout: SLOW }, () => {
 
   test('thumbnails of every size are WebP of the right width, never upscaled', async () => {
     const widths = { small: 128, medium: 256, large: 512 } as const;
-    // Several samples, including the narrowest images (333 px: large must stay 333).
+    // Several samples, including the narrowest images (480 px: large must stay 480).
     const picks = [...samples].sort((a, b) => a.width - b.width).filter((_, i, all) => i < 3 || i % 25 === 0 || i === all.length - 1);
     for (const s of picks) {
-      const meta = await sharp(path.join(COCO128_IMAGES, s.file_name)).metadata();
+      const meta = await sharp(path.join(DEMO_IMAGES, s.file_name)).metadata();
       const shownWidth = (meta.orientation ?? 1) >= 5 ? meta.height! : meta.width!;
       for (const [size, width] of Object.entries(widths)) {
         const res = await fetch(`${t.base}/images/${datasetId}/${s.id}?size=${size}`);
@@ -183,7 +188,7 @@ describe('the full flow on COCO128', { timeout: SLOW }, () => {
 
   test('size=original streams the file with its own type, length and an ETag, with 304', async () => {
     const s = samples[3];
-    const file = await fs.readFile(path.join(COCO128_IMAGES, s.file_name));
+    const file = await fs.readFile(path.join(DEMO_IMAGES, s.file_name));
     const res = await fetch(s.image_url);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('image/jpeg');

@@ -1,26 +1,21 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { pino } from 'pino';
 import { loadSettings } from '../../dist/config.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../dist/server.js';
 import { openDataVisor, type DataVisor } from '../../dist/services/app.js';
+import { dataRoots, DEMO } from '../helpers/fixtures.js';
 
 /** Tests import the compiled server: ingestion runs its parser in a compiled worker thread. */
 
-export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-// Real path: datasets store the resolved paths they were ingested from, even when shared/ is a symlink.
-export const REALDATA = realpathSync(path.resolve(REPO, '../shared/realdata'));
-export const COCO128 = path.join(REALDATA, 'coco128-instances');
-export const COCO128_JSON = path.join(COCO128, 'annotations', 'instances_train2017.json');
-export const COCO128_IMAGES = path.join(COCO128, 'train2017');
-export const RBC = path.join(REALDATA, 'rbc-coco-roboflow');
-export const GEN_COCO = path.resolve(REPO, '../shared/bench/gen-coco.mjs');
+// Every fixture and data root comes from one module (committed, generated, or ../shared when present).
+export { bigCocoFile, FIXTURES, hasShared, RBC, RBC_TRAIN, REPO } from '../helpers/fixtures.js';
+/** The demo dataset every REST test ingests unless it needs another (tests/helpers/fixtures.ts). */
+export const DEMO_JSON = DEMO.annotations;
+export const DEMO_IMAGES = DEMO.images;
 
 /** Ingests, thumbnails and a 240-image demo take seconds on a 2-core machine. */
 export const SLOW = 120_000;
@@ -59,7 +54,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       DATAVISOR_DB_PATH: path.join(tmp, 'db', 'test.duckdb'),
       DATAVISOR_CACHE_DIR: path.join(tmp, 'thumbnails'),
       DATAVISOR_PLUGIN_DIR: path.join(tmp, 'no-plugins'),
-      DATAVISOR_DATA_ROOTS: [REALDATA, data, ...(opts.roots ?? [])].join(','),
+      DATAVISOR_DATA_ROOTS: dataRoots(data, ...(opts.roots ?? [])),
       DATAVISOR_THUMBNAILS_ON_INGEST: String(opts.thumbnailsOnIngest ?? 0),
       DATAVISOR_DEMO: '0',
       ...opts.env,
@@ -153,28 +148,6 @@ export async function expectHealthy(base: string): Promise<void> {
   const res = await fetch(`${base}/health`);
   const body = await res.json();
   if (res.status !== 200 || (body as { status?: string }).status !== 'ok') throw new Error(`/health answered ${res.status}`);
-}
-
-/**
- * A synthetic train2017-like COCO file (no images) from the shared generator, big enough that an
- * ingest runs for a second or more. Made once per machine in the temp folder and reused; written
- * under a temp name and renamed, so test files running in parallel never read half a file.
- */
-export async function bigCocoFile(images = 12_000): Promise<string> {
-  const dir = path.join(os.tmpdir(), 'datavisor-test-fixtures');
-  const file = path.join(dir, `gen-coco-${images}.json`);
-  try {
-    await fs.access(file);
-    return file;
-  } catch {
-    // Not made yet.
-  }
-  await fs.mkdir(dir, { recursive: true });
-  const temp = `${file}.${process.pid}-${Date.now()}.tmp`;
-  const r = spawnSync(process.execPath, [GEN_COCO, '--images', String(images), '--out', temp], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`gen-coco failed: ${r.stderr}`);
-  await fs.rename(temp, file);
-  return file;
 }
 
 /** Reads an SSE response block by block, as a browser's EventSource would. */

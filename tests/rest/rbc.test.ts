@@ -1,10 +1,9 @@
-import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { getJson, ingestOk, RBC, SLOW, startTestServer, type IngestEventJson, type TestServer } from './helpers.js';
+import { getJson, hasShared, ingestOk, RBC, RBC_TRAIN, SLOW, startTestServer, type IngestEventJson, type TestServer } from './helpers.js';
 
+/** The splits in tests/fixtures; the train split is in ../shared only (the last describe). */
 const SPLITS = [
-  { split: 'train', images: 210, annotations: 4947 },
   { split: 'valid', images: 20, annotations: 470 },
   { split: 'test', images: 10, annotations: 221 },
 ] as const;
@@ -22,8 +21,7 @@ afterAll(async () => {
 
 describe('the Roboflow RBC export, one dataset per split', { timeout: SLOW }, () => {
   test.each(SPLITS)('ingesting $split gives $images images and $annotations annotations', async ({ split, images, annotations }) => {
-    const dir = path.join(RBC, split);
-    const complete = await ingestOk(t.base, { annotation_path: path.join(dir, '_annotations.coco.json'), image_dir: dir, dataset_name: `rbc-${split}`, split });
+    const complete = await ingestOk(t.base, { annotation_path: RBC(split).annotations, image_dir: RBC(split).images, dataset_name: `rbc-${split}`, split });
     expect(complete).toMatchObject({ image_count: images, annotation_count: annotations, category_count: 3 });
     // Roboflow's unused placeholder category "RBC-WBC" is reported, not hidden.
     const warning = complete.warnings?.find((w) => w.code === 'unused_categories');
@@ -31,9 +29,9 @@ describe('the Roboflow RBC export, one dataset per split', { timeout: SLOW }, ()
     done.set(split, complete);
   });
 
-  test('the three datasets are listed newest first with their split', async () => {
+  test('the datasets are listed newest first with their split', async () => {
     const list = await getJson(`${t.base}/datasets`);
-    expect(list.body.datasets.map((d: any) => d.name)).toEqual(['rbc-test', 'rbc-valid', 'rbc-train']);
+    expect(list.body.datasets.map((d: any) => d.name)).toEqual(['rbc-test', 'rbc-valid']);
     for (const d of list.body.datasets) expect(d.split).toBe(d.name.slice(4));
     const cats = await getJson(`${t.base}/datasets/${done.get('valid')!.dataset_id}/categories`);
     expect(cats.body.categories.map((c: any) => [c.id, c.name, c.annotation_count > 0])).toEqual([
@@ -67,5 +65,20 @@ describe('the Roboflow RBC export, one dataset per split', { timeout: SLOW }, ()
     const wbc = await getJson(`${t.base}/samples?dataset_id=${id}&category=wbc`);
     expect(wbc.body.total).toBeGreaterThan(0);
     expect(wbc.body.total).toBeLessThanOrEqual(10);
+  });
+});
+
+describe.skipIf(!hasShared)('the RBC export\'s train split (../shared)', { timeout: SLOW }, () => {
+  test('ingesting train gives 210 images and 4947 annotations, listed first, and ?split=train keeps them', async () => {
+    const complete = await ingestOk(t.base, { annotation_path: RBC_TRAIN.annotations, image_dir: RBC_TRAIN.images, dataset_name: 'rbc-train', split: 'train' });
+    expect(complete).toMatchObject({ image_count: 210, annotation_count: 4947, category_count: 3 });
+    expect(complete.warnings?.find((w) => w.code === 'unused_categories')).toMatchObject({ count: 1 });
+    const list = await getJson(`${t.base}/datasets`);
+    expect(list.body.datasets.map((d: any) => d.name)).toEqual(['rbc-train', 'rbc-test', 'rbc-valid']);
+    const same = await getJson(`${t.base}/samples?dataset_id=${complete.dataset_id}&split=train&limit=200`);
+    expect(same.body.total).toBe(210);
+    expect(same.body.items.every((s: any) => s.split === 'train')).toBe(true);
+    const other = await getJson(`${t.base}/samples?dataset_id=${complete.dataset_id}&split=valid`);
+    expect(other.body).toMatchObject({ items: [], total: 0 });
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AUTH, dist, startSecured, type Harness } from './helpers.js';
+import { AUTH, dist, SAMPLE_ID, startSecured, type Harness } from './helpers.js';
 import { startHarness } from '../graphql/harness.js';
 
 /**
@@ -55,7 +55,7 @@ describe('with a list of origins and a token', () => {
   });
 
   test('a request from a listed origin gets its origin back and sees ETag, also on a 401', async () => {
-    const res = await fetch(`${h.base}/images/${id}/9?size=small`, { headers: { origin: APP, ...AUTH } });
+    const res = await fetch(`${h.base}/images/${id}/${SAMPLE_ID}?size=small`, { headers: { origin: APP, ...AUTH } });
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe(APP);
     expect(res.headers.get('access-control-expose-headers')?.toLowerCase().split(/,\s*/)).toEqual(expect.arrayContaining(['etag', 'x-request-id']));

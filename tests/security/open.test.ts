@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startHarness, type Harness } from '../graphql/harness.js';
+import { SAMPLE_ID } from './helpers.js';
 
 /** Without DATAVISOR_API_TOKEN (the default) nothing changes: every route is open, URLs are unsigned. */
 
@@ -22,9 +23,9 @@ test('every route answers without a token', async () => {
     ['GET', `/datasets/${id}`, 200],
     ['GET', `/datasets/${id}/categories`, 200],
     ['GET', `/samples?dataset_id=${id}`, 200],
-    ['GET', `/samples/9/annotations?dataset_id=${id}`, 200],
-    ['GET', `/images/${id}/9?size=small`, 200],
-    ['GET', `/images/${id}/9?size=original`, 200],
+    ['GET', `/samples/${SAMPLE_ID}/annotations?dataset_id=${id}`, 200],
+    ['GET', `/images/${id}/${SAMPLE_ID}?size=small`, 200],
+    ['GET', `/images/${id}/${SAMPLE_ID}?size=original`, 200],
     ['GET', '/openapi.json', 200],
     ['PUT', '/graphql/stream', 201],
   ] as const) {

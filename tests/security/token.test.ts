@@ -1,6 +1,6 @@
 import { createClient, type ExecutionResult } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AUTH, refusal, startSecured, tinyCoco, TOKEN, type Harness } from './helpers.js';
+import { AUTH, refusal, SAMPLE_ID, startSecured, tinyCoco, TOKEN, type Harness } from './helpers.js';
 
 /**
  * DATAVISOR_API_TOKEN: every route but /health answers 401 without the token or with a wrong
@@ -38,10 +38,10 @@ const PROBES: Probe[] = [
   // An unknown id: the right token gets as far as the 404, and nothing real is deleted.
   { name: 'delete', method: 'DELETE', path: () => '/datasets/aaaaaaaaaaaaaaaa', ok: 404 },
   { name: 'samples', method: 'GET', path: () => `/samples?dataset_id=${id}&limit=5`, ok: 200 },
-  { name: 'annotations', method: 'GET', path: () => `/samples/9/annotations?dataset_id=${id}`, ok: 200 },
-  { name: 'thumbnail', method: 'GET', path: () => `/images/${id}/9?size=small`, ok: 200 },
-  { name: 'original', method: 'GET', path: () => `/images/${id}/9?size=original`, ok: 200 },
-  { name: 'original HEAD', method: 'HEAD', path: () => `/images/${id}/9?size=original`, ok: 200 },
+  { name: 'annotations', method: 'GET', path: () => `/samples/${SAMPLE_ID}/annotations?dataset_id=${id}`, ok: 200 },
+  { name: 'thumbnail', method: 'GET', path: () => `/images/${id}/${SAMPLE_ID}?size=small`, ok: 200 },
+  { name: 'original', method: 'GET', path: () => `/images/${id}/${SAMPLE_ID}?size=original`, ok: 200 },
+  { name: 'original HEAD', method: 'HEAD', path: () => `/images/${id}/${SAMPLE_ID}?size=original`, ok: 200 },
   { name: 'openapi', method: 'GET', path: () => '/openapi.json', ok: 200 },
   // A body the schema refuses: the token is checked before anything is ingested or validated.
   { name: 'ingest', method: 'POST', path: () => '/datasets/ingest', headers: json, body: () => '{"annotation_path":1}', ok: 400 },
@@ -59,7 +59,7 @@ const PROBES: Probe[] = [
   },
   // No route: the token comes first, so an anonymous client learns nothing about the routes.
   { name: 'unknown route', method: 'GET', path: () => '/nope', ok: 404 },
-  { name: 'unknown image path', method: 'GET', path: () => `/images/${id}/9/extra`, ok: 404 },
+  { name: 'unknown image path', method: 'GET', path: () => `/images/${id}/${SAMPLE_ID}/extra`, ok: 404 },
 ];
 
 const send = (p: Probe, auth: Record<string, string>) =>

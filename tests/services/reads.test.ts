@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COCO128, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { DEMO, ingestAll, openTestEnv, readJson, type TestEnv } from '../helpers/env.js';
 
 /**
  * Reads under load, through the services: more concurrent queries than reader connections, and
@@ -18,7 +18,15 @@ interface CocoFile {
 let env: TestEnv;
 let id: string;
 let dense: string;
-const coco = JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as CocoFile;
+/**
+ * The demo dataset (tests/helpers/fixtures.ts) with its annotations spread over 80 categories, as
+ * many as COCO has: filters on 1..80 of them are more distinct statements than a reader keeps.
+ */
+const coco = ((): CocoFile => {
+  const demo = readJson<CocoFile>(DEMO.annotations);
+  const categories = Array.from({ length: 80 }, (_, k) => ({ id: k + 1 + Math.floor(k / 8), name: `class ${k}` }));
+  return { ...demo, categories, annotations: demo.annotations.map((a, n) => ({ ...a, category_id: categories[n % 80]!.id })) };
+})();
 const categoryName = new Map(coco.categories.map((c) => [c.id, c.name]));
 /** Annotations of each image, in file order. */
 const annotationsOf = new Map<number, CocoFile['annotations']>(coco.images.map((i) => [i.id, []]));
@@ -26,7 +34,9 @@ for (const a of coco.annotations) annotationsOf.get(a.image_id)!.push(a);
 
 beforeAll(async () => {
   env = await openTestEnv();
-  const events = await ingestAll(env.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images });
+  const spread = path.join(env.dir, 'eighty-categories.json');
+  fs.writeFileSync(spread, JSON.stringify(coco));
+  const events = await ingestAll(env.dv, { annotationPath: spread, imageDir: DEMO.images });
   id = events.at(-1)!.dataset_id!;
   const file = path.join(env.dir, 'dense.json');
   fs.writeFileSync(file, JSON.stringify(DENSE));

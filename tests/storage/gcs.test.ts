@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { gcsFault, startFaultProxy, type FaultProxy, type SeenRequest } from '../helpers/fault-proxy.js';
-import { COCO128, ingestAll, openTestEnv, SHARED, tempDir, type TestEnv } from '../helpers/env.js';
+import { dataRoots, DEMO, ingestAll, openTestEnv, readJson, tempDir, type TestEnv } from '../helpers/env.js';
 import { crc32c, startGcsServer, type GcsTestServer } from '../helpers/gcs-server.js';
 
 /**
@@ -20,36 +20,38 @@ import { crc32c, startGcsServer, type GcsTestServer } from '../helpers/gcs-serve
 interface CocoFile {
   images: { id: number; file_name: string; width: number; height: number }[];
   annotations: { image_id: number }[];
+  categories: { id: number }[];
 }
-const coco = JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as CocoFile;
-const JSON_SIZE = fs.statSync(COCO128.annotations).size;
+/** The demo dataset (tests/helpers/fixtures.ts): 128 JPEGs, a few without annotations. */
+const coco = readJson<CocoFile>(DEMO.annotations);
+const JSON_SIZE = fs.statSync(DEMO.annotations).size;
 const annotated = new Set(coco.annotations.map((a) => a.image_id));
 const GAP_IMAGE = coco.images.find((i) => annotated.has(i.id))!;
 
-const ANN = 'gs://datasets/coco128/annotations/instances_train2017.json';
-const IMG = 'gs://datasets/coco128/train2017';
-const roots = [SHARED, 'gs://datasets/coco128', 'gs://datasets/coco128-gap'].join(',');
+const ANN = 'gs://datasets/demo/annotations/instances_train2017.json';
+const IMG = 'gs://datasets/demo/train2017';
+const roots = [dataRoots(), 'gs://datasets/demo', 'gs://datasets/demo-gap'].join(',');
 
 let root: string;
 let gcs: GcsTestServer;
 let env: TestEnv;
 
-/** Lays COCO128 out as objects `<bucket>/<prefix>/annotations/…json` and `<bucket>/<prefix>/train2017/*.jpg`. */
+/** Lays the demo dataset out as objects `<bucket>/<prefix>/annotations/…json` and `<bucket>/<prefix>/train2017/*.jpg`. */
 function seed(bucket: string, prefix: string, skip: string[] = []) {
   const dir = path.join(root, bucket, prefix);
   fs.mkdirSync(path.join(dir, 'annotations'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'train2017'), { recursive: true });
-  fs.copyFileSync(COCO128.annotations, path.join(dir, 'annotations/instances_train2017.json'));
-  for (const n of fs.readdirSync(COCO128.images)) {
-    if (!skip.includes(n)) fs.copyFileSync(path.join(COCO128.images, n), path.join(dir, 'train2017', n));
+  fs.copyFileSync(DEMO.annotations, path.join(dir, 'annotations/instances_train2017.json'));
+  for (const n of fs.readdirSync(DEMO.images)) {
+    if (!skip.includes(n)) fs.copyFileSync(path.join(DEMO.images, n), path.join(dir, 'train2017', n));
   }
 }
 
 beforeAll(async () => {
   root = tempDir('dv-gcs-');
-  seed('datasets', 'coco128');
-  seed('datasets', 'coco128-gap', [GAP_IMAGE.file_name]);
-  seed('elsewhere', 'coco128');
+  seed('datasets', 'demo');
+  seed('datasets', 'demo-gap', [GAP_IMAGE.file_name]);
+  seed('elsewhere', 'demo');
   gcs = await startGcsServer(root);
   // A page size of 20 makes the 128-image listing take 7 pages.
   env = await openTestEnv(
@@ -77,9 +79,9 @@ async function ingestError(dvEnv: TestEnv, request: IngestRequest): Promise<Inge
   return last;
 }
 
-function expectCoco128Counts(last: IngestEvent) {
-  expect([last.image_count, last.annotation_count, last.category_count]).toEqual([128, 939, 80]);
-  expect(last.warnings!.find((w) => w.code === 'images_without_annotations')?.count).toBe(2);
+function expectDemoCounts(last: IngestEvent) {
+  expect([last.image_count, last.annotation_count, last.category_count]).toEqual([128, coco.annotations.length, coco.categories.length]);
+  expect(last.warnings!.find((w) => w.code === 'images_without_annotations')?.count).toBe(coco.images.filter((i) => !annotated.has(i.id)).length);
 }
 
 const codeOf = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code);
@@ -92,8 +94,9 @@ async function readStream(s: AsyncIterable<Uint8Array>): Promise<Buffer> {
 
 describe('the GCS test server speaks the JSON API', () => {
   const api = (p: string, init?: RequestInit) => fetch(`${gcs.url}/storage/v1${p}`, init);
-  const obj = encodeURIComponent('coco128/train2017/000000000009.jpg');
-  const bytes = () => fs.readFileSync(path.join(COCO128.images, '000000000009.jpg'));
+  const first = coco.images[0]!.file_name;
+  const obj = encodeURIComponent(`demo/train2017/${first}`);
+  const bytes = () => fs.readFileSync(path.join(DEMO.images, first));
 
   it('answers object metadata with string sizes and base64 hashes', async () => {
     const res = await api(`/b/datasets/o/${obj}`);
@@ -102,7 +105,7 @@ describe('the GCS test server speaks the JSON API', () => {
     const crc = Buffer.alloc(4);
     crc.writeUInt32BE(crc32c(bytes()));
     expect(m).toMatchObject({
-      kind: 'storage#object', bucket: 'datasets', name: 'coco128/train2017/000000000009.jpg', size: String(bytes().length),
+      kind: 'storage#object', bucket: 'datasets', name: `demo/train2017/${first}`, size: String(bytes().length),
       contentType: 'image/jpeg', crc32c: crc.toString('base64'), metageneration: '1',
     });
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
@@ -132,7 +135,7 @@ describe('the GCS test server speaks the JSON API', () => {
     let token: string | undefined;
     let pages = 0;
     do {
-      const q = new URLSearchParams({ prefix: 'coco128/train2017/', maxResults: '50', ...(token ? { pageToken: token } : {}) });
+      const q = new URLSearchParams({ prefix: 'demo/train2017/', maxResults: '50', ...(token ? { pageToken: token } : {}) });
       const page = (await (await api(`/b/datasets/o?${q}`)).json()) as { kind: string; items?: { name: string }[]; nextPageToken?: string };
       expect(page.kind).toBe('storage#objects');
       names.push(...(page.items ?? []).map((i) => i.name));
@@ -140,9 +143,9 @@ describe('the GCS test server speaks the JSON API', () => {
       pages++;
     } while (token);
     expect(pages).toBe(3);
-    expect(names).toEqual(fs.readdirSync(COCO128.images).sort().map((n) => `coco128/train2017/${n}`));
-    const byFolder = (await (await api('/b/datasets/o?delimiter=/&prefix=coco128/')).json()) as { prefixes: string[] };
-    expect(byFolder.prefixes).toEqual(['coco128/annotations/', 'coco128/train2017/']);
+    expect(names).toEqual(fs.readdirSync(DEMO.images).sort().map((n) => `demo/train2017/${n}`));
+    const byFolder = (await (await api('/b/datasets/o?delimiter=/&prefix=demo/')).json()) as { prefixes: string[] };
+    expect(byFolder.prefixes).toEqual(['demo/annotations/', 'demo/train2017/']);
   });
 });
 
@@ -154,7 +157,7 @@ describe('ingestion from GCS', () => {
     const before = env.dv.thumbnails.stats.generated;
     const { events, last } = await ingestOk(env, { annotationPath: ANN, imageDir: IMG });
     datasetId = last.dataset_id!;
-    expectCoco128Counts(last);
+    expectDemoCounts(last);
     expect(last.warnings!.map((w) => w.code)).not.toContain('image_files_missing');
     expect(events.every((e) => e.bytes_total === JSON_SIZE)).toBe(true);
     expect(last.bytes_read).toBe(JSON_SIZE);
@@ -173,46 +176,46 @@ describe('ingestion from GCS', () => {
       expect([meta.format, meta.width, meta.height]).toEqual(['webp', 256, Math.round((img.height * 256) / img.width)]);
     }
     for (const img of coco.images.slice(0, 5)) {
-      const local = fs.readFileSync(path.join(COCO128.images, img.file_name));
+      const local = fs.readFileSync(path.join(DEMO.images, img.file_name));
       const o = await env.dv.samples.openOriginal(datasetId, img.id);
-      const m = (await (await fetch(`${gcs.url}/storage/v1/b/datasets/o/${encodeURIComponent(`coco128/train2017/${img.file_name}`)}`)).json()) as { etag: string };
+      const m = (await (await fetch(`${gcs.url}/storage/v1/b/datasets/o/${encodeURIComponent(`demo/train2017/${img.file_name}`)}`)).json()) as { etag: string };
       expect(o).toMatchObject({ contentType: 'image/jpeg', size: local.length, etag: `"${m.etag}"`, path: null, presignedUrl: null });
       expect((await readStream(await o.open())).equals(local)).toBe(true);
     }
   });
 
   it('ingests a local JSON with images in the bucket, and a JSON in the bucket with local images', async () => {
-    const a = await ingestOk(env, { annotationPath: COCO128.annotations, imageDir: IMG });
-    expectCoco128Counts(a.last);
+    const a = await ingestOk(env, { annotationPath: DEMO.annotations, imageDir: IMG });
+    expectDemoCounts(a.last);
     expect(a.last.warnings!.map((w) => w.code)).not.toContain('image_files_missing');
-    const b = await ingestOk(env, { annotationPath: ANN, imageDir: COCO128.images });
-    expectCoco128Counts(b.last);
+    const b = await ingestOk(env, { annotationPath: ANN, imageDir: DEMO.images });
+    expectDemoCounts(b.last);
     expect(b.last.warnings!.map((w) => w.code)).not.toContain('image_files_missing');
   });
 
   it('reports a missing object as image_files_missing, and FILE_NOT_FOUND when it is asked for', async () => {
-    const { last } = await ingestOk(env, { annotationPath: 'gs://datasets/coco128-gap/annotations/instances_train2017.json', imageDir: 'gs://datasets/coco128-gap/train2017' });
+    const { last } = await ingestOk(env, { annotationPath: 'gs://datasets/demo-gap/annotations/instances_train2017.json', imageDir: 'gs://datasets/demo-gap/train2017' });
     expect(last.warnings!.find((w) => w.code === 'image_files_missing')).toMatchObject({ count: 1, examples: [GAP_IMAGE.file_name] });
     const id = last.dataset_id!;
     expect(await codeOf(env.dv.samples.thumbnail(id, GAP_IMAGE.id, 'medium'))).toBe('FILE_NOT_FOUND');
     expect(await codeOf(env.dv.samples.openOriginal(id, GAP_IMAGE.id))).toBe('FILE_NOT_FOUND');
     const gone = coco.images[30]!;
-    fs.rmSync(path.join(root, 'datasets/coco128-gap/train2017', gone.file_name));
+    fs.rmSync(path.join(root, 'datasets/demo-gap/train2017', gone.file_name));
     expect(await codeOf(env.dv.samples.thumbnail(id, gone.id, 'large'))).toBe('FILE_NOT_FOUND');
     expect(await codeOf(env.dv.samples.openOriginal(id, gone.id))).toBe('FILE_NOT_FOUND');
   });
 
   it('refuses buckets outside the roots and `..` with FORBIDDEN; FILE_NOT_FOUND inside them', async () => {
     for (const [annotationPath, imageDir] of [
-      ['gs://elsewhere/coco128/annotations/instances_train2017.json', IMG],
-      ['gs://datasets/coco1280/a.json', IMG],
-      [ANN, 's3://datasets/coco128/train2017'],
-      [ANN, 'gs://datasets/coco128/../elsewhere'],
+      ['gs://elsewhere/demo/annotations/instances_train2017.json', IMG],
+      ['gs://datasets/demo0/a.json', IMG],
+      [ANN, 's3://datasets/demo/train2017'],
+      [ANN, 'gs://datasets/demo/../elsewhere'],
     ] as const) {
       expect(await ingestError(env, { annotationPath, imageDir })).toMatchObject({ code: 'FORBIDDEN' });
     }
-    expect((await ingestError(env, { annotationPath: 'gs://datasets/coco128/none.json', imageDir: IMG })).code).toBe('FILE_NOT_FOUND');
-    expect((await ingestError(env, { annotationPath: ANN, imageDir: 'gs://datasets/coco128/empty' })).code).toBe('FILE_NOT_FOUND');
+    expect((await ingestError(env, { annotationPath: 'gs://datasets/demo/none.json', imageDir: IMG })).code).toBe('FILE_NOT_FOUND');
+    expect((await ingestError(env, { annotationPath: ANN, imageDir: 'gs://datasets/demo/empty' })).code).toBe('FILE_NOT_FOUND');
   });
 
   it('reads STORAGE_EMULATOR_HOST into the settings (a trailing /storage/v1 dropped)', () => {
@@ -225,7 +228,7 @@ describe('ingestion from GCS', () => {
 describe('retries against a failing GCS', () => {
   let proxy: FaultProxy;
   let flaky: TestEnv;
-  const annPath = `/storage/v1/b/datasets/o/${encodeURIComponent('coco128/annotations/instances_train2017.json')}`;
+  const annPath = `/storage/v1/b/datasets/o/${encodeURIComponent('demo/annotations/instances_train2017.json')}`;
   const isMedia = (p: string) => (r: SeenRequest) => r.url.startsWith(`${p}?`) && r.url.includes('alt=media');
   const isMeta = (p: string) => (r: SeenRequest) => r.url === p || (r.url.startsWith(`${p}?`) && !r.url.includes('alt=media'));
   const isList = (r: SeenRequest) => r.url.startsWith('/storage/v1/b/datasets/o?');
@@ -243,13 +246,13 @@ describe('retries against a failing GCS', () => {
 
   it('retries 503, 429 and dropped connections, and the ingest completes with every count', async () => {
     proxy.clear();
-    const img0 = `/storage/v1/b/datasets/o/${encodeURIComponent(`coco128/train2017/${coco.images[0]!.file_name}`)}`;
+    const img0 = `/storage/v1/b/datasets/o/${encodeURIComponent(`demo/train2017/${coco.images[0]!.file_name}`)}`;
     proxy.fail({ match: isMeta(annPath), times: 1, fault: 'reset' });
     proxy.fail({ match: isMedia(annPath), times: 2, fault: gcsFault(503, 'backendError', 'Backend Error') });
     proxy.fail({ match: isList, times: 1, fault: gcsFault(429, 'rateLimitExceeded', 'The rate of change requests to the object is too high.') });
     proxy.fail({ match: isMedia(img0), times: 3, fault: gcsFault(503, 'backendError', 'Backend Error') });
     const { last } = await ingestOk(flaky, { annotationPath: ANN, imageDir: IMG });
-    expectCoco128Counts(last);
+    expectDemoCounts(last);
     expect(last.warnings!.map((w) => w.code)).not.toContain('image_files_missing');
     const count = (m: (r: SeenRequest) => boolean) => proxy.seen.filter(m).length;
     expect(count(isMeta(annPath))).toBe(2);
@@ -284,13 +287,13 @@ describe('the CLI, configured by the environment', () => {
         cwd: dir,
         env: {
           ...process.env, STORAGE_EMULATOR_HOST: gcs.url, GOOGLE_APPLICATION_CREDENTIALS: '',
-          DATAVISOR_DATA_ROOTS: 'gs://datasets/coco128', DATAVISOR_DB_PATH: path.join(dir, 'db.duckdb'),
+          DATAVISOR_DATA_ROOTS: 'gs://datasets/demo', DATAVISOR_DB_PATH: path.join(dir, 'db.duckdb'),
           DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'), DATAVISOR_PLUGIN_DIR: path.join(dir, 'none'), DATAVISOR_THUMBNAILS_ON_INGEST: '3',
         },
       });
       const last = JSON.parse(stdout.trim().split('\n').at(-1)!) as IngestEvent;
       expect(last.stage).toBe('complete');
-      expectCoco128Counts(last);
+      expectDemoCounts(last);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -7,8 +7,8 @@ import { loadSettings } from '../../dist/config.js';
 import { startServer, type RunningServer } from '../../dist/server.js';
 import { openDataVisor, type DataVisor } from '../../dist/services/app.js';
 import { createLogger } from '../../dist/services/logger.js';
-import { COCO128, tempDir } from '../helpers/env.js';
-import { deleteObject, putFile, seedCoco128, startS3Server, type S3TestServer } from '../helpers/s3.js';
+import { DEMO, readJson, tempDir } from '../helpers/env.js';
+import { deleteObject, putFile, seedDemo, startS3Server, type S3TestServer } from '../helpers/s3.js';
 
 /**
  * The HTTP edge over a dataset in S3: ingest through POST /datasets/ingest, originals streamed
@@ -22,7 +22,8 @@ interface Running {
   close(): Promise<void>;
 }
 
-const coco = JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as { images: { id: number; file_name: string }[] };
+/** The demo dataset (tests/helpers/fixtures.ts), seeded into the bucket. */
+const coco = readJson<{ images: { id: number; file_name: string }[]; annotations: unknown[]; categories: unknown[] }>(DEMO.annotations);
 let s3: S3TestServer;
 
 async function start(extra: Record<string, string>): Promise<Running> {
@@ -34,7 +35,7 @@ async function start(extra: Record<string, string>): Promise<Running> {
     DATAVISOR_DB_PATH: path.join(dir, 'db.duckdb'),
     DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'),
     DATAVISOR_PLUGIN_DIR: path.join(dir, 'no-plugins'),
-    DATAVISOR_DATA_ROOTS: 's3://datasets/coco128',
+    DATAVISOR_DATA_ROOTS: 's3://datasets/demo',
     DATAVISOR_THUMBNAILS_ON_INGEST: '0',
     DATAVISOR_DEMO: '0',
     ...extra,
@@ -56,7 +57,7 @@ async function ingest(base: string): Promise<{ stage: string; dataset_id?: strin
   const res = await fetch(`${base}/datasets/ingest`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ annotation_path: 's3://datasets/coco128/annotations/instances_train2017.json', image_dir: 's3://datasets/coco128/train2017' }),
+    body: JSON.stringify({ annotation_path: 's3://datasets/demo/annotations/instances_train2017.json', image_dir: 's3://datasets/demo/train2017' }),
   });
   const events = (await res.text()).split(/\n\n/).map((b) => b.split('\n').find((l) => l.startsWith('data:'))).filter(Boolean)
     .map((l) => JSON.parse(l!.slice(5)) as { stage: string });
@@ -65,7 +66,7 @@ async function ingest(base: string): Promise<{ stage: string; dataset_id?: strin
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  await seedCoco128(s3.client, 'datasets', 'coco128');
+  await seedDemo(s3.client, 'datasets', 'demo');
 });
 afterAll(async () => {
   await s3?.stop();
@@ -77,7 +78,7 @@ describe('GET /images for a dataset in S3', () => {
   beforeAll(async () => {
     app = await start({});
     const last = await ingest(app.base);
-    expect(last).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: 939, category_count: 80 });
+    expect(last).toMatchObject({ stage: 'complete', image_count: 128, annotation_count: coco.annotations.length, category_count: coco.categories.length });
     id = last.dataset_id!;
   });
   afterAll(async () => {
@@ -86,7 +87,7 @@ describe('GET /images for a dataset in S3', () => {
 
   it('streams the original with its type, length and ETag; 304 on a match; HEAD without a body', async () => {
     const img = coco.images[0]!;
-    const local = fs.readFileSync(path.join(COCO128.images, img.file_name));
+    const local = fs.readFileSync(path.join(DEMO.images, img.file_name));
     const etag = `"${createHash('md5').update(local).digest('hex')}"`;
     const res = await fetch(`${app.base}/images/${id}/${img.id}?size=original`);
     expect(res.status).toBe(200);
@@ -109,7 +110,7 @@ describe('GET /images for a dataset in S3', () => {
 
   it('answers 404 FILE_NOT_FOUND when the object is gone, naming the file and not the bucket', async () => {
     const img = coco.images[2]!;
-    await deleteObject(s3.client, 'datasets', `coco128/train2017/${img.file_name}`);
+    await deleteObject(s3.client, 'datasets', `demo/train2017/${img.file_name}`);
     try {
       for (const size of ['original', 'medium']) {
         const res = await fetch(`${app.base}/images/${id}/${img.id}?size=${size}`);
@@ -126,7 +127,7 @@ describe('GET /images for a dataset in S3', () => {
 });
 
 async function seedOne(name: string) {
-  await putFile(s3.client, 'datasets', `coco128/train2017/${name}`, path.join(COCO128.images, name), 'image/jpeg');
+  await putFile(s3.client, 'datasets', `demo/train2017/${name}`, path.join(DEMO.images, name), 'image/jpeg');
 }
 
 describe('GET /images with DATAVISOR_PRESIGN=1', () => {
@@ -141,7 +142,7 @@ describe('GET /images with DATAVISOR_PRESIGN=1', () => {
       expect(location).toContain('X-Amz-Signature=');
       expect(res.headers.get('cache-control')).toBe('private, no-store');
       const followed = await fetch(location);
-      expect(Buffer.from(await followed.arrayBuffer()).equals(fs.readFileSync(path.join(COCO128.images, img.file_name)))).toBe(true);
+      expect(Buffer.from(await followed.arrayBuffer()).equals(fs.readFileSync(path.join(DEMO.images, img.file_name)))).toBe(true);
     } finally {
       await app.close();
     }

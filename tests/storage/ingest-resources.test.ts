@@ -5,7 +5,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
 import type { IngestEvent } from '../../dist/services/ingest/ingest.js';
-import { COCO128, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { DEMO, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * DuckDB's memory_limit and threads follow the ingests (src/services/db/ingest-resources.ts): the
@@ -43,11 +43,11 @@ async function until(it: AsyncIterator<IngestEvent>, match: (e: IngestEvent) => 
 describe('DuckDB memory limit during ingests', () => {
   it('is the ingest limit while ingests append, the full one while any writes its final tables or none runs', async () => {
     expect(await limit()).toBe(FULL);
-    const a = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    const a = t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })[Symbol.asyncIterator]();
     await until(a, (e) => e.stage === 'parsing_annotations');
     expect(await limit()).toBe(LOW);
 
-    const b = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    const b = t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })[Symbol.asyncIterator]();
     await until(b, (e) => e.stage === 'parsing_images');
     expect(await limit()).toBe(LOW);
 
@@ -64,12 +64,12 @@ describe('DuckDB memory limit during ingests', () => {
 
   it('goes back to the full limit when an ingest fails or its consumer stops early', async () => {
     const bad = path.join(t.dir, 'truncated.json');
-    fs.writeFileSync(bad, fs.readFileSync(COCO128.annotations, 'utf8').slice(0, 40_000));
-    const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    fs.writeFileSync(bad, fs.readFileSync(DEMO.annotations, 'utf8').slice(0, 40_000));
+    const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: DEMO.images })[Symbol.asyncIterator]();
     expect((await until(failing, (e) => e.stage === 'error')).code).toBe('INVALID_JSON');
     expect(await limit()).toBe(FULL);
 
-    const dropped = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    const dropped = t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })[Symbol.asyncIterator]();
     await until(dropped, (e) => e.stage === 'parsing_annotations');
     expect(await limit()).toBe(LOW);
     await dropped.return!(undefined);
@@ -89,10 +89,10 @@ describe('DuckDB threads during ingests', () => {
 
     expect(cores).toBeGreaterThan(1);
     expect(await threads()).toBe(1);
-    const a = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    const a = t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })[Symbol.asyncIterator]();
     await until(a, (e) => e.stage === 'parsing_annotations');
     expect(await threads()).toBe(cores);
-    const b = t.dv.ingestion.ingest({ annotationPath: COCO128.annotations, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    const b = t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })[Symbol.asyncIterator]();
     await until(b, (e) => e.stage === 'parsing_images');
     await until(a, (e) => e.stage === 'thumbnails');
     expect(await threads()).toBe(cores);
@@ -103,8 +103,8 @@ describe('DuckDB threads during ingests', () => {
     expect(await threads()).toBe(1);
 
     const bad = path.join(t.dir, 'truncated-threads.json');
-    fs.writeFileSync(bad, fs.readFileSync(COCO128.annotations, 'utf8').slice(0, 40_000));
-    const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: COCO128.images })[Symbol.asyncIterator]();
+    fs.writeFileSync(bad, fs.readFileSync(DEMO.annotations, 'utf8').slice(0, 40_000));
+    const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: DEMO.images })[Symbol.asyncIterator]();
     expect((await until(failing, (e) => e.stage === 'error')).code).toBe('INVALID_JSON');
     expect(await threads()).toBe(1);
   });

@@ -6,7 +6,7 @@ import type { Annotation, Sample } from './samples.js';
 import type { ThumbnailSize } from '../images/thumbnails.js';
 
 /**
- * The snake_case JSON shapes of ../shared/CONTRACT.md, shared by REST and the CLI's --json so
+ * The snake_case JSON shapes of docs/contract.md, shared by REST and the CLI's --json so
  * both print the same objects.
  */
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from '../logger.js';
 
-/** The plugin contract of ../shared/CONTRACT.md: hooks take one object, so new fields never break old plugins. */
+/** The plugin contract of docs/contract.md: hooks take one object, so new fields never break old plugins. */
 export interface IngestContext {
   datasetId: string;
   datasetName: string;
