@@ -97,6 +97,14 @@ describe('importing a COCO results file', () => {
     expect(JSON.parse(shape!.segmentation as string)).toEqual({ size: [100, 100], counts: 'PP`0' });
   });
 
+  it('gives a mask without a box the box around it, and its pixel count as area (as loadRes does)', async () => {
+    // Column-major runs on a 4x4 image: 5 background, 2 set, 2 background, 2 set, 5 background:
+    // pixels (x 1, y 1..2) and (x 2, y 1..2), a 2x2 square at (1, 1).
+    const file = write([{ image_id: 7, category_id: 3, score: 0.6, segmentation: { size: [4, 4], counts: [5, 2, 2, 2, 5] } }]);
+    expect((await importAll(file, 'mask-only')).at(-1)).toMatchObject({ stage: 'complete', prediction_count: 1 });
+    expect((await rowsOf('mask-only')).map((r) => [r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h, r.area, r.segmentation_kind])).toEqual([[1, 1, 2, 2, 4, 'rle']]);
+  });
+
   it('counts a bbox of NaN / Infinity as a warning and keeps the detection without a box', async () => {
     const file = write('[{"image_id": 5, "category_id": 3, "bbox": [NaN, 1, Infinity, 2], "score": 0.3}, {"image_id": 7, "category_id": 3, "bbox": [1, 1, 1, 1], "score": 0.2}]');
     const done = (await importAll(file, 'python')).at(-1)!;
@@ -147,6 +155,7 @@ describe('importing a COCO results file', () => {
 
   it('deleting a run removes every row of it; deleting the dataset removes every run', async () => {
     await env.dv.predictions.delete(datasetId, 'masks');
+    await env.dv.predictions.delete(datasetId, 'mask-only');
     expect(await rowsOf('masks')).toEqual([]);
     expect(Number((await env.dv.db.query(`SELECT count(*) AS n FROM annotation_shapes WHERE dataset_id = $1`, [datasetId]))[0]!.n)).toBe(0);
     await expect(env.dv.predictions.delete(datasetId, 'masks')).rejects.toMatchObject({ code: 'NOT_FOUND' });

@@ -3,6 +3,7 @@ import { isNonStandardNumber, pumpJsonTokens } from '../common/json-tokens.js';
 import { DataVisorError } from '../errors.js';
 import { newAnnotationColumns, pushAnnotation, type Columns } from '../records/columns.js';
 import type { AnnotationRecord } from '../records/types.js';
+import { rleArea, rleToBbox, segmentationToRle, type CocoSegmentation, type Rle } from '../evaluation/index.js';
 
 /**
  * A token-level reader of COCO results files: a JSON array of `{image_id, category_id, score,
@@ -265,12 +266,19 @@ class ResultsParser {
     const seg = this.segText;
     let kind: AnnotationRecord['segmentationKind'] = 'none';
     if (seg !== '') kind = this.segObject ? (this.segStringCounts ? 'compressed_rle' : 'rle') : this.segNumbers > 0 ? 'polygon' : 'none';
+    let area = bbox ? bbox[2] * bbox[3] : null;
+    if (bbox === null && !this.badBox && (kind === 'compressed_rle' || kind === 'rle')) {
+      // As loadRes does for a mask without a box: the box around the mask, the mask's pixels as area.
+      const mask = this.mask(seg);
+      bbox = rleToBbox(mask) as [number, number, number, number];
+      area = rleArea(mask);
+    }
     pushAnnotation(this.builder, {
       id: position + 1,
       imageId: this.imageId,
       categoryId: this.categoryId,
       bbox,
-      area: bbox ? bbox[2] * bbox[3] : null,
+      area,
       isCrowd: false,
       segmentationKind: kind,
       polygonCount: kind === 'polygon' ? this.segArraysAtTwo : 0,
@@ -282,6 +290,19 @@ class ResultsParser {
       extra: null,
     });
     this.count++;
+  }
+
+  private mask(seg: string): Rle {
+    const parsed = JSON.parse(seg) as { size?: unknown; counts?: unknown };
+    const size = parsed.size;
+    if (!Array.isArray(size) || size.length !== 2 || !size.every((n) => Number.isInteger(n) && n >= 0)) {
+      throw this.invalid('an RLE "segmentation" needs "size": [height, width]');
+    }
+    try {
+      return segmentationToRle(parsed as CocoSegmentation, { height: size[0] as number, width: size[1] as number });
+    } catch (cause) {
+      throw this.invalid(`the RLE "segmentation" cannot be decoded: ${(cause as Error).message}`);
+    }
   }
 
   private enterList(depth: number): void {
