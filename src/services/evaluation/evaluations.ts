@@ -23,7 +23,8 @@ import { isId, newId } from '../ids.js';
 import type { Logger } from '../logger.js';
 import type { PredictionService } from '../predictions/predictions.js';
 import { CocoEvaluator } from './coco-eval.js';
-import { detectionFromCoco, groundTruthFromCoco, type CocoSegmentation, type ResultAreaSource } from './coco-inputs.js';
+import { groundTruthFromCoco, segmentationToRle, type CocoSegmentation } from './coco-inputs.js';
+import { rleArea, rleFromBbox, rleToBbox } from './mask.js';
 import type { EvalDetection, EvalGroundTruth, IouType } from './types.js';
 import { imagesInOrder } from './image-merge.js';
 import { IOU_THRESHOLDS, RECALL_THRESHOLDS } from './params.js';
@@ -85,7 +86,6 @@ export class EvaluationService {
     const run = await predictions.get(dataset.id, request.predictions);
     if (iouType === 'segm') await this.requireShapes(dataset.id);
     const categories = await datasets.categories(dataset.id);
-    const areaSource = await this.areaSource(dataset.id, run.labelSet, run.ordBase);
     const started = performance.now();
     const evaluator = new CocoEvaluator({ iouType, categoryIds: categories.map((c) => c.categoryId) });
     const id = newId();
@@ -94,12 +94,11 @@ export class EvaluationService {
     const tx = await db.begin();
     try {
       const writer = await EvaluationWriter.begin(tx, id);
-      const shapesOfPredictions = iouType === 'segm' || areaSource === 'mask';
       const gtStream = streamGroundTruth(db, dataset.id, iouType === 'segm');
-      const dtStream = streamDetections(db, dataset.id, run.labelSet, shapesOfPredictions);
+      const dtStream = streamDetections(db, dataset.id, run.labelSet, iouType === 'segm');
       for await (const image of imagesInOrder(gtStream, dtStream)) {
         const gts = image.gts.map((g) => groundTruthOf(g, iouType));
-        const dts = image.dts.map((d) => detectionOf(d, d.ord - run.ordBase, iouType, areaSource));
+        const dts = image.dts.map((d) => detectionOf(d, d.ord - run.ordBase, iouType));
         const outcome = evaluator.addImage(image.imageId, gts, dts);
         this.write(writer, image.gts, image.dts, run.ordBase, outcome);
       }
@@ -204,15 +203,6 @@ export class EvaluationService {
     writer.sample(sampleOrd, outcome.tp, outcome.fp, outcome.fn);
   }
 
-  /** loadRes's rule, from the run's first result: a box on it means areas are box w·h. */
-  private async areaSource(datasetId: string, labelSet: number, ordBase: number): Promise<ResultAreaSource> {
-    const [first] = await this.deps.db.query(
-      `SELECT bbox_x IS NOT NULL AS has_bbox FROM annotations WHERE dataset_id = $1 AND label_set = $2 AND ord = $3`,
-      [datasetId, labelSet, ordBase],
-    );
-    return first?.has_bbox === false ? 'mask' : 'bbox';
-  }
-
   private async requireShapes(datasetId: string): Promise<void> {
     const { total, withoutShape } = await countGroundTruthWithoutShape(this.deps.db, datasetId);
     if (withoutShape > 0) {
@@ -238,14 +228,20 @@ function groundTruthOf(g: GroundTruthRow, iouType: IouType): EvalGroundTruth {
   );
 }
 
-function detectionOf(d: DetectionRow, index: number, iouType: IouType, areaSource: ResultAreaSource): EvalDetection {
-  return detectionFromCoco(
-    { category_id: d.categoryId, score: d.score, bbox: d.bbox ?? undefined, segmentation: d.segmentation === null ? undefined : (JSON.parse(d.segmentation) as CocoSegmentation) },
-    index,
-    iouType,
-    areaSource,
-    imageSize(d),
-  );
+/**
+ * A stored prediction as the evaluator takes it. Its box and area were set at import as
+ * pycocotools' loadRes sets them (results-reader.ts); segm compares its mask, or its box as a mask
+ * when it has none (loadRes's polygon of the box).
+ */
+function detectionOf(d: DetectionRow, index: number, iouType: IouType): EvalDetection {
+  const mask = iouType === 'segm' && d.segmentation !== null ? segmentationToRle(JSON.parse(d.segmentation) as CocoSegmentation, imageSize(d)) : null;
+  const bbox = d.bbox ?? (mask ? rleToBbox(mask) : null);
+  if (bbox === null) throw new BadInputError(`prediction ${index} of the run (image ${d.imageId}) has neither a box nor a mask`);
+  // Polygon results without a box are sized at evaluation: their area needs the image's size.
+  const area = d.area ?? (mask ? rleArea(mask) : null);
+  if (area === null) throw new BadInputError(`prediction ${index} of the run (image ${d.imageId}) has no area: give it a box or a mask`);
+  if (iouType === 'bbox') return { index, categoryId: d.categoryId, score: d.score, bbox, area };
+  return { index, categoryId: d.categoryId, score: d.score, bbox, area, rle: mask ?? rleFromBbox(bbox, imageSize(d).height, imageSize(d).width) };
 }
 
 function imageSize(r: { width: number | null; height: number | null; imageId: number }) {

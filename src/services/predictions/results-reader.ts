@@ -266,13 +266,12 @@ class ResultsParser {
     const seg = this.segText;
     let kind: AnnotationRecord['segmentationKind'] = 'none';
     if (seg !== '') kind = this.segObject ? (this.segStringCounts ? 'compressed_rle' : 'rle') : this.segNumbers > 0 ? 'polygon' : 'none';
-    let area = bbox ? bbox[2] * bbox[3] : null;
-    if (bbox === null && !this.badBox && (kind === 'compressed_rle' || kind === 'rle')) {
-      // As loadRes does for a mask without a box: the box around the mask, the mask's pixels as area.
-      const mask = this.mask(seg);
-      bbox = rleToBbox(mask) as [number, number, number, number];
-      area = rleArea(mask);
-    }
+    // pycocotools' loadRes, decided by the file's first result: with a box there, every area is
+    // the box's w·h; without, every area is the mask's pixel count (and a missing box is the mask's).
+    const isMask = kind === 'compressed_rle' || kind === 'rle';
+    const mask = isMask && (bbox === null || !this.firstHasBbox) && !this.badBox ? this.mask(seg) : null;
+    if (bbox === null && mask) bbox = rleToBbox(mask) as [number, number, number, number];
+    const area = this.firstHasBbox ? (bbox ? bbox[2] * bbox[3] : null) : mask ? rleArea(mask) : null;
     pushAnnotation(this.builder, {
       id: position + 1,
       imageId: this.imageId,
