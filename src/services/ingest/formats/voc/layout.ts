@@ -22,12 +22,21 @@ export type SplitName = (typeof SPLIT_LISTS)[number];
 /** Extensions of the files counted as images of `JPEGImages/` (lower case). */
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp']);
 
-export const isImageName = (name: string) => IMAGE_EXTENSIONS.has(path.posix.extname(name).toLowerCase());
-export const isXmlName = (name: string) => name.toLowerCase().endsWith('.xml');
+/** Where a name's extension starts (as path.posix.extname: not at a leading dot), or -1. */
+function extensionAt(name: string): number {
+  const dot = name.lastIndexOf('.');
+  const start = name.lastIndexOf('/') + 1;
+  return dot > start ? dot : -1;
+}
+export const isImageName = (name: string) => {
+  const at = extensionAt(name);
+  return at >= 0 && IMAGE_EXTENSIONS.has(name.slice(at).toLowerCase());
+};
+export const isXmlName = (name: string) => name.length > 4 && name.slice(-4).toLowerCase() === '.xml';
 /** `a/b.xml` → `a/b`; names without an extension stay as they are. */
 export const stemOf = (name: string) => {
-  const ext = path.posix.extname(name);
-  return ext === '' ? name : name.slice(0, -ext.length);
+  const at = extensionAt(name);
+  return at < 0 ? name : name.slice(0, at);
 };
 
 /** The path or URL of a child of a resolved folder, to resolve in turn. */

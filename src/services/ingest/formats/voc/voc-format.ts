@@ -288,7 +288,7 @@ export function readLocalFile(file: string, maxBytes: number): Promise<Uint8Arra
 
 function imageExtra(xmlName: string, doc: VocDocument, fileName: string): Record<string, unknown> {
   const entries: [string, unknown][] = [['annotation_file', xmlName]];
-  for (const [k, v] of Object.entries(doc.extra)) entries.push([k, k === 'segmented' || k === 'depth' ? numberOrText(v) : v]);
+  for (const k in doc.extra) entries.push([k, k === 'segmented' || k === 'depth' ? numberOrText(doc.extra[k]) : doc.extra[k]]);
   // The file's own <filename>, when the image was found under another name.
   if (doc.filename && doc.filename !== fileName) entries.push(['filename', doc.filename]);
   return Object.fromEntries(entries);
@@ -296,7 +296,7 @@ function imageExtra(xmlName: string, doc: VocDocument, fileName: string): Record
 
 /** difficult (false when absent: the devkit's default), truncated, occluded, pose, parts (boxes converted), anything else. */
 function objectExtra(o: VocObject): Record<string, unknown> {
-  const entries: [string, unknown][] = [['difficult', Object.hasOwn(o.extra, 'difficult') ? attribute(o.extra.difficult) : false]];
+  const entries: [string, unknown][] = [['difficult', o.extra.difficult !== undefined ? attribute(o.extra.difficult) : false]];
   for (const [k, v] of Object.entries(o.extra)) {
     if (k === 'difficult') continue;
     if (k === 'parts') {

@@ -117,7 +117,7 @@ export function decodeXml(bytes: Uint8Array): string {
 const UTF8 = new TextDecoder('utf-8');
 
 function toDocument(root: Element): VocDocument {
-  const doc: VocDocument = { filename: null, path: null, width: null, height: null, extra: {}, objects: [] };
+  const doc: VocDocument = { filename: null, path: null, width: null, height: null, extra: record(), objects: [] };
   for (const el of root.children) {
     switch (el.name) {
       case 'filename':
@@ -150,7 +150,7 @@ function toDocument(root: Element): VocDocument {
 }
 
 function toObject(el: Element): VocObject {
-  const obj: VocObject = { name: null, bndbox: null, extra: {} };
+  const obj: VocObject = { name: null, bndbox: null, extra: record() };
   for (const c of el.children) {
     if (c.name === 'name' && obj.name === null) obj.name = c.text;
     else if (c.name === 'bndbox' && obj.bndbox === null) obj.bndbox = toBox(c);
@@ -176,19 +176,20 @@ function toBox(el: Element): VocBox {
  */
 function addExtra(into: Record<string, unknown>, el: Element): void {
   const value = el.children.length === 0 ? el.text : childrenObject(el.children);
-  const had = Object.hasOwn(into, el.name) ? into[el.name] : undefined;
-  if (had === undefined) setOwn(into, el.name, value);
+  const had = into[el.name];
+  if (had === undefined) into[el.name] = value;
   else if (Array.isArray(had)) had.push(value);
-  else setOwn(into, el.name, [had, value]);
+  else into[el.name] = [had, value];
 }
 
-/** An own property even for names like `__proto__`, which plain assignment would treat as the prototype. */
-function setOwn(into: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(into, key, { value, enumerable: true, writable: true, configurable: true });
-}
+/**
+ * Objects for element names: without a prototype, so that `__proto__`, `constructor`… are plain
+ * keys (an element may be named anything), and JSON.stringify writes them as any other.
+ */
+export const record = (): Record<string, unknown> => Object.create(null) as Record<string, unknown>;
 
 function childrenObject(children: Element[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  const out = record();
   for (const c of children) addExtra(out, c);
   return out;
 }
