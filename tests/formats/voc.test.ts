@@ -242,6 +242,21 @@ describe('Pascal VOC from a local folder', () => {
     expect(last.warnings!.find((w) => w.code === 'image_files_missing')?.count).toBe(n);
   });
 
+  it('keeps elements named like Object.prototype keys as plain keys', async () => {
+    const odd = path.join(env.dir, 'odd');
+    fs.mkdirSync(path.join(odd, 'Annotations'), { recursive: true });
+    fs.mkdirSync(path.join(odd, 'JPEGImages'));
+    fs.writeFileSync(path.join(odd, 'Annotations', 'a.xml'), `<annotation><filename>a.jpg</filename><size><width>8</width><height>8</height></size>
+      <__proto__><polluted>yes</polluted></__proto__><constructor>x</constructor>
+      <object><name>dog</name><__proto__>1</__proto__><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>`);
+    const last = await ingestOk(env, { annotationPath: odd, format: 'voc' });
+    const { samples, annotations } = await readBack(env, last.dataset_id!);
+    expect(Object.getOwnPropertyDescriptor(samples[0]!.metadata, '__proto__')?.value).toEqual({ polluted: 'yes' });
+    expect(samples[0]!.metadata).toMatchObject({ constructor: 'x' });
+    expect(Object.getOwnPropertyDescriptor(annotations[0]!.extra, '__proto__')?.value).toBe('1');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('stops cleanly when the consumer leaves mid-way', async () => {
     const before = await traces(env.dv);
     const it = env.dv.ingestion.ingest({ annotationPath: voc, format: 'voc' });
