@@ -104,7 +104,7 @@ describe.each([false, true])('ingestDataset with singleConnection: %s', (singleC
   test.each([
     ['a missing annotation file', { annotationPath: path.join(path.dirname(COCO128_JSON), 'missing.json'), imageDir: COCO128_IMAGES }, 'NOT_FOUND', /does not exist/],
     ['a file outside the data roots', { annotationPath: '/etc/hostname', imageDir: COCO128_IMAGES }, 'FORBIDDEN', /outside the allowed data roots/],
-    ['an unknown format', { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, format: 'voc' }, 'BAD_USER_INPUT', /format "voc" is not supported/],
+    ['an unknown format', { annotationPath: COCO128_JSON, imageDir: COCO128_IMAGES, format: 'kitti' }, 'BAD_USER_INPUT', /format "kitti" is not supported/],
   ])('%s ends the stream with one error: %s', async (_what, input, code, message) => {
     const before = await leftovers();
     const results = await collect(singleConnection, input);
