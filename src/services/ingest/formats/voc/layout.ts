@@ -157,8 +157,13 @@ export async function listXmlFiles(dir: InputLocation): Promise<{ names: string[
   return { names: names.sort(), links };
 }
 
-/** The image files of the image folder, sorted, with lookups by name and by name without extension. */
+/**
+ * The files of the image folder, sorted, with lookups by name and (images only) by name without
+ * extension. Every file is kept, not only images: the ingest's missing-file check replays this
+ * listing instead of listing the folder again (voc-format.ts).
+ */
 export class ImageIndex {
+  /** Per file: 1 once an XML file names it. */
   readonly used: Uint8Array;
   private byStem: Map<string, number> | null = null;
 
@@ -169,14 +174,14 @@ export class ImageIndex {
   static async list(dir: InputLocation): Promise<ImageIndex> {
     const names: string[] = [];
     if (dir.location.kind === 'local') {
-      for await (const { name } of walkLocal(dir.key)) if (isImageName(name)) names.push(name);
+      for await (const { name } of walkLocal(dir.key)) names.push(name);
     } else {
-      for await (const name of dir.store.list(dir.key)) if (isImageName(name)) names.push(name);
+      for await (const name of dir.store.list(dir.key)) names.push(name);
     }
     return new ImageIndex(names.sort());
   }
 
-  /** Index of `name`, or -1. */
+  /** Index of the file `name`, or -1. */
   find(name: string): number {
     return binarySearch(this.names, name);
   }
@@ -184,10 +189,11 @@ export class ImageIndex {
   /** Index of the first image (in name order) whose name without extension is `stem`, or -1. Built on first use. */
   findByStem(stem: string): number {
     if (!this.byStem) {
-      this.byStem = new Map();
+      const byStem = (this.byStem = new Map());
       this.names.forEach((n, i) => {
+        if (!isImageName(n)) return;
         const s = stemOf(n);
-        if (!this.byStem!.has(s)) this.byStem!.set(s, i);
+        if (!byStem.has(s)) byStem.set(s, i);
       });
     }
     return this.byStem.get(stem) ?? -1;
@@ -211,14 +217,21 @@ export class SplitIndex {
     readonly bytes: number,
   ) {}
 
-  static async read(storage: StorageService, root: InputLocation, signal?: { aborted: boolean }): Promise<SplitIndex> {
-    const entries: { id: string; list: number }[] = [];
+  static async read(storage: StorageService, root: InputLocation): Promise<SplitIndex> {
+    /** id → the lists naming it, one bit per list (1 << index in SPLIT_LISTS). */
+    const lists = new Map<string, number>();
     const listsRead: SplitName[] = [];
     let bytes = 0;
     for (const [list, name] of SPLIT_LISTS.entries()) {
       const loc = await optional(storage.resolveInput('annotation_path', childOf(root, 'ImageSets', 'Main', `${name}.txt`), 'file'));
       if (!loc) continue;
       listsRead.push(name);
+      const bit = 1 << list;
+      const addLine = (line: string) => {
+        // Main lists hold one id per line; a second column (`id  1`) appears only in per-class lists.
+        const id = line.trim().split(/\s+/, 1)[0]!;
+        if (id !== '') lists.set(id, (lists.get(id) ?? 0) | bit);
+      };
       const decoder = new TextDecoder('utf-8');
       let rest = '';
       const take = (text: string) => {
@@ -226,32 +239,26 @@ export class SplitIndex {
         rest = lines.pop()!;
         for (const line of lines) addLine(line);
       };
-      const addLine = (line: string) => {
-        // Main lists hold one id per line; a second column (`id  1`) appears only in per-class lists.
-        const id = line.trim().split(/\s+/, 1)[0]!;
-        if (id !== '') entries.push({ id, list });
-      };
       for await (const block of await storage.openInput(loc, 64 * 1024)) {
-        if (signal?.aborted) break;
         bytes += block.byteLength;
         take(decoder.decode(block, { stream: true }));
       }
       take(decoder.decode());
       addLine(rest);
     }
-    entries.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.list - b.list));
-    const ids: string[] = [];
+    const ids = [...lists.keys()].sort();
     const splits: SplitName[] = [];
     const conflicts: string[] = [];
-    for (let i = 0; i < entries.length; ) {
-      const id = entries[i]!.id;
-      const lists = new Set<number>();
-      for (; i < entries.length && entries[i]!.id === id; i++) lists.add(entries[i]!.list);
-      const own = [...lists].filter((l) => l < 3); // train, val, test
-      ids.push(id);
-      splits.push(SPLIT_LISTS[own[0] ?? 3]!);
+    const TRAIN = 1, VAL = 2, TEST = 4, TRAINVAL = 8;
+    for (const id of ids) {
+      const m = lists.get(id)!;
+      // The first of train, val, test; trainval only for ids in none of them.
+      splits.push(m & TRAIN ? 'train' : m & VAL ? 'val' : m & TEST ? 'test' : 'trainval');
+      const own = (m & TRAIN ? 1 : 0) + (m & VAL ? 1 : 0) + (m & TEST ? 1 : 0);
       // trainval agrees with train and val; with test it does not.
-      if (own.length > 1 || (lists.has(3) && lists.has(2))) conflicts.push(`${id}: ${[...lists].map((l) => `${SPLIT_LISTS[l]}.txt`).join(', ')}`);
+      if (own > 1 || (m & TRAINVAL && m & TEST)) {
+        conflicts.push(`${id}: ${SPLIT_LISTS.filter((_, l) => m & (1 << l)).map((l) => `${l}.txt`).join(', ')}`);
+      }
     }
     return new SplitIndex(ids, splits, new Uint8Array(ids.length), conflicts, listsRead, bytes);
   }
