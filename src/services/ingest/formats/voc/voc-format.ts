@@ -131,7 +131,8 @@ async function* readVoc(source: VocSource): AsyncGenerator<ReadStep, ReadSummary
     // <filename> names the image in the image folder; <path> (usually a path on the annotator's
     // machine) stands in only when <filename> is absent or empty. A name the folder does not hold
     // is looked for without its extension, then as the XML file's own name (000005.xml →
-    // 000005.*), as the devkit's own loaders do; failing that it is kept (image_files_missing).
+    // 000005.*), as detectron2's and mmdetection's VOC loaders find images; failing that it is
+    // kept (image_files_missing).
     const fromPath = doc.path ? (doc.path.split(/[\\/]/).at(-1) ?? '') : '';
     const named = doc.filename || fromPath || null;
     let index = named === null ? -1 : images.find(named);
