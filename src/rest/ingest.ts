@@ -14,12 +14,18 @@ export interface IngestRouteOptions {
 
 const IngestBody = z
   .object({
-    annotation_path: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'COCO instances JSON file, inside DATAVISOR_DATA_ROOTS' }),
-    image_dir: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'Folder holding the images named by file_name' }),
+    annotation_path: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'COCO: the instances JSON file; VOC: the folder holding Annotations/. Inside DATAVISOR_DATA_ROOTS' }),
+    image_dir: z.string({ error: 'must be a string' }).min(1, 'must not be empty').optional().openapi({ description: 'Folder holding the images named by file_name: required for COCO; for VOC, default <annotation_path>/JPEGImages' }),
     dataset_name: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
     format: z.enum(FORMAT_NAMES as [string, ...string[]], { error: `must be one of ${FORMAT_NAMES.map((f) => `"${f}"`).join(', ')}` }).default('coco'),
     split: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
   })
+  // COCO names its images relative to a folder it does not name: answer 400 before any stream, as
+  // when image_dir was required of every format. Run even when other fields failed, so every
+  // missing field is named at once.
+  .superRefine((body, ctx) => {
+    if (body.format === 'coco' && body.image_dir === undefined) ctx.addIssue({ code: 'custom', path: ['image_dir'], message: 'is required for format "coco"' });
+  }, { when: (payload) => typeof payload.value === 'object' && payload.value !== null })
   .openapi('IngestRequest');
 
 export const IngestEventSchema = z

@@ -13,7 +13,7 @@ const IngestInput = builder.inputType('IngestInput', {
   description: 'What to ingest: paths on the server, inside DATAVISOR_DATA_ROOTS.',
   fields: (t) => ({
     annotationPath: t.string({ required: true }),
-    imageDir: t.string({ required: true }),
+    imageDir: t.string({ description: 'Folder holding the images: required for `coco`; for `voc`, default `<annotationPath>/JPEGImages`.' }),
     datasetName: t.string({ description: 'Defaults to the annotation file name without `.json`.' }),
     format: t.string({ description: `One of ${FORMAT_NAMES.map((f) => `\`${f}\``).join(', ')} (default \`coco\`).` }),
     split: t.string({ description: 'Applied to every sample of the dataset.' }),

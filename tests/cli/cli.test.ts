@@ -87,9 +87,10 @@ describe('datavisor CLI', () => {
   });
 
   it('rejects bad arguments with a usage error', async () => {
+    // image_dir is optional for VOC folders; a COCO file without one fails with the reader's reason.
     const r = await cli(['ingest', DEMO.annotations]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("missing required argument 'image_dir'");
+    expect(r.stderr).toMatch(/ingest failed \(BAD_USER_INPUT\): image_dir is required for a COCO file/);
     const f = await cli(['ingest', '--format', 'yolo', DEMO.annotations, DEMO.images]);
     expect(f.code).not.toBe(0);
     expect(f.stderr).toContain('Allowed choices are coco');

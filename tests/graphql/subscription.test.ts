@@ -107,7 +107,7 @@ describe.each([false, true])('ingestDataset with singleConnection: %s', (singleC
   test.each([
     ['a missing annotation file', { annotationPath: path.join(path.dirname(DEMO_JSON), 'missing.json'), imageDir: DEMO_IMAGES }, 'NOT_FOUND', /does not exist/],
     ['a file outside the data roots', { annotationPath: '/etc/hostname', imageDir: DEMO_IMAGES }, 'FORBIDDEN', /outside the allowed data roots/],
-    ['an unknown format', { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES, format: 'voc' }, 'BAD_USER_INPUT', /format "voc" is not supported/],
+    ['an unknown format', { annotationPath: DEMO_JSON, imageDir: DEMO_IMAGES, format: 'kitti' }, 'BAD_USER_INPUT', /format "kitti" is not supported/],
   ])('%s ends the stream with one error: %s', async (_what, input, code, message) => {
     const before = await leftovers();
     const results = await collect(singleConnection, input);

@@ -374,9 +374,9 @@ describe('paths', () => {
 });
 
 describe('bad requests', () => {
-  it('format "yolo" is BAD_USER_INPUT', async () => {
-    const message = await fatal({ annotationPath: good.path, imageDir: DEMO.images, format: 'yolo' }, 'BAD_USER_INPUT');
-    expect(message).toBe('format "yolo" is not supported; the supported formats are "coco"');
+  it('format "kitti" is BAD_USER_INPUT', async () => {
+    const message = await fatal({ annotationPath: good.path, imageDir: DEMO.images, format: 'kitti' }, 'BAD_USER_INPUT');
+    expect(message).toBe('format "kitti" is not supported; the supported formats are "coco", "voc"');
   });
 
   it('an empty annotation_path is BAD_USER_INPUT', async () => {

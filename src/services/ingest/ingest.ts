@@ -124,6 +124,9 @@ export class IngestionService {
               writer.addCategories(ev.categories);
               counts.categories += ev.categories.length;
               break;
+            case 'renumber_categories':
+              writer.renumberCategories(ev.from, ev.to);
+              break;
             case 'licenses':
               writer.addLicenses(ev.licenses);
               break;

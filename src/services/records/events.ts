@@ -17,5 +17,11 @@ export type RecordEvent =
    */
   | { kind: 'annotations'; columns: Columns; part?: number }
   | { kind: 'categories'; categories: CategoryRecord[] }
+  /**
+   * The category ids given so far were provisional: every annotation whose category id is
+   * `from[i]`, read before this event or after, has `to[i]`. For formats that name categories and
+   * can number them only once every name is known (Pascal VOC: ids in sorted name order).
+   */
+  | { kind: 'renumber_categories'; from: number[]; to: number[] }
   /** The parts did not hold: every annotation of parts after the first is void, and the first part reads on. */
   | { kind: 'parts_dropped' };

@@ -1,9 +1,10 @@
 import { BadInputError } from '../../errors.js';
 import { cocoFormat } from './coco/coco-format.js';
 import type { FormatReader } from './reader.js';
+import { vocFormat } from './voc/voc-format.js';
 
 /** Every format ingestion reads, by the name a request gives. */
-const READERS: readonly FormatReader[] = [cocoFormat];
+const READERS: readonly FormatReader[] = [cocoFormat, vocFormat];
 
 export const FORMAT_NAMES: readonly string[] = READERS.map((r) => r.name);
 
