@@ -4,7 +4,7 @@ import { loadSettings } from '../config.js';
 import { openDataVisor } from '../services/app.js';
 import { isDataVisorError } from '../services/errors.js';
 import { datasetJson } from '../services/datasets/json-views.js';
-import { DEFAULT_FORMAT, FORMAT_NAMES } from '../services/ingest/formats/registry.js';
+import { DEFAULT_FORMAT, FORMAT_CHOICES } from '../services/ingest/formats/registry.js';
 import { createLogger } from '../services/logger.js';
 import { registerEvaluateCommand } from './evaluate.js';
 import { registerPredictionCommands } from './predictions.js';
@@ -40,7 +40,7 @@ program
   .option('--name <name>', 'dataset name (default: the annotation file name)')
   .option('--split <split>', 'split of every image, e.g. train')
   .option('--shapes', 'also store polygons, RLE masks and keypoints (slower ingest; default: DATAVISOR_STORE_SHAPES)')
-  .addOption(new Option('--format <format>', 'annotation format').choices([...FORMAT_NAMES]).default(DEFAULT_FORMAT))
+  .addOption(new Option('--format <format>', 'annotation format').choices([...FORMAT_CHOICES]).default(DEFAULT_FORMAT))
   .option('--json', 'print one JSON progress event per line instead of a progress bar')
   .action(async (annotationPath: string, imageDir: string | undefined, opts: { name?: string; split?: string; shapes?: boolean; format: string; json?: boolean }) => {
     // Logs would tear the progress bar, and the outcome is printed anyway: only unexpected errors are logged.

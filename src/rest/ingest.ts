@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { DataVisorError } from '../services/errors.js';
-import { FORMAT_NAMES } from '../services/ingest/formats/registry.js';
+import { FORMAT_CHOICES } from '../services/ingest/formats/registry.js';
 import { INGEST_STAGES, type IngestEvent } from '../services/ingest/request.js';
 import type { Logger } from '../services/logger.js';
 import { errorResponses } from './errors.js';
@@ -17,7 +17,7 @@ const IngestBody = z
     annotation_path: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'COCO: the instances JSON file; VOC: the folder holding Annotations/. Inside DATAVISOR_DATA_ROOTS' }),
     image_dir: z.string({ error: 'must be a string' }).min(1, 'must not be empty').optional().openapi({ description: 'Folder holding the images named by file_name: required for COCO; for VOC, default <annotation_path>/JPEGImages' }),
     dataset_name: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
-    format: z.enum(FORMAT_NAMES as [string, ...string[]], { error: `must be one of ${FORMAT_NAMES.map((f) => `"${f}"`).join(', ')}` }).default('coco'),
+    format: z.enum(FORMAT_CHOICES as [string, ...string[]], { error: `must be one of ${FORMAT_CHOICES.map((f) => `"${f}"`).join(', ')}` }).default('auto'),
     split: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
   })
   // COCO names its images relative to a folder it does not name: answer 400 before any stream, as

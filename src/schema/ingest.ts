@@ -1,4 +1,4 @@
-import { FORMAT_NAMES } from '../services/ingest/formats/registry.js';
+import { FORMAT_CHOICES } from '../services/ingest/formats/registry.js';
 import { INGEST_STAGES, type IngestEvent } from '../services/ingest/request.js';
 import { builder } from './builder.js';
 import { DatasetType, WarningType } from './dataset.js';
@@ -15,7 +15,7 @@ const IngestInput = builder.inputType('IngestInput', {
     annotationPath: t.string({ required: true }),
     imageDir: t.string({ description: 'Folder holding the images: required for `coco`; for `voc`, default `<annotationPath>/JPEGImages`.' }),
     datasetName: t.string({ description: 'Defaults to the annotation file name without `.json`.' }),
-    format: t.string({ description: `One of ${FORMAT_NAMES.map((f) => `\`${f}\``).join(', ')} (default \`coco\`).` }),
+    format: t.string({ description: `One of ${FORMAT_CHOICES.map((f) => `\`${f}\``).join(', ')}; default \`auto\`: told from the input.` }),
     split: t.string({ description: 'Applied to every sample of the dataset.' }),
     storeShapes: t.boolean({ description: 'Keep polygons, RLE masks and keypoints for drawing (Annotation.segmentation); default: the DATAVISOR_STORE_SHAPES setting.' }),
   }),

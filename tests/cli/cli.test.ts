@@ -93,7 +93,7 @@ describe('datavisor CLI', () => {
     expect(r.stderr).toMatch(/ingest failed \(BAD_USER_INPUT\): image_dir is required for a COCO file/);
     const f = await cli(['ingest', '--format', 'yolo', DEMO.annotations, DEMO.images]);
     expect(f.code).not.toBe(0);
-    expect(f.stderr).toContain('Allowed choices are coco');
+    expect(f.stderr).toContain('Allowed choices are auto, coco');
   });
 
   it('shows a live progress bar on a terminal', () => {

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotation, Sample } from '../../dist/services/datasets/samples.js';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
-import { readerFor } from '../../dist/services/ingest/formats/registry.js';
+import { readerNamed } from '../../dist/services/ingest/formats/registry.js';
 import { ingestAll, openTestEnv, traces, type TestEnv } from '../helpers/env.js';
 import { putFile, startS3Server, type S3TestServer } from '../helpers/s3.js';
 
@@ -343,8 +343,8 @@ describe('what is not a VOC folder', () => {
 });
 
 describe('format detection', () => {
-  const voc = readerFor('voc');
-  const coco = readerFor('coco');
+  const voc = readerNamed('voc');
+  const coco = readerNamed('coco');
   const dir = (name: string, entries: string[]) => ({ kind: 'directory' as const, name, head: '', entries });
   const file = (name: string, head: string) => ({ kind: 'file' as const, name, head, entries: [] });
 

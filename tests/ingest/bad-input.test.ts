@@ -258,9 +258,25 @@ describe('wrong types', () => {
     for (const f of fragments) expect(message).toContain(f);
   });
 
-  it('a top-level array is INVALID_COCO', async () => {
-    const message = await fatalFile('top-array.json', JSON.stringify([ORACLE]), 'INVALID_COCO');
-    expect(message).toContain('the top-level value must be an object, found an array');
+  it('a top-level array is a results file: BAD_USER_INPUT pointing at the predictions import', async () => {
+    const message = await fatalFile('top-array.json', JSON.stringify([ORACLE]), 'BAD_USER_INPUT');
+    expect(message).toMatch(/^annotation_path "top-array\.json" is not in a format DataVisor reads \(coco, voc\): it looks like a COCO results file .*datavisor predictions import/);
+  });
+
+  it('a top-level array given as --format coco names what it is', async () => {
+    const message = await fatal({ annotationPath: path.join(fx, 'top-array.json'), imageDir: DEMO.images, format: 'coco' }, 'BAD_USER_INPUT');
+    expect(message).toMatch(/^annotation_path "top-array\.json" is not a COCO annotation file: it looks like a COCO results file/);
+  });
+
+  it.each([
+    ['a Pascal VOC XML', 'voc.xml', '<?xml version="1.0"?>\n<annotation><filename>a.jpg</filename></annotation>', /a Pascal VOC annotation \(one image's XML\): pass the folder that holds Annotations\//],
+    ['a YOLO data.yaml', 'data.yaml', 'train: ../train/images\nnc: 2\nnames: [a, b]\n', /a YOLO dataset YAML: ingest it with --format yolo/],
+  ])('%s says what it looks like', async (_what, name, text, looks) => {
+    const kinds = path.join(env.dir, 'other-kinds');
+    fs.mkdirSync(kinds, { recursive: true });
+    fs.writeFileSync(path.join(kinds, name), text);
+    const message = await fatal({ annotationPath: path.join(kinds, name), imageDir: DEMO.images, format: 'coco' }, 'BAD_USER_INPUT');
+    expect(message).toMatch(looks);
   });
 
   it.each(['images', 'annotations', 'categories'] as const)('a file without "%s" is INVALID_COCO', async (key) => {
@@ -317,7 +333,7 @@ describe('paths', () => {
 
   it('an annotation_path that is a directory is BAD_USER_INPUT', async () => {
     const message = await fatal({ annotationPath: fx, imageDir: DEMO.images }, 'BAD_USER_INPUT');
-    expect(message).toBe(`annotation_path ${JSON.stringify(fx)} is not a file`);
+    expect(message).toMatch(/^annotation_path "fixtures" is not in a format DataVisor reads \(coco, voc\): it looks like a folder holding .*\.json.*: pass a COCO annotation file itself, with this folder as image_dir$/);
   });
 
   it('an image_dir that is a file is BAD_USER_INPUT', async () => {
@@ -376,7 +392,7 @@ describe('paths', () => {
 describe('bad requests', () => {
   it('format "kitti" is BAD_USER_INPUT', async () => {
     const message = await fatal({ annotationPath: good.path, imageDir: DEMO.images, format: 'kitti' }, 'BAD_USER_INPUT');
-    expect(message).toBe('format "kitti" is not supported; the supported formats are "coco", "voc"');
+    expect(message).toBe('format "kitti" is not supported; the supported formats are "auto", "coco", "voc"');
   });
 
   it('an empty annotation_path is BAD_USER_INPUT', async () => {

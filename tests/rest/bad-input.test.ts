@@ -57,13 +57,13 @@ const post = (body: string | undefined, headers: Record<string, string> = { 'con
 
 describe('ingest requests of the wrong shape answer 400 JSON before any stream starts', { timeout: SLOW }, () => {
   test.each([
-    ['an empty object', {}, /"annotation_path" is required.*"image_dir" is required/],
-    ['no image_dir', { annotation_path: DEMO_JSON }, /body field "image_dir" is required for format "coco"/],
+    ['an empty object', {}, /"annotation_path" is required/],
+    ['no image_dir with format coco', { annotation_path: DEMO_JSON, format: 'coco' }, /body field "image_dir" is required for format "coco"/],
     ['a number for annotation_path', { annotation_path: 5, image_dir: DEMO_IMAGES }, /body field "annotation_path" must be a string \(got 5\)/],
     ['an empty annotation_path', { annotation_path: '', image_dir: DEMO_IMAGES }, /"annotation_path" must not be empty/],
     ['a list for split', { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, split: ['a'] }, /body field "split" must be a string/],
     ['a boolean for dataset_name', { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, dataset_name: true }, /"dataset_name" must be a string/],
-    ['format kitti', { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, format: 'kitti' }, /body field "format" must be one of "coco".*\(got "kitti"\)/],
+    ['format kitti', { annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES, format: 'kitti' }, /body field "format" must be one of "auto", "coco".*\(got "kitti"\)/],
     ['an array body', [DEMO_JSON], /request body must be a JSON object/],
   ])('%s', async (_name, body, message) => {
     const res = await post(JSON.stringify(body));

@@ -8,6 +8,7 @@ import { imageAt, type Columns } from '../records/columns.js';
 import type { StorageService } from '../storage/index.js';
 import type { ThumbnailService } from '../images/thumbnails.js';
 import type { ReadStep, ReadSummary } from './formats/reader.js';
+import { probeInput } from './formats/probe.js';
 import { readerFor } from './formats/registry.js';
 import { SECTION_STAGE, validateRequest, type IngestEvent, type IngestRequest, type IngestStage } from './request.js';
 
@@ -69,9 +70,10 @@ export class IngestionService {
     const { log } = this.deps;
     try {
       const req = validateRequest(request);
-      const reader = readerFor(req.format);
+      const probe = await probeInput(this.deps.storage, 'annotation_path', req.annotationPath);
+      const reader = readerFor(req.format, probe);
       // Each input may be a local path or a bucket URL (s3://, gs://), in any mix.
-      const source = await reader.resolve({ annotationPath: req.annotationPath, imageDir: req.imageDir }, this.deps.storage);
+      const source = await reader.resolve({ annotationPath: req.annotationPath, imageDir: req.imageDir, probe }, this.deps.storage);
       const annotationPath = source.annotation.url;
       const imageDir = source.images.url;
       bytesTotal = source.bytesTotal;

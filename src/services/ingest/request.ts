@@ -1,7 +1,7 @@
 import type { RecordSection } from '../records/events.js';
 import type { Warning } from '../records/types.js';
 import { BadInputError } from '../errors.js';
-import { DEFAULT_FORMAT, FORMAT_NAMES } from './formats/registry.js';
+import { DEFAULT_FORMAT, FORMAT_CHOICES } from './formats/registry.js';
 
 /**
  * The stages of an ingest (and of a prediction import: `parsing_predictions`), in order: the one
@@ -22,7 +22,7 @@ export interface IngestRequest {
   /** Optional where the format says where its images are. */
   imageDir?: string | null;
   datasetName?: string | null;
-  /** One of FORMAT_NAMES; default DEFAULT_FORMAT. */
+  /** One of FORMAT_CHOICES; default `auto` (told from the input). */
   format?: string | null;
   split?: string | null;
   /** Keep polygons, RLE masks and keypoints for drawing (default: the DATAVISOR_STORE_SHAPES setting). */
@@ -58,8 +58,8 @@ export interface ValidRequest {
 export function validateRequest(r: IngestRequest): ValidRequest {
   if (!r || typeof r !== 'object') throw new BadInputError('The ingest request must be an object');
   const format = r.format ?? DEFAULT_FORMAT;
-  if (typeof format !== 'string' || !FORMAT_NAMES.includes(format)) {
-    throw new BadInputError(`format ${JSON.stringify(format)} is not supported; the supported formats are ${FORMAT_NAMES.map((f) => `"${f}"`).join(', ')}`);
+  if (typeof format !== 'string' || !FORMAT_CHOICES.includes(format)) {
+    throw new BadInputError(`format ${JSON.stringify(format)} is not supported; the supported formats are ${FORMAT_CHOICES.map((f) => `"${f}"`).join(', ')}`);
   }
   if (typeof r.annotationPath !== 'string' || r.annotationPath.trim() === '') throw new BadInputError('annotation_path is required and must be a non-empty string');
   const imageDir = r.imageDir ?? null;

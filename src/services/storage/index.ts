@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Storage } from '@google-cloud/storage';
 import { DataVisorError, ForbiddenError } from '../errors.js';
@@ -42,6 +43,8 @@ export interface InputLocation {
   key: string;
   /** Files: their size in bytes; folders: null. */
   size: number | null;
+  /** A folder (a local directory, or a bucket prefix holding objects) rather than a file. */
+  isDirectory: boolean;
 }
 
 /** A sample's original, ready to be served. */
@@ -118,12 +121,13 @@ export class StorageService {
    * anything is read, so existence is not revealed); FILE_NOT_FOUND when the file does not exist,
    * or when a bucket "folder" holds no object (buckets have no empty folders).
    */
-  async resolveInput(label: string, text: string, kind: 'file' | 'directory'): Promise<InputLocation> {
+  async resolveInput(label: string, text: string, kind: 'file' | 'directory' | 'any'): Promise<InputLocation> {
     const location = parseLocation(label, text);
     if (location.kind === 'local') {
       const real = await resolveAllowedPath(label, text, this.#localRoots, kind);
-      const size = kind === 'file' ? (await this.local.stat(real)).size : null;
-      return { url: real, location: { kind: 'local', path: real }, store: this.local, key: real, size };
+      const isDirectory = kind === 'directory' || (kind === 'any' && (await fs.stat(real)).isDirectory());
+      const size = isDirectory ? null : (await this.local.stat(real)).size;
+      return { url: real, location: { kind: 'local', path: real }, store: this.local, key: real, size, isDirectory };
     }
     if (!this.#bucketRoots.some((r) => isWithinBucketRoot(r, location))) {
       throw new ForbiddenError(`${label} ${JSON.stringify(text)} is outside the allowed data roots (DATAVISOR_DATA_ROOTS)`);
@@ -131,13 +135,15 @@ export class StorageService {
     const store = await this.storeOf(location);
     const url = formatLocation(location);
     let size: number | null = null;
-    if (kind === 'file') {
+    // 'any': an object of that key is a file; otherwise the key is a folder (a prefix).
+    const file = kind === 'file' || (kind === 'any' && location.key !== '' && (await store.stat(location.key).then(() => true, () => false)));
+    if (file) {
       if (location.key === '') throw new DataVisorError('BAD_USER_INPUT', `${label} ${JSON.stringify(text)} names a bucket, not a file`);
       size = (await store.stat(location.key)).size;
     } else if (!(await hasAny(store.list(location.key)))) {
       throw new DataVisorError('FILE_NOT_FOUND', `${label} ${JSON.stringify(text)} holds no object`);
     }
-    return { url, location, store, key: location.key, size };
+    return { url, location, store, key: location.key, size, isDirectory: !file };
   }
 
   /**

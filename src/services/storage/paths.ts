@@ -35,7 +35,7 @@ export async function resolveAllowedPath(
   label: string,
   p: string,
   roots: readonly string[],
-  kind: 'file' | 'directory',
+  kind: 'file' | 'directory' | 'any',
 ): Promise<string> {
   checkText(label, p);
   // Bucket URLs are resolved by StorageService.resolveInput, which checks them against the bucket roots.

@@ -27,6 +27,8 @@ export interface FormatReader {
 
 export interface ReaderRequest {
   annotationPath: string;
+  /** What detection saw of it: a reader names what an input it cannot read looks like. */
+  probe: InputProbe;
   /** Optional where the format says where its images are. */
   imageDir: string | null;
 }

@@ -1,6 +1,7 @@
 import type { RecordEvent, RecordSection } from '../../../records/events.js';
 import { baseName } from '../../../storage/location.js';
 import { BadInputError } from '../../../errors.js';
+import { describeInput } from '../probe.js';
 import type { FormatReader, ReadOptions, ReaderSource, ReadStep, ReadSummary } from '../reader.js';
 import { parseCoco, type ParseInput } from './parse-coco.js';
 import type { CocoSection } from './wire.js';
@@ -18,6 +19,8 @@ export const cocoFormat: FormatReader = {
   detect: (probe) => probe.kind === 'file' && /^\s*\{/.test(probe.head),
 
   async resolve(request, storage) {
+    const looks = cocoFormat.detect(request.probe) ? null : describeInput(request.probe);
+    if (looks !== null) throw new BadInputError(`annotation_path ${JSON.stringify(request.probe.name)} is not a COCO annotation file: it looks like ${looks}`);
     if (request.imageDir === null) throw new BadInputError('image_dir is required for a COCO file: the folder its images\' file_name values are relative to');
     const annotation = await storage.resolveInput('annotation_path', request.annotationPath, 'file');
     const images = await storage.resolveInput('image_dir', request.imageDir, 'directory');
