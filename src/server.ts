@@ -6,14 +6,14 @@ import { shouldRenderGraphiQL } from 'graphql-yoga';
 import { bodyLimit } from 'hono/body-limit';
 import { corsPolicy, IMAGE_ROUTE, requireImageAccess, requireToken } from './rest/auth.js';
 import { datasetRoutes } from './rest/datasets.js';
-import { errorResponse, toErrorResponse } from './rest/errors.js';
+import { errorResponse, methodNotAllowed, toErrorResponse } from './rest/errors.js';
 import { healthRoutes } from './rest/health.js';
 import { imageRoutes } from './rest/images.js';
 import { ingestRoutes } from './rest/ingest.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
-import { createGraphQLHandler, GRAPHQL_PATH } from './schema/handler.js';
+import { createGraphQLHandler, GRAPHQL_PATH, STREAM_PATH } from './schema/handler.js';
 import type { DataVisor } from './services/app.js';
 
 export interface ServerOptions {
@@ -87,10 +87,9 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', imageRoutes(dv));
 
   const graphql = createGraphQLHandler(dv);
-  const toGraphQL = (c: { req: { raw: Request } }) => graphql(c.req.raw);
-  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', toGraphQL);
+  app.all(GRAPHQL_PATH, graphqlRoute(graphql, GRAPHQL_PATH, ['GET', 'POST']));
   // graphql-sse's single-connection mode also reserves (PUT) and closes (DELETE) a stream.
-  app.on(['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'], '/graphql/stream', toGraphQL);
+  app.all(STREAM_PATH, graphqlRoute(graphql, STREAM_PATH, ['GET', 'POST', 'PUT', 'DELETE']));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -106,6 +105,21 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.notFound((c) => errorResponse('NOT_FOUND', `No route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => toErrorResponse(err, c.get('log') ?? dv.log));
   return app;
+}
+
+/**
+ * Hands the methods of `allowed` to GraphQL and answers the rest here: OPTIONS with 204 and
+ * `Allow` (preflights never get here: the CORS middleware answers them), anything else 405. Hono
+ * runs GET handlers for HEAD and then copies their answer without its body, which turned yoga's own
+ * 405 for HEAD into a 500 with a garbled header: HEAD is refused before yoga sees it.
+ */
+function graphqlRoute(graphql: (request: Request) => Promise<Response>, path: string, allowed: readonly string[]) {
+  return (c: { req: { raw: Request; method: string } }) => {
+    const { method } = c.req;
+    if (allowed.includes(method)) return graphql(c.req.raw);
+    if (method === 'OPTIONS') return new Response(null, { status: 204, headers: { allow: allowed.join(', ') } });
+    return methodNotAllowed(method, path, allowed);
+  };
 }
 
 /** Serves createServer(dv) on `dv.settings.host:port` (port 0: any free port). */
