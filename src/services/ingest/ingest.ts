@@ -105,6 +105,8 @@ export class IngestionService {
     /** Left mid-file (error, abort, the consumer's return()), it must be stopped: it holds a worker thread and the file. */
     let parse: ReturnType<typeof parseCoco> | null = null;
     let committed = false;
+    /** The error event was reached: the catch below logged why. */
+    let failed = false;
     let bytesRead = 0;
     let bytesTotal: number | null = null;
     const { log } = this.deps;
@@ -226,6 +228,7 @@ export class IngestionService {
         annotation_count: final.annotationCount, category_count: final.categoryCount, warnings: final.warnings,
       };
     } catch (err) {
+      failed = true;
       const e = toIngestError(err);
       if (e.code === 'INGEST_FAILED') log.error({ err, dataset_id: datasetId }, 'ingest failed unexpectedly');
       else log.warn({ dataset_id: datasetId, code: e.code, reason: e.message }, 'ingest failed');
@@ -235,6 +238,11 @@ export class IngestionService {
       yield { stage: 'error', current: 0, total: null, message: e.message, code: e.code, bytes_read: bytesRead, bytes_total: bytesTotal };
     } finally {
       // Reached on success, on error, and when the consumer stops early (client disconnect).
+      if (!committed && !failed) {
+        // Stopped at a yield, where no check of the signal runs: logged as a cancel noticed mid-work is.
+        const reason = isDataVisorError(controller.signal.reason) ? controller.signal.reason.message : 'Ingestion cancelled: its consumer stopped reading';
+        log.warn({ dataset_id: datasetId, code: 'INGEST_CANCELLED', reason }, 'ingest failed');
+      }
       await this.stopParser(parse, datasetId);
       if (!committed && writer) await this.discard(writer, datasetId);
       options.signal?.removeEventListener('abort', onOuterAbort);
