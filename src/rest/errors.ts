@@ -71,6 +71,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not found (NOT_FOUND, FILE_NOT_FOUND)',
   413: 'Request body too large (PAYLOAD_TOO_LARGE)',
   415: 'Request body is not JSON (BAD_USER_INPUT)',
+  416: 'Range Not Satisfiable (BAD_USER_INPUT): the Range of an original starts past its end; Content-Range gives the size',
   422: 'The image cannot be decoded (UNPROCESSABLE_IMAGE)',
 };
 
