@@ -5,6 +5,7 @@ import { openDataVisor, type DataVisor } from '../services/app.js';
 import { generateDemoDataset } from '../demo/demo.js';
 import { imagePath } from '../services/datasets/json-views.js';
 import { createLogger } from '../services/logger.js';
+import { removeServerFile, writeServerFile } from './server-file.js';
 
 /** Where `serve` draws the demo dataset (docs/demo.md), relative to the working directory. */
 const DEMO_DIR = 'data/demo';
@@ -40,6 +41,8 @@ export async function serve(settings: Settings): Promise<void> {
   let demo: Promise<void> = Promise.resolve();
   const shutdown = async (signal: NodeJS.Signals) => {
     log.info({ signal, active_ingests: dv.ingestion.active }, 'shutting down');
+    // No longer answering: CLI commands go back to the file (and find it locked until DuckDB is closed).
+    removeServerFile(settings.dbPath);
     let code = 0;
     try {
       const closed = running.close();
@@ -78,6 +81,9 @@ export async function serve(settings: Settings): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // CLI commands run beside the server find it through this file (server-file.ts), removed at exit.
+  writeServerFile(settings.dbPath, running.url);
+  process.on('exit', () => removeServerFile(settings.dbPath));
   // Printed only once the handlers are in place: whoever reads the URL may signal right away.
   say(`DataVisor listening on ${running.url}`);
   say(`  GraphQL   ${running.url}/graphql`);

@@ -1,12 +1,13 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterEach, describe, expect, test } from 'vitest';
-import { bigCocoFile, parseSse, postIngest, REALDATA, REPO, sseBlocks } from '../rest/helpers.js';
+import { bigCocoFile, COCO128_IMAGES, COCO128_JSON, ingestOk, parseSse, postIngest, REALDATA, REPO, sseBlocks } from '../rest/helpers.js';
 
 const BIN = path.join(REPO, 'bin', 'datavisor.js');
 const SLOW = 120_000;
@@ -152,6 +153,31 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     const listed = spawnSync(process.execPath, [BIN, 'datasets', '--json'], { cwd, env: { ...base2, ...env }, encoding: 'utf8' });
     expect(listed.status).toBe(0);
     expect(JSON.parse(listed.stdout)).toEqual({ datasets: [] });
+  });
+
+  test('`datavisor datasets` beside the running server lists what GET /datasets lists (it asks the server), and after it the file', async () => {
+    const cwd = await tempDir();
+    const env = { DATAVISOR_DEMO: '0', DATAVISOR_DATA_ROOTS: REALDATA, DATAVISOR_THUMBNAILS_ON_INGEST: '0' };
+    const s = serve(cwd, env);
+    const base = urlOf(await s.line(/^DataVisor listening on /));
+    await ingestOk(base, { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES, dataset_name: 'beside' });
+    const db = path.join(cwd, 'data', 'datavisor.duckdb');
+    expect(JSON.parse(await fs.readFile(`${db}.server.json`, 'utf8'))).toEqual({ url: base, pid: s.child.pid, db });
+
+    const cliEnv = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DATAVISOR_'))), ...env };
+    const cli = (...args: string[]) => promisify(execFile)(process.execPath, [BIN, 'datasets', ...args], { cwd, env: cliEnv });
+    const rest = await (await fetch(`${base}/datasets`)).json();
+    expect(rest.datasets).toHaveLength(1);
+    const listed = await cli('--json');
+    expect(listed.stderr).toBe('');
+    expect(JSON.parse(listed.stdout)).toEqual(rest);
+    expect((await cli()).stdout).toMatch(new RegExp(`^${rest.datasets[0].id}\\s+beside\\s+128\\s+939\\s+80\\s`, 'm'));
+
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+    await expect(fs.access(`${db}.server.json`)).rejects.toThrow();
+    // No server: the file itself, with the same answer.
+    expect(JSON.parse((await cli('--json')).stdout)).toEqual(rest);
   });
 
   test('a second signal kills it at once, even while a request holds the shutdown open', async () => {
