@@ -52,8 +52,11 @@ async function serveMode() {
   const dv = await openDataVisor(loadSettings(), createLogger('info'));
   const server = await startServer(dv);
   process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+  // As `datavisor serve` shuts down (src/cli/serve.ts), minus its deadline.
   process.on('SIGTERM', async () => {
-    await server.close();
+    const closed = server.close();
+    dv.stopWork();
+    await closed;
     await dv.close();
     process.exit(0);
   });

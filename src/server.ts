@@ -147,6 +147,10 @@ export async function startServer(dv: DataVisor, opts: ServerOptions = {}): Prom
 }
 
 function closeServer(server: Server, graceMs: number): Promise<void> {
+  // A busy keep-alive connection (a client under load sends its next request as soon as it has an
+  // answer) is never idle: answers say `Connection: close` from now on, and Node closes each
+  // connection once it has answered, instead of at the end of the grace.
+  server.prependListener('request', (_req, res) => res.setHeader('connection', 'close'));
   return new Promise<void>((resolve, reject) => {
     // A connection busy now (an SSE stream sending its last event) turns idle later; keep sweeping
     // so keep-alive sockets do not hold the close open until their own timeout.

@@ -9,11 +9,14 @@ import { removeServerFile, writeServerFile } from './server-file.js';
 
 /** Where `serve` draws the demo dataset (docs/demo.md), relative to the working directory. */
 const DEMO_DIR = 'data/demo';
+/** After the first signal the process is gone within this, whatever it was doing (docs/rest.md, "Start and shutdown"). */
+const SHUTDOWN_DEADLINE_MS = 5_000;
+/** Open requests get this long to finish (an ingest stream sending its last event) before their connections are cut. */
+const REQUEST_GRACE_MS = 2_000;
 /** How long shutdown waits for cancelled ingests to finish rolling back before closing DuckDB. */
-const ROLLBACK_WAIT_MS = 10_000;
+const ROLLBACK_WAIT_MS = 1_500;
 /** A second signal within this time of the first is the same signal delivered twice (see onSignal). */
 const DUPLICATE_SIGNAL_MS = 2_000;
-const EXIT_WAIT_MS = 3_000;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -31,7 +34,7 @@ export async function serve(settings: Settings): Promise<void> {
   const dv = await openDataVisor(effective, log);
   let running: RunningServer;
   try {
-    running = await startServer(dv);
+    running = await startServer(dv, { closeGraceMs: REQUEST_GRACE_MS });
   } catch (e) {
     await dv.close();
     throw e;
@@ -40,29 +43,40 @@ export async function serve(settings: Settings): Promise<void> {
   let firstSignalAt = 0;
   let demo: Promise<void> = Promise.resolve();
   const shutdown = async (signal: NodeJS.Signals) => {
+    const started = performance.now();
     log.info({ signal, active_ingests: dv.ingestion.active }, 'shutting down');
+    let code: number | null = null;
+    // Exit by letting the event loop drain rather than process.exit(): pending log writes finish
+    // (or fail, if the reader of stderr is gone) first. process.exit() with a write in flight to a
+    // broken pipe makes pino's synchronous exit flush retry it forever. Whatever still holds the
+    // loop open at the deadline (a sharp decode of a request already cut, a hung plugin hook) is
+    // cut then; DuckDB's statements are interrupted first, since exiting waits for them.
+    setTimeout(() => {
+      if (code === null) {
+        log.error({ deadline_ms: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time: exiting without it');
+        dv.db.stop();
+      }
+      process.exit(code ?? 1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     // No longer answering: CLI commands go back to the file (and find it locked until DuckDB is closed).
     removeServerFile(settings.dbPath);
-    let code = 0;
     try {
       const closed = running.close();
-      // Running ingests end with an INGEST_CANCELLED error event and roll back: no half dataset.
-      dv.ingestion.cancelAll();
+      // Running ingests end with an INGEST_CANCELLED error event and roll back (no half dataset);
+      // statements running now stop at once instead of at their end (an ingest's final SQL, a heavy
+      // query), new ones and queued thumbnails are refused: their requests answer 503 UNAVAILABLE.
+      dv.stopWork();
       await closed;
       await demo;
       await waitForIngestsToEnd(dv);
       await dv.close();
-      log.info('stopped');
+      log.info({ ms: Math.round(performance.now() - started) }, 'stopped');
+      code = 0;
     } catch (err) {
       log.error({ err }, 'unclean shutdown');
       code = 1;
     }
-    // Exit by letting the event loop drain rather than process.exit(): pending log writes finish
-    // (or fail, if the reader of stderr is gone) first. process.exit() with a write in flight to a
-    // broken pipe makes pino's synchronous exit flush retry it forever. Anything still holding the
-    // loop open is cut after a few seconds.
     process.exitCode = code;
-    setTimeout(() => process.exit(code), EXIT_WAIT_MS).unref();
   };
   const onSignal = (signal: NodeJS.Signals) => {
     if (!stopping) {

@@ -222,3 +222,76 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     expect(await s.exited).toEqual({ code: 0, signal: null });
   });
 });
+
+/**
+ * Shutdown is bounded: SIGTERM in the middle of work, and the process is gone within the deadline
+ * `serve` promises (src/cli/serve.ts), with exit code 0 and a database that opens again. The load
+ * is bounded loops of requests that end when the server stops answering.
+ */
+describe('SIGTERM under load exits within the deadline', { timeout: SLOW }, () => {
+  const DEADLINE_MS = 5_000;
+  const WORKERS = 96;
+
+  async function loaded(kind: 'queries' | 'cold thumbnails', removeCache: boolean) {
+    const cwd = await tempDir();
+    const env = { DATAVISOR_DEMO: '0', DATAVISOR_DATA_ROOTS: REALDATA, DATAVISOR_THUMBNAILS_ON_INGEST: '16' };
+    const s = serve(cwd, env);
+    const base = urlOf(await s.line(/^DataVisor listening on /));
+    const done = await ingestOk(base, { annotation_path: COCO128_JSON, image_dir: COCO128_IMAGES });
+    const id = done.dataset_id!;
+    // The 16 thumbnails of the ingest are on disk; gone, the server must make them again and
+    // write them into a folder that is not there.
+    if (removeCache) await fs.rm(path.join(cwd, 'data', 'thumbnails'), { recursive: true });
+    const imageIds = (JSON.parse(await fs.readFile(COCO128_JSON, 'utf8')) as { images: { id: number }[] }).images.map((i) => i.id);
+    const query = JSON.stringify({
+      query: `{ samples(datasetId: "${id}", first: 50, filter: { minBboxArea: 100 }) { totalCount edges { node { id fileName thumbnailUrl annotations { categoryName bbox { x y w h } } } } } }`,
+    });
+    let answered = 0;
+    let next = 0;
+    const request = (w: number): Promise<Response> => {
+      const n = next++;
+      if (kind === 'cold thumbnails') return fetch(`${base}/images/${id}/${imageIds[n % imageIds.length]}?size=${['small', 'medium', 'large'][Math.floor(n / imageIds.length) % 3]}`);
+      if (w % 3 === 0) return fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: query });
+      if (w % 3 === 1) return fetch(`${base}/samples?dataset_id=${id}&offset=${n % 120}&limit=${1 + (n % 50)}`);
+      return fetch(`${base}/images/${id}/${imageIds[n % 16]}?size=medium`);
+    };
+    let reached!: () => void;
+    const warm = new Promise<void>((r) => (reached = r));
+    const workers = Array.from({ length: WORKERS }, async (_, w) => {
+      // Ends when the server stops answering (connection refused or cut); a 503 while it shuts down still counts.
+      for (;;) {
+        try {
+          await (await request(w)).arrayBuffer();
+        } catch {
+          return;
+        }
+        if (++answered === 4 * WORKERS) reached();
+      }
+    });
+    await warm;
+    const signalled = performance.now();
+    s.child.kill('SIGTERM');
+    const exit = await s.exited;
+    const ms = performance.now() - signalled;
+    await Promise.all(workers);
+    return { cwd, env, exit, ms, log: s.stderr() };
+  }
+
+  test.each([
+    ['queries', false],
+    ['queries', true],
+    ['cold thumbnails', false],
+    ['cold thumbnails', true],
+  ] as const)('%s (thumbnail cache removed first: %s)', async (kind, removeCache) => {
+    const { cwd, env, exit, ms, log } = await loaded(kind, removeCache);
+    expect(exit, log.slice(-2000)).toEqual({ code: 0, signal: null });
+    expect(ms).toBeLessThan(DEADLINE_MS);
+    expect(log).toContain('"msg":"stopped"');
+    expect(log).not.toContain('did not finish in time');
+    // DuckDB was closed cleanly: the file opens again, with its dataset.
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DATAVISOR_')));
+    const listed = spawnSync(process.execPath, [BIN, 'datasets', '--json'], { cwd, env: { ...base, ...env }, encoding: 'utf8' });
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).datasets).toEqual([expect.objectContaining({ image_count: 128, annotation_count: 939 })]);
+  });
+});

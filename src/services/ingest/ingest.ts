@@ -229,7 +229,8 @@ export class IngestionService {
       };
     } catch (err) {
       failed = true;
-      const e = toIngestError(err);
+      // Cancelled: whatever failed meanwhile (a statement the shutdown interrupted) is the cancel's doing.
+      const e = controller.signal.aborted && isDataVisorError(controller.signal.reason) ? controller.signal.reason : toIngestError(err);
       if (e.code === 'INGEST_FAILED') log.error({ err, dataset_id: datasetId }, 'ingest failed unexpectedly');
       else log.warn({ dataset_id: datasetId, code: e.code, reason: e.message }, 'ingest failed');
       await this.stopParser(parse, datasetId);
