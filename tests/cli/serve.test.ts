@@ -179,6 +179,24 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     expect(JSON.parse((await cli('--json')).stdout)).toEqual(rest);
   });
 
+  test('`datavisor datasets` beside a server with DATAVISOR_API_TOKEN sends the token, and says what to set when it is wrong', async () => {
+    const cwd = await tempDir();
+    const env = { DATAVISOR_DEMO: '0', DATAVISOR_API_TOKEN: 'cli-beside-token' };
+    const s = serve(cwd, env);
+    const base = urlOf(await s.line(/^DataVisor listening on /));
+    const cliEnv = (token: string) => ({ ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DATAVISOR_'))), ...env, DATAVISOR_API_TOKEN: token });
+    const run = (token: string) => spawnSync(process.execPath, [BIN, 'datasets', '--json'], { cwd, env: cliEnv(token), encoding: 'utf8' });
+    const ok = run('cli-beside-token');
+    expect([ok.status, ok.stdout]).toEqual([0, '{"datasets":[]}\n']);
+    const wrong = run('not-the-token');
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toBe(
+      `datavisor: ${path.join(cwd, 'data', 'datavisor.duckdb')} is held by the DataVisor server at ${base} (pid ${s.child.pid}), which answered GET /datasets with 401: The bearer token is not valid: set DATAVISOR_API_TOKEN to its token\n`,
+    );
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+  });
+
   test('a second signal kills it at once, even while a hung plugin holds the shutdown open', async () => {
     const cwd = await tempDir();
     // A plugin whose onDeactivate never settles: the shutdown waits for it until its deadline (5 s).
