@@ -5,6 +5,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { shouldRenderGraphiQL } from 'graphql-yoga';
 import { bodyLimit } from 'hono/body-limit';
 import { corsPolicy, IMAGE_ROUTE, requireImageAccess, requireToken } from './rest/auth.js';
+import { compression } from './rest/compression.js';
 import { datasetRoutes } from './rest/datasets.js';
 import { errorResponse, methodNotAllowed, toErrorResponse } from './rest/errors.js';
 import { healthRoutes } from './rest/health.js';
@@ -13,6 +14,8 @@ import { ingestRoutes } from './rest/ingest.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
+import { staticAssets } from './rest/static-assets.js';
+import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
 import { createGraphQLHandler, GRAPHQL_PATH, STREAM_PATH } from './schema/handler.js';
 import type { DataVisor } from './services/app.js';
 
@@ -40,7 +43,8 @@ const VERSION = readVersion();
 
 /**
  * The HTTP application: REST routes (src/rest, one file per resource) and the GraphQL endpoint.
- * Middleware, in order: request id + one log line per request; CORS (DATAVISOR_CORS_ORIGINS),
+ * Middleware, in order: request id + one log line per request; compression of answers (not of
+ * images and sample pages, which negotiate it themselves); CORS (DATAVISOR_CORS_ORIGINS),
  * which answers preflights before any token is asked for; the token (DATAVISOR_API_TOKEN), or a
  * signed URL on the image route; body size cap on requests with a body; then the routes, whose
  * zod schemas validate input and also produce /openapi.json. CORS and the token check are only
@@ -52,6 +56,9 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   const { corsOrigins } = dv.settings;
 
   app.use(requestLog(dv.log));
+  // Images are never compressed (already compressed; originals answer byte ranges); sample pages
+  // and GraphiQL's files keep their compressed bytes and negotiate themselves.
+  app.use(compression((path) => path.startsWith('/images/') || path === '/samples' || path.startsWith(GRAPHIQL_ASSETS_PREFIX)));
   if (corsOrigins.length > 0) {
     app.use(corsPolicy(corsOrigins));
     if (corsOrigins[0] === '*' && !dv.access.enabled) {
@@ -64,7 +71,11 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
         // GraphiQL's page is open because a browser cannot add a header to a navigation; it names
         // no dataset then (schema/graphiql.ts) and every query it sends needs the token, which its
         // Headers tab holds. yoga's own test decides, so an exempted request is always the page.
-        isOpen: (c) => c.req.path === '/health' || (c.req.path === GRAPHQL_PATH && shouldRenderGraphiQL(c.req.raw)),
+        isOpen: (c) =>
+          c.req.path === '/health' ||
+          (c.req.path === GRAPHQL_PATH && shouldRenderGraphiQL(c.req.raw)) ||
+          // GraphiQL's script and styles: public library code, loaded by tags that cannot send a header.
+          c.req.path.startsWith(GRAPHIQL_ASSETS_PREFIX),
       }),
     );
     app.use(IMAGE_ROUTE, requireImageAccess(dv.access));
@@ -85,6 +96,8 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', datasetRoutes(dv));
   app.route('/', sampleRoutes(dv));
   app.route('/', imageRoutes(dv));
+
+  app.route('/', staticAssets(GRAPHIQL_ASSETS));
 
   const graphql = createGraphQLHandler(dv);
   app.all(GRAPHQL_PATH, graphqlRoute(graphql, GRAPHQL_PATH, ['GET', 'POST']));

@@ -3,7 +3,7 @@ import type { DataVisor } from '../services/app.js';
 import { annotationJson, sampleJson } from '../services/datasets/json-views.js';
 import { MAX_PAGE_SIZE, type SampleFilter } from '../services/datasets/samples.js';
 import { errorResponses } from './errors.js';
-import { ResponseCache, sendCached } from './response-cache.js';
+import { ResponseCache } from './response-cache.js';
 import { newRouter, queryBool, queryInt, requestOrigin } from './router.js';
 
 /** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
@@ -113,7 +113,7 @@ export function sampleRoutes(dv: DataVisor) {
       const key = `${origin}\n${dv.access.imageUrlEpoch()}\n${JSON.stringify(q)}`;
       const cached = pages.get(key);
       // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
-      if (cached) return sendCached(c, cached) as never;
+      if (cached) return (await pages.send(c, key, cached)) as never;
       const filter: SampleFilter = {
         categories: q.category === undefined ? undefined : [q.category],
         split: q.split,
@@ -127,7 +127,7 @@ export function sampleRoutes(dv: DataVisor) {
         dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),
       ]);
       const body = { items: page.samples.map((s) => sampleJson(s, origin, dv.access)), total, offset: q.offset, limit: q.limit };
-      return sendCached(c, pages.put(key, body)) as never;
+      return (await pages.send(c, key, pages.put(key, body))) as never;
     })
     .openapi(listAnnotations, async (c) => {
       const datasetId = c.req.valid('query').dataset_id;
