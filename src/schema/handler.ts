@@ -16,8 +16,8 @@ export const STREAM_PATH = '/graphql/stream';
 
 /**
  * The GraphQL endpoint (/graphql and /graphql/stream) as a fetch handler that the HTTP server
- * mounts for GET, POST and OPTIONS (and PUT/DELETE on /graphql/stream for graphql-sse's
- * single-connection mode). GraphiQL answers a browser's GET /graphql, from assets bundled in
+ * mounts for GET and POST (and PUT/DELETE on /graphql/stream for graphql-sse's single-connection
+ * mode); it answers the other methods itself (405). GraphiQL answers a browser's GET /graphql, from assets bundled in
  * @graphql-yoga/render-graphiql and served under /graphql/assets/ (graphiql-page.ts): no CDN, so
  * it works on an air-gapped server.
  */
