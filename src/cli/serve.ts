@@ -41,7 +41,6 @@ export async function serve(settings: Settings): Promise<void> {
   }
   let stopping = false;
   let firstSignalAt = 0;
-  let demo: Promise<void> = Promise.resolve();
   const shutdown = async (signal: NodeJS.Signals) => {
     const started = performance.now();
     log.info({ signal, active_ingests: dv.ingestion.active }, 'shutting down');
@@ -67,7 +66,7 @@ export async function serve(settings: Settings): Promise<void> {
       // query), new ones and queued thumbnails are refused: their requests answer 503 UNAVAILABLE.
       dv.stopWork();
       await closed;
-      await demo;
+      // The demo's drawing is not waited for: it writes a temporary folder, renamed when whole.
       await waitForIngestsToEnd(dv);
       await dv.close();
       log.info({ ms: Math.round(performance.now() - started) }, 'stopped');
@@ -104,7 +103,7 @@ export async function serve(settings: Settings): Promise<void> {
   say(`  REST      ${running.url}/datasets   (OpenAPI: ${running.url}/openapi.json)`);
 
   if (settings.demo) {
-    demo = addDemo(dv, demoDir, running.url, () => stopping).catch((err: unknown) => {
+    void addDemo(dv, demoDir, running.url, () => stopping).catch((err: unknown) => {
       // A shutdown closing the database under the demo is not worth a report.
       if (stopping) return;
       log.error({ err }, 'the demo dataset could not be added');
