@@ -9,8 +9,8 @@
 //    own temp database and cache, logging at info level (one JSON line per request) to /dev/null,
 //    and ingests the file through POST /datasets/ingest (DATAVISOR_THUMBNAILS_ON_INGEST=0).
 // 3. Loads it with autocannon from this process for --duration seconds per row at 2 and 16
-//    connections: GET /samples (first page, offset 100,000, category=person, and a new page each
-//    request, which the page cache cannot answer), a cached medium
+//    connections: GET /samples (first page, the same with a browser's Accept-Encoding, offset
+//    100,000, category=person, and a new page each request, which the page cache cannot answer), a cached medium
 //    thumbnail through the full route, and a bare node:http server (`--bare` mode, a child process
 //    too) answering the same bytes from memory.
 // 4. Cold thumbnails: never-made medium thumbnails of 640×480 JPEGs through the route of a fresh
@@ -52,8 +52,11 @@ async function serveMode() {
   const dv = await openDataVisor(loadSettings(), createLogger('info'));
   const server = await startServer(dv);
   process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+  // As `datavisor serve` shuts down (src/cli/serve.ts), minus its deadline.
   process.on('SIGTERM', async () => {
-    await server.close();
+    const closed = server.close();
+    dv.stopWork();
+    await closed;
     await dv.close();
     process.exit(0);
   });
@@ -149,6 +152,10 @@ async function loadRows({ autocannon, fixture, work, scratch, children, duration
   const results = {};
   for (const c of connections) {
     results[`first@${c}`] = await load('GET /samples?limit=50 (offset 0)', first, c);
+    // As a browser asks: the page cache keeps the compressed bytes (src/rest/response-cache.ts).
+    results[`firstBr@${c}`] = await load('GET /samples?limit=50 (offset 0), Accept-Encoding: gzip, deflate, br, zstd', first, c, [
+      { path: new URL(first).pathname + new URL(first).search, headers: { 'accept-encoding': 'gzip, deflate, br, zstd' } },
+    ]);
     results[`deep@${c}`] = await load('GET /samples?offset=100000&limit=50', deep, c);
     results[`person@${c}`] = await load('GET /samples?category=person&limit=50', person, c);
     // The rows above ask for one page again and again, which the server's page cache answers

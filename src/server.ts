@@ -5,8 +5,9 @@ import { createAdaptorServer } from '@hono/node-server';
 import { shouldRenderGraphiQL } from 'graphql-yoga';
 import { bodyLimit } from 'hono/body-limit';
 import { corsPolicy, IMAGE_ROUTE, requireImageAccess, requireToken } from './rest/auth.js';
+import { compression } from './rest/compression.js';
 import { datasetRoutes } from './rest/datasets.js';
-import { errorResponse, toErrorResponse } from './rest/errors.js';
+import { errorResponse, methodNotAllowed, toErrorResponse } from './rest/errors.js';
 import { healthRoutes } from './rest/health.js';
 import { imageRoutes } from './rest/images.js';
 import { ingestRoutes } from './rest/ingest.js';
@@ -15,7 +16,9 @@ import { evaluationRoutes } from './rest/evaluations.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
-import { createGraphQLHandler, GRAPHQL_PATH } from './schema/handler.js';
+import { staticAssets } from './rest/static-assets.js';
+import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
+import { createGraphQLHandler, GRAPHQL_PATH, STREAM_PATH } from './schema/handler.js';
 import type { DataVisor } from './services/app.js';
 
 export interface ServerOptions {
@@ -42,7 +45,8 @@ const VERSION = readVersion();
 
 /**
  * The HTTP application: REST routes (src/rest, one file per resource) and the GraphQL endpoint.
- * Middleware, in order: request id + one log line per request; CORS (DATAVISOR_CORS_ORIGINS),
+ * Middleware, in order: request id + one log line per request; compression of answers (not of
+ * images and sample pages, which negotiate it themselves); CORS (DATAVISOR_CORS_ORIGINS),
  * which answers preflights before any token is asked for; the token (DATAVISOR_API_TOKEN), or a
  * signed URL on the image route; body size cap on requests with a body; then the routes, whose
  * zod schemas validate input and also produce /openapi.json. CORS and the token check are only
@@ -54,6 +58,9 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   const { corsOrigins } = dv.settings;
 
   app.use(requestLog(dv.log));
+  // Images are never compressed (already compressed; originals answer byte ranges); sample pages
+  // and GraphiQL's files keep their compressed bytes and negotiate themselves.
+  app.use(compression((path) => path.startsWith('/images/') || path === '/samples' || path.startsWith(GRAPHIQL_ASSETS_PREFIX)));
   if (corsOrigins.length > 0) {
     app.use(corsPolicy(corsOrigins));
     if (corsOrigins[0] === '*' && !dv.access.enabled) {
@@ -66,7 +73,11 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
         // GraphiQL's page is open because a browser cannot add a header to a navigation; it names
         // no dataset then (schema/graphiql.ts) and every query it sends needs the token, which its
         // Headers tab holds. yoga's own test decides, so an exempted request is always the page.
-        isOpen: (c) => c.req.path === '/health' || (c.req.path === GRAPHQL_PATH && shouldRenderGraphiQL(c.req.raw)),
+        isOpen: (c) =>
+          c.req.path === '/health' ||
+          (c.req.path === GRAPHQL_PATH && shouldRenderGraphiQL(c.req.raw)) ||
+          // GraphiQL's script and styles: public library code, loaded by tags that cannot send a header.
+          c.req.path.startsWith(GRAPHIQL_ASSETS_PREFIX),
       }),
     );
     app.use(IMAGE_ROUTE, requireImageAccess(dv.access));
@@ -90,11 +101,12 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', sampleRoutes(dv));
   app.route('/', imageRoutes(dv));
 
+  app.route('/', staticAssets(GRAPHIQL_ASSETS));
+
   const graphql = createGraphQLHandler(dv);
-  const toGraphQL = (c: { req: { raw: Request } }) => graphql(c.req.raw);
-  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', toGraphQL);
+  app.all(GRAPHQL_PATH, graphqlRoute(graphql, GRAPHQL_PATH, ['GET', 'POST']));
   // graphql-sse's single-connection mode also reserves (PUT) and closes (DELETE) a stream.
-  app.on(['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'], '/graphql/stream', toGraphQL);
+  app.all(STREAM_PATH, graphqlRoute(graphql, STREAM_PATH, ['GET', 'POST', 'PUT', 'DELETE']));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -110,6 +122,21 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.notFound((c) => errorResponse('NOT_FOUND', `No route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => toErrorResponse(err, c.get('log') ?? dv.log));
   return app;
+}
+
+/**
+ * Hands the methods of `allowed` to GraphQL and answers the rest here: OPTIONS with 204 and
+ * `Allow` (preflights never get here: the CORS middleware answers them), anything else 405. Hono
+ * runs GET handlers for HEAD and then copies their answer without its body, which turned yoga's own
+ * 405 for HEAD into a 500 with a garbled header: HEAD is refused before yoga sees it.
+ */
+function graphqlRoute(graphql: (request: Request) => Promise<Response>, path: string, allowed: readonly string[]) {
+  return (c: { req: { raw: Request; method: string } }) => {
+    const { method } = c.req;
+    if (allowed.includes(method)) return graphql(c.req.raw);
+    if (method === 'OPTIONS') return new Response(null, { status: 204, headers: { allow: allowed.join(', ') } });
+    return methodNotAllowed(method, path, allowed);
+  };
 }
 
 /** Serves createServer(dv) on `dv.settings.host:port` (port 0: any free port). */
@@ -137,6 +164,10 @@ export async function startServer(dv: DataVisor, opts: ServerOptions = {}): Prom
 }
 
 function closeServer(server: Server, graceMs: number): Promise<void> {
+  // A busy keep-alive connection (a client under load sends its next request as soon as it has an
+  // answer) is never idle: answers say `Connection: close` from now on, and Node closes each
+  // connection once it has answered, instead of at the end of the grace.
+  server.prependListener('request', (_req, res) => res.setHeader('connection', 'close'));
   return new Promise<void>((resolve, reject) => {
     // A connection busy now (an SSE stream sending its last event) turns idle later; keep sweeping
     // so keep-alive sockets do not hold the close open until their own timeout.

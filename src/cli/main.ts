@@ -6,6 +6,7 @@ import { isDataVisorError } from '../services/errors.js';
 import { datasetJson } from '../services/datasets/json-views.js';
 import { DEFAULT_FORMAT, FORMAT_CHOICES } from '../services/ingest/formats/registry.js';
 import { createLogger } from '../services/logger.js';
+import { datasetTable, listDatasets } from './datasets.js';
 import { registerEvaluateCommand } from './evaluate.js';
 import { registerPredictionCommands } from './predictions.js';
 import { createProgressView } from './progress.js';
@@ -72,27 +73,11 @@ program
 
 program
   .command('datasets')
-  .description('list datasets, newest first')
+  .description('list datasets, newest first (from the running server when `datavisor serve` holds the database)')
   .option('--json', 'print {"datasets":[…]} as GET /datasets does')
   .action(async (opts: { json?: boolean }) => {
-    const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'error'));
-    try {
-      const list = await dv.datasets.list();
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ datasets: list.map(datasetJson) })}\n`);
-        return;
-      }
-      if (list.length === 0) {
-        process.stdout.write('no datasets\n');
-        return;
-      }
-      const rows = list.map((d) => [d.id, d.name, String(d.imageCount), String(d.annotationCount), String(d.categoryCount), d.createdAt.toISOString()]);
-      const head = ['ID', 'NAME', 'IMAGES', 'ANNOTATIONS', 'CATEGORIES', 'CREATED'];
-      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const r of [head, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
-    } finally {
-      await dv.close();
-    }
+    const list = await listDatasets(loadSettings());
+    process.stdout.write(opts.json ? `${JSON.stringify(list)}\n` : datasetTable(list.datasets));
   });
 
 registerPredictionCommands(program, fail);

@@ -5,14 +5,18 @@ import { openDataVisor, type DataVisor } from '../services/app.js';
 import { generateDemoDataset } from '../demo/index.js';
 import { imagePath } from '../services/datasets/json-views.js';
 import { createLogger } from '../services/logger.js';
+import { removeServerFile, writeServerFile } from './server-file.js';
 
 /** Where `serve` draws the demo dataset (docs/demo.md), relative to the working directory. */
 const DEMO_DIR = 'data/demo';
+/** After the first signal the process is gone within this, whatever it was doing (docs/rest.md, "Start and shutdown"). */
+const SHUTDOWN_DEADLINE_MS = 5_000;
+/** Open requests get this long to finish (an ingest stream sending its last event) before their connections are cut. */
+const REQUEST_GRACE_MS = 2_000;
 /** How long shutdown waits for cancelled ingests to finish rolling back before closing DuckDB. */
-const ROLLBACK_WAIT_MS = 10_000;
+const ROLLBACK_WAIT_MS = 1_500;
 /** A second signal within this time of the first is the same signal delivered twice (see onSignal). */
 const DUPLICATE_SIGNAL_MS = 2_000;
-const EXIT_WAIT_MS = 3_000;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -30,37 +34,48 @@ export async function serve(settings: Settings): Promise<void> {
   const dv = await openDataVisor(effective, log);
   let running: RunningServer;
   try {
-    running = await startServer(dv);
+    running = await startServer(dv, { closeGraceMs: REQUEST_GRACE_MS });
   } catch (e) {
     await dv.close();
     throw e;
   }
   let stopping = false;
   let firstSignalAt = 0;
-  let demo: Promise<void> = Promise.resolve();
   const shutdown = async (signal: NodeJS.Signals) => {
+    const started = performance.now();
     log.info({ signal, active_ingests: dv.ingestion.active }, 'shutting down');
-    let code = 0;
+    let code: number | null = null;
+    // Exit by letting the event loop drain rather than process.exit(): pending log writes finish
+    // (or fail, if the reader of stderr is gone) first. process.exit() with a write in flight to a
+    // broken pipe makes pino's synchronous exit flush retry it forever. Whatever still holds the
+    // loop open at the deadline (a sharp decode of a request already cut, a hung plugin hook) is
+    // cut then; DuckDB's statements are interrupted first, since exiting waits for them.
+    setTimeout(() => {
+      if (code === null) {
+        log.error({ deadline_ms: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time: exiting without it');
+        dv.db.stop();
+      }
+      process.exit(code ?? 1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    // No longer answering: CLI commands go back to the file (and find it locked until DuckDB is closed).
+    removeServerFile(settings.dbPath);
     try {
       const closed = running.close();
-      // Running ingests end with an INGEST_CANCELLED error event and roll back: no half dataset.
-      dv.ingestion.cancelAll();
-      dv.predictions.cancelAll();
+      // Running ingests end with an INGEST_CANCELLED error event and roll back (no half dataset);
+      // statements running now stop at once instead of at their end (an ingest's final SQL, a heavy
+      // query), new ones and queued thumbnails are refused: their requests answer 503 UNAVAILABLE.
+      dv.stopWork();
       await closed;
-      await demo;
+      // The demo's drawing is not waited for: it writes a temporary folder, renamed when whole.
       await waitForIngestsToEnd(dv);
       await dv.close();
-      log.info('stopped');
+      log.info({ ms: Math.round(performance.now() - started) }, 'stopped');
+      code = 0;
     } catch (err) {
       log.error({ err }, 'unclean shutdown');
       code = 1;
     }
-    // Exit by letting the event loop drain rather than process.exit(): pending log writes finish
-    // (or fail, if the reader of stderr is gone) first. process.exit() with a write in flight to a
-    // broken pipe makes pino's synchronous exit flush retry it forever. Anything still holding the
-    // loop open is cut after a few seconds.
     process.exitCode = code;
-    setTimeout(() => process.exit(code), EXIT_WAIT_MS).unref();
   };
   const onSignal = (signal: NodeJS.Signals) => {
     if (!stopping) {
@@ -79,13 +94,16 @@ export async function serve(settings: Settings): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // CLI commands run beside the server find it through this file (server-file.ts), removed at exit.
+  writeServerFile(settings.dbPath, running.url);
+  process.on('exit', () => removeServerFile(settings.dbPath));
   // Printed only once the handlers are in place: whoever reads the URL may signal right away.
   say(`DataVisor listening on ${running.url}`);
   say(`  GraphQL   ${running.url}/graphql`);
   say(`  REST      ${running.url}/datasets   (OpenAPI: ${running.url}/openapi.json)`);
 
   if (settings.demo) {
-    demo = addDemo(dv, demoDir, running.url, () => stopping).catch((err: unknown) => {
+    void addDemo(dv, demoDir, running.url, () => stopping).catch((err: unknown) => {
       // A shutdown closing the database under the demo is not worth a report.
       if (stopping) return;
       log.error({ err }, 'the demo dataset could not be added');

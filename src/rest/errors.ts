@@ -26,6 +26,17 @@ export function errorResponse(code: ErrorCode, message: string, status: number =
   return new Response(JSON.stringify({ error: { code, message } }), { status, headers: ERROR_HEADERS });
 }
 
+/**
+ * 405 for a method `path` does not answer, with the `Allow` header RFC 9110 §15.5.6 requires. The
+ * code is BAD_USER_INPUT, as for the other refusals of a request's form (415).
+ */
+export function methodNotAllowed(method: string, path: string, allowed: readonly string[]): Response {
+  const list = allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}` : allowed.join('');
+  const res = errorResponse('BAD_USER_INPUT', `${method} is not allowed on ${path}: use ${list}`, 405);
+  res.headers.set('allow', allowed.join(', '));
+  return res;
+}
+
 const EXCEPTION_MESSAGES: Record<number, string> = {
   413: 'The request body is too large',
   415: 'The request body must be JSON (Content-Type: application/json)',
@@ -60,6 +71,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not found (NOT_FOUND, FILE_NOT_FOUND)',
   413: 'Request body too large (PAYLOAD_TOO_LARGE)',
   415: 'Request body is not JSON (BAD_USER_INPUT)',
+  416: 'Range Not Satisfiable (BAD_USER_INPUT): the Range of an original starts past its end; Content-Range gives the size',
   422: 'The image cannot be decoded (UNPROCESSABLE_IMAGE)',
 };
 

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
+import { decideRange } from './byte-range.js';
 import { errorResponse, errorResponses } from './errors.js';
 import { etagMatches, newRouter } from './router.js';
 
@@ -35,7 +36,7 @@ const getImage = createRoute({
   method: 'get',
   path: '/images/{dataset_id}/{sample_id}',
   summary: 'A WebP thumbnail (small 128, medium 256, large 512 px wide; never enlarged) or the original file',
-  description: 'Send `If-None-Match` with a held ETag to get 304 (lists and W/ tags work).',
+  description: 'Send `If-None-Match` with a held ETag to get 304 (lists and W/ tags work). Originals answer one `Range: bytes=…` with 206 (`If-Range` with their ETag honoured), or 416 when it starts past the end.',
   request: {
     params: z.object({
       dataset_id: z.string().min(1).openapi({ param: { name: 'dataset_id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
@@ -55,8 +56,12 @@ const getImage = createRoute({
         'image/*': { schema: z.string().openapi({ format: 'binary', description: 'size=original: the file with its own type' }) },
       },
     },
+    206: {
+      description: 'size=original with one satisfiable `Range: bytes=…` (and an `If-Range` naming the current ETag, if any): that range, with Content-Range',
+      content: { 'image/*': { schema: z.string().openapi({ format: 'binary' }) } },
+    },
     304: { description: 'Not modified: If-None-Match matched the ETag' },
-    ...errorResponses(400, 401, 403, 404, 422),
+    ...errorResponses(400, 401, 403, 404, 416, 422),
   },
 });
 
@@ -82,7 +87,7 @@ export function imageRoutes(dv: DataVisor) {
     const datasetId = c.req.param('dataset_id');
     const sampleId = c.req.param('sample_id');
     const ifNoneMatch = c.req.header('if-none-match');
-    if (size.data === 'original') return original(dv, datasetId, sampleId, ifNoneMatch, c.req.method === 'HEAD', cache.original);
+    if (size.data === 'original') return original(dv, datasetId, sampleId, c.req, cache.original);
     // A memory hit needs no database query (SampleService.thumbnail) and its ETag was computed
     // when the bytes were made, so this is a map lookup and a few headers.
     const thumb = await dv.samples.thumbnail(datasetId, sampleId, size.data);
@@ -97,32 +102,53 @@ export function imageRoutes(dv: DataVisor) {
   return router;
 }
 
+/**
+ * An original, whole or one byte range of it (`Range`, `If-Range`; byte-range.ts): local files and
+ * bucket objects alike, since every store reads ranges. The preconditions come first (304), as
+ * RFC 9110 §13.2.2 orders them.
+ */
 async function original(
   dv: DataVisor,
   datasetId: string,
   sampleId: string,
-  ifNoneMatch: string | undefined,
-  head: boolean,
+  req: { method: string; header(name: string): string | undefined },
   cacheControl: string,
 ): Promise<Response> {
   // Local file or S3/GCS object: type, size and ETag (mtime-size locally, the object's in a bucket).
   const image = await dv.samples.openOriginal(datasetId, sampleId);
-  if (etagMatches(ifNoneMatch, image.etag)) {
+  if (etagMatches(req.header('if-none-match'), image.etag)) {
     return new Response(null, { status: 304, headers: { etag: image.etag, 'cache-control': cacheControl } });
   }
   // DATAVISOR_PRESIGN=1: the bucket serves the bytes; the URL expires, so the redirect is not cached.
   if (image.presignedUrl) {
     return new Response(null, { status: 302, headers: { location: image.presignedUrl, 'cache-control': 'private, no-store' } });
   }
-  const headers = {
+  const headers: Record<string, string> = {
     'content-type': image.contentType,
     'content-length': String(image.size),
+    'accept-ranges': 'bytes',
     etag: image.etag,
     'cache-control': cacheControl,
     ...ORIGINAL_SAFETY,
   };
   // A HEAD answer has no body: opening the file would only leak its descriptor (or a connection).
-  if (head) return new Response(null, { status: 200, headers });
-  const body = Readable.toWeb(await image.open()) as ReadableStream<Uint8Array>;
-  return new Response(body, { status: 200, headers });
+  // Range is defined for GET only (RFC 9110 §14.2), so HEAD describes the whole file.
+  if (req.method === 'HEAD') return new Response(null, { status: 200, headers });
+  const range = decideRange(req.header('range'), req.header('if-range'), image.size, image.etag);
+  if (range.kind === 'unsatisfiable') {
+    const res = errorResponse(
+      'BAD_USER_INPUT',
+      `Range ${JSON.stringify(req.header('range'))} selects no byte of this ${image.size}-byte file: ` +
+        (image.size === 0 ? 'it is empty, ask without Range' : `ask for bytes 0 to ${image.size - 1}`),
+      416,
+    );
+    res.headers.set('content-range', `bytes */${image.size}`);
+    res.headers.set('accept-ranges', 'bytes');
+    return res;
+  }
+  if (range.kind === 'full') return new Response(Readable.toWeb(await image.open()) as ReadableStream<Uint8Array>, { status: 200, headers });
+  headers['content-range'] = `bytes ${range.start}-${range.end}/${image.size}`;
+  headers['content-length'] = String(range.end - range.start + 1);
+  const body = Readable.toWeb(await image.open({ start: range.start, end: range.end })) as ReadableStream<Uint8Array>;
+  return new Response(body, { status: 206, headers });
 }

@@ -5,7 +5,7 @@ import { SAMPLE_FILTER_FIELDS, toSampleFilter, type SampleFilterInput } from '..
 import { MAX_PAGE_SIZE } from '../services/datasets/paging.js';
 import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
-import { ResponseCache, sendCached } from './response-cache.js';
+import { ResponseCache } from './response-cache.js';
 import { newRouter, queryBool, queryInt, queryNumber, requestOrigin } from './router.js';
 
 /** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
@@ -159,14 +159,14 @@ export function sampleRoutes(dv: DataVisor) {
       const key = `${dataset.revision}\n${origin}\n${dv.access.imageUrlEpoch()}\n${JSON.stringify(q)}`;
       const cached = pages.get(key);
       // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
-      if (cached) return sendCached(c, cached) as never;
+      if (cached) return (await pages.send(c, key, cached)) as never;
       const filter = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
       const [total, page] = await Promise.all([
         dv.samples.count(q.dataset_id, filter),
         dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),
       ]);
       const body = { items: page.samples.map((s) => sampleJson(s, origin, dv.access)), total, offset: q.offset, limit: q.limit };
-      return sendCached(c, pages.put(key, body)) as never;
+      return (await pages.send(c, key, pages.put(key, body))) as never;
     })
     .openapi(listAnnotations, async (c) => {
       const datasetId = c.req.valid('query').dataset_id;

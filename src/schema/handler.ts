@@ -1,11 +1,11 @@
 import { useGraphQlJit } from '@envelop/graphql-jit';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { getOperationAST } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import type { DataVisor } from '../services/app.js';
 import { createContext, type GraphQLContext } from './context.js';
 import { maskError, yogaLogger } from './errors.js';
 import { graphiqlOptions } from './graphiql.js';
+import { renderGraphiQLPage } from './graphiql-page.js';
 import { useAbuseGuards } from './guards.js';
 import { schema } from './index.js';
 import { useGraphQLSSE } from './sse.js';
@@ -16,9 +16,10 @@ export const STREAM_PATH = '/graphql/stream';
 
 /**
  * The GraphQL endpoint (/graphql and /graphql/stream) as a fetch handler that the HTTP server
- * mounts for GET, POST and OPTIONS (and PUT/DELETE on /graphql/stream for graphql-sse's
- * single-connection mode). GraphiQL answers a browser's GET /graphql, from assets bundled in
- * @graphql-yoga/render-graphiql: no CDN, so it works on an air-gapped server.
+ * mounts for GET and POST (and PUT/DELETE on /graphql/stream for graphql-sse's single-connection
+ * mode); it answers the other methods itself (405). GraphiQL answers a browser's GET /graphql, from assets bundled in
+ * @graphql-yoga/render-graphiql and served under /graphql/assets/ (graphiql-page.ts): no CDN, so
+ * it works on an air-gapped server.
  */
 export function createGraphQLHandler(dv: DataVisor): (request: Request) => Promise<Response> {
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
@@ -28,7 +29,8 @@ export function createGraphQLHandler(dv: DataVisor): (request: Request) => Promi
     maskedErrors: { maskError: (error) => maskError(error) },
     logging: yogaLogger(dv.log),
     graphiql: graphiqlOptions(dv),
-    renderGraphiQL,
+    // A small page that links GraphiQL's bundle (graphiql-page.ts), which the server mounts.
+    renderGraphiQL: renderGraphiQLPage,
     landingPage: false,
     // CORS is the HTTP server's (one policy for REST and GraphQL); uploads are not part of the API.
     cors: false,

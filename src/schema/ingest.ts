@@ -1,5 +1,7 @@
+import type { DataVisor } from '../services/app.js';
+import { DataVisorError } from '../services/errors.js';
 import { FORMAT_CHOICES } from '../services/ingest/formats/registry.js';
-import { INGEST_STAGES, type IngestEvent } from '../services/ingest/request.js';
+import { INGEST_STAGES, type IngestEvent, type IngestRequest } from '../services/ingest/request.js';
 import { builder } from './builder.js';
 import { DatasetType, WarningType } from './dataset.js';
 import { ingestEventError } from './errors.js';
@@ -52,10 +54,39 @@ builder.subscriptionFields((t) => ({
       'Ingests a COCO file and streams its progress until COMPLETE. A failure ends the stream with an error whose extensions.code is NOT_FOUND, FORBIDDEN, BAD_USER_INPUT or INGEST_FAILED. Unsubscribing (or disconnecting) before COMPLETE cancels the ingest and leaves no dataset behind.',
     args: { input: t.arg({ type: IngestInput, required: true }) },
     // The very iterable REST's SSE consumes; graphql-js calls its return() when the client goes away.
-    subscribe: (_root, { input }, ctx) => ctx.dv.ingestion.ingest(input),
+    subscribe: (_root, { input }, ctx) => cancelledOnReturn(ctx.dv, input),
     resolve: (event) => {
       if (event.stage === 'error') throw ingestEventError(event.code, event.message);
       return event;
     },
   }),
 }));
+
+/**
+ * The ingest's events, cancelled as REST's stream cancels them when the client goes away:
+ * graphql-sse calls return() then, usually while a next() is pending, which return() would only
+ * follow once the ingest reached its next event. Aborting stops it at its next check instead, and
+ * the cancel is logged the same way (the service's `INGEST_CANCELLED` line and this one).
+ */
+function cancelledOnReturn(dv: DataVisor, input: IngestRequest): AsyncIterableIterator<IngestEvent> {
+  const abort = new AbortController();
+  const events = dv.ingestion.ingest(input, { signal: abort.signal });
+  let last: IngestEvent | undefined;
+  return {
+    async next() {
+      const step = await events.next();
+      if (!step.done) last = step.value;
+      return step;
+    },
+    async return(): Promise<IteratorResult<IngestEvent>> {
+      if (last?.stage !== 'complete' && last?.stage !== 'error') {
+        dv.log.info({ stage: last?.stage, transport: 'graphql-sse' }, 'client disconnected: cancelling the ingest');
+        abort.abort(new DataVisorError('INGEST_CANCELLED', 'Ingestion cancelled: the client disconnected'));
+      }
+      return events.return(undefined);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}

@@ -29,6 +29,12 @@ export interface DataVisor {
   storage: StorageService;
   /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
   access: AccessService;
+  /**
+   * Shutdown's first step, so that it ends in bounded time: running ingests are cancelled (they roll
+   * back), DuckDB refuses new queries and interrupts running statements, queued thumbnail work is
+   * refused. Requests that need none of that (a cached thumbnail, /health) still answer.
+   */
+  stopWork(): void;
   close(): Promise<void>;
 }
 
@@ -61,17 +67,23 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     let closed = false;
     return {
       settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, storage, access,
+      stopWork() {
+        ingestion.cancelAll();
+        predictions.cancelAll();
+        db.stop();
+        thumbnails.stop();
+      },
       async close() {
         if (closed) return;
         closed = true;
         await plugins.deactivate();
         await thumbnails.flush();
         storage.close();
-        db.close();
+        await db.close();
       },
     };
   } catch (e) {
-    db.close();
+    await db.close();
     throw e;
   }
 }

@@ -37,6 +37,7 @@ describe.skipIf(!available)('GraphiQL at /graphql', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await res.text();
     expect(html).toContain('YogaGraphiQL');
+    expect(html).toMatch(/<script src="\/graphql\/assets\/[\d.]+\/graphiql\.js">/);
     expect(html).not.toMatch(/<(script|link)[^>]+(src|href)="https?:/);
     expect(html).not.toMatch(/unpkg\.com|jsdelivr|cdnjs/);
   });
@@ -65,6 +66,9 @@ describe.skipIf(!available)('GraphiQL at /graphql', () => {
       });
       expect(outside).toEqual([]);
       expect(requests.some((u) => u.startsWith(`${h.base}/graphql`))).toBe(true);
+      // The bundle comes from the links of the page (src/schema/graphiql-page.ts), workers included.
+      const assets = requests.filter((u) => u.startsWith(`${h.base}/graphql/assets/`)).map((u) => u.split('/').at(-1));
+      expect(assets).toEqual(expect.arrayContaining(['graphiql.css', 'graphiql.js', 'graphql.worker.js']));
     } finally {
       await page.close();
     }

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createClient, type ExecutionResult } from 'graphql-sse';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { codes, DEMO_IMAGES, DEMO_JSON, readCoco, startHarness, type Harness } from './harness.js';
 
@@ -11,6 +12,13 @@ import { codes, DEMO_IMAGES, DEMO_JSON, readCoco, startHarness, type Harness } f
 
 let h: Harness;
 let bigFile: string;
+/** Every JSON line the server logged. */
+const logs: Record<string, unknown>[] = [];
+
+/** Lines logged since `from` about cancelling an ingest: the service's INGEST_CANCELLED line and the adapter's. */
+function cancelLines(from: number) {
+  return logs.slice(from).filter((l) => l.code === 'INGEST_CANCELLED' || l.msg === 'client disconnected: cancelling the ingest');
+}
 
 const SUB = `subscription($input: IngestInput!) {
   ingestDataset(input: $input) {
@@ -54,7 +62,8 @@ async function leftovers() {
 }
 
 beforeAll(async () => {
-  h = await startHarness();
+  const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  h = await startHarness({ log });
   // 100,000 tiny images and annotations: an ingest of about two seconds, to cancel in the middle.
   const parts = ['{"categories":[{"id":1,"name":"thing"}],"images":['];
   for (let i = 0; i < 100_000; i++) parts.push(`${i ? ',' : ''}{"id":${i + 1},"file_name":"img_${i}.jpg","width":640,"height":480}`);
@@ -135,6 +144,7 @@ describe.each([false, true])('ingestDataset with singleConnection: %s', (singleC
 
   test('unsubscribing in the middle cancels the ingest and rolls it back', async () => {
     const before = await leftovers();
+    const logged = logs.length;
     const c = client(singleConnection);
     const seen: string[] = [];
     for await (const r of c.iterate<{ ingestDataset: Progress }>({ query: SUB, variables: { input: { annotationPath: bigFile, imageDir: h.tmp } } })) {
@@ -147,6 +157,11 @@ describe.each([false, true])('ingestDataset with singleConnection: %s', (singleC
     c.dispose();
     expect(seen.at(-1)).toBe('PARSING_IMAGES');
     expect(await leftovers()).toEqual(before);
+    // Logged as REST logs a client that goes away: the adapter's line, then the service's.
+    expect(cancelLines(logged)).toEqual([
+      expect.objectContaining({ msg: 'client disconnected: cancelling the ingest', stage: 'parsing_images' }),
+      expect.objectContaining({ level: 40, msg: 'ingest failed', code: 'INGEST_CANCELLED', reason: 'Ingestion cancelled: the client disconnected' }),
+    ]);
   });
 });
 
@@ -183,6 +198,7 @@ describe('the graphql-sse protocol without its client', () => {
 
   test('closing the connection cancels the ingest and rolls it back', async () => {
     const before = await leftovers();
+    const logged = logs.length;
     const abort = new AbortController();
     const res = await fetch(`${h.base}/graphql/stream`, {
       method: 'POST',
@@ -196,6 +212,10 @@ describe('the graphql-sse protocol without its client', () => {
     abort.abort();
     await vi.waitFor(() => expect(h.dv.ingestion.active).toBe(0), { timeout: 10_000, interval: 20 });
     expect(await leftovers()).toEqual(before);
+    expect(cancelLines(logged)).toEqual([
+      expect.objectContaining({ msg: 'client disconnected: cancelling the ingest', stage: 'parsing_images' }),
+      expect.objectContaining({ level: 40, msg: 'ingest failed', code: 'INGEST_CANCELLED', reason: 'Ingestion cancelled: the client disconnected' }),
+    ]);
   });
 
   test('an invalid operation is answered with its errors, and nothing starts', async () => {

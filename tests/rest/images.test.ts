@@ -146,3 +146,68 @@ describe('thumbnail caching through the route', { timeout: SLOW }, () => {
     expect(t.dv.db.queryCount).toBe(queries);
   });
 });
+
+describe('byte ranges of originals (local files)', () => {
+  const get = (headers: Record<string, string>, method = 'GET') => fetch(`${t.base}/images/${datasetId}/${ids.ok}?size=original`, { method, headers });
+  const bytes = async (res: Response) => Buffer.from(await res.arrayBuffer());
+
+  test('every original says it takes ranges; no Range is the whole file', async () => {
+    const res = await get({});
+    expect(res.status).toBe(200);
+    expect(res.headers.get('accept-ranges')).toBe('bytes');
+    expect((await bytes(res)).equals(photo)).toBe(true);
+  });
+
+  test.each([
+    ['bytes=0-99', 0, 99],
+    ['bytes=100-', 100, 'last'],
+    ['bytes=-50', 'suffix', 'last'],
+    ['bytes=10-999999999', 10, 'last'],
+    ['bytes = 7 - 7', 7, 7],
+  ] as const)('%s answers 206 with those bytes and Content-Range', async (range, from, to) => {
+    const size = photo.length;
+    const start = from === 'suffix' ? size - 50 : from;
+    const end = to === 'last' ? size - 1 : to;
+    const res = await get({ range });
+    expect(res.status).toBe(206);
+    expect(res.headers.get('content-range')).toBe(`bytes ${start}-${end}/${size}`);
+    expect(res.headers.get('content-length')).toBe(String(end - start + 1));
+    expect(res.headers.get('accept-ranges')).toBe('bytes');
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    expect(res.headers.get('etag')).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
+    expect((await bytes(res)).equals(photo.subarray(start, end + 1))).toBe(true);
+  });
+
+  test.each([`bytes=${'SIZE'}-`, 'bytes=-0', `bytes=${'SIZE'}-${'SIZE'}`])('%s (past the end) answers 416 with Content-Range: bytes */size', async (template) => {
+    const range = template.replaceAll('SIZE', String(photo.length));
+    const res = await get({ range });
+    expect(res.status).toBe(416);
+    expect(res.headers.get('content-range')).toBe(`bytes */${photo.length}`);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error).toEqual({ code: 'BAD_USER_INPUT', message: `Range "${range}" selects no byte of this ${photo.length}-byte file: ask for bytes 0 to ${photo.length - 1}` });
+  });
+
+  test.each(['items=0-10', 'bytes=10-5', 'bytes=0-1,5-9', 'bytes=abc', 'bytes=-'])('%s is ignored: 200 with the whole file', async (range) => {
+    const res = await get({ range });
+    expect(res.status).toBe(200);
+    expect((await bytes(res)).equals(photo)).toBe(true);
+  });
+
+  test('If-Range: the current ETag lets the range apply; another tag, a weak tag or a date gets the whole file', async () => {
+    const etag = (await get({}, 'HEAD')).headers.get('etag')!;
+    const same = await get({ range: 'bytes=0-9', 'if-range': etag });
+    expect([same.status, (await bytes(same)).length]).toEqual([206, 10]);
+    for (const ifRange of ['"0-0"', `W/${etag}`, new Date().toUTCString()]) {
+      const other = await get({ range: 'bytes=0-9', 'if-range': ifRange });
+      expect(other.status, ifRange).toBe(200);
+      expect((await bytes(other)).equals(photo)).toBe(true);
+    }
+  });
+
+  test('If-None-Match is decided first (304); HEAD ignores Range and describes the whole file', async () => {
+    const etag = (await get({}, 'HEAD')).headers.get('etag')!;
+    expect((await get({ range: 'bytes=0-9', 'if-none-match': etag })).status).toBe(304);
+    const head = await get({ range: 'bytes=0-9' }, 'HEAD');
+    expect([head.status, head.headers.get('content-length'), head.headers.get('accept-ranges')]).toEqual([200, String(photo.length), 'bytes']);
+  });
+});

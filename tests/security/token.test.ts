@@ -135,7 +135,8 @@ describe('with DATAVISOR_API_TOKEN set', () => {
     // Booleans: a failing string match would print the 9 MB page.
     expect(html.includes('YogaGraphiQL')).toBe(true);
     expect(html.includes(id), 'the page names the newest dataset').toBe(false);
-    expect(html.includes('Bearer <DATAVISOR_API_TOKEN>'), 'the Headers tab starts with the header to fill in').toBe(true);
+    // The options are JSON in a <script>, with `<` escaped (src/schema/graphiql-page.ts).
+    expect(html.includes('Bearer \\u003cDATAVISOR_API_TOKEN>'), 'the Headers tab starts with the header to fill in').toBe(true);
     // The page is all that is open: a GET that yoga would render GraphiQL for never executes,
     // even with a query in it, and anything else needs the token.
     const query = await fetch(`${h.base}/graphql?query=%7Bdatasets(first:1)%7BtotalCount%7D%7D`, { headers: { accept: 'application/json, text/html;q=0.1' } });

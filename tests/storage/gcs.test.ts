@@ -181,6 +181,8 @@ describe('ingestion from GCS', () => {
       const m = (await (await fetch(`${gcs.url}/storage/v1/b/datasets/o/${encodeURIComponent(`demo/train2017/${img.file_name}`)}`)).json()) as { etag: string };
       expect(o).toMatchObject({ contentType: 'image/jpeg', size: local.length, etag: `"${m.etag}"`, path: null, presignedUrl: null });
       expect((await readStream(await o.open())).equals(local)).toBe(true);
+      // What GET /images answers a Range with (206): the object's bytes in that inclusive range.
+      expect((await readStream(await o.open({ start: 100, end: 1099 }))).equals(local.subarray(100, 1100))).toBe(true);
     }
   });
 

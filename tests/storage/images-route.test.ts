@@ -101,6 +101,35 @@ describe('GET /images for a dataset in S3', () => {
     expect([head.status, head.headers.get('content-length'), (await head.arrayBuffer()).byteLength]).toEqual([200, String(local.length), 0]);
   });
 
+  it('answers a Range with 206 and those bytes of the object, 416 past its end, and honours If-Range', async () => {
+    const img = coco.images[3]!;
+    const local = fs.readFileSync(path.join(COCO128.images, img.file_name));
+    const url = `${app.base}/images/${id}/${img.id}?size=original`;
+    const whole = await fetch(url);
+    expect(whole.headers.get('accept-ranges')).toBe('bytes');
+    const etag = whole.headers.get('etag')!;
+    await whole.arrayBuffer();
+
+    const part = await fetch(url, { headers: { range: 'bytes=1000-1999', 'if-range': etag } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 1000-1999/${local.length}`);
+    expect(part.headers.get('content-length')).toBe('1000');
+    expect(Buffer.from(await part.arrayBuffer()).equals(local.subarray(1000, 2000))).toBe(true);
+
+    const tail = await fetch(url, { headers: { range: 'bytes=-100' } });
+    expect(tail.status).toBe(206);
+    expect(Buffer.from(await tail.arrayBuffer()).equals(local.subarray(local.length - 100))).toBe(true);
+
+    const past = await fetch(url, { headers: { range: `bytes=${local.length}-` } });
+    expect(past.status).toBe(416);
+    expect(past.headers.get('content-range')).toBe(`bytes */${local.length}`);
+    expect(((await past.json()) as { error: { code: string } }).error.code).toBe('BAD_USER_INPUT');
+
+    const stale = await fetch(url, { headers: { range: 'bytes=0-9', 'if-range': '"an-older-version"' } });
+    expect(stale.status).toBe(200);
+    expect(Buffer.from(await stale.arrayBuffer()).equals(local)).toBe(true);
+  });
+
   it('makes thumbnails from the bucket', async () => {
     const res = await fetch(`${app.base}/images/${id}/${coco.images[1]!.id}?size=medium`);
     expect(res.status).toBe(200);

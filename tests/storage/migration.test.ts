@@ -59,7 +59,7 @@ describe('schema migrations', () => {
       const [type] = await db.query(`SELECT data_type FROM information_schema.columns WHERE table_name = 'annotations' AND column_name = 'segmentation_kind'`);
       expect(type!.data_type).toMatch(/^ENUM/);
     } finally {
-      db.close();
+      await db.close();
     }
     // Opening again finds version 3 and changes nothing.
     const again = await Database.open(file);
@@ -67,7 +67,7 @@ describe('schema migrations', () => {
       expect(await again.query('SELECT count(*)::INTEGER AS n, count(DISTINCT version)::INTEGER AS versions FROM schema_version')).toEqual([{ n: 3, versions: 3 }]);
       expect(await again.query('SELECT count(*)::INTEGER AS n FROM annotations')).toEqual([{ n: 5000 }]);
     } finally {
-      again.close();
+      await again.close();
     }
   });
 
@@ -106,7 +106,7 @@ describe('schema migrations', () => {
       const [r] = await db.query('SELECT enum_range(NULL::segmentation_kind) AS kinds');
       expect(r!.kinds).toEqual([...SEGMENTATION_KINDS]);
     } finally {
-      db.close();
+      await db.close();
     }
   });
 

@@ -79,8 +79,8 @@ export interface OriginalImage {
    * (302) instead of streaming the bytes through. null otherwise.
    */
   presignedUrl: string | null;
-  /** The bytes, streamed (never buffered whole); opening is retried on transient errors. */
-  open(): Promise<Readable>;
+  /** The bytes, or those of an inclusive range, streamed (never buffered whole); opening is retried on transient errors. */
+  open(range?: { start: number; end: number }): Promise<Readable>;
 }
 
 export interface SamplePage {
@@ -271,7 +271,7 @@ export class SampleService {
       lastModified: info.lastModified,
       path,
       presignedUrl: store.kind === 'local' ? null : await this.storage.presign(store, key),
-      open: () => store.openRead(key),
+      open: (range) => store.openRead(key, range),
     };
   }
 

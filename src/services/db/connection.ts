@@ -70,7 +70,12 @@ export class Database {
   /** SQL statements run through `query` since open: tests use it to prove batching. */
   queryCount = 0;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private readonly idle: Reader[];
+  /** Statements running on the readers now, which close() interrupts and waits for. */
+  private readonly running = new Set<Promise<Row[]>>();
+  /** Connections of connect() not closed yet (an ingest's, a delete's). */
+  private readonly lent = new Set<DuckDBConnection>();
   /** Queries waiting for a reader, first come first served. */
   private readonly waiting: { resolve: (reader: Reader) => void; reject: (e: Error) => void }[] = [];
 
@@ -146,9 +151,16 @@ export class Database {
     this.assertOpen();
     this.queryCount++;
     const reader = this.idle.pop() ?? (await new Promise<Reader>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    const run = reader.run(sql, params);
+    this.running.add(run);
     try {
-      return (await reader.run(sql, params)) as T[];
+      return (await run) as T[];
+    } catch (e) {
+      // Only shutdown interrupts statements (stop()).
+      if (/^INTERRUPT/.test((e as Error)?.message ?? '')) throw new DataVisorError('UNAVAILABLE', 'The query was interrupted: the server is shutting down', { cause: e });
+      throw e;
     } finally {
+      this.running.delete(run);
       const next = this.waiting.shift();
       if (next) next.resolve(reader);
       else this.idle.push(reader);
@@ -228,22 +240,71 @@ export class Database {
   /** A connection of its own, for a transaction; the caller closes it. */
   async connect(): Promise<DuckDBConnection> {
     this.assertOpen();
-    return this.instance.connect();
+    const conn = await this.instance.connect();
+    // Known until its owner closes it (closeSync calls disconnectSync), so that stop() and close()
+    // reach the statement it runs.
+    this.lent.add(conn);
+    const disconnect = conn.disconnectSync.bind(conn);
+    conn.disconnectSync = () => {
+      this.lent.delete(conn);
+      disconnect();
+    };
+    return conn;
   }
 
-  close(): void {
-    if (this.closed) return;
+  /**
+   * Shutdown's first step: new queries and connections are refused (UNAVAILABLE), and the
+   * statements running now, on every connection, fail with DuckDB's INTERRUPT error within
+   * milliseconds instead of running to their end (a heavy query, an ingest's final SQL). Lent
+   * connections stay usable, so an ingest can roll back. Interrupting an idle connection does nothing.
+   */
+  stop(): void {
     this.closed = true;
     for (const w of this.waiting.splice(0)) w.reject(closedError());
+    this.interruptAll();
+  }
+
+  /**
+   * Stops (stop()), then closes DuckDB once nothing runs on it. A connection or instance closed
+   * under a running statement leaves that statement's callback pending forever, and the process
+   * can then never exit: process.exit() itself waits for it (a server outlived its SIGTERM by 20
+   * minutes). So running statements are interrupted and waited for first.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeWhenIdle();
+    return this.closing;
+  }
+
+  private async closeWhenIdle(): Promise<void> {
+    this.stop();
+    await Promise.allSettled([...this.running, this.ingestResources.idle()]);
+    // Owners of lent connections roll back and close them once their statement fails. Polled, and
+    // interrupted again each time: an ingest between two statements starts its next one unaware.
+    for (const until = performance.now() + LENT_CLOSE_WAIT_MS; this.lent.size > 0 && performance.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 25));
+      for (const c of this.lent) c.interrupt();
+    }
     for (const r of this.readers) r.conn.closeSync();
     this.ingestResources.close();
+    if (this.lent.size > 0) {
+      // Closing the instance now would hang the process's exit; left open, exiting discards the transaction.
+      throw new DataVisorError('UNAVAILABLE', `DuckDB was left open: ${this.lent.size} connection(s) of an ingest or a delete still ran a statement ${LENT_CLOSE_WAIT_MS} ms after being interrupted`);
+    }
     this.instance.closeSync();
+  }
+
+  private interruptAll(): void {
+    for (const r of this.readers) r.conn.interrupt();
+    for (const c of this.lent) c.interrupt();
   }
 
   private assertOpen(): void {
     if (this.closed) throw closedError();
   }
 }
+
+/** How long close() waits for lent connections to be closed by their owners. */
+const LENT_CLOSE_WAIT_MS = 2000;
 
 const closedError = () => new DataVisorError('UNAVAILABLE', 'The database is closed (the server is shutting down)');
 

@@ -57,6 +57,11 @@ export class IngestResources {
     return this.queue;
   }
 
+  /** Resolves once the settings asked for so far are applied (or refused): before close(). */
+  idle(): Promise<void> {
+    return this.queue;
+  }
+
   close(): void {
     this.conn.closeSync();
   }

@@ -103,6 +103,8 @@ export class ThumbnailService {
   #lastDecodeEnd = 0;
   #drainTimer: NodeJS.Timeout | undefined;
   #draining = false;
+  /** Set by stop(): work still waiting for a slot is refused. */
+  #stopped = false;
 
   constructor(opts: ThumbnailServiceOptions) {
     this.#store = new ThumbnailStore(opts.cacheDir);
@@ -144,6 +146,15 @@ export class ThumbnailService {
       if (e instanceof DataVisorError && IMAGE_FAULTS.has(e.code)) return false;
       throw e;
     }
+  }
+
+  /**
+   * Shutdown: thumbnails waiting for a source or decode slot fail with UNAVAILABLE when their turn
+   * comes, instead of decoding for requests whose connections are being cut; decodes already
+   * running finish. A burst of cold requests otherwise holds the process for its whole queue.
+   */
+  stop(): void {
+    this.#stopped = true;
   }
 
   /** Resolves once every cache write begun so far has landed (or failed): for shutdown, and tests. */
@@ -192,8 +203,10 @@ export class ThumbnailService {
       // which bounds the downloaded bytes held.
       const label = `sample ${JSON.stringify(req.sampleKey)} of dataset ${JSON.stringify(req.datasetId)}`;
       const made = await this.#sourceSlots.run(async () => {
+        this.#assertRunning();
         const source = await loadThumbnailSource(req.loadSource, label);
         return this.#decodeSlots.run(async () => {
+          this.#assertRunning();
           this.#decoding++;
           try {
             return await renderThumbnail(source, { width: THUMBNAIL_WIDTHS[req.size], maxInputPixels: this.#maxInputPixels, label });
@@ -302,6 +315,10 @@ export class ThumbnailService {
       writes.delete(write);
       if (writes.size === 0 && this.#writes.get(datasetId) === writes) this.#writes.delete(datasetId);
     }
+  }
+
+  #assertRunning(): void {
+    if (this.#stopped) throw new DataVisorError('UNAVAILABLE', 'The server is shutting down: no more thumbnails are made');
   }
 
   #locate(req: ThumbnailRequest) {

@@ -65,6 +65,8 @@ export class IngestionService {
     /** Left mid-way (error, abort, the consumer's return()), it must be stopped: it may hold threads and files. */
     let read: AsyncGenerator<ReadStep, ReadSummary> | null = null;
     let committed = false;
+    /** The error event was reached: the catch below logged why. */
+    let failed = false;
     let bytesRead = 0;
     let bytesTotal: number | null = null;
     const { log } = this.deps;
@@ -192,7 +194,9 @@ export class IngestionService {
         annotation_count: final.annotationCount, category_count: final.categoryCount, warnings: final.warnings,
       };
     } catch (err) {
-      const e = toIngestError(err);
+      failed = true;
+      // Cancelled: whatever failed meanwhile (a statement the shutdown interrupted) is the cancel's doing.
+      const e = controller.signal.aborted && isDataVisorError(controller.signal.reason) ? controller.signal.reason : toIngestError(err);
       if (e.code === 'INGEST_FAILED') log.error({ err, dataset_id: datasetId }, 'ingest failed unexpectedly');
       else log.warn({ dataset_id: datasetId, code: e.code, reason: e.message }, 'ingest failed');
       await this.stopReader(read, datasetId);
@@ -201,6 +205,11 @@ export class IngestionService {
       yield { stage: 'error', current: 0, total: null, message: e.message, code: e.code, bytes_read: bytesRead, bytes_total: bytesTotal };
     } finally {
       // Reached on success, on error, and when the consumer stops early (client disconnect).
+      if (!committed && !failed) {
+        // Stopped at a yield, where no check of the signal runs: logged as a cancel noticed mid-work is.
+        const reason = isDataVisorError(controller.signal.reason) ? controller.signal.reason.message : 'Ingestion cancelled: its consumer stopped reading';
+        log.warn({ dataset_id: datasetId, code: 'INGEST_CANCELLED', reason }, 'ingest failed');
+      }
       await this.stopReader(read, datasetId);
       if (!committed && writer) await this.discard(writer, datasetId);
       options.signal?.removeEventListener('abort', onOuterAbort);
