@@ -170,7 +170,7 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     const listed = await cli('--json');
     expect(listed.stderr).toBe('');
     expect(JSON.parse(listed.stdout)).toEqual(rest);
-    expect((await cli()).stdout).toMatch(new RegExp(`^${rest.datasets[0].id}\\s+beside\\s+128\\s+939\\s+80\\s`, 'm'));
+    expect((await cli()).stdout).toMatch(new RegExp(`^${rest.datasets[0].id}\\s+beside\\s+20\\s+470\\s+3\\s`, 'm'));
 
     s.child.kill('SIGTERM');
     expect(await s.exited).toEqual({ code: 0, signal: null });
@@ -319,6 +319,6 @@ describe('SIGTERM under load exits within the deadline', { timeout: SLOW }, () =
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DATAVISOR_')));
     const listed = spawnSync(process.execPath, [BIN, 'datasets', '--json'], { cwd, env: { ...base, ...env }, encoding: 'utf8' });
     expect(listed.status, listed.stderr).toBe(0);
-    expect(JSON.parse(listed.stdout).datasets).toEqual([expect.objectContaining({ image_count: 128, annotation_count: 939 })]);
+    expect(JSON.parse(listed.stdout).datasets).toEqual([expect.objectContaining({ image_count: 20, annotation_count: 470 })]);
   });
 });

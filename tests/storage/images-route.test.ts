@@ -103,7 +103,7 @@ describe('GET /images for a dataset in S3', () => {
 
   it('answers a Range with 206 and those bytes of the object, 416 past its end, and honours If-Range', async () => {
     const img = coco.images[3]!;
-    const local = fs.readFileSync(path.join(COCO128.images, img.file_name));
+    const local = fs.readFileSync(path.join(DEMO.images, img.file_name));
     const url = `${app.base}/images/${id}/${img.id}?size=original`;
     const whole = await fetch(url);
     expect(whole.headers.get('accept-ranges')).toBe('bytes');

@@ -72,10 +72,10 @@ export class IngestionService {
     const { log } = this.deps;
     try {
       const req = validateRequest(request);
-      const probe = await probeInput(this.deps.storage, 'annotation_path', req.annotationPath);
+      const { probe, input } = await probeInput(this.deps.storage, 'annotation_path', req.annotationPath);
       const reader = readerFor(req.format, probe);
       // Each input may be a local path or a bucket URL (s3://, gs://), in any mix.
-      const source = await reader.resolve({ annotationPath: req.annotationPath, imageDir: req.imageDir, probe }, this.deps.storage);
+      const source = await reader.resolve({ annotationPath: req.annotationPath, input, imageDir: req.imageDir, probe }, this.deps.storage);
       const annotationPath = source.annotation.url;
       const imageDir = source.images.url;
       bytesTotal = source.bytesTotal;

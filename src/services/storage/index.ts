@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Storage } from '@google-cloud/storage';
-import { DataVisorError, ForbiddenError } from '../errors.js';
+import { DataVisorError, ForbiddenError, isDataVisorError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { resolveAllowedPath, resolveImageFile } from './paths.js';
 import type { GcsOptions } from './gcs.js';
@@ -136,10 +136,11 @@ export class StorageService {
     const url = formatLocation(location);
     let size: number | null = null;
     // 'any': an object of that key is a file; otherwise the key is a folder (a prefix).
-    const file = kind === 'file' || (kind === 'any' && location.key !== '' && (await store.stat(location.key).then(() => true, () => false)));
+    const object = kind === 'any' && location.key !== '' && !location.key.endsWith('/') ? await statIfObject(store, location.key) : null;
+    const file = kind === 'file' || object !== null;
     if (file) {
       if (location.key === '') throw new DataVisorError('BAD_USER_INPUT', `${label} ${JSON.stringify(text)} names a bucket, not a file`);
-      size = (await store.stat(location.key)).size;
+      size = (object ?? (await store.stat(location.key))).size;
     } else if (!(await hasAny(store.list(location.key)))) {
       throw new DataVisorError('FILE_NOT_FOUND', `${label} ${JSON.stringify(text)} holds no object`);
     }
@@ -222,6 +223,16 @@ function imageError(e: unknown, fileName: string): unknown {
  * Network reads arrive in 16-64 KiB pieces; the COCO parser forwards each piece to its thread
  * and keeps only 4 in flight, so it wants the same 256 KiB blocks a local file gives it.
  */
+/** The object of that key, or null when there is none; other failures are thrown. */
+async function statIfObject(store: ObjectStore, key: string): Promise<ObjectInfo | null> {
+  try {
+    return await store.stat(key);
+  } catch (e) {
+    if (isDataVisorError(e) && e.code === 'FILE_NOT_FOUND') return null;
+    throw e;
+  }
+}
+
 export async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
   let parts: Uint8Array[] = [];
   let held = 0;

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import { baseName } from '../../storage/location.js';
-import type { StorageService } from '../../storage/index.js';
+import type { InputLocation, StorageService } from '../../storage/index.js';
 import type { InputProbe } from './reader.js';
 
 const HEAD_BYTES = 4096;
@@ -10,9 +10,14 @@ const MAX_ENTRIES = 500;
  * What format detection looks at: the input's name, a file's first 4 KiB, a folder's entries
  * (folders end in `/`). Checks the data roots first, as every read of an input does.
  */
-export async function probeInput(storage: StorageService, label: string, text: string): Promise<InputProbe> {
+export async function probeInput(storage: StorageService, label: string, text: string): Promise<{ probe: InputProbe; input: InputLocation }> {
   const input = await storage.resolveInput(label, text, 'any');
+  return { probe: await probeOf(storage, input), input };
+}
+
+async function probeOf(storage: StorageService, input: InputLocation): Promise<InputProbe> {
   const name = baseName(input.location);
+  if (!input.isDirectory && input.store.kind !== 'local') return { kind: 'file', name, head: null, entries: [] };
   if (!input.isDirectory) {
     const size = input.size ?? HEAD_BYTES;
     const chunks: Uint8Array[] = [];
@@ -59,6 +64,7 @@ export function describeInput(p: InputProbe): string | null {
     if (p.entries.includes('VOC2007/') || p.entries.includes('VOC2012/')) return 'a VOCdevkit folder: pass its VOC2007/ or VOC2012/ folder';
     return `a folder (${p.entries.slice(0, 5).join(', ') || 'empty'}${p.entries.length > 5 ? ', …' : ''}) that holds no annotation format DataVisor reads`;
   }
+  if (p.head === null) return null;
   const head = p.head.trimStart();
   if (head.startsWith('[')) {
     return 'a COCO results file (a JSON array of detections), not a dataset: import it as a prediction run of a dataset (datavisor predictions import <dataset> <file> --name <run>, or POST /datasets/{id}/predictions)';

@@ -27,6 +27,8 @@ export interface FormatReader {
 
 export interface ReaderRequest {
   annotationPath: string;
+  /** annotation_path, already resolved and checked against the data roots by the probe. */
+  input: InputLocation;
   /** What detection saw of it: a reader names what an input it cannot read looks like. */
   probe: InputProbe;
   /** Optional where the format says where its images are. */
@@ -70,8 +72,11 @@ export interface InputProbe {
   kind: 'file' | 'directory';
   /** The file's or folder's own name (`instances_val2017.json`, `data.yaml`, `VOC2012`). */
   name: string;
-  /** Files: their first 4 KiB as text (BOM removed). Folders: empty. */
-  head: string;
+  /**
+   * Files: their first 4 KiB as text (BOM removed); null for an object in a bucket, which is not
+   * read twice (detection goes by its name). Folders: empty.
+   */
+  head: string | null;
   /** Folders: the names of their entries (a folder's end in `/`), at most a few hundred. Files: empty. */
   entries: readonly string[];
 }

@@ -16,13 +16,14 @@ export const cocoFormat: FormatReader = {
   name: 'coco',
 
   // A JSON object at the top. A JSON array is a results file (predictions), not a dataset.
-  detect: (probe) => probe.kind === 'file' && /^\s*\{/.test(probe.head),
+  detect: (probe) => probe.kind === 'file' && (probe.head === null ? /\.json$/i.test(probe.name) : /^\s*\{/.test(probe.head)),
 
   async resolve(request, storage) {
     const looks = cocoFormat.detect(request.probe) ? null : describeInput(request.probe);
     if (looks !== null) throw new BadInputError(`annotation_path ${JSON.stringify(request.probe.name)} is not a COCO annotation file: it looks like ${looks}`);
     if (request.imageDir === null) throw new BadInputError('image_dir is required for a COCO file: the folder its images\' file_name values are relative to');
-    const annotation = await storage.resolveInput('annotation_path', request.annotationPath, 'file');
+    if (request.input.isDirectory) throw new BadInputError(`annotation_path ${JSON.stringify(request.annotationPath)} is not a file`);
+    const annotation = request.input;
     const images = await storage.resolveInput('image_dir', request.imageDir, 'directory');
     return { storage, annotation, images, bytesTotal: annotation.size, defaultName: baseName(annotation.location).replace(/\.json$/i, '') };
   },
