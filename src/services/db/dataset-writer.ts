@@ -1,5 +1,6 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { A, ANN_TEXT, I, IMG_TEXT, textAt, type Columns } from '../records/columns.js';
+import { ANNOTATION_QUIRKS, IMAGE_QUIRKS } from '../records/quirks.js';
 import type { CocoCategory, CocoLicense } from '../records/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
@@ -19,10 +20,10 @@ const EXAMPLES = 5;
  * fewer bytes.
  */
 const STAGED_SAMPLE_COLUMNS = `ord INTEGER NOT NULL, image_id DOUBLE NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
-  license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR`;
+  license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR, quirks UTINYINT NOT NULL`;
 const STAGED_ANNOTATION_COLUMNS = `ord INTEGER NOT NULL, annotation_id DOUBLE NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
   bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, is_crowd BOOLEAN NOT NULL, kind segmentation_kind NOT NULL,
-  polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, extra VARCHAR`;
+  polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, extra VARCHAR, quirks UTINYINT NOT NULL`;
 
 export interface Warning {
   code: string;
@@ -142,6 +143,7 @@ export class DatasetWriter {
       a.text(7, textAt(t[IMG_TEXT.flickrUrl]!, i));
       a.text(8, textAt(t[IMG_TEXT.dateCaptured]!, i));
       a.text(9, metadata ? (metadata[i] ?? null) : textAt(t[IMG_TEXT.extra]!, i));
+      a.num(10, n[o + I.quirks]!);
       a.endRow();
     }
   }
@@ -177,6 +179,7 @@ export class DatasetWriter {
       a.num(at + 13, n[o + A.numKeypoints]!);
       a.num(at + 14, n[o + A.score]!);
       a.text(at + 15, textAt(t[ANN_TEXT.extra]!, i));
+      a.num(at + 16, n[o + A.quirks]!);
       a.endRow();
       const seg = textAt(t[ANN_TEXT.segmentation]!, i);
       const keypoints = textAt(t[ANN_TEXT.keypoints]!, i);
@@ -284,6 +287,7 @@ export class DatasetWriter {
     );
     const lic = await this.conn.createAppender('licenses');
     for (const l of this.licenses) {
+      if (l.id === null) continue;
       lic.appendVarchar(ds);
       lic.appendDouble(l.id);
       appendText(lic, l.name);
@@ -362,7 +366,8 @@ export class DatasetWriter {
          count(*) FILTER (WHERE a.bbox_w <= 0 OR a.bbox_h <= 0) AS degenerate,
          count(*) FILTER (WHERE a.bbox_x < -${t} OR a.bbox_y < -${t} OR a.bbox_x + a.bbox_w > s.width + ${t} OR a.bbox_y + a.bbox_h > s.height + ${t}) AS outside,
          count(*) FILTER (WHERE a.area > a.bbox_w * a.bbox_h * 1.001 + 1 OR a.area < 0) AS bad_area,
-         count(*) FILTER (WHERE a.bbox_x IS NULL) AS no_bbox
+         count(*) FILTER (WHERE a.bbox_x IS NULL) AS no_bbox,
+         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.keptInExtra} <> 0) AS kept_in_extra
        FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
     );
     const [dup] = await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
@@ -389,8 +394,32 @@ export class DatasetWriter {
     const [dupNames] = await this.rows(`SELECT count(*) AS n FROM (SELECT file_name FROM ${S} GROUP BY file_name HAVING count(*) > 1)`);
     await add('duplicate_file_names', num(dupNames?.n), 'file names are used by more than one image',
       `SELECT file_name AS x FROM ${S} GROUP BY file_name HAVING count(*) > 1 ORDER BY min(ord)`);
-    const [noSize] = await this.rows(`SELECT count(*) AS n FROM ${S} WHERE width IS NULL OR height IS NULL`);
-    await add('images_without_size', num(noSize?.n), 'images have no width or height', `SELECT file_name AS x FROM ${S} WHERE width IS NULL OR height IS NULL ORDER BY ord`);
+    // A size the file gives in a form that is not one is invalid_image_size, not missing.
+    const noSize = `(width IS NULL OR height IS NULL) AND quirks & ${IMAGE_QUIRKS.invalidSize} = 0`;
+    const [img] = await this.rows(
+      `SELECT count(*) FILTER (WHERE ${noSize}) AS no_size,
+         count(*) FILTER (WHERE quirks & ${IMAGE_QUIRKS.licenseNotAnId} <> 0) AS license,
+         count(*) FILTER (WHERE quirks & ${IMAGE_QUIRKS.sizeAsText} <> 0) AS size_text,
+         count(*) FILTER (WHERE quirks & ${IMAGE_QUIRKS.invalidSize} <> 0) AS bad_size
+       FROM ${S}`,
+    );
+    await add('images_without_size', num(img?.no_size), 'images have no width or height', `SELECT file_name AS x FROM ${S} WHERE ${noSize} ORDER BY ord`);
+    const flagged = (quirk: number) => `SELECT file_name AS x FROM ${S} WHERE quirks & ${quirk} <> 0 ORDER BY ord`;
+    await add('license_not_an_id', num(img?.license), 'images give a "license" that is not a license id (text such as "CC"): kept in metadata.license, license_id left empty',
+      flagged(IMAGE_QUIRKS.licenseNotAnId));
+    await add('image_size_as_text', num(img?.size_text), 'images give their width or height as text: read as the number', flagged(IMAGE_QUIRKS.sizeAsText));
+    await add('invalid_image_size', num(img?.bad_size), 'images give a width or height that is not a positive integer: kept in metadata, the image has no size',
+      flagged(IMAGE_QUIRKS.invalidSize));
+    await add('annotation_values_kept_in_extra', num(q?.kept_in_extra),
+      'annotations give "area", "iscrowd", "score" or "num_keypoints" a value of another type: kept in extra, the field left empty (iscrowd: false)',
+      `SELECT annotation_id AS x FROM ${AN} WHERE quirks & ${ANNOTATION_QUIRKS.keptInExtra} <> 0 ORDER BY ord`);
+    const unstored = this.licenses.filter((l) => l.id === null);
+    if (unstored.length > 0) {
+      out.push({
+        code: 'licenses_not_stored', count: unstored.length, message: '"licenses" entries without an integer id were not stored (images keep their own "license")',
+        examples: unstored.slice(0, EXAMPLES).map((l) => l.name ?? ''),
+      });
+    }
     if (nonStandardNumbers > 0) {
       out.push({ code: 'non_standard_numbers', count: nonStandardNumbers, message: 'NaN or Infinity values (written by Python\'s json.dump) were read as null', examples: [] });
     }

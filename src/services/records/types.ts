@@ -9,8 +9,10 @@ export interface CocoImage {
   cocoUrl: string | null;
   flickrUrl: string | null;
   dateCaptured: string | null;
-  /** Keys COCO does not define (kept as they are, stored as JSON). */
+  /** Keys COCO does not define (kept as they are, stored as JSON), and values of defined keys read leniently. */
   extra: Record<string, unknown> | null;
+  /** IMAGE_QUIRKS flags (quirks.ts). */
+  quirks: number;
 }
 
 export type SegmentationKind = 'polygon' | 'rle' | 'compressed_rle' | 'none';
@@ -33,6 +35,8 @@ export interface CocoAnnotation {
   /** Prediction files carry a confidence; ground truth does not. */
   score: number | null;
   extra: Record<string, unknown> | null;
+  /** ANNOTATION_QUIRKS flags (quirks.ts). */
+  quirks: number;
 }
 
 export interface CocoCategory {
@@ -43,7 +47,8 @@ export interface CocoCategory {
 }
 
 export interface CocoLicense {
-  id: number;
+  /** null: the entry has no integer id (or is not an object), so nothing can refer to it. */
+  id: number | null;
   name: string | null;
   url: string | null;
 }

@@ -1,0 +1,18 @@
+/**
+ * Flags a reader sets on a row for values it read leniently: fields that only inform, written in
+ * another type than the format defines (docs/ingestion.md, "Field by field"). The writer counts
+ * each flag into a warning. One byte per row, staged as UTINYINT.
+ */
+export const IMAGE_QUIRKS = {
+  /** `license` is not a license id (TACO's "CC"): kept in metadata.license. */
+  licenseNotAnId: 1,
+  /** `width` / `height` given as text holding a positive integer: read as that number. */
+  sizeAsText: 2,
+  /** `width` / `height` not a positive integer: kept in metadata, the image has no size. */
+  invalidSize: 4,
+} as const;
+
+export const ANNOTATION_QUIRKS = {
+  /** `area`, `iscrowd`, `score` or `num_keypoints` of another type: kept in extra, the field left empty. */
+  keptInExtra: 1,
+} as const;
