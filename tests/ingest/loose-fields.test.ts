@@ -134,6 +134,21 @@ describe('annotations', () => {
     ]);
     expect(warning(done, 'annotation_values_kept_in_extra')).toMatchObject({ count: 5, examples: [0, 1, 3, 4, 5].map((i) => annotation(i).id) });
   });
+
+  it('NaN and Infinity in informational fields are null, counted as non-standard numbers, not as another type', async () => {
+    const p = variant('nan-fields', (c) => {
+      Object.assign(c.images[0]!, { license: '__NaN__', width: '__Infinity__', date_captured: '__NaN__' });
+      Object.assign(c.annotations[0]!, { iscrowd: '__NaN__', score: '__-Infinity__', num_keypoints: '__NaN__' });
+    });
+    fs.writeFileSync(p, fs.readFileSync(p, 'utf8').replace(/"__(NaN|-?Infinity)__"/g, '$1'));
+    const done = await ingestOk(p);
+    const s = await env.dv.samples.get(done.dataset_id!, image(0).id as number);
+    expect([s.licenseId, s.width, s.dateCaptured, s.metadata]).toEqual([null, null, null, null]);
+    const [a] = await env.dv.db.query(`SELECT is_crowd, score, num_keypoints, extra FROM annotations WHERE dataset_id = $1 AND ord = 0`, [done.dataset_id!]);
+    expect(a).toEqual({ is_crowd: false, score: null, num_keypoints: null, extra: null });
+    const own = ['unused_categories', 'images_without_annotations']; // coco128's own
+    expect(done.warnings!.filter((w) => !own.includes(w.code)).map((w) => [w.code, w.count])).toEqual([['images_without_size', 1], ['non_standard_numbers', 6]]);
+  });
 });
 
 describe('categories, licenses and info', () => {

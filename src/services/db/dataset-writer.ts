@@ -361,13 +361,17 @@ export class DatasetWriter {
       out.push({ code, count, message, examples });
     };
     const t = EDGE_TOLERANCE;
+    // A box of NaN / Infinity is stored as none, but the file did give one: non_finite_bbox.
+    const noBox = `a.bbox_x IS NULL AND a.quirks & ${ANNOTATION_QUIRKS.bboxNotFinite} = 0`;
     const [q] = await this.rows(
       `SELECT
          count(*) FILTER (WHERE a.bbox_w <= 0 OR a.bbox_h <= 0) AS degenerate,
          count(*) FILTER (WHERE a.bbox_x < -${t} OR a.bbox_y < -${t} OR a.bbox_x + a.bbox_w > s.width + ${t} OR a.bbox_y + a.bbox_h > s.height + ${t}) AS outside,
          count(*) FILTER (WHERE a.area > a.bbox_w * a.bbox_h * 1.001 + 1 OR a.area < 0) AS bad_area,
-         count(*) FILTER (WHERE a.bbox_x IS NULL) AS no_bbox,
-         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.keptInExtra} <> 0) AS kept_in_extra
+         count(*) FILTER (WHERE ${noBox}) AS no_bbox,
+         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.keptInExtra} <> 0) AS kept_in_extra,
+         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.bboxNotFinite} <> 0) AS box_not_finite,
+         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.areaNotFinite} <> 0) AS area_not_finite
        FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
     );
     const [dup] = await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
@@ -379,7 +383,11 @@ export class DatasetWriter {
       `SELECT annotation_id AS x FROM ${AN} WHERE bbox_w <= 0 OR bbox_h <= 0 ORDER BY ord`);
     await add('area_inconsistent_with_bbox', num(q?.bad_area), 'annotations have an area larger than their box (or negative)',
       `SELECT annotation_id AS x FROM ${AN} WHERE area > bbox_w * bbox_h * 1.001 + 1 OR area < 0 ORDER BY ord`);
-    await add('missing_bbox', num(q?.no_bbox), 'annotations have no bbox', `SELECT annotation_id AS x FROM ${AN} WHERE bbox_x IS NULL ORDER BY ord`);
+    await add('missing_bbox', num(q?.no_bbox), 'annotations have no bbox', `SELECT annotation_id AS x FROM ${AN} a WHERE ${noBox} ORDER BY ord`);
+    await add('non_finite_bbox', num(q?.box_not_finite), 'boxes hold NaN, Infinity or null: stored as no box, and left out of every box statistic',
+      `SELECT annotation_id AS x FROM ${AN} WHERE quirks & ${ANNOTATION_QUIRKS.bboxNotFinite} <> 0 ORDER BY ord`);
+    await add('non_finite_area', num(q?.area_not_finite), 'areas are NaN or Infinity: stored as null, and left out of every statistic',
+      `SELECT annotation_id AS x FROM ${AN} WHERE quirks & ${ANNOTATION_QUIRKS.areaNotFinite} <> 0 ORDER BY ord`);
 
     const [unused] = await this.rows(`SELECT count(*) AS n FROM categories WHERE dataset_id = $1 AND annotation_count = 0`, [ds]);
     await add('unused_categories', num(unused?.n),

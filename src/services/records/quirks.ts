@@ -15,4 +15,8 @@ export const IMAGE_QUIRKS = {
 export const ANNOTATION_QUIRKS = {
   /** `area`, `iscrowd`, `score` or `num_keypoints` of another type: kept in extra, the field left empty. */
   keptInExtra: 1,
+  /** A `bbox` holding NaN, Infinity or null: stored as no box. */
+  bboxNotFinite: 2,
+  /** An `area` of NaN or Infinity: stored as null. */
+  areaNotFinite: 4,
 } as const;

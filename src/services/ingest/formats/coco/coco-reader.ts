@@ -1,6 +1,6 @@
 import type { Token } from 'stream-json/parser.js';
 import { DataVisorError } from '../../../errors.js';
-import { isNonStandardNumber, restoreNonStandardText } from './json-tokens.js';
+import { isNonStandardNumber, nonStandardValue, restoreNonStandardText } from './json-tokens.js';
 // RAW_KEYS: annotation keys kept as compact JSON text instead of JS objects (most of the file's numbers).
 import { RAW_KEYS, readShapeSummary } from './shape-skipper.js';
 import { ANNOTATION_QUIRKS, IMAGE_QUIRKS } from '../../../records/quirks.js';
@@ -29,7 +29,7 @@ const CATEGORY_KEYS = new Set(['id', 'name', 'supercategory']);
 export class CocoReader {
   private depth = 0;
   private seenRoot = false;
-  /** NaN / Infinity values read as null (docs/ingestion.md). */
+  /** NaN / Infinity tokens read (docs/ingestion.md); each field decides what its value becomes. */
   nonStandardNumbers = 0;
   /** Set once the text holds rewritten NaN / Infinity: only then are tokens checked for them. */
   private nonStandard = false;
@@ -133,7 +133,7 @@ export class CocoReader {
         case 'numberValue':
           if (this.nonStandard && isNonStandardNumber(t.value)) {
             this.nonStandardNumbers++;
-            this.value(null);
+            this.value(nonStandardValue(t.value));
           } else {
             this.value(Number(t.value));
           }
@@ -437,7 +437,7 @@ export class CocoReader {
       imageId: this.requireId(e, 'image_id'),
       categoryId: this.requireId(e, 'category_id'),
       bbox,
-      area: this.informational(e, 'area', isNumber),
+      area: this.area(e),
       isCrowd: this.isCrowd(e),
       segmentationKind: kind,
       polygonCount: kind === 'polygon' ? seg!.arrays : 0,
@@ -457,7 +457,7 @@ export class CocoReader {
     return {
       id: this.requireId(e, 'id'),
       // The APIs find categories by name, so one is required; a number is its own text.
-      name: typeof name === 'number' ? String(name) : this.requireString(e, 'name'),
+      name: typeof name === 'number' && Number.isFinite(name) ? String(name) : this.requireString(e, 'name'),
       supercategory: text(e.supercategory),
       extra: extraKeys(e, CATEGORY_KEYS),
     };
@@ -483,24 +483,32 @@ export class CocoReader {
 
   /** A number COCO defines for annotations that only informs: null when absent, kept in extra when it does not fit. */
   private informational(e: JsonObject, key: string, fits: (v: Json) => v is number): number | null {
-    const v = e[key];
-    if (v === undefined || v === null) return null;
+    const v = e[key] ?? null;
+    if (absent(v)) return null;
     if (fits(v)) return v;
     this.keep(key, v, ANNOTATION_QUIRKS.keptInExtra);
     return null;
   }
 
+  /** NaN / Infinity: null, flagged, so that it is counted and stays out of every statistic. */
+  private area(e: JsonObject): number | null {
+    const v = e.area;
+    if (typeof v !== 'number' || Number.isFinite(v)) return this.informational(e, 'area', isNumber);
+    this.quirks |= ANNOTATION_QUIRKS.areaNotFinite;
+    return null;
+  }
+
   private isCrowd(e: JsonObject): boolean {
-    const v = e.iscrowd;
+    const v = e.iscrowd ?? null;
     if (v === 1 || v === true) return true;
-    if (v !== undefined && v !== null && v !== 0 && v !== false) this.keep('iscrowd', v, ANNOTATION_QUIRKS.keptInExtra);
+    if (!absent(v) && v !== 0 && v !== false) this.keep('iscrowd', v, ANNOTATION_QUIRKS.keptInExtra);
     return false;
   }
 
   /** A license id, or null: any other value (text such as "CC") is kept in metadata.license. */
   private licenseId(e: JsonObject): number | null {
-    const v = e.license;
-    if (v === undefined || v === null) return null;
+    const v = e.license ?? null;
+    if (absent(v)) return null;
     if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
     this.keep('license', v, IMAGE_QUIRKS.licenseNotAnId);
     return null;
@@ -508,8 +516,8 @@ export class CocoReader {
 
   /** A positive integer; the same as text is read as the number; anything else is kept in metadata. */
   private dimension(e: JsonObject, key: string): number | null {
-    const v = e[key];
-    if (v === undefined || v === null) return null;
+    const v = e[key] ?? null;
+    if (absent(v)) return null;
     if (isDimension(v)) return v;
     if (typeof v === 'string' && /^\s*\d+\s*$/.test(v) && isDimension(Number(v))) {
       this.quirks |= IMAGE_QUIRKS.sizeAsText;
@@ -535,13 +543,20 @@ export class CocoReader {
     return v;
   }
 
+  /**
+   * Geometry decides: a box that is not four numbers is INVALID_COCO. NaN and Infinity (json.dump
+   * writes them; JSON.stringify writes NaN as null) make no box: it is stored as none and flagged,
+   * so that it is counted and stays out of every statistic.
+   */
   private optionalBbox(e: JsonObject): CocoAnnotation['bbox'] {
     const v = e.bbox;
     if (v === undefined || v === null) return null;
-    if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number')) {
+    if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number' || x === null)) {
       throw this.invalid(`"bbox" must be [x, y, width, height] of numbers, found ${describe(v)}`);
     }
-    return v as [number, number, number, number];
+    if (v.every(Number.isFinite)) return v as [number, number, number, number];
+    this.quirks |= ANNOTATION_QUIRKS.bboxNotFinite;
+    return null;
   }
 
   private invalid(message: string): DataVisorError {
@@ -568,13 +583,18 @@ function extraKeys(e: JsonObject, known: Set<string>): Record<string, unknown> |
 
 /** The text of an informational value for a text column: strings as they are, other values as JSON. */
 function text(v: Json | undefined): string | null {
-  if (v === undefined || v === null) return null;
+  if (absent(v)) return null;
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
 /** `info` is handed out as an object: any other value is kept under "value". */
 function toInfo(v: Json): Record<string, unknown> {
   return isObject(v) ? v : { value: v };
+}
+
+/** Absent, null, or NaN / Infinity (which no informational field can hold). */
+function absent(v: Json | undefined): boolean {
+  return v === undefined || v === null || (typeof v === 'number' && !Number.isFinite(v));
 }
 
 function isObject(v: Json | undefined): v is JsonObject {
