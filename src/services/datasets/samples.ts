@@ -6,7 +6,6 @@ import type { Category, DatasetService } from './datasets.js';
 import type { Readable } from 'node:stream';
 import mime from 'mime-types';
 import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
-import { resolveImageFile } from '../storage/paths.js';
 import { isBucketUrl, type StorageService } from '../storage/index.js';
 import type { Thumbnail, ThumbnailService, ThumbnailSize } from '../images/thumbnails.js';
 
@@ -250,7 +249,7 @@ export class SampleService {
     if (isBucketUrl(dataset.imageDir)) {
       throw new DataVisorError('INTERNAL', `dataset ${datasetId} keeps its images in a bucket: imageFile() serves local files only, use openOriginal()`);
     }
-    return { sample, path: await resolveImageFile(dataset.imageDir, sample.fileName) };
+    return { sample, path: (await this.storage.imageObject(dataset.imageDir, sample.fileName)).path! };
   }
 
   /**

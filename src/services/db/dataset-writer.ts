@@ -97,7 +97,7 @@ export class DatasetWriter {
       // A later part's rows wait here until the parts before it are counted (docs/ingestion.md).
       await conn.run(`CREATE TABLE ${w.t('p')} (part INTEGER NOT NULL, ${STAGED_ANNOTATION_COLUMNS})`);
       await conn.run(`CREATE TABLE ${w.t('h')} (part INTEGER NOT NULL, ord INTEGER NOT NULL, segmentation VARCHAR, keypoints VARCHAR)`);
-      await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL)`);
+      await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL, readable BOOLEAN NOT NULL)`);
       const appender = async (table: string) => new ChunkedAppender(await conn.createAppender(table));
       w.samples = await appender(w.t('s'));
       w.annotations = await appender(w.t('a'));
@@ -211,12 +211,16 @@ export class DatasetWriter {
     this.licenses.push(...licenses);
   }
 
-  /** Relative paths (with `/`) of the files under the image folder, for the missing-file check. */
-  async appendFileNames(names: AsyncIterable<string>): Promise<void> {
-    const files = (this.files ??= new ChunkedAppender(await this.conn.createAppender(this.t('f'))));
-    for await (const name of names) {
-      files.text(0, name);
-      files.endRow();
+  /**
+   * The files under the image folder (relative paths, with `/`), for the missing-file check; one
+   * not `readable` (a link out of the data roots) is there, but its image will be refused.
+   */
+  async appendFileNames(files: AsyncIterable<{ name: string; readable: boolean }>): Promise<void> {
+    const a = (this.files ??= new ChunkedAppender(await this.conn.createAppender(this.t('f'))));
+    for await (const f of files) {
+      a.text(0, f.name);
+      a.bool(1, f.readable);
+      a.endRow();
     }
     this.listedFiles = true;
   }
@@ -297,13 +301,15 @@ export class DatasetWriter {
     lic.flushSync();
     lic.closeSync();
 
+    // file_missing: no file the server may read (a refused name or link counts; warnings tell them apart).
     await this.exec(
       `INSERT INTO samples
        SELECT $1, s.ord, s.image_id, s.file_name, s.width, s.height, $2, s.license_id, s.coco_url, s.flickr_url,
-              s.date_captured, s.metadata, coalesce(c.n, 0), ${this.listedFiles ? 'f.path IS NULL' : 'false'}
+              s.date_captured, s.metadata, coalesce(c.n, 0),
+              ${this.listedFiles ? 'f.path IS NULL OR ' : ''}s.quirks & ${IMAGE_QUIRKS.fileNameOutsideFolder} <> 0
        FROM ${S} s
        LEFT JOIN (SELECT image_id, count(*) AS n FROM ${AN} GROUP BY image_id) c ON c.image_id = s.image_id
-       ${this.listedFiles ? `LEFT JOIN (SELECT DISTINCT path FROM ${F}) f ON f.path = s.file_name` : ''}
+       ${this.listedFiles ? `LEFT JOIN (SELECT DISTINCT path FROM ${F} WHERE readable) f ON f.path = s.file_name` : ''}
        ORDER BY s.ord`,
       [ds, this.split],
     );
@@ -396,9 +402,15 @@ export class DatasetWriter {
     const [empty] = await this.rows(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1 AND annotation_count = 0`, [ds]);
     await add('images_without_annotations', num(empty?.n), 'images have no annotation (kept: they are often true negatives)',
       `SELECT file_name AS x FROM samples WHERE dataset_id = $1 AND annotation_count = 0 ORDER BY ord`, [ds]);
-    const [missing] = await this.rows(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1 AND file_missing`, [ds]);
+    const refused = `quirks & ${IMAGE_QUIRKS.fileNameOutsideFolder} <> 0${this.listedFiles ? ` OR file_name IN (SELECT path FROM ${this.t('f')} WHERE NOT readable)` : ''}`;
+    const [refusedCount] = await this.rows(`SELECT count(*) AS n FROM ${S} WHERE ${refused}`);
+    await add('image_files_refused', num(refusedCount?.n),
+      'images have a file name that leads out of the image folder, or a file that is a link out of the data roots: kept as samples, their image is refused (403)',
+      `SELECT file_name AS x FROM ${S} WHERE ${refused} ORDER BY ord`);
+    const missingFile = `dataset_id = $1 AND file_missing AND ord NOT IN (SELECT ord FROM ${S} WHERE ${refused})`;
+    const [missing] = await this.rows(`SELECT count(*) AS n FROM samples WHERE ${missingFile}`, [ds]);
     await add('image_files_missing', num(missing?.n), 'images listed in the file are not in the image folder',
-      `SELECT file_name AS x FROM samples WHERE dataset_id = $1 AND file_missing ORDER BY ord`, [ds]);
+      `SELECT file_name AS x FROM samples WHERE ${missingFile} ORDER BY ord`, [ds]);
     const [dupNames] = await this.rows(`SELECT count(*) AS n FROM (SELECT file_name FROM ${S} GROUP BY file_name HAVING count(*) > 1)`);
     await add('duplicate_file_names', num(dupNames?.n), 'file names are used by more than one image',
       `SELECT file_name AS x FROM ${S} GROUP BY file_name HAVING count(*) > 1 ORDER BY min(ord)`);

@@ -71,8 +71,11 @@ interface DeferredWrite {
   queued: number;
 }
 
-/** Failures that are the image's own fault: warm() reports them as `false` instead of throwing. */
-const IMAGE_FAULTS: ReadonlySet<ErrorCode> = new Set(['UNPROCESSABLE_IMAGE', 'FILE_NOT_FOUND', 'NOT_FOUND']);
+/**
+ * Failures that are the image's own fault: warm() reports them as `false` instead of throwing. A
+ * refused file name or link (FORBIDDEN) is one sample's problem, never its dataset's.
+ */
+const IMAGE_FAULTS: ReadonlySet<ErrorCode> = new Set(['UNPROCESSABLE_IMAGE', 'FILE_NOT_FOUND', 'NOT_FOUND', 'FORBIDDEN']);
 
 /**
  * WebP thumbnails, looked up in memory, then on disk, then generated. Serving from memory is what

@@ -190,7 +190,7 @@ export class IngestionService {
       yield event(`Read ${counts.images} images, ${counts.annotations} annotations, ${counts.categories} categories; checking references`);
 
       this.throwIfAborted(controller);
-      await writer.appendFileNames(images.store.list(images.key));
+      await writer.appendFileNames(this.deps.storage.listImages(images));
       const final = await writer.finish(summary.nonStandardNumbers);
 
       const thumbnailTotal = this.deps.thumbnails ? Math.min(this.deps.thumbnailsOnIngest, final.imageCount) : 0;

@@ -4,6 +4,7 @@ import { isNonStandardNumber, nonStandardValue, restoreNonStandardText } from '.
 // RAW_KEYS: annotation keys kept as compact JSON text instead of JS objects (most of the file's numbers).
 import { RAW_KEYS, readShapeSummary } from './shape-skipper.js';
 import { ANNOTATION_QUIRKS, IMAGE_QUIRKS } from '../../../records/quirks.js';
+import { isSafeRelativeName } from '../../../storage/paths.js';
 import type { CocoAnnotation, CocoCategory, CocoImage, CocoLicense, CocoSection, CocoSink } from '../../../records/types.js';
 
 /**
@@ -408,7 +409,7 @@ export class CocoReader {
     // Object literals evaluate in order: extra and quirks last, after every field has been read.
     return {
       id: this.requireId(e, 'id'),
-      fileName: this.requireString(e, 'file_name'),
+      fileName: this.fileName(e),
       width: this.dimension(e, 'width'),
       height: this.dimension(e, 'height'),
       license: this.licenseId(e),
@@ -525,6 +526,13 @@ export class CocoReader {
     }
     this.keep(key, v, IMAGE_QUIRKS.invalidSize);
     return null;
+  }
+
+  /** One that leads out of the image folder is that sample's problem: its image is refused, the file is read. */
+  private fileName(e: JsonObject): string {
+    const name = this.requireString(e, 'file_name');
+    if (!isSafeRelativeName(name)) this.quirks |= IMAGE_QUIRKS.fileNameOutsideFolder;
+    return name;
   }
 
   private requireId(e: JsonObject, key: string): number {
