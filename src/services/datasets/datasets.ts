@@ -1,5 +1,5 @@
 import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
-import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
+import { countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetIds, listDatasetRows, pageDatasetRows, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
 import type { Warning } from '../db/dataset-writer.js';
 import { NotFoundError } from '../errors.js';
 import { checkPageSize } from './samples.js';
@@ -113,6 +113,16 @@ export class DatasetService {
 
   async count(): Promise<number> {
     return countDatasetRows(this.db);
+  }
+
+  /** Every dataset id. */
+  async ids(): Promise<Set<string>> {
+    return new Set(await listDatasetIds(this.db));
+  }
+
+  /** True when the dataset is known to exist without a query (it was looked up since it committed). */
+  isKnown(id: string): boolean {
+    return this.cache.has(id);
   }
 
   async get(id: string): Promise<Dataset> {

@@ -155,6 +155,15 @@ export class ThumbnailService {
     await Promise.allSettled([...this.#writes.values()].flatMap((w) => [...w]));
   }
 
+  /**
+   * Removes the cache folders of datasets not in `keep` (ThumbnailStore.sweep): call at start,
+   * before any ingest makes a folder for a dataset not yet committed. Folders are gone from where
+   * they were read when this returns; their deletion is the promise.
+   */
+  sweep(keep: ReadonlySet<string>): Promise<void> {
+    return this.#store.sweep(keep, Object.keys(THUMBNAIL_WIDTHS));
+  }
+
   async removeDataset(datasetId: string): Promise<void> {
     assertDatasetId(datasetId);
     this.#epochs.set(datasetId, this.#epoch(datasetId) + 1);
