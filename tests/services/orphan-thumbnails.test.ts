@@ -48,11 +48,12 @@ describe('thumbnails of a dataset that does not exist', () => {
     fs.mkdirSync(path.join(cache, 'notes'));
     fs.mkdirSync(path.join(cache, 'qrstuvwxyzabcdef'));
     fs.writeFileSync(path.join(cache, 'qrstuvwxyzabcdef', 'mine.txt'), 'not a thumbnail');
+    fs.writeFileSync(path.join(cache, 'ghijklmnopqrstuv'), 'a file named like a dataset');
     await env.dv.close();
 
     const dv = await openDataVisor(env.dv.settings, createLogger('silent'));
     try {
-      expect(fs.readdirSync(cache).filter((n) => !n.startsWith('.trash-')).sort()).toEqual([id, 'notes', 'qrstuvwxyzabcdef'].sort());
+      expect(fs.readdirSync(cache).filter((n) => !n.startsWith('.trash-')).sort()).toEqual([id, 'ghijklmnopqrstuv', 'notes', 'qrstuvwxyzabcdef'].sort());
       expect((await dv.samples.thumbnail(id, firstImage.id, 'medium')).contentType).toBe('image/webp');
       await expect(dv.samples.thumbnail(GONE, firstImage.id, 'medium')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     } finally {

@@ -100,23 +100,27 @@ export class ThumbnailStore {
    * before this returns; deleting them is the promise.
    */
   sweep(keep: ReadonlySet<string>, sizes: readonly string[]): Promise<void> {
-    let names: string[];
+    const trash: string[] = [];
+    // A failure (a folder it may not read) is reported once what was moved aside is deleted; it
+    // never stops DataVisor from opening, and nothing is served from a folder left behind.
+    let failure: unknown = null;
     try {
-      names = readdirSync(this.root);
+      for (const entry of readdirSync(this.root, { withFileTypes: true })) {
+        const name = entry.name;
+        if (TRASH.test(name)) trash.push(name);
+        if (!entry.isDirectory() || !MADE_ID.test(name) || keep.has(name)) continue;
+        const folder = path.join(this.root, name);
+        if (!readdirSync(folder).every((size) => sizes.includes(size))) continue;
+        const to = `.trash-${name}-${randomBytes(6).toString('hex')}`;
+        renameSync(folder, path.join(this.root, to));
+        trash.push(to);
+      }
     } catch (e) {
-      if (isMissing(e)) return Promise.resolve();
-      throw e;
+      if (!isMissing(e)) failure = e;
     }
-    const trash = names.filter((n) => TRASH.test(n));
-    for (const name of names) {
-      if (!MADE_ID.test(name) || keep.has(name)) continue;
-      const folder = path.join(this.root, name);
-      if (!readdirSync(folder).every((entry) => sizes.includes(entry))) continue;
-      const to = `.trash-${name}-${randomBytes(6).toString('hex')}`;
-      renameSync(folder, path.join(this.root, to));
-      trash.push(to);
-    }
-    return Promise.all(trash.map((t) => rm(path.join(this.root, t), { recursive: true, force: true }))).then(() => undefined);
+    return Promise.all(trash.map((t) => rm(path.join(this.root, t), { recursive: true, force: true }))).then(() => {
+      if (failure) throw failure;
+    });
   }
 
   /**
