@@ -356,7 +356,7 @@ describe('ThumbnailService cache writes', () => {
 });
 
 describe('ThumbnailService.warm', () => {
-  it('resolves true when made or cached and false for a bad image, never throwing for it', async () => {
+  it('resolves true when made or cached and false for a bad or refused image, never throwing for it', async () => {
     const service = makeService({ cacheDir });
     expect(await service.warm(request('1', 'photo.jpg'))).toBe(true);
     expect(await service.warm(request('1', 'photo.jpg'))).toBe(true);
@@ -365,6 +365,9 @@ describe('ThumbnailService.warm', () => {
     expect(await service.warm(request('2', 'truncated.jpg'))).toBe(false);
     expect(await service.warm(request('3', 'missing.jpg'))).toBe(false);
     expect(await service.warm(request('4', 'bomb.png'))).toBe(false);
+    // A file name or link the path rules refuse is that sample's problem, not the ingest's.
+    const refused = new DataVisorError('FORBIDDEN', 'file_name "link.jpg" is a link that leads outside the allowed data roots');
+    expect(await service.warm({ ...request('5', 'photo.jpg'), loadSource: () => Promise.reject(refused) })).toBe(false);
     expect(service.stats.generated).toBe(1);
     await service.get(request('1', 'photo.jpg'));
     expect(service.stats.generated).toBe(1);

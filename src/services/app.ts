@@ -56,6 +56,9 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
       onWriteError: (err) => log.error({ err }, 'could not write a thumbnail to the cache (it was served from memory)'),
     });
     const datasets = new DatasetService(db, thumbnails);
+    // A process killed while an ingest made thumbnails leaves them behind: listed now, before any
+    // ingest of this process can make a folder, those of datasets the database lacks are removed.
+    thumbnails.sweep(await datasets.ids()).catch((err: unknown) => log.error({ err }, 'could not remove the thumbnails of unknown datasets'));
     const samples = new SampleService(db, datasets, thumbnails, storage);
     const ingestion = new IngestionService({
       db, log, plugins, thumbnails, storage, thumbnailsOnIngest: settings.thumbnailsOnIngest,

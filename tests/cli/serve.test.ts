@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterEach, describe, expect, test } from 'vitest';
 import { bigCocoFile, FIXTURES, ingestOk, parseSse, postIngest, RBC, REPO, sseBlocks } from '../rest/helpers.js';
+import { DEMO } from '../helpers/fixtures.js';
 
 const BIN = path.join(REPO, 'bin', 'datavisor.js');
 const SLOW = 120_000;
@@ -154,6 +155,38 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     expect(JSON.parse(listed.stdout)).toEqual({ datasets: [] });
   });
 
+  test('killed with SIGKILL while it makes an ingest\'s thumbnails, it serves none of them after a restart, and sweeps their folder', async () => {
+    const cwd = await tempDir();
+    const env = { DATAVISOR_DEMO: '0', DATAVISOR_DATA_ROOTS: path.dirname(DEMO.images), DATAVISOR_THUMBNAILS_ON_INGEST: '128' };
+    const s = serve(cwd, env);
+    const base = urlOf(await s.line(/^DataVisor listening on /));
+    const res = await postIngest(base, { annotation_path: DEMO.annotations, image_dir: DEMO.images });
+    for await (const block of sseBlocks(res)) {
+      const [e] = parseSse(block);
+      if (!e) continue;
+      expect(e.stage).not.toBe('complete');
+      // The thumbnails made so far are on disk (warm() waits for its writes); the transaction is still open.
+      if (e.stage === 'thumbnails' && e.current > 0 && e.current < e.total!) {
+        s.child.kill('SIGKILL');
+        break;
+      }
+    }
+    expect(await s.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    const cache = path.join(cwd, 'data', 'thumbnails');
+    const [orphan, ...others] = await fs.readdir(cache);
+    expect([orphan, others]).toEqual([expect.stringMatching(/^[a-z0-9]{16}$/), []]);
+    expect((await fs.readdir(path.join(cache, orphan!, 'medium'), { recursive: true })).some((f) => f.endsWith('.webp'))).toBe(true);
+    const firstImage = (JSON.parse(await fs.readFile(DEMO.annotations, 'utf8')) as { images: { id: number }[] }).images[0]!.id;
+
+    const again = serve(cwd, env);
+    const base2 = urlOf(await again.line(/^DataVisor listening on /));
+    expect((await fetch(`${base2}/datasets/${orphan}`)).status).toBe(404);
+    const thumb = await fetch(`${base2}/images/${orphan}/${firstImage}?size=medium`);
+    expect([thumb.status, ((await thumb.json()) as { error: { code: string } }).error.code]).toEqual([404, 'NOT_FOUND']);
+    expect(await fs.readdir(cache)).not.toContain(orphan);
+  });
+
+  test('a second signal kills it at once, even while a request holds the shutdown open', async () => {
   test('`datavisor datasets` beside the running server lists what GET /datasets lists (it asks the server), and after it the file', async () => {
     const cwd = await tempDir();
     const env = { DATAVISOR_DEMO: '0', DATAVISOR_DATA_ROOTS: FIXTURES, DATAVISOR_THUMBNAILS_ON_INGEST: '0' };

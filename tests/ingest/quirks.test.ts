@@ -130,6 +130,7 @@ describe('a file full of quirks', () => {
       image_files_missing: { count: 2, examples: ['missing1.jpg', 'missing2.jpg'] },
       duplicate_file_names: { count: 1, examples: ['a.jpg'] },
       images_without_size: { count: 1, examples: ['nosize.jpg'] },
+      non_finite_area: { count: 1, examples: [BIG] },
       non_standard_numbers: { count: 2, examples: [] },
     });
     for (const w of complete.warnings!) expect(w.message.length).toBeGreaterThan(10);
@@ -188,7 +189,7 @@ describe('a file full of quirks', () => {
     expect(second!.source).toBe('ground_truth');
   });
 
-  it('reads NaN and Infinity as null', async () => {
+  it('reads NaN and Infinity as null (a NaN area is also non_finite_area)', async () => {
     const [nanArea] = await annotationsOf(3);
     expect(nanArea!.area).toBeNull();
     expect(nanArea!.bbox).toEqual({ x: 1, y: 1, w: 2, h: 2 });

@@ -169,6 +169,42 @@ describe('files the split holds for', () => {
     expect(warning?.count).toBe(marks.length);
   });
 
+  it('NaN and Infinity in boxes and areas of every part: kept as null, counted with the first ids, left out of every box statistic', async () => {
+    const c = structuredClone(COCO128_JSON);
+    const n = c.annotations.length;
+    // As in the real dataset of the issue (15 such boxes among 8,334), spread over every part.
+    const boxes = Array.from({ length: 15 }, (_, k) => Math.floor((k * n) / 15) + 3);
+    for (const i of boxes) c.annotations[i]!.bbox = ['__Infinity__', '__Infinity__', '__-Infinity__', '__-Infinity__'];
+    c.annotations[1]!.bbox = [1, '__NaN__', 3, 4];
+    c.annotations[2]!.bbox = [null, null, null, null]; // JSON.stringify writes NaN as null
+    const areas = [5, Math.floor(n / 2), n - 2];
+    for (const [k, i] of areas.entries()) c.annotations[i]!.area = k === 1 ? '__NaN__' : '__Infinity__';
+    const python = JSON.stringify(c).replace(/"__(NaN|-?Infinity)__"/g, '$1');
+    const { split: events } = await ingestBoth({ annotationPath: write('non-finite.json', python), imageDir: COCO128.images });
+    expect(lastParts()).toBe(4);
+    const done = events.at(-1)!;
+    expect(done).toMatchObject({ stage: 'complete', annotation_count: n });
+    const warnings = Object.fromEntries(done.warnings!.map((w) => [w.code, { count: w.count, examples: w.examples }]));
+    const ids = (ords: number[]) => ords.sort((a, b) => a - b).slice(0, 5).map((i) => c.annotations[i]!.id);
+    expect(warnings.non_finite_bbox).toEqual({ count: 17, examples: ids([1, 2, ...boxes]) });
+    expect(warnings.non_finite_area).toEqual({ count: 3, examples: ids(areas) });
+    expect(warnings.non_standard_numbers?.count).toBe(15 * 4 + 1 + 3);
+    const [nulls] = await split.dv.db.query(
+      `SELECT count(*) FILTER (WHERE bbox_x IS NULL AND bbox_y IS NULL AND bbox_w IS NULL AND bbox_h IS NULL) AS boxes,
+         count(*) FILTER (WHERE area IS NULL) AS areas FROM annotations WHERE dataset_id = $1`,
+      [done.dataset_id!],
+    );
+    expect([Number(nulls!.boxes), Number(nulls!.areas)]).toEqual([17, 3]);
+
+    // Every box statistic is what it is without those annotations at all.
+    const marked = new Set([1, 2, ...boxes, ...areas]);
+    const without = { ...c, annotations: c.annotations.filter((_, i) => !marked.has(i)) };
+    const other = (await ingestAll(whole.dv, { annotationPath: write('without-non-finite.json', JSON.stringify(without)), imageDir: COCO128.images })).at(-1)!;
+    const boxStats = (w: typeof done.warnings) =>
+      w!.filter((x) => ['bbox_outside_image', 'degenerate_bbox', 'area_inconsistent_with_bbox', 'missing_bbox'].includes(x.code)).map((x) => [x.code, x.count]);
+    expect(boxStats(done.warnings)).toEqual(boxStats(other.warnings));
+  });
+
   it('quirks in the later parts are counted over every part, as whole', async () => {
     const c = structuredClone(BASE);
     const late = c.annotations.slice(-120);

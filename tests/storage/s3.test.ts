@@ -198,7 +198,8 @@ describe('ingestion from S3', () => {
     await s3.client.send(new PutObjectCommand({ Bucket: 'datasets', Key: 'odd/odd.json', Body: JSON.stringify(odd) }));
     await s3.client.send(new PutObjectCommand({ Bucket: 'datasets', Key: 'odd/images/a.jpg', Body: 'x' }));
     const { last } = await ingestOk(env, { annotationPath: 's3://datasets/odd/odd.json', imageDir: 's3://datasets/odd/images' });
-    expect(last.warnings!.find((w) => w.code === 'image_files_missing')?.count).toBe(2);
+    expect(last.warnings!.find((w) => w.code === 'image_files_refused')).toMatchObject({ count: 2, examples: odd.images.map((i) => i.file_name) });
+    expect(last.warnings!.find((w) => w.code === 'image_files_missing')).toBeUndefined();
     expect(await codeOf(env.dv.samples.openOriginal(last.dataset_id!, 1))).toBe('FORBIDDEN');
     expect(await codeOf(env.dv.samples.thumbnail(last.dataset_id!, 2, 'small'))).toBe('FORBIDDEN');
   });

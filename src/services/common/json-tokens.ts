@@ -45,6 +45,13 @@ export function isNonStandardNumber(token: string): boolean {
   return token.length === 10 && token.startsWith(SENTINEL_STEM);
 }
 
+const VALUE: Record<string, number> = { '7': NaN, '8': Infinity, '9': -Infinity };
+
+/** The number a token for which isNonStandardNumber is true stands for. */
+export function nonStandardValue(token: string): number {
+  return VALUE[token[9]!]!;
+}
+
 /** True when `text` may hold a rewritten NaN / Infinity. */
 export function holdsNonStandardNumber(text: string): boolean {
   return text.indexOf(SENTINEL_STEM) !== -1;

@@ -1,5 +1,5 @@
 import { jsonColumn as json, trimWindow, type Database, type Row, type Transaction } from '../db/connection.js';
-import { beginDatasetChange, countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetRows, pageDatasetRows, type DatasetChange, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
+import { beginDatasetChange, countDatasetRows, deleteDatasetRows, getDatasetRow, getDatasetRows, listCategoryRows, listDatasetIds, listDatasetRows, pageDatasetRows, type DatasetChange, type DatasetKey, type DatasetWindow } from '../db/datasets.js';
 import type { Warning } from '../db/dataset-writer.js';
 import { BadInputError, isDataVisorError, NotFoundError } from '../errors.js';
 import { isDatasetId } from '../ids.js';
@@ -125,6 +125,16 @@ export class DatasetService {
 
   async count(): Promise<number> {
     return countDatasetRows(this.db);
+  }
+
+  /** Every dataset id. */
+  async ids(): Promise<Set<string>> {
+    return new Set(await listDatasetIds(this.db));
+  }
+
+  /** True when the dataset is known to exist without a query (it was looked up since it committed). */
+  isKnown(id: string): boolean {
+    return this.cache.has(id);
   }
 
   async get(id: string): Promise<Dataset> {

@@ -10,7 +10,6 @@ import type { Readable } from 'node:stream';
 import mime from 'mime-types';
 import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
 import { isDatasetId } from '../ids.js';
-import { resolveImageFile } from '../storage/paths.js';
 import { isBucketUrl, type StorageService } from '../storage/index.js';
 import type { Thumbnail, ThumbnailService, ThumbnailSize } from '../images/thumbnails.js';
 
@@ -250,7 +249,7 @@ export class SampleService {
     if (isBucketUrl(dataset.imageDir)) {
       throw new DataVisorError('INTERNAL', `dataset ${datasetId} keeps its images in a bucket: imageFile() serves local files only, use openOriginal()`);
     }
-    return { sample, path: await resolveImageFile(dataset.imageDir, sample.fileName) };
+    return { sample, path: (await this.storage.imageObject(dataset.imageDir, sample.fileName)).path! };
   }
 
   /**
@@ -277,11 +276,15 @@ export class SampleService {
 
   /**
    * A cached thumbnail is served without touching the database: the cache is keyed by dataset
-   * and image id, and deleting a dataset clears it. Only a miss looks the sample up.
+   * and image id, deleting a dataset clears it, and the dataset is known in memory after its first
+   * lookup. Only a miss looks the sample up.
    */
   async thumbnail(datasetId: string, sampleId: string | number, size: ThumbnailSize): Promise<Thumbnail> {
     const id = parseSampleId(sampleId);
     if (!this.thumbnails || id === null || !isDatasetId(datasetId)) throw new NotFoundError(`sample of dataset ${datasetId}`, sampleId);
+    // Nothing is served for a dataset that does not exist: its cache folder can outlive it (a
+    // process killed while an ingest made thumbnails). Once looked up, a dataset is known in memory.
+    if (!this.datasets.isKnown(datasetId)) await this.datasets.get(datasetId);
     return this.thumbnails.get({
       datasetId,
       sampleKey: String(id),

@@ -1,5 +1,6 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { A, ANN_TEXT, I, IMG_TEXT, textAt, type Columns } from '../records/columns.js';
+import { ANNOTATION_QUIRKS, IMAGE_QUIRKS } from '../records/quirks.js';
 import type { CategoryRecord, LicenseRecord, Warning } from '../records/types.js';
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
@@ -20,10 +21,10 @@ const EXAMPLES = 5;
  * fewer bytes.
  */
 const STAGED_SAMPLE_COLUMNS = `ord INTEGER NOT NULL, image_id DOUBLE NOT NULL, file_name VARCHAR NOT NULL, width INTEGER, height INTEGER,
-  license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR, split VARCHAR`;
+  license_id DOUBLE, coco_url VARCHAR, flickr_url VARCHAR, date_captured VARCHAR, metadata VARCHAR, split VARCHAR, quirks UTINYINT NOT NULL`;
 const STAGED_ANNOTATION_COLUMNS = `ord INTEGER NOT NULL, annotation_id DOUBLE NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
   bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, is_crowd BOOLEAN NOT NULL, kind segmentation_kind NOT NULL,
-  polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, extra VARCHAR`;
+  polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, num_keypoints INTEGER, score DOUBLE, extra VARCHAR, quirks UTINYINT NOT NULL`;
 
 export type { Warning };
 
@@ -94,7 +95,7 @@ export class DatasetWriter {
       // A later part's rows wait here until the parts before it are counted (docs/ingestion.md).
       await conn.run(`CREATE TABLE ${w.t('p')} (part INTEGER NOT NULL, ${STAGED_ANNOTATION_COLUMNS})`);
       await conn.run(`CREATE TABLE ${w.t('h')} (part INTEGER NOT NULL, ord INTEGER NOT NULL, segmentation VARCHAR, keypoints VARCHAR)`);
-      await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL)`);
+      await conn.run(`CREATE TABLE ${w.t('f')} (path VARCHAR NOT NULL, readable BOOLEAN NOT NULL)`);
       const appender = async (table: string) => new ChunkedAppender(await conn.createAppender(table));
       w.samples = await appender(w.t('s'));
       w.annotations = await appender(w.t('a'));
@@ -141,6 +142,7 @@ export class DatasetWriter {
       a.text(8, textAt(t[IMG_TEXT.dateCaptured]!, i));
       a.text(9, metadata ? (metadata[i] ?? null) : textAt(t[IMG_TEXT.extra]!, i));
       a.text(10, textAt(t[IMG_TEXT.split]!, i));
+      a.num(11, n[o + I.quirks]!);
       a.endRow();
     }
   }
@@ -176,6 +178,7 @@ export class DatasetWriter {
       a.num(at + 13, n[o + A.numKeypoints]!);
       a.num(at + 14, n[o + A.score]!);
       a.text(at + 15, textAt(t[ANN_TEXT.extra]!, i));
+      a.num(at + 16, n[o + A.quirks]!);
       a.endRow();
       const seg = textAt(t[ANN_TEXT.segmentation]!, i);
       const keypoints = textAt(t[ANN_TEXT.keypoints]!, i);
@@ -217,12 +220,16 @@ export class DatasetWriter {
     this.licenses.push(...licenses);
   }
 
-  /** Relative paths (with `/`) of the files under the image folder, for the missing-file check. */
-  async appendFileNames(names: AsyncIterable<string>): Promise<void> {
-    const files = (this.files ??= new ChunkedAppender(await this.conn.createAppender(this.t('f'))));
-    for await (const name of names) {
-      files.text(0, name);
-      files.endRow();
+  /**
+   * The files under the image folder (relative paths, with `/`), for the missing-file check; one
+   * not `readable` (a link out of the data roots) is there, but its image will be refused.
+   */
+  async appendFileNames(files: AsyncIterable<{ name: string; readable: boolean }>): Promise<void> {
+    const a = (this.files ??= new ChunkedAppender(await this.conn.createAppender(this.t('f'))));
+    for await (const f of files) {
+      a.text(0, f.name);
+      a.bool(1, f.readable);
+      a.endRow();
     }
     this.listedFiles = true;
   }
@@ -293,6 +300,7 @@ export class DatasetWriter {
     );
     const lic = await this.conn.createAppender('licenses');
     for (const l of this.licenses) {
+      if (l.id === null) continue;
       lic.appendVarchar(ds);
       lic.appendDouble(l.id);
       appendText(lic, l.name);
@@ -305,10 +313,11 @@ export class DatasetWriter {
     await this.exec(
       `INSERT INTO samples
        SELECT $1, s.ord, s.image_id, s.file_name, s.width, s.height, coalesce(s.split, $2), s.license_id, s.coco_url, s.flickr_url,
-              s.date_captured, s.metadata, coalesce(c.n, 0), ${this.listedFiles ? 'f.path IS NULL' : 'false'}
+              s.date_captured, s.metadata, coalesce(c.n, 0),
+              ${this.listedFiles ? 'f.path IS NULL OR ' : ''}s.quirks & ${IMAGE_QUIRKS.fileNameOutsideFolder} <> 0
        FROM ${S} s
        LEFT JOIN (SELECT image_id, count(*) AS n FROM ${AN} GROUP BY image_id) c ON c.image_id = s.image_id
-       ${this.listedFiles ? `LEFT JOIN (SELECT DISTINCT path FROM ${F}) f ON f.path = s.file_name` : ''}
+       ${this.listedFiles ? `LEFT JOIN (SELECT DISTINCT path FROM ${F} WHERE readable) f ON f.path = s.file_name` : ''}
        ORDER BY s.ord`,
       [ds, this.split],
     );
@@ -383,12 +392,17 @@ export class DatasetWriter {
       out.push({ code, count, message, examples });
     };
     const t = EDGE_TOLERANCE;
+    // A box of NaN / Infinity is stored as none, but the file did give one: non_finite_bbox.
+    const noBox = `a.bbox_x IS NULL AND a.quirks & ${ANNOTATION_QUIRKS.bboxNotFinite} = 0`;
     const [q] = await this.rows(
       `SELECT
          count(*) FILTER (WHERE a.bbox_w <= 0 OR a.bbox_h <= 0) AS degenerate,
          count(*) FILTER (WHERE a.bbox_x < -${t} OR a.bbox_y < -${t} OR a.bbox_x + a.bbox_w > s.width + ${t} OR a.bbox_y + a.bbox_h > s.height + ${t}) AS outside,
          count(*) FILTER (WHERE a.area > a.bbox_w * a.bbox_h * 1.001 + 1 OR a.area < 0) AS bad_area,
-         count(*) FILTER (WHERE a.bbox_x IS NULL) AS no_bbox
+         count(*) FILTER (WHERE ${noBox}) AS no_bbox,
+         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.keptInExtra} <> 0) AS kept_in_extra,
+         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.bboxNotFinite} <> 0) AS box_not_finite,
+         count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.areaNotFinite} <> 0) AS area_not_finite
        FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
     );
     const [dup] = await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
@@ -400,7 +414,11 @@ export class DatasetWriter {
       `SELECT annotation_id AS x FROM ${AN} WHERE bbox_w <= 0 OR bbox_h <= 0 ORDER BY ord`);
     await add('area_inconsistent_with_bbox', num(q?.bad_area), 'annotations have an area larger than their box (or negative)',
       `SELECT annotation_id AS x FROM ${AN} WHERE area > bbox_w * bbox_h * 1.001 + 1 OR area < 0 ORDER BY ord`);
-    await add('missing_bbox', num(q?.no_bbox), 'annotations have no bbox', `SELECT annotation_id AS x FROM ${AN} WHERE bbox_x IS NULL ORDER BY ord`);
+    await add('missing_bbox', num(q?.no_bbox), 'annotations have no bbox', `SELECT annotation_id AS x FROM ${AN} a WHERE ${noBox} ORDER BY ord`);
+    await add('non_finite_bbox', num(q?.box_not_finite), 'boxes hold NaN, Infinity or null: stored as no box, and left out of every box statistic',
+      `SELECT annotation_id AS x FROM ${AN} WHERE quirks & ${ANNOTATION_QUIRKS.bboxNotFinite} <> 0 ORDER BY ord`);
+    await add('non_finite_area', num(q?.area_not_finite), 'areas are NaN or Infinity: stored as null, and left out of every statistic',
+      `SELECT annotation_id AS x FROM ${AN} WHERE quirks & ${ANNOTATION_QUIRKS.areaNotFinite} <> 0 ORDER BY ord`);
 
     const [unused] = await this.rows(`SELECT count(*) AS n FROM categories WHERE dataset_id = $1 AND annotation_count = 0`, [ds]);
     await add('unused_categories', num(unused?.n),
@@ -409,14 +427,44 @@ export class DatasetWriter {
     const [empty] = await this.rows(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1 AND annotation_count = 0`, [ds]);
     await add('images_without_annotations', num(empty?.n), 'images have no annotation (kept: they are often true negatives)',
       `SELECT file_name AS x FROM samples WHERE dataset_id = $1 AND annotation_count = 0 ORDER BY ord`, [ds]);
-    const [missing] = await this.rows(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1 AND file_missing`, [ds]);
+    const refused = `quirks & ${IMAGE_QUIRKS.fileNameOutsideFolder} <> 0${this.listedFiles ? ` OR file_name IN (SELECT path FROM ${this.t('f')} WHERE NOT readable)` : ''}`;
+    const [refusedCount] = await this.rows(`SELECT count(*) AS n FROM ${S} WHERE ${refused}`);
+    await add('image_files_refused', num(refusedCount?.n),
+      'images have a file name that leads out of the image folder, or a file that is a link out of the data roots: kept as samples, their image is refused (403)',
+      `SELECT file_name AS x FROM ${S} WHERE ${refused} ORDER BY ord`);
+    const missingFile = `dataset_id = $1 AND file_missing AND ord NOT IN (SELECT ord FROM ${S} WHERE ${refused})`;
+    const [missing] = await this.rows(`SELECT count(*) AS n FROM samples WHERE ${missingFile}`, [ds]);
     await add('image_files_missing', num(missing?.n), 'images listed in the file are not in the image folder',
-      `SELECT file_name AS x FROM samples WHERE dataset_id = $1 AND file_missing ORDER BY ord`, [ds]);
+      `SELECT file_name AS x FROM samples WHERE ${missingFile} ORDER BY ord`, [ds]);
     const [dupNames] = await this.rows(`SELECT count(*) AS n FROM (SELECT file_name FROM ${S} GROUP BY file_name HAVING count(*) > 1)`);
     await add('duplicate_file_names', num(dupNames?.n), 'file names are used by more than one image',
       `SELECT file_name AS x FROM ${S} GROUP BY file_name HAVING count(*) > 1 ORDER BY min(ord)`);
-    const [noSize] = await this.rows(`SELECT count(*) AS n FROM ${S} WHERE width IS NULL OR height IS NULL`);
-    await add('images_without_size', num(noSize?.n), 'images have no width or height', `SELECT file_name AS x FROM ${S} WHERE width IS NULL OR height IS NULL ORDER BY ord`);
+    // A size the file gives in a form that is not one is invalid_image_size, not missing.
+    const noSize = `(width IS NULL OR height IS NULL) AND quirks & ${IMAGE_QUIRKS.invalidSize} = 0`;
+    const [img] = await this.rows(
+      `SELECT count(*) FILTER (WHERE ${noSize}) AS no_size,
+         count(*) FILTER (WHERE quirks & ${IMAGE_QUIRKS.licenseNotAnId} <> 0) AS license,
+         count(*) FILTER (WHERE quirks & ${IMAGE_QUIRKS.sizeAsText} <> 0) AS size_text,
+         count(*) FILTER (WHERE quirks & ${IMAGE_QUIRKS.invalidSize} <> 0) AS bad_size
+       FROM ${S}`,
+    );
+    await add('images_without_size', num(img?.no_size), 'images have no width or height', `SELECT file_name AS x FROM ${S} WHERE ${noSize} ORDER BY ord`);
+    const flagged = (quirk: number) => `SELECT file_name AS x FROM ${S} WHERE quirks & ${quirk} <> 0 ORDER BY ord`;
+    await add('license_not_an_id', num(img?.license), 'images give a "license" that is not a license id (text such as "CC"): kept in metadata.license, license_id left empty',
+      flagged(IMAGE_QUIRKS.licenseNotAnId));
+    await add('image_size_as_text', num(img?.size_text), 'images give their width or height as text: read as the number', flagged(IMAGE_QUIRKS.sizeAsText));
+    await add('invalid_image_size', num(img?.bad_size), 'images give a width or height that is not a positive integer: kept in metadata, the image has no size',
+      flagged(IMAGE_QUIRKS.invalidSize));
+    await add('annotation_values_kept_in_extra', num(q?.kept_in_extra),
+      'annotations give "area", "iscrowd", "score" or "num_keypoints" a value of another type: kept in extra, the field left empty (iscrowd: false)',
+      `SELECT annotation_id AS x FROM ${AN} WHERE quirks & ${ANNOTATION_QUIRKS.keptInExtra} <> 0 ORDER BY ord`);
+    const unstored = this.licenses.filter((l) => l.id === null);
+    if (unstored.length > 0) {
+      out.push({
+        code: 'licenses_not_stored', count: unstored.length, message: '"licenses" entries without an integer id were not stored (images keep their own "license")',
+        examples: unstored.slice(0, EXAMPLES).map((l) => l.name ?? ''),
+      });
+    }
     return out;
   }
 

@@ -9,6 +9,7 @@ const GET_DATASETS = `SELECT ${DATASET_COLUMNS} FROM datasets WHERE list_contain
 /** Newest first; (created_at, id) is unique, so it is also the keyset cursor. */
 const LIST_DATASETS = `SELECT ${DATASET_COLUMNS} FROM datasets ORDER BY created_at DESC, id DESC`;
 const COUNT_DATASETS = `SELECT count(*) AS n FROM datasets`;
+const LIST_DATASET_IDS = `SELECT id FROM datasets`;
 /**
  * Keyset windows over the newest-first order. The key is (created_ms, id): the order is taken on
  * the same millisecond value the cursor carries, so a page boundary never falls between two rows
@@ -48,6 +49,10 @@ export async function getDatasetRow(db: Database, id: string): Promise<Row | und
 
 export async function getDatasetRows(db: Database, ids: readonly string[]): Promise<Row[]> {
   return db.query(GET_DATASETS, [ids]);
+}
+
+export async function listDatasetIds(db: Database): Promise<string[]> {
+  return (await db.query(LIST_DATASET_IDS)).map((r) => r.id as string);
 }
 
 export async function listDatasetRows(db: Database): Promise<Row[]> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BadInputError } from '../errors.js';
@@ -9,6 +9,10 @@ import { isDatasetId } from '../ids.js';
 export function assertDatasetId(datasetId: string): void {
   if (!isDatasetId(datasetId)) throw new BadInputError(`Dataset id ${JSON.stringify(datasetId)} is not a dataset id (16 characters a-z, 2-7)`);
 }
+
+/** What the folders of datasets ids made by ingestion (newDatasetId) and of their removal look like. */
+const MADE_ID = /^[a-z2-7]{16}$/;
+const TRASH = /^\.trash-[A-Za-z0-9_-]{1,128}-[0-9a-f]{12}$/;
 
 /** Sizes × 256 fan-out folders of a few datasets. */
 const MAX_KNOWN_FOLDERS = 4096;
@@ -82,6 +86,36 @@ export class ThumbnailStore {
         if (!isMissing(e) || attempt === 3) throw e;
       }
     }
+  }
+
+  /**
+   * Removes the folders of datasets not in `keep` (a process killed mid-ingest leaves the
+   * thumbnails it made), and trash a removal left behind. Only folders that look like ours are
+   * touched: an id as ingestion makes them holding nothing but size folders. They are moved aside
+   * before this returns; deleting them is the promise.
+   */
+  sweep(keep: ReadonlySet<string>, sizes: readonly string[]): Promise<void> {
+    const trash: string[] = [];
+    // A failure (a folder it may not read) is reported once what was moved aside is deleted; it
+    // never stops DataVisor from opening, and nothing is served from a folder left behind.
+    let failure: unknown = null;
+    try {
+      for (const entry of readdirSync(this.root, { withFileTypes: true })) {
+        const name = entry.name;
+        if (TRASH.test(name)) trash.push(name);
+        if (!entry.isDirectory() || !MADE_ID.test(name) || keep.has(name)) continue;
+        const folder = path.join(this.root, name);
+        if (!readdirSync(folder).every((size) => sizes.includes(size))) continue;
+        const to = `.trash-${name}-${randomBytes(6).toString('hex')}`;
+        renameSync(folder, path.join(this.root, to));
+        trash.push(to);
+      }
+    } catch (e) {
+      if (!isMissing(e)) failure = e;
+    }
+    return Promise.all(trash.map((t) => rm(path.join(this.root, t), { recursive: true, force: true }))).then(() => {
+      if (failure) throw failure;
+    });
   }
 
   /**

@@ -71,8 +71,11 @@ interface DeferredWrite {
   queued: number;
 }
 
-/** Failures that are the image's own fault: warm() reports them as `false` instead of throwing. */
-const IMAGE_FAULTS: ReadonlySet<ErrorCode> = new Set(['UNPROCESSABLE_IMAGE', 'FILE_NOT_FOUND', 'NOT_FOUND']);
+/**
+ * Failures that are the image's own fault: warm() reports them as `false` instead of throwing. A
+ * refused file name or link (FORBIDDEN) is one sample's problem, never its dataset's.
+ */
+const IMAGE_FAULTS: ReadonlySet<ErrorCode> = new Set(['UNPROCESSABLE_IMAGE', 'FILE_NOT_FOUND', 'NOT_FOUND', 'FORBIDDEN']);
 
 /**
  * WebP thumbnails, looked up in memory, then on disk, then generated. Serving from memory is what
@@ -161,6 +164,15 @@ export class ThumbnailService {
   async flush(): Promise<void> {
     this.#writeDeferred(this.#takeDeferred());
     await Promise.allSettled([...this.#writes.values()].flatMap((w) => [...w]));
+  }
+
+  /**
+   * Removes the cache folders of datasets not in `keep` (ThumbnailStore.sweep): call at start,
+   * before any ingest makes a folder for a dataset not yet committed. Folders are gone from where
+   * they were read when this returns; their deletion is the promise.
+   */
+  sweep(keep: ReadonlySet<string>): Promise<void> {
+    return this.#store.sweep(keep, Object.keys(THUMBNAIL_WIDTHS));
   }
 
   async removeDataset(datasetId: string): Promise<void> {

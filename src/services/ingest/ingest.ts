@@ -158,7 +158,7 @@ export class IngestionService {
       yield event(stage ?? 'parsing_images', `Read ${counts.images} images, ${counts.annotations} annotations, ${counts.categories} categories; checking references`);
 
       this.throwIfAborted(controller);
-      await writer.appendFileNames(source.images.store.list(source.images.key));
+      await writer.appendFileNames(this.deps.storage.listImages(source.images));
       const final = await writer.finish(summary.warnings);
 
       const thumbnailTotal = this.deps.thumbnails ? Math.min(this.deps.thumbnailsOnIngest, final.imageCount) : 0;

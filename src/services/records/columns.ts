@@ -9,13 +9,13 @@ import type { AnnotationRecord, ImageRecord, SegmentationKind } from './types.js
  */
 
 export const ANN_FIELDS = [
-  'id', 'imageId', 'categoryId', 'x', 'y', 'w', 'h', 'area', 'score', 'numKeypoints', 'polygonCount', 'pointCount', 'isCrowd', 'kind',
+  'id', 'imageId', 'categoryId', 'x', 'y', 'w', 'h', 'area', 'score', 'numKeypoints', 'polygonCount', 'pointCount', 'isCrowd', 'kind', 'quirks',
 ] as const;
 export const A = Object.fromEntries(ANN_FIELDS.map((f, i) => [f, i])) as Record<(typeof ANN_FIELDS)[number], number>;
 /** Text columns of an annotation batch. */
 export const ANN_TEXT = { segmentation: 0, keypoints: 1, extra: 2 } as const;
 
-export const IMG_FIELDS = ['id', 'width', 'height', 'license'] as const;
+export const IMG_FIELDS = ['id', 'width', 'height', 'license', 'quirks'] as const;
 export const I = Object.fromEntries(IMG_FIELDS.map((f, i) => [f, i])) as Record<(typeof IMG_FIELDS)[number], number>;
 export const IMG_TEXT = { fileName: 0, cocoUrl: 1, flickrUrl: 2, dateCaptured: 3, extra: 4, split: 5 } as const;
 
@@ -152,6 +152,7 @@ export function pushAnnotation(c: ColumnsBuilder, a: AnnotationRecord): void {
   n[o + 11] = a.pointCount;
   n[o + 12] = a.isCrowd ? 1 : 0;
   n[o + 13] = kindCode(a.segmentationKind);
+  n[o + 14] = a.quirks ?? 0;
   c.text(ANN_TEXT.segmentation, a.segmentation);
   c.text(ANN_TEXT.keypoints, a.keypoints);
   c.text(ANN_TEXT.extra, a.extra ? JSON.stringify(a.extra) : null);
@@ -164,6 +165,7 @@ export function pushImage(c: ColumnsBuilder, img: ImageRecord): void {
   n[o + 1] = img.width ?? NaN;
   n[o + 2] = img.height ?? NaN;
   n[o + 3] = img.license ?? NaN;
+  n[o + 4] = img.quirks ?? 0;
   c.text(IMG_TEXT.fileName, img.fileName);
   c.text(IMG_TEXT.cocoUrl, img.cocoUrl);
   c.text(IMG_TEXT.flickrUrl, img.flickrUrl);
@@ -189,5 +191,6 @@ export function imageAt(c: Columns, i: number): ImageRecord {
     dateCaptured: textAt(c.texts[IMG_TEXT.dateCaptured]!, i),
     split: textAt(c.texts[IMG_TEXT.split]!, i),
     extra: extra === null ? null : (JSON.parse(extra) as Record<string, unknown>),
+    quirks: c.nums[o + I.quirks]!,
   };
 }

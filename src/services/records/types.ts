@@ -14,8 +14,10 @@ export interface ImageRecord {
   dateCaptured: string | null;
   /** The image's split when the format says (YOLO and VOC folders); null: the ingest's own split. */
   split?: string | null;
-  /** Keys the format does not define (kept as they are, stored as JSON). */
+  /** Keys the format does not define (kept as they are, stored as JSON), and values of defined keys read leniently. */
   extra: Record<string, unknown> | null;
+  /** IMAGE_QUIRKS flags (quirks.ts); 0 when absent. */
+  quirks?: number;
 }
 
 export type SegmentationKind = 'polygon' | 'rle' | 'compressed_rle' | 'none';
@@ -38,6 +40,8 @@ export interface AnnotationRecord {
   /** Prediction files carry a confidence; ground truth does not. */
   score: number | null;
   extra: Record<string, unknown> | null;
+  /** ANNOTATION_QUIRKS flags (quirks.ts); 0 when absent. */
+  quirks?: number;
 }
 
 export interface CategoryRecord {
@@ -48,7 +52,8 @@ export interface CategoryRecord {
 }
 
 export interface LicenseRecord {
-  id: number;
+  /** null: the entry has no integer id (or is not an object), so nothing can refer to it. */
+  id: number | null;
   name: string | null;
   url: string | null;
 }

@@ -1,9 +1,11 @@
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Storage } from '@google-cloud/storage';
 import { DataVisorError, ForbiddenError, isDataVisorError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { resolveAllowedPath, resolveImageFile } from './paths.js';
+import { listImageEntries } from '../images/image-files.js';
+import { isWithinRoots, resolveAllowedPath, resolveImageFile } from './paths.js';
 import type { GcsOptions } from './gcs.js';
 import { LocalStore } from './local.js';
 import { formatLocation, imageKey, isWithinBucketRoot, parseLocation, type BucketLocation, type Location } from './location.js';
@@ -46,6 +48,15 @@ export interface InputLocation {
   /** A folder (a local directory, or a bucket prefix holding objects) rather than a file. */
   isDirectory: boolean;
 }
+
+/** A file of an image folder; `readable`: false for a link that leads outside the data roots. */
+export interface ListedFile {
+  name: string;
+  readable: boolean;
+}
+
+/** Links of a listing resolved at once (realpath in libuv's pool): ~18 µs each on this machine. */
+const LINK_BATCH = 256;
 
 /** A sample's original, ready to be served. */
 export interface ImageObject {
@@ -158,13 +169,45 @@ export class StorageService {
   }
 
   /**
+   * The files of an input folder, for the missing-file check. A local symlink is resolved: one
+   * into the data roots is a file like any other (DVC and git-annex keep image folders of links
+   * into a content store), one out of them is listed as not readable, and a dangling one (content
+   * not fetched) not at all. Only links pay for a lookup.
+   */
+  async *listImages(dir: InputLocation): AsyncGenerator<ListedFile> {
+    if (dir.store.kind !== 'local') {
+      for await (const name of dir.store.list(dir.key)) yield { name, readable: true };
+      return;
+    }
+    let links: string[] = [];
+    for await (const entry of listImageEntries(dir.key)) {
+      if (!entry.link) yield { name: entry.name, readable: true };
+      else if (links.push(entry.name) === LINK_BATCH) {
+        yield* await this.#resolveLinks(dir.key, links);
+        links = [];
+      }
+    }
+    yield* await this.#resolveLinks(dir.key, links);
+  }
+
+  async #resolveLinks(dir: string, names: string[]): Promise<ListedFile[]> {
+    const targets = await Promise.all(names.map((name) => fs.realpath(path.join(dir, name)).catch(() => null)));
+    const out: ListedFile[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const target = targets[i];
+      if (target != null) out.push({ name: names[i]!, readable: await isWithinRoots(target, this.#localRoots) });
+    }
+    return out;
+  }
+
+  /**
    * The source of a thumbnail: a local path (sharp reads the file itself) or, from a bucket, the
    * bytes. Missing images are FILE_NOT_FOUND; images above maxImageBytes UNPROCESSABLE_IMAGE.
    */
   async imageSource(imageDir: string, fileName: string): Promise<string | Buffer> {
     const { store, location } = await this.locate(imageDir);
     try {
-      if (location.kind === 'local') return await resolveImageFile(location.path, fileName);
+      if (location.kind === 'local') return await resolveImageFile(location.path, fileName, this.#localRoots);
       return await store.readAll(imageKey(location, fileName), { maxBytes: this.maxImageBytes });
     } catch (e) {
       throw imageError(e, fileName);
@@ -175,7 +218,7 @@ export class StorageService {
   async imageObject(imageDir: string, fileName: string): Promise<ImageObject> {
     const { store, location } = await this.locate(imageDir);
     try {
-      const key = location.kind === 'local' ? await resolveImageFile(location.path, fileName) : imageKey(location, fileName);
+      const key = location.kind === 'local' ? await resolveImageFile(location.path, fileName, this.#localRoots) : imageKey(location, fileName);
       return { store, key, info: await store.stat(key), path: location.kind === 'local' ? key : null };
     } catch (e) {
       throw imageError(e, fileName);

@@ -70,11 +70,13 @@ function outside(label: string, p: string): ForbiddenError {
 }
 
 /**
- * The file of an image inside its dataset's folder. `file_name` comes from the annotation file,
- * so it is untrusted: absolute paths, `..` segments, backslashes and NUL bytes are refused, and a
- * symlink that leads out of the folder is refused after resolution.
+ * The file of an image of a dataset's folder. `file_name` comes from the annotation file, so it is
+ * untrusted: absolute paths, `..` segments, backslashes and NUL bytes are refused. A symlink is
+ * followed within the data roots: DVC and git-annex keep an image folder of links into a content
+ * store elsewhere, and ingestion may read anywhere under the roots anyway; one that leads out of
+ * them is refused after resolution.
  */
-export async function resolveImageFile(imageDir: string, fileName: string): Promise<string> {
+export async function resolveImageFile(imageDir: string, fileName: string, roots: readonly string[]): Promise<string> {
   if (!isSafeRelativeName(fileName)) {
     throw new ForbiddenError(`file_name ${JSON.stringify(fileName)} points outside the dataset's image folder`);
   }
@@ -89,10 +91,18 @@ export async function resolveImageFile(imageDir: string, fileName: string): Prom
   }
   // The folder's own real path is remembered (one lookup fewer per thumbnail miss), and looked up
   // again before refusing a file, so a folder whose symlink was re-pointed is judged by its target now.
-  if (!isWithin(await realFolder(imageDir), real) && !isWithin(await realFolder(imageDir, true), real)) {
-    throw new ForbiddenError(`file_name ${JSON.stringify(fileName)} resolves outside the dataset's image folder`);
+  if (isWithin(await realFolder(imageDir), real) || (await isWithinRoots(real, roots)) || isWithin(await realFolder(imageDir, true), real)) {
+    return real;
   }
-  return real;
+  throw new ForbiddenError(`file_name ${JSON.stringify(fileName)} is a link that leads outside the allowed data roots`);
+}
+
+/** Whether a real path lies within a local data root; their real paths are remembered as the folders' are. */
+export async function isWithinRoots(real: string, roots: readonly string[]): Promise<boolean> {
+  for (const fresh of [false, true]) {
+    for (const root of roots) if (!isBucketUrl(root) && isWithin(await realFolder(root, fresh), real)) return true;
+  }
+  return false;
 }
 
 const realFolders = new Map<string, string>();

@@ -1,8 +1,10 @@
 import type { Token } from 'stream-json/parser.js';
 import { DataVisorError } from '../../../errors.js';
-import { isNonStandardNumber, restoreNonStandardText } from '../../../common/json-tokens.js';
+import { isNonStandardNumber, nonStandardValue, restoreNonStandardText } from '../../../common/json-tokens.js';
 // RAW_KEYS: annotation keys kept as compact JSON text instead of JS objects (most of the file's numbers).
 import { RAW_KEYS, readShapeSummary } from './shape-skipper.js';
+import { ANNOTATION_QUIRKS, IMAGE_QUIRKS } from '../../../records/quirks.js';
+import { isSafeRelativeName } from '../../../storage/paths.js';
 import type { AnnotationRecord, CategoryRecord, ImageRecord, LicenseRecord } from '../../../records/types.js';
 import type { CocoSection, CocoSink } from './wire.js';
 
@@ -13,8 +15,9 @@ import type { CocoSection, CocoSink } from './wire.js';
  * by category, so nothing here resolves references; that is done afterwards in SQL.
  */
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type Container = Json[] | { [k: string]: Json };
+type Json = null | boolean | number | string | Json[] | JsonObject;
+type JsonObject = { [k: string]: Json };
+type Container = Json[] | JsonObject;
 
 const SECTIONS = new Set<string>(['info', 'licenses', 'images', 'annotations', 'categories']);
 const ARRAY_SECTIONS = new Set<string>(['licenses', 'images', 'annotations', 'categories']);
@@ -28,7 +31,7 @@ const CATEGORY_KEYS = new Set(['id', 'name', 'supercategory']);
 export class CocoReader {
   private depth = 0;
   private seenRoot = false;
-  /** NaN / Infinity values read as null (docs/ingestion.md). */
+  /** NaN / Infinity tokens read (docs/ingestion.md); each field decides what its value becomes. */
   nonStandardNumbers = 0;
   /** Set once the text holds rewritten NaN / Infinity: only then are tokens checked for them. */
   private nonStandard = false;
@@ -42,7 +45,10 @@ export class CocoReader {
   /** Generic assembly of the current element (or of `info`). */
   private stack: Container[] = [];
   private keys: (string | null)[] = [];
-  private element: { [k: string]: Json } | null = null;
+  private element: Container | null = null;
+  /** What converting the current element read leniently: its quirk flags, and values kept aside in extra. */
+  private quirks = 0;
+  private extra: Record<string, unknown> | null = null;
 
   /** Raw-text mode for segmentation / keypoints. */
   private rawKey: string | null = null;
@@ -129,7 +135,7 @@ export class CocoReader {
         case 'numberValue':
           if (this.nonStandard && isNonStandardNumber(t.value)) {
             this.nonStandardNumbers++;
-            this.value(null);
+            this.value(nonStandardValue(t.value));
           } else {
             this.value(Number(t.value));
           }
@@ -164,20 +170,21 @@ export class CocoReader {
         this.enterSection(key as CocoSection);
         return;
       }
-      if (key === 'info' && isObject) {
+      if (key === 'info') {
+        // Informational: any value is kept (toInfo).
         this.enterSection('info');
-        this.beginElement();
+        this.beginElement(isObject ? {} : []);
         return;
       }
-      if (key === 'info') throw this.invalid('"info" must be an object');
       this.section = 'skip';
       return;
     }
     if (this.section === 'skip') return;
     if (depth === 3 && this.section !== 'info') {
       this.index++;
-      if (!isObject) throw this.invalid(`each element of "${this.section}" must be an object`);
-      this.beginElement();
+      // A licenses entry of any shape is read; toLicense decides whether it can be stored.
+      if (!isObject && this.section !== 'licenses') throw this.invalid(`each element of "${this.section}" must be an object`);
+      this.beginElement(isObject ? {} : []);
       return;
     }
     // Nested value inside an element.
@@ -230,12 +237,24 @@ export class CocoReader {
   private value(v: Json): void {
     if (this.depth === 0) throw this.invalid(`the top-level value must be an object, found ${describe(v)}`);
     if (this.depth === 1) {
-      // A scalar at top level: only our sections have meaning, and they must not be scalars.
+      // A scalar at top level: only our sections have meaning. The informational ones may be
+      // anything ("licenses": null is none); the others must be arrays.
       const key = this.topKey!;
-      if (SECTIONS.has(key) && key !== 'info') throw this.invalid(`"${key}" must be an array, found ${describe(v)}`);
+      if (key === 'info' && v !== null) {
+        this.enterSection('info');
+        this.sink.info(toInfo(v));
+        this.section = null;
+      } else if (SECTIONS.has(key) && key !== 'info' && !(key === 'licenses' && v === null)) {
+        throw this.invalid(`"${key}" must be an array, found ${describe(v)}`);
+      }
       return;
     }
     if (this.section === 'skip') return;
+    if (this.depth === 2 && this.section === 'licenses') {
+      this.index++;
+      this.sink.license(this.toLicense(v));
+      return;
+    }
     if (this.depth === 2 && this.section !== 'info') {
       throw this.invalid(`each element of "${this.section}" must be an object, found ${describe(v)}`);
     }
@@ -253,9 +272,9 @@ export class CocoReader {
     this.sink.section(name);
   }
 
-  private beginElement(): void {
-    this.element = {};
-    this.stack = [this.element];
+  private beginElement(root: Container): void {
+    this.element = root;
+    this.stack = [root];
     this.keys = [null];
     for (const k in this.raw) delete this.raw[k];
   }
@@ -265,21 +284,22 @@ export class CocoReader {
     this.element = null;
     this.stack = [];
     this.keys = [];
+    // Only licenses and info elements may be arrays (open() refuses them elsewhere).
     switch (this.section) {
       case 'images':
-        this.sink.image(this.toImage(e));
+        this.sink.image(this.toImage(e as JsonObject));
         break;
       case 'annotations':
-        this.sink.annotation(this.toAnnotation(e));
+        this.sink.annotation(this.toAnnotation(e as JsonObject));
         break;
       case 'categories':
-        this.sink.category(this.toCategory(e));
+        this.sink.category(this.toCategory(e as JsonObject));
         break;
       case 'licenses':
         this.sink.license(this.toLicense(e));
         break;
       case 'info':
-        this.sink.info(e);
+        this.sink.info(toInfo(e));
         break;
       default:
         break;
@@ -361,7 +381,7 @@ export class CocoReader {
     const summary = readShapeSummary(v, this.shapePrefix!);
     if (!summary) return false;
     this.raw[key] = { text: '', numbers: summary.numbers, arrays: summary.arrays, object: false, stringCounts: false };
-    this.element![key] = true;
+    (this.element as JsonObject)[key] = true;
     return true;
   }
 
@@ -374,28 +394,36 @@ export class CocoReader {
       stringCounts: this.rawHasStringCounts,
     };
     // Leave a marker in the element so presence is known; the text lives in `raw`.
-    this.element![this.rawKey!] = true;
+    (this.element as JsonObject)[this.rawKey!] = true;
     this.rawKey = null;
     this.rawText = '';
   }
 
   // --- element conversion --------------------------------------------------------------------
+  // Ids, references, file names and geometry decide whether a file can be read: a wrong one is
+  // INVALID_COCO. The other fields only inform, and real exporters write them loosely (TACO's
+  // `"license": "CC"`): a value of another type is kept as found (as text in a text column, else
+  // in the row's metadata / extra) and the row flagged for a warning (docs/ingestion.md, "Field by field").
 
-  private toImage(e: { [k: string]: Json }): ImageRecord {
+  private toImage(e: JsonObject): ImageRecord {
+    this.beginRow(e, IMAGE_KEYS);
+    // Object literals evaluate in order: extra and quirks last, after every field has been read.
     return {
       id: this.requireId(e, 'id'),
-      fileName: this.requireString(e, 'file_name'),
-      width: this.optionalDimension(e, 'width'),
-      height: this.optionalDimension(e, 'height'),
-      license: this.optionalInt(e, 'license'),
-      cocoUrl: this.optionalString(e, 'coco_url'),
-      flickrUrl: this.optionalString(e, 'flickr_url'),
-      dateCaptured: this.optionalScalarText(e, 'date_captured'),
-      extra: extraKeys(e, IMAGE_KEYS),
+      fileName: this.fileName(e),
+      width: this.dimension(e, 'width'),
+      height: this.dimension(e, 'height'),
+      license: this.licenseId(e),
+      cocoUrl: text(e.coco_url),
+      flickrUrl: text(e.flickr_url),
+      dateCaptured: text(e.date_captured),
+      extra: this.extra,
+      quirks: this.quirks,
     };
   }
 
-  private toAnnotation(e: { [k: string]: Json }): AnnotationRecord {
+  private toAnnotation(e: JsonObject): AnnotationRecord {
+    this.beginRow(e, ANNOTATION_KEYS);
     const bbox = this.optionalBbox(e);
     const seg = this.raw.segmentation;
     let kind: AnnotationRecord['segmentationKind'] = 'none';
@@ -406,42 +434,109 @@ export class CocoReader {
       throw this.invalid(`"segmentation" must be a list of polygons or an RLE object, found ${describe(e.segmentation)}`);
     }
     const kp = this.raw.keypoints;
-    const crowd = e.iscrowd;
-    if (crowd !== undefined && crowd !== null && crowd !== 0 && crowd !== 1 && typeof crowd !== 'boolean') {
-      throw this.invalid(`"iscrowd" must be 0 or 1, found ${describe(crowd)}`);
-    }
     return {
       id: this.requireId(e, 'id'),
       imageId: this.requireId(e, 'image_id'),
       categoryId: this.requireId(e, 'category_id'),
       bbox,
-      area: this.optionalNumber(e, 'area'),
-      isCrowd: crowd === 1 || crowd === true,
+      area: this.area(e),
+      isCrowd: this.isCrowd(e),
       segmentationKind: kind,
       polygonCount: kind === 'polygon' ? seg!.arrays : 0,
       pointCount: kind === 'polygon' ? Math.floor(seg!.numbers / 2) : 0,
       segmentation: seg && kind !== 'none' && this.keepShapes ? seg.text : null,
-      numKeypoints: this.optionalInt32(e, 'num_keypoints'),
+      // A count stored as INTEGER: a larger one would wrap in the column.
+      numKeypoints: this.informational(e, 'num_keypoints', isInt32),
       keypoints: kp && this.keepShapes ? kp.text : null,
-      score: this.optionalNumber(e, 'score'),
-      extra: extraKeys(e, ANNOTATION_KEYS),
+      score: this.informational(e, 'score', isNumber),
+      extra: this.extra,
+      quirks: this.quirks,
     };
   }
 
-  private toCategory(e: { [k: string]: Json }): CategoryRecord {
+  private toCategory(e: JsonObject): CategoryRecord {
+    const name = e.name;
     return {
       id: this.requireId(e, 'id'),
-      name: this.requireString(e, 'name'),
-      supercategory: this.optionalString(e, 'supercategory'),
+      // The APIs find categories by name, so one is required; a number is its own text.
+      name: typeof name === 'number' && Number.isFinite(name) ? String(name) : this.requireString(e, 'name'),
+      supercategory: text(e.supercategory),
       extra: extraKeys(e, CATEGORY_KEYS),
     };
   }
 
-  private toLicense(e: { [k: string]: Json }): LicenseRecord {
-    return { id: this.requireId(e, 'id'), name: this.optionalString(e, 'name'), url: this.optionalString(e, 'url') };
+  /** An entry without an integer id has nothing that can refer to it: it is reported, not stored. */
+  private toLicense(e: Json): LicenseRecord {
+    if (!isObject(e)) return { id: null, name: text(e), url: null };
+    const id = e.id;
+    return { id: typeof id === 'number' && Number.isSafeInteger(id) ? id : null, name: text(e.name), url: text(e.url) };
   }
 
-  private requireId(e: { [k: string]: Json }, key: string): number {
+  private beginRow(e: JsonObject, known: Set<string>): void {
+    this.quirks = 0;
+    this.extra = extraKeys(e, known);
+  }
+
+  /** Keeps a value that does not fit its column in the row's extra, under its own key. */
+  private keep(key: string, v: Json, quirk: number): void {
+    (this.extra ??= {})[key] = v;
+    this.quirks |= quirk;
+  }
+
+  /** A number COCO defines for annotations that only informs: null when absent, kept in extra when it does not fit. */
+  private informational(e: JsonObject, key: string, fits: (v: Json) => v is number): number | null {
+    const v = e[key] ?? null;
+    if (absent(v)) return null;
+    if (fits(v)) return v;
+    this.keep(key, v, ANNOTATION_QUIRKS.keptInExtra);
+    return null;
+  }
+
+  /** NaN / Infinity: null, flagged, so that it is counted and stays out of every statistic. */
+  private area(e: JsonObject): number | null {
+    const v = e.area;
+    if (typeof v !== 'number' || Number.isFinite(v)) return this.informational(e, 'area', isNumber);
+    this.quirks |= ANNOTATION_QUIRKS.areaNotFinite;
+    return null;
+  }
+
+  private isCrowd(e: JsonObject): boolean {
+    const v = e.iscrowd ?? null;
+    if (v === 1 || v === true) return true;
+    if (!absent(v) && v !== 0 && v !== false) this.keep('iscrowd', v, ANNOTATION_QUIRKS.keptInExtra);
+    return false;
+  }
+
+  /** A license id, or null: any other value (text such as "CC") is kept in metadata.license. */
+  private licenseId(e: JsonObject): number | null {
+    const v = e.license ?? null;
+    if (absent(v)) return null;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+    this.keep('license', v, IMAGE_QUIRKS.licenseNotAnId);
+    return null;
+  }
+
+  /** A positive integer; the same as text is read as the number; anything else is kept in metadata. */
+  private dimension(e: JsonObject, key: string): number | null {
+    const v = e[key] ?? null;
+    if (absent(v)) return null;
+    if (isDimension(v)) return v;
+    if (typeof v === 'string' && /^\s*\d+\s*$/.test(v) && isDimension(Number(v))) {
+      this.quirks |= IMAGE_QUIRKS.sizeAsText;
+      return Number(v);
+    }
+    this.keep(key, v, IMAGE_QUIRKS.invalidSize);
+    return null;
+  }
+
+  /** One that leads out of the image folder is that sample's problem: its image is refused, the file is read. */
+  private fileName(e: JsonObject): string {
+    const name = this.requireString(e, 'file_name');
+    if (!isSafeRelativeName(name)) this.quirks |= IMAGE_QUIRKS.fileNameOutsideFolder;
+    return name;
+  }
+
+  private requireId(e: JsonObject, key: string): number {
     const v = e[key];
     if (v === undefined) throw this.invalid(`"${key}" is missing`);
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
@@ -450,61 +545,27 @@ export class CocoReader {
     return v;
   }
 
-  private requireString(e: { [k: string]: Json }, key: string): string {
+  private requireString(e: JsonObject, key: string): string {
     const v = e[key];
     if (v === undefined) throw this.invalid(`"${key}" is missing`);
     if (typeof v !== 'string' || v === '') throw this.invalid(`"${key}" must be a non-empty string, found ${describe(v)}`);
     return v;
   }
 
-  private optionalString(e: { [k: string]: Json }, key: string): string | null {
-    const v = e[key];
-    if (v === undefined || v === null) return null;
-    if (typeof v !== 'string') throw this.invalid(`"${key}" must be a string, found ${describe(v)}`);
-    return v;
-  }
-
-  /** Dates and years appear both as strings and numbers in real exports; keep their text. */
-  private optionalScalarText(e: { [k: string]: Json }, key: string): string | null {
-    const v = e[key];
-    if (v === undefined || v === null) return null;
-    if (typeof v !== 'string' && typeof v !== 'number') throw this.invalid(`"${key}" must be a string, found ${describe(v)}`);
-    return String(v);
-  }
-
-  private optionalNumber(e: { [k: string]: Json }, key: string): number | null {
-    const v = e[key];
-    if (v === undefined || v === null) return null;
-    if (typeof v !== 'number') throw this.invalid(`"${key}" must be a number, found ${describe(v)}`);
-    return v;
-  }
-
-  private optionalInt(e: { [k: string]: Json }, key: string): number | null {
-    const v = this.optionalNumber(e, key);
-    if (v !== null && !Number.isSafeInteger(v)) throw this.invalid(`"${key}" must be an integer, found ${v}`);
-    return v;
-  }
-
-  /** A count stored as INTEGER: a larger one would wrap in the column. */
-  private optionalInt32(e: { [k: string]: Json }, key: string): number | null {
-    const v = this.optionalInt(e, key);
-    if (v !== null && (v < -2_147_483_648 || v > 2_147_483_647)) throw this.invalid(`"${key}" must be a 32-bit integer, found ${v}`);
-    return v;
-  }
-
-  private optionalDimension(e: { [k: string]: Json }, key: string): number | null {
-    const v = this.optionalInt(e, key);
-    if (v !== null && (v <= 0 || v > 2_147_483_647)) throw this.invalid(`"${key}" must be a positive integer, found ${v}`);
-    return v;
-  }
-
-  private optionalBbox(e: { [k: string]: Json }): AnnotationRecord['bbox'] {
+  /**
+   * Geometry decides: a box that is not four numbers is INVALID_COCO. NaN and Infinity (json.dump
+   * writes them; JSON.stringify writes NaN as null) make no box: it is stored as none and flagged,
+   * so that it is counted and stays out of every statistic.
+   */
+  private optionalBbox(e: JsonObject): AnnotationRecord['bbox'] {
     const v = e.bbox;
     if (v === undefined || v === null) return null;
-    if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number')) {
+    if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number' || x === null)) {
       throw this.invalid(`"bbox" must be [x, y, width, height] of numbers, found ${describe(v)}`);
     }
-    return v as [number, number, number, number];
+    if (v.every(Number.isFinite)) return v as [number, number, number, number];
+    this.quirks |= ANNOTATION_QUIRKS.bboxNotFinite;
+    return null;
   }
 
   private invalid(message: string): DataVisorError {
@@ -521,13 +582,37 @@ export function requireSections(seen: ReadonlySet<string>): void {
   }
 }
 
-function extraKeys(e: { [k: string]: Json }, known: Set<string>): Record<string, unknown> | null {
+function extraKeys(e: JsonObject, known: Set<string>): Record<string, unknown> | null {
   let extra: Record<string, unknown> | null = null;
   for (const k in e) {
     if (!known.has(k)) (extra ??= {})[k] = e[k];
   }
   return extra;
 }
+
+/** The text of an informational value for a text column: strings as they are, other values as JSON. */
+function text(v: Json | undefined): string | null {
+  if (absent(v)) return null;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** `info` is handed out as an object: any other value is kept under "value". */
+function toInfo(v: Json): Record<string, unknown> {
+  return isObject(v) ? v : { value: v };
+}
+
+/** Absent, null, or NaN / Infinity (which no informational field can hold). */
+function absent(v: Json | undefined): boolean {
+  return v === undefined || v === null || (typeof v === 'number' && !Number.isFinite(v));
+}
+
+function isObject(v: Json | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const isNumber = (v: Json): v is number => typeof v === 'number';
+const isInt32 = (v: Json): v is number => typeof v === 'number' && Number.isInteger(v) && v >= -2_147_483_648 && v <= 2_147_483_647;
+const isDimension = (v: Json): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= 2_147_483_647;
 
 function describe(v: Json | undefined): string {
   if (v === null) return 'null';

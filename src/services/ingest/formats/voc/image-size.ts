@@ -16,7 +16,7 @@ export async function readImageSize(images: InputLocation, fileName: string, max
   try {
     if (images.location.kind === 'local') {
       // Refuses a name or symlink leading out of the folder, as serving the image would.
-      return sizeOf(await sharp(await resolveImageFile(images.key, fileName), { limitInputPixels: false }).metadata());
+      return sizeOf(await sharp(await resolveImageFile(images.key, fileName, [images.key]), { limitInputPixels: false }).metadata());
     }
     const key = imageKey(images.location, fileName);
     const head = await collect(await images.store.openRead(key, { start: 0, end: HEAD_BYTES - 1 }));
