@@ -186,7 +186,6 @@ describe('datavisor serve', { timeout: SLOW }, () => {
     expect(await fs.readdir(cache)).not.toContain(orphan);
   });
 
-  test('a second signal kills it at once, even while a request holds the shutdown open', async () => {
   test('`datavisor datasets` beside the running server lists what GET /datasets lists (it asks the server), and after it the file', async () => {
     const cwd = await tempDir();
     const env = { DATAVISOR_DEMO: '0', DATAVISOR_DATA_ROOTS: FIXTURES, DATAVISOR_THUMBNAILS_ON_INGEST: '0' };

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestEvent } from '../../dist/services/ingest/ingest.js';
-import { COCO128, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { DEMO, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * Fields that only inform (license, sizes, dates, urls, supercategory, info, the licenses
@@ -19,7 +19,7 @@ interface Coco {
   categories: Record<string, unknown>[];
 }
 
-const ORACLE = JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as Coco;
+const ORACLE = JSON.parse(fs.readFileSync(DEMO.annotations, 'utf8')) as Coco;
 
 let env: TestEnv;
 
@@ -32,7 +32,7 @@ function variant(name: string, change: (c: Coco) => void): string {
 }
 
 async function ingestOk(annotationPath: string): Promise<IngestEvent> {
-  const last = (await ingestAll(env.dv, { annotationPath, imageDir: COCO128.images })).at(-1)!;
+  const last = (await ingestAll(env.dv, { annotationPath, imageDir: DEMO.images })).at(-1)!;
   expect(last.stage, last.message).toBe('complete');
   return last;
 }

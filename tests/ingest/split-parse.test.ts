@@ -170,7 +170,7 @@ describe('files the split holds for', () => {
   });
 
   it('NaN and Infinity in boxes and areas of every part: kept as null, counted with the first ids, left out of every box statistic', async () => {
-    const c = structuredClone(COCO128_JSON);
+    const c = structuredClone(BASE);
     const n = c.annotations.length;
     // As in the real dataset of the issue (15 such boxes among 8,334), spread over every part.
     const boxes = Array.from({ length: 15 }, (_, k) => Math.floor((k * n) / 15) + 3);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDataVisor } from '../../dist/services/app.js';
 import { createLogger } from '../../dist/services/logger.js';
-import { COCO128, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { DEMO, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * Thumbnails can outlive their dataset: a process killed while an ingest made them leaves them on
@@ -11,7 +11,7 @@ import { COCO128, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js
  * None is served, and the folders are swept when DataVisor opens.
  */
 
-const firstImage = (JSON.parse(fs.readFileSync(COCO128.annotations, 'utf8')) as { images: { id: number; file_name: string }[] }).images[0]!;
+const firstImage = (JSON.parse(fs.readFileSync(DEMO.annotations, 'utf8')) as { images: { id: number; file_name: string }[] }).images[0]!;
 /** An id as ingestion makes them, of no dataset. */
 const GONE = 'abcdefghijklmnop';
 
@@ -28,7 +28,7 @@ afterAll(async () => {
 const warmFor = (datasetId: string) =>
   env.dv.thumbnails.warm({
     datasetId, sampleKey: String(firstImage.id), size: 'medium',
-    loadSource: async () => path.join(COCO128.images, firstImage.file_name),
+    loadSource: async () => path.join(DEMO.images, firstImage.file_name),
   });
 
 describe('thumbnails of a dataset that does not exist', () => {
@@ -39,7 +39,7 @@ describe('thumbnails of a dataset that does not exist', () => {
   });
 
   it('are swept when DataVisor opens; a dataset\'s own and folders that are not ours stay', async () => {
-    const done = (await ingestAll(env.dv, { annotationPath: COCO128.annotations, imageDir: COCO128.images })).at(-1)!;
+    const done = (await ingestAll(env.dv, { annotationPath: DEMO.annotations, imageDir: DEMO.images })).at(-1)!;
     expect(done.stage, done.message).toBe('complete');
     const id = done.dataset_id!;
     expect((await env.dv.samples.thumbnail(id, firstImage.id, 'medium')).contentType).toBe('image/webp');
