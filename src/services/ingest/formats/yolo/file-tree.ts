@@ -1,0 +1,138 @@
+import type { Dirent } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Where a split's images are and where their label files should be, found as Ultralytics finds
+ * them: every file under a split folder whose extension is an image format (hidden files and
+ * folders skipped, as its glob does), in path order; the label of `…/images/…/x.jpg` is
+ * `…/labels/…/x.txt` (the last `images` folder of the path becomes `labels`), or `x.txt` beside the
+ * image when the path has no `images` folder (the darknet / labelImg layout).
+ */
+
+/** Ultralytics' IMG_FORMATS. */
+const IMAGE_EXTENSIONS = new Set(['bmp', 'dng', 'jpeg', 'jpg', 'mpo', 'png', 'tif', 'tiff', 'webp', 'pfm', 'heic']);
+
+export function isImageName(name: string): boolean {
+  const dot = name.lastIndexOf('.');
+  return dot > 0 && IMAGE_EXTENSIONS.has(name.slice(dot + 1).toLowerCase());
+}
+
+/** `x.jpg` → `x.txt`. */
+export function labelNameOf(imageName: string): string {
+  const dot = imageName.lastIndexOf('.');
+  return `${dot < 0 ? imageName : imageName.slice(0, dot)}.txt`;
+}
+
+/** The folder labels of images in `dir` are in (posix paths and bucket keys alike). */
+export function labelDirOf(dir: string): string {
+  const parts = dir.split('/');
+  const i = parts.lastIndexOf('images');
+  if (i < 0) return dir;
+  parts[i] = 'labels';
+  return parts.join('/');
+}
+
+/** An image's label file key (Ultralytics' img2label_paths). */
+export function labelKeyOf(imageKey: string): string {
+  const slash = imageKey.lastIndexOf('/');
+  const dir = imageKey.slice(0, slash);
+  return `${labelDirOf(dir)}/${labelNameOf(imageKey.slice(slash + 1))}`;
+}
+
+export interface ImageEntry {
+  /** Local path or object key of the image. */
+  key: string;
+  /** Its label file's key; null when the listing showed there is none. */
+  label: string | null;
+  /** True when `label` came from a listing (it exists); false: try to read it, and a miss is no label. */
+  labelListed: boolean;
+}
+
+export interface WalkHooks {
+  /** Whether a label folder may be read (data roots) and exists; throws FORBIDDEN outside the roots. */
+  labelDirUsable(dir: string): Promise<boolean>;
+  /** A `.txt` file with no image of its name (a label file without an image). */
+  orphanLabel(key: string): void;
+  /** `.txt` files that are not labels (`classes.txt`, image lists): full paths. */
+  notLabels: ReadonlySet<string>;
+}
+
+/**
+ * A local split folder, depth first in the order of the paths' text (a folder's entries sorted,
+ * folders by their name and a `/`), so images come in the order Ultralytics' sorted glob gives.
+ * Memory is one folder's listing at a time (two with its label folder), however large the tree.
+ */
+export async function* walkLocal(dir: string, hooks: WalkHooks): AsyncGenerator<ImageEntry> {
+  const entries = await listDir(dir);
+  const labelDir = labelDirOf(dir);
+  const sameDir = labelDir === dir;
+  const labelFiles = new Set<string>();
+  const labelSubdirs: string[] = [];
+  if (sameDir) {
+    for (const e of entries) if (!e.isDirectory() && e.name.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${e.name}`)) labelFiles.add(e.name);
+  } else if (await hooks.labelDirUsable(labelDir)) {
+    for (const e of await listDir(labelDir)) {
+      if (e.isDirectory()) labelSubdirs.push(e.name);
+      else if (e.name.endsWith('.txt') && !hooks.notLabels.has(`${labelDir}/${e.name}`)) labelFiles.add(e.name);
+    }
+  }
+  const dirs = new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name));
+  // A folder holding both `images` and `labels`: the labels are read through the images.
+  const skipLabelsDir = dirs.has('images') && dirs.has('labels');
+  const sorted = entries
+    .map((e) => ({ e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
+    .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+  const matched = new Set<string>();
+  for (const { e } of sorted) {
+    if (e.isDirectory()) {
+      if (skipLabelsDir && e.name === 'labels') continue;
+      yield* walkLocal(`${dir}/${e.name}`, hooks);
+    } else if (isImageName(e.name)) {
+      const labelName = labelNameOf(e.name);
+      const listed = labelFiles.has(labelName);
+      if (listed) matched.add(labelName);
+      yield { key: `${dir}/${e.name}`, label: listed ? `${labelDir}/${labelName}` : null, labelListed: true };
+    }
+  }
+  for (const name of labelFiles) if (!matched.has(name)) hooks.orphanLabel(`${labelDir}/${name}`);
+  // Label folders with no image folder of their name: every label in them is an orphan.
+  for (const sub of labelSubdirs) if (!dirs.has(sub)) await orphansUnder(`${labelDir}/${sub}`, hooks);
+}
+
+async function orphansUnder(dir: string, hooks: WalkHooks): Promise<void> {
+  for (const e of await listDir(dir)) {
+    if (e.isDirectory()) await orphansUnder(`${dir}/${e.name}`, hooks);
+    else if (e.name.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${e.name}`)) hooks.orphanLabel(`${dir}/${e.name}`);
+  }
+}
+
+/** A folder's entries but hidden ones; symlinks count as files (a folder of links is a common way to assemble a dataset). */
+async function listDir(dir: string): Promise<Dirent[]> {
+  let entries: Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw e;
+  }
+  return entries.filter((e) => !e.name.startsWith('.'));
+}
+
+/** A bucket split folder, in the listing's order (S3 and GCS list keys sorted); labels are tried per image. */
+export async function* walkBucket(list: AsyncIterable<string>, prefix: string): AsyncGenerator<ImageEntry> {
+  for await (const rel of list) {
+    if (rel.split('/').some((s) => s.startsWith('.'))) continue;
+    if (!isImageName(rel.slice(rel.lastIndexOf('/') + 1))) continue;
+    const key = prefix === '' ? rel : `${prefix}/${rel}`;
+    yield { key, label: labelKeyOf(key), labelListed: false };
+  }
+}
+
+/** Images of a `.txt` list (already resolved and sorted); labels are tried per image. */
+export function* listedImages(keys: readonly string[]): Generator<ImageEntry> {
+  for (const key of keys) yield { key, label: labelKeyOf(key), labelListed: false };
+}
+
+export const posixPath = path.posix;
