@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { IMG_TEXT, I, buffersOf, newAnnotationColumns, newImageColumns, type ColumnBuffers, type ColumnsBuilder } from '../../../records/columns.js';
 import type { RecordEvent } from '../../../records/events.js';
 import type { CategoryRecord } from '../../../records/types.js';
@@ -9,7 +8,7 @@ import { looksLikeDatasetYaml } from './dataset-config.js';
 import { readHeaderLocal, readHeaderStore, readLabelLocal, readLabelStore, type HeaderResult } from './file-reads.js';
 import { listedImages, walkBucket, walkLocal, type ImageEntry, type WalkHooks } from './file-tree.js';
 import { readLabelText, type LabelContext } from './label-lines.js';
-import { resolveLayout, type SplitEntry, type YoloPlan } from './layout.js';
+import { commonDir, resolveLayout, type SplitEntry, type YoloPlan } from './layout.js';
 
 /** Images per step: a few hundred rows per batch, as the COCO parser sends. */
 const BATCH_IMAGES = 256;
@@ -58,9 +57,12 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
   const { plan, images, storage } = source as YoloSource;
   const { tally } = plan;
   const rootKey = images.key;
-  const relOf = (key: string) => (rootKey === '' ? key : rootKey === '/' ? key.slice(1) : key.slice(rootKey.length + 1));
-  /** Warnings name files relative to the image folder (never the server's own paths). */
-  const shown = (key: string) => (plan.local ? path.posix.relative(rootKey, key) : key.startsWith(`${rootKey}/`) || rootKey === '' ? relOf(key) : key);
+  const relOf = (key: string) => relativeKey(rootKey, key);
+  // Warnings name label files relative to the dataset's folder (the YAML's, or the image folder
+  // when that is above it): `labels/train/x.txt`, not the server's own paths.
+  const configKey = source.annotation.key;
+  const labelBase = commonDir(configKey.slice(0, Math.max(0, configKey.lastIndexOf('/'))) || (configKey.startsWith('/') ? '/' : ''), rootKey);
+  const shown = (key: string) => relativeKey(labelBase, key);
   const store = images.store;
   const labelDirs = new Map<string, Promise<boolean>>();
   const labelDirUsable = (dir: string) => {
@@ -139,6 +141,13 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
   }
   if (events.length > 0) yield { bytesRead, events };
   return { bytesRead, parts: 1, warnings: tally.toWarnings() };
+}
+
+/** `key` relative to the folder `base` (a path or a bucket key); as it is when outside it. */
+function relativeKey(base: string, key: string): string {
+  if (base === '') return key;
+  if (base === '/') return key.slice(1);
+  return key.startsWith(`${base}/`) ? key.slice(base.length + 1) : key;
 }
 
 function stepEvents(imgs: ReturnType<ColumnsBuilder['build']>, anns: ReturnType<ColumnsBuilder['build']>): RecordEvent[] {
