@@ -3,6 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotation, Sample } from '../../dist/services/datasets/samples.js';
+import { startServer } from '../../dist/server.js';
 import { readerFor } from '../../dist/services/ingest/formats/registry.js';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
 import { ingestAll, openTestEnv, tempDir, traces, type TestEnv } from '../helpers/env.js';
@@ -257,6 +258,32 @@ describe('how the YAML is written', () => {
   });
 });
 
+describe('over HTTP', () => {
+  it('POST /datasets/ingest takes a YOLO YAML without image_dir', async () => {
+    const http = await openTestEnv({ DATAVISOR_HOST: '127.0.0.1', DATAVISOR_PORT: '0' });
+    const server = await startServer(http.dv);
+    try {
+      const root = path.join(http.dir, 'ds');
+      write(path.join(root, 'data.yaml'), 'train: images/train\nval: images/val\nnames: [a]\n');
+      await image(path.join(root, 'images/train/t.jpg'), 16, 8);
+      write(path.join(root, 'labels/train/t.txt'), '0 0.5 0.5 0.5 0.5\n');
+      await image(path.join(root, 'images/val/v.jpg'), 16, 8);
+      const res = await fetch(`${server.url}/datasets/ingest`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ annotation_path: path.join(root, 'data.yaml'), format: 'yolo' }),
+      });
+      expect(res.status).toBe(200);
+      const events = (await res.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as IngestEvent);
+      const last = events.at(-1)!;
+      expect([last.stage, last.image_count, last.annotation_count]).toEqual(['complete', 2, 1]);
+      const page = (await (await fetch(`${server.url}/samples?dataset_id=${last.dataset_id}&split=train`)).json()) as { total: number; items: { file_name: string }[] };
+      expect([page.total, page.items[0]!.file_name]).toEqual([1, 'train/t.jpg']);
+    } finally {
+      await server.close();
+      await http.close();
+    }
+  });
+});
+
 describe('inputs that are not a YOLO dataset fail with a message that says what to do', () => {
   it.each([
     ['broken YAML', 'names: [a, b\ntrain: images\n', /bad\.yaml is not valid YAML at line \d+, column \d+: .*Fix the file/],
@@ -265,11 +292,13 @@ describe('inputs that are not a YOLO dataset fail with a message that says what 
     ['a YAML list', '- a\n- b\n', /is not a YOLO dataset YAML: it holds a list, not a mapping/],
     ['no split', 'names: [a]\n', /names no split: it needs at least one of train, val, test/],
     ['names of the wrong type', 'train: images\nnames: 3\n', /`names` must be a list .* or a mapping of class ids/],
-  ])('%s', async (_, yaml, message) => {
-    const root = folder(`bad-${Math.random().toString(36).slice(2)}`);
-    write(path.join(root, 'bad.yaml'), yaml);
+    ['a COCO JSON given as YOLO', '{"images": [], "annotations": [], "categories": []}', /bad\.json is not a usable YOLO dataset YAML: it has no `names` key/],
+  ])('%s', async (name, yaml, message) => {
+    const root = folder(`bad-${name.replace(/\W+/g, '-')}`);
+    const file = path.join(root, name.includes('COCO') ? 'bad.json' : 'bad.yaml');
+    write(file, yaml);
     await image(path.join(root, 'images/a.jpg'), 10, 10);
-    const e = await ingestError({ annotationPath: path.join(root, 'bad.yaml') });
+    const e = await ingestError({ annotationPath: file });
     expect(e.code).toBe('BAD_USER_INPUT');
     expect(e.message).toMatch(message);
   });

@@ -68,7 +68,8 @@ export async function resolveLayout(annotationPath: string, imageDir: string | n
   let plan: YoloPlan;
   let defaultName: string;
 
-  if (/\.ya?ml$/i.test(configName)) {
+  // Any file but a `.txt` is read as the dataset YAML (`data.yaml`, `config.yaml`, `coco8.yml`…).
+  if (!/\.txt$/i.test(configName)) {
     const text = await readText(config, MAX_YAML_BYTES);
     const cfg = parseDatasetYaml(text, configName);
     if (cfg.ncMismatch !== null) {
