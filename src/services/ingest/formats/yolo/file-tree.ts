@@ -64,51 +64,53 @@ export interface WalkHooks {
  * Memory is one folder's listing at a time (two with its label folder), however large the tree.
  */
 export async function* walkLocal(dir: string, hooks: WalkHooks): AsyncGenerator<ImageEntry> {
-  const entries = await listDir(dir);
+  // Names only (a folder's `/` appended): a folder of 100,000 images is 100,000 short strings.
+  const names = await listDir(dir);
   const labelDir = labelDirOf(dir);
   const sameDir = labelDir === dir;
-  const labelFiles = new Set<string>();
-  const labelSubdirs: string[] = [];
+  let labelFiles: Set<string>;
+  let labelSubdirs: string[] = [];
   if (sameDir) {
-    for (const e of entries) if (!e.isDirectory() && e.name.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${e.name}`)) labelFiles.add(e.name);
+    labelFiles = new Set(names.filter((n) => n.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${n}`)));
   } else if (await hooks.labelDirUsable(labelDir)) {
-    for (const e of await listDir(labelDir)) {
-      if (e.isDirectory()) labelSubdirs.push(e.name);
-      else if (e.name.endsWith('.txt') && !hooks.notLabels.has(`${labelDir}/${e.name}`)) labelFiles.add(e.name);
-    }
+    const inLabels = await listDir(labelDir);
+    labelSubdirs = inLabels.filter((n) => n.endsWith('/'));
+    labelFiles = new Set(inLabels.filter((n) => n.endsWith('.txt') && !hooks.notLabels.has(`${labelDir}/${n}`)));
+  } else {
+    labelFiles = new Set();
   }
-  const dirs = new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name));
   // A folder holding both `images` and `labels`: the labels are read through the images.
-  const skipLabelsDir = dirs.has('images') && dirs.has('labels');
-  const sorted = entries
-    .map((e) => ({ e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
-    .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
-  const matched = new Set<string>();
-  for (const { e } of sorted) {
-    if (e.isDirectory()) {
-      if (skipLabelsDir && e.name === 'labels') continue;
-      yield* walkLocal(`${dir}/${e.name}`, hooks);
-    } else if (isImageName(e.name)) {
-      const labelName = labelNameOf(e.name);
-      const listed = labelFiles.has(labelName);
-      if (listed) matched.add(labelName);
-      yield { key: `${dir}/${e.name}`, label: listed ? `${labelDir}/${labelName}` : null, labelListed: true };
+  const skipLabelsDir = names.includes('images/') && names.includes('labels/');
+  // Sorted as whole paths sort: a folder's entries come where `name/…` falls among its files.
+  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const name of names) {
+    if (name.endsWith('/')) {
+      if (skipLabelsDir && name === 'labels/') continue;
+      yield* walkLocal(`${dir}/${name.slice(0, -1)}`, hooks);
+    } else if (isImageName(name)) {
+      const labelName = labelNameOf(name);
+      // Matched labels leave the set: what remains has no image.
+      const listed = labelFiles.delete(labelName);
+      yield { key: `${dir}/${name}`, label: listed ? `${labelDir}/${labelName}` : null, labelListed: true };
     }
   }
-  for (const name of labelFiles) if (!matched.has(name)) hooks.orphanLabel(`${labelDir}/${name}`);
+  for (const name of labelFiles) hooks.orphanLabel(`${labelDir}/${name}`);
   // Label folders with no image folder of their name: every label in them is an orphan.
-  for (const sub of labelSubdirs) if (!dirs.has(sub)) await orphansUnder(`${labelDir}/${sub}`, hooks);
+  for (const sub of labelSubdirs) if (!names.includes(sub)) await orphansUnder(`${labelDir}/${sub.slice(0, -1)}`, hooks);
 }
 
 async function orphansUnder(dir: string, hooks: WalkHooks): Promise<void> {
-  for (const e of await listDir(dir)) {
-    if (e.isDirectory()) await orphansUnder(`${dir}/${e.name}`, hooks);
-    else if (e.name.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${e.name}`)) hooks.orphanLabel(`${dir}/${e.name}`);
+  for (const name of await listDir(dir)) {
+    if (name.endsWith('/')) await orphansUnder(`${dir}/${name.slice(0, -1)}`, hooks);
+    else if (name.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${name}`)) hooks.orphanLabel(`${dir}/${name}`);
   }
 }
 
-/** A folder's entries but hidden ones; symlinks count as files (a folder of links is a common way to assemble a dataset). */
-async function listDir(dir: string): Promise<Dirent[]> {
+/**
+ * A folder's entry names, folders with a `/` after theirs, hidden ones left out; symlinks count
+ * as files (a folder of links is a common way to assemble a dataset).
+ */
+async function listDir(dir: string): Promise<string[]> {
   let entries: Dirent[];
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
@@ -117,7 +119,9 @@ async function listDir(dir: string): Promise<Dirent[]> {
     if (code === 'ENOENT' || code === 'ENOTDIR') return [];
     throw e;
   }
-  return entries.filter((e) => !e.name.startsWith('.'));
+  const names: string[] = [];
+  for (const e of entries) if (!e.name.startsWith('.')) names.push(e.isDirectory() ? `${e.name}/` : e.name);
+  return names;
 }
 
 /** A bucket split folder, in the listing's order (S3 and GCS list keys sorted); labels are tried per image. */

@@ -4,6 +4,15 @@ import type { WarningTally } from './warnings.js';
 const POLYGON = kindCode('polygon');
 const NONE = kindCode('none');
 const SPACE = /\s+/;
+/** The numbers of the line being read (grown as needed): no array per line. */
+let scratch = new Float64Array(64);
+
+/** A line's fields: most files separate them by one space, which a plain split handles without a regex. */
+function fieldsOf(line: string): string[] {
+  const f = line.split(' ');
+  for (const x of f) if (x === '' || x.includes('\t')) return line.split(SPACE);
+  return f;
+}
 
 export interface LabelContext {
   /** Class ids that `names` defines. */
@@ -43,7 +52,7 @@ export function readLabelText(
       ctx.tally.add('empty_label_lines', `${where}:${i + 1}`);
       continue;
     }
-    const f = line.split(SPACE);
+    const f = fieldsOf(line);
     const cls = Number(f[0]);
     const n = f.length - 1;
     const shapeOk = ctx.kptShape
@@ -53,7 +62,8 @@ export function readLabelText(
       ctx.tally.add('unreadable_label_lines', `${where}:${i + 1}`);
       continue;
     }
-    const v = new Float64Array(n);
+    if (scratch.length < n) scratch = new Float64Array(n * 2);
+    const v = scratch;
     let finite = true;
     for (let k = 0; k < n; k++) {
       const x = Number(f[k + 1]);
@@ -158,7 +168,7 @@ export function readLabelText(
     out.text(ANN_TEXT.segmentation, segmentation);
     out.text(ANN_TEXT.keypoints, keypoints);
     // Without the image's size the line's own numbers are all there is: kept for the record.
-    out.text(ANN_TEXT.extra, sized ? null : JSON.stringify({ yolo: Array.from(v) }));
+    out.text(ANN_TEXT.extra, sized ? null : JSON.stringify({ yolo: Array.from(v.subarray(0, n)) }));
     added++;
   }
   return added;

@@ -5,15 +5,17 @@ import { DataVisorError } from '../../../errors.js';
 import type { InputLocation, ObjectStore, StorageService } from '../../../storage/index.js';
 import type { FormatReader, ReadOptions, ReaderSource, ReadStep, ReadSummary } from '../reader.js';
 import { looksLikeDatasetYaml } from './dataset-config.js';
-import { readHeaderLocal, readHeaderStore, readLabelLocal, readLabelStore, type HeaderResult } from './file-reads.js';
+import { readHeaderStore, readLabelStore } from './file-reads.js';
 import { listedImages, walkBucket, walkLocal, type ImageEntry, type WalkHooks } from './file-tree.js';
 import { readLabelText, type LabelContext } from './label-lines.js';
 import { commonDir, resolveLayout, type SplitEntry, type YoloPlan } from './layout.js';
+import { LocalReads, type LocalReadResult } from './local-reads.js';
 
 /** Images per step: a few hundred rows per batch, as the COCO parser sends. */
 const BATCH_IMAGES = 256;
-/** Images whose header and label are being read at once (each read is one small file or ranged GET). */
-const IN_FLIGHT_LOCAL = 32;
+/** Local files: batches of images the read thread is given ahead of the one being recorded. */
+const LOCAL_BATCHES_AHEAD = 4;
+/** Bucket objects: images whose header and label are being fetched at once (each a ranged or small GET). */
 const IN_FLIGHT_BUCKET = 32;
 
 interface YoloSource extends ReaderSource {
@@ -49,7 +51,11 @@ export const yoloFormat: FormatReader = {
 
 interface Fetched {
   entry: ImageEntry;
-  header: HeaderResult;
+  width: number;
+  height: number;
+  /** Why the header could not be read (width and height are then NaN). */
+  reason: string | null;
+  bytes: number;
   label: string | null;
 }
 
@@ -78,14 +84,17 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
   const ctx: LabelContext = {
     classIds: new Set(plan.names.keys()), kptShape: plan.kptShape, keepShapes: options.keepShapes, tally, unknownClassIds: new Set(),
   };
-  const fetch = async (entry: ImageEntry): Promise<Fetched> => {
+  const fetchBucket = async (entry: ImageEntry): Promise<Fetched> => {
     const [header, label] = await Promise.all([
-      plan.local ? readHeaderLocal(entry.key) : readHeaderStore(store, entry.key),
-      readLabel(entry, plan.local, store, labelDirUsable),
+      readHeaderStore(store, entry.key),
+      (await labelToRead(entry, labelDirUsable)) === null ? null : readLabelStore(store, entry.label!),
     ]);
-    return { entry, header, label };
+    const size = header.size;
+    return {
+      entry, width: size ? size.width : NaN, height: size ? size.height : NaN, reason: size ? null : (header as { reason: string }).reason,
+      bytes: header.bytes + (label?.length ?? 0), label,
+    };
   };
-
   let bytesRead = 0;
   const categories: CategoryRecord[] = [...plan.names].map(([id, name]) => ({ id, name, supercategory: null, extra: null }));
   yield { bytesRead, events: [{ kind: 'section', name: 'categories' }, { kind: 'categories', categories }, { kind: 'section', name: 'images' }] };
@@ -96,43 +105,49 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
   let annReuse: ColumnBuffers | undefined;
   let imgs: ColumnsBuilder = newImageColumns();
   let anns: ColumnsBuilder = newAnnotationColumns();
-  for (const split of plan.splits) {
-    for (const entry of split.entries) {
-      const inFlight = plan.local ? IN_FLIGHT_LOCAL : IN_FLIGHT_BUCKET;
-      for await (const f of mapOrdered(entriesOf(entry, plan, store, hooks), inFlight, fetch)) {
-        const imageId = nextImageId++;
-        const rel = relOf(f.entry.key);
-        const size = f.header.size;
-        bytesRead += f.header.bytes;
-        if (!size) tally.add('image_headers_unreadable', `${rel} (${f.header.size === null ? f.header.reason : ''})`);
-        const o = imgs.row();
-        const n = imgs.nums;
-        n[o + I.id] = imageId;
-        n[o + I.width] = size ? size.width : NaN;
-        n[o + I.height] = size ? size.height : NaN;
-        n[o + I.license] = NaN;
-        imgs.text(IMG_TEXT.fileName, rel);
-        imgs.text(IMG_TEXT.cocoUrl, null);
-        imgs.text(IMG_TEXT.flickrUrl, null);
-        imgs.text(IMG_TEXT.dateCaptured, null);
-        imgs.text(IMG_TEXT.extra, null);
-        imgs.text(IMG_TEXT.split, split.name);
-        if (f.label !== null) {
-          bytesRead += f.label.length;
-          const text = f.label.charCodeAt(0) === 0xfeff ? f.label.slice(1) : f.label;
-          nextAnnotationId += readLabelText(text, shown(f.entry.label!), imageId, size?.width ?? null, size?.height ?? null, nextAnnotationId, anns, ctx);
-        }
-        if (imgs.count >= BATCH_IMAGES) {
-          const built = [imgs.build(), anns.build()] as const;
-          yield { bytesRead, events: stepEvents(built[0], built[1]) };
-          // The consumer is done with a step once it asks for the next: its arrays are refilled.
-          imgReuse = buffersOf(built[0]);
-          annReuse = buffersOf(built[1]);
-          imgs = newImageColumns(imgReuse);
-          anns = newAnnotationColumns(annReuse);
+  // The read thread of local files; stopped however the read ends (done, failed, or left early).
+  const local = plan.local ? new LocalReads() : null;
+  try {
+    for (const split of plan.splits) {
+      for (const entry of split.entries) {
+        const entries = entriesOf(entry, plan, store, hooks);
+        const fetched = local ? readLocal(entries, local, labelDirUsable) : mapOrdered(entries, IN_FLIGHT_BUCKET, fetchBucket);
+        for await (const f of fetched) {
+          const imageId = nextImageId++;
+          const rel = relOf(f.entry.key);
+          const sized = f.reason === null;
+          bytesRead += f.bytes;
+          if (!sized) tally.add('image_headers_unreadable', `${rel} (${f.reason})`);
+          const o = imgs.row();
+          const n = imgs.nums;
+          n[o + I.id] = imageId;
+          n[o + I.width] = f.width;
+          n[o + I.height] = f.height;
+          n[o + I.license] = NaN;
+          imgs.text(IMG_TEXT.fileName, rel);
+          imgs.text(IMG_TEXT.cocoUrl, null);
+          imgs.text(IMG_TEXT.flickrUrl, null);
+          imgs.text(IMG_TEXT.dateCaptured, null);
+          imgs.text(IMG_TEXT.extra, null);
+          imgs.text(IMG_TEXT.split, split.name);
+          if (f.label !== null) {
+            const text = f.label.charCodeAt(0) === 0xfeff ? f.label.slice(1) : f.label;
+            nextAnnotationId += readLabelText(text, shown(f.entry.label!), imageId, sized ? f.width : null, sized ? f.height : null, nextAnnotationId, anns, ctx);
+          }
+          if (imgs.count >= BATCH_IMAGES) {
+            const built = [imgs.build(), anns.build()] as const;
+            yield { bytesRead, events: stepEvents(built[0], built[1]) };
+            // The consumer is done with a step once it asks for the next: its arrays are refilled.
+            imgReuse = buffersOf(built[0]);
+            annReuse = buffersOf(built[1]);
+            imgs = newImageColumns(imgReuse);
+            anns = newAnnotationColumns(annReuse);
+          }
         }
       }
     }
+  } finally {
+    await local?.close();
   }
   const events = stepEvents(imgs.build(), anns.build());
   if (ctx.unknownClassIds.size > 0) {
@@ -162,10 +177,54 @@ function entriesOf(entry: SplitEntry, plan: YoloPlan, store: ObjectStore, hooks:
   return plan.local ? walkLocal(entry.key, hooks) : walkBucket(store.list(entry.key), entry.key);
 }
 
-async function readLabel(entry: ImageEntry, local: boolean, store: ObjectStore, labelDirUsable: (dir: string) => Promise<boolean>): Promise<string | null> {
+/** The label file to try for an image: null when there is none, or its folder is missing. */
+async function labelToRead(entry: ImageEntry, labelDirUsable: (dir: string) => Promise<boolean>): Promise<string | null> {
   if (entry.label === null) return null;
   if (!entry.labelListed && !(await labelDirUsable(entry.label.slice(0, entry.label.lastIndexOf('/'))))) return null;
-  return local ? readLabelLocal(entry.label) : readLabelStore(store, entry.label);
+  return entry.label;
+}
+
+/**
+ * Local images, read by the read thread in batches, a few batches ahead of the one being
+ * recorded: the thread reads while the main thread builds records and DuckDB appends them.
+ */
+async function* readLocal(
+  entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>, reads: LocalReads, labelDirUsable: (dir: string) => Promise<boolean>,
+): AsyncGenerator<Fetched> {
+  const ahead: { batch: ImageEntry[]; result: Promise<LocalReadResult> }[] = [];
+  let batch: ImageEntry[] = [];
+  const send = async () => {
+    const labels = await Promise.all(batch.map((e) => labelToRead(e, labelDirUsable)));
+    const result = reads.read(batch.map((e) => e.key), labels);
+    // Awaited in turn below; until then a failure must not count as unhandled.
+    result.catch(() => undefined);
+    ahead.push({ batch, result });
+    batch = [];
+  };
+  function* unpack(b: ImageEntry[], r: LocalReadResult): Generator<Fetched> {
+    for (let i = 0; i < b.length; i++) {
+      const label = r.hasLabel[i] === 1 ? r.labels.slice(i === 0 ? 0 : r.labelEnds[i - 1], r.labelEnds[i]) : null;
+      yield { entry: b[i]!, width: r.sizes[2 * i]!, height: r.sizes[2 * i + 1]!, reason: r.reasons[i]!, bytes: i === 0 ? r.bytes : 0, label };
+    }
+  }
+  try {
+    for await (const e of entries) {
+      batch.push(e);
+      if (batch.length < BATCH_IMAGES) continue;
+      await send();
+      if (ahead.length > LOCAL_BATCHES_AHEAD) {
+        const next = ahead.shift()!;
+        yield* unpack(next.batch, await next.result);
+      }
+    }
+    if (batch.length > 0) await send();
+    while (ahead.length > 0) {
+      const next = ahead.shift()!;
+      yield* unpack(next.batch, await next.result);
+    }
+  } finally {
+    await Promise.allSettled(ahead.map((a) => a.result));
+  }
 }
 
 /** A label folder: inside the data roots (else FORBIDDEN, which fails the ingest) and existing. */
