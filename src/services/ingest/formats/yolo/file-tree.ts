@@ -82,7 +82,8 @@ export async function* walkLocal(dir: string, hooks: WalkHooks): AsyncGenerator<
   // A folder holding both `images` and `labels`: the labels are read through the images.
   const skipLabelsDir = names.includes('images/') && names.includes('labels/');
   // Sorted as whole paths sort: a folder's entries come where `name/…` falls among its files.
-  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // (The default sort compares UTF-16 code units, as `<` does, without a JavaScript callback.)
+  names.sort();
   for (const name of names) {
     if (name.endsWith('/')) {
       if (skipLabelsDir && name === 'labels/') continue;

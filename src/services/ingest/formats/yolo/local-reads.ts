@@ -1,59 +1,79 @@
 import { Worker } from 'node:worker_threads';
+import type { ColumnBuffers } from '../../../records/columns.js';
 import { DataVisorError } from '../../../errors.js';
+import type { RecordBatch, RecordSettings } from './records.js';
 
-export interface LocalReadJob {
+/** Main thread → read thread. */
+export interface ReadRequest {
   id: number;
-  /** Image paths; for each, its label path or null (none, or known not to exist). */
+  split: string | null;
+  /** The id of the batch's first image (images are numbered in dataset order). */
+  firstImageId: number;
+  /** Image paths, and for each its label path or null (none, or known not to exist). */
   images: string[];
   labels: (string | null)[];
+  /** Arrays of batches the ingest is done with, to build later batches in. */
+  giveBack: ColumnPair[];
 }
 
-export interface LocalReadResult {
-  id: number;
-  /** width, height per image; NaN where the header could not be read (`reasons` says why). */
-  sizes: Float64Array;
-  reasons: (string | null)[];
-  /** Label texts end to end: image i's is `labels.slice(labelEnds[i - 1] ?? 0, labelEnds[i])` where `hasLabel[i]` is 1 (no label file: 0). */
-  labels: string;
-  labelEnds: Int32Array;
-  hasLabel: Uint8Array;
-  bytes: number;
-  /** A read that fails the ingest (a label file that cannot be read, not one that is missing). */
-  error: string | null;
+export interface ColumnPair {
+  images: ColumnBuffers;
+  annotations: ColumnBuffers;
 }
 
-/** The read thread (read-worker.ts): jobs go in order and come back in order. */
+/** Read thread → main thread. */
+export type ReadResponse = ({ kind: 'batch'; id: number; bytes: number } & RecordBatch) | { kind: 'failed'; id: number; message: string };
+
+export type ReadBatch = RecordBatch & { bytes: number };
+
+const buffersIn = (p: ColumnPair[]) =>
+  p.flatMap((g) => [g.images, g.annotations]).flatMap((b) => [b.nums.buffer as ArrayBuffer, ...b.ends.map((e) => e.buffer as ArrayBuffer), ...b.nulls.map((n) => n.buffer as ArrayBuffer)]);
+
+/**
+ * The read threads (read-worker.ts): each reads the headers and label files of the batches it is
+ * given and turns them into rows, which is all an ingest does per image; the main thread is left
+ * with walking the folders and appending the batches to DuckDB. Batches go to the threads in turn
+ * and are awaited in the order they were sent.
+ */
 export class LocalReads {
-  private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: (r: LocalReadResult) => void; reject: (e: Error) => void }>();
+  private readonly workers: Worker[] = [];
+  private readonly waiting = new Map<number, { resolve: (r: ReadBatch) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | null = null;
 
-  constructor() {
-    this.worker = new Worker(new URL('./read-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 16 } });
-    this.worker.on('message', (r: LocalReadResult) => {
-      const w = this.waiting.get(r.id);
-      this.waiting.delete(r.id);
-      if (r.error !== null) w?.reject(new DataVisorError('INGEST_FAILED', `Could not read a label file: ${r.error}`));
-      else w?.resolve(r);
-    });
-    this.worker.on('error', (e) => this.fail(e));
-    this.worker.on('exit', (code) => this.fail(new DataVisorError('INTERNAL', `the YOLO read thread stopped unexpectedly (exit code ${code})`)));
+  constructor(settings: RecordSettings, threads: number) {
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(new URL('./read-worker.js', import.meta.url), {
+        workerData: settings,
+        resourceLimits: { maxYoungGenerationSizeMb: 16 },
+      });
+      worker.on('message', (r: ReadResponse) => {
+        const w = this.waiting.get(r.id);
+        this.waiting.delete(r.id);
+        if (r.kind === 'failed') w?.reject(new DataVisorError('INGEST_FAILED', `Could not read a label file: ${r.message}`));
+        else w?.resolve(r);
+      });
+      worker.on('error', (e) => this.fail(e));
+      worker.on('exit', (code) => this.fail(new DataVisorError('INTERNAL', `a YOLO read thread stopped unexpectedly (exit code ${code})`)));
+      this.workers.push(worker);
+    }
   }
 
-  read(images: string[], labels: (string | null)[]): Promise<LocalReadResult> {
+  read(split: string | null, firstImageId: number, images: string[], labels: (string | null)[], giveBack: ColumnPair[]): Promise<ReadBatch> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const job: LocalReadJob = { id, images, labels };
+    const req: ReadRequest = { id, split, firstImageId, images, labels, giveBack };
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage(job);
+      this.workers[id % this.workers.length]!.postMessage(req, buffersIn(giveBack));
     });
   }
 
   async close(): Promise<void> {
-    this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
+    await Promise.all(this.workers.map(async (w) => {
+      w.removeAllListeners('exit');
+      await w.terminate();
+    }));
   }
 
   private fail(e: Error): void {

@@ -1,13 +1,16 @@
 import fs from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { transferList } from '../../../records/columns.js';
 import { HEAD_BYTES, MAX_LABEL_BYTES, MORE_HEAD_BYTES, sizeOf } from './file-reads.js';
-import type { LocalReadJob, LocalReadResult } from './local-reads.js';
+import type { ColumnPair, ReadRequest, ReadResponse } from './local-reads.js';
+import { RecordBuilder, type RecordSettings } from './records.js';
 
 /**
- * The YOLO reader's local file reads, in a thread of their own: plain synchronous open, read and
- * close calls, one file after another. Reading many small files through the libuv pool costs more
- * per file than the read itself (a hand-off per call), and here the main thread stays free to
- * append the records to DuckDB while the next images are read.
+ * The YOLO reader's read thread: for each image of a batch, its header and its label file, read
+ * with plain synchronous open, read and close calls, then its rows (records.ts). Reading many small
+ * files through the libuv pool costs more per file than the reads themselves (hand-offs to the
+ * pool, a lock the main thread waits on); here the main thread stays free to append the previous
+ * batches to DuckDB meanwhile.
  */
 
 const head = Buffer.allocUnsafe(HEAD_BYTES);
@@ -79,35 +82,29 @@ function readLabel(file: string): string | null {
   }
 }
 
-parentPort!.on('message', (job: LocalReadJob) => {
-  const n = job.images.length;
-  const sizes = new Float64Array(n * 2);
-  const reasons: (string | null)[] = new Array<string | null>(n).fill(null);
-  // Label texts travel as one string and where each ends (one copy instead of one per file).
-  let labels = '';
-  const labelEnds = new Int32Array(n);
-  const hasLabel = new Uint8Array(n);
+const builder = new RecordBuilder(workerData as RecordSettings);
+const spare: ColumnPair[] = [];
+
+parentPort!.on('message', (req: ReadRequest) => {
+  spare.push(...req.giveBack);
+  builder.begin(req.firstImageId);
   let bytes = 0;
-  let error: string | null = null;
   try {
-    for (let i = 0; i < n; i++) {
-      const h = readHeader(job.images[i]!);
-      sizes[2 * i] = h.width;
-      sizes[2 * i + 1] = h.height;
-      reasons[i] = h.reason;
+    for (let i = 0; i < req.images.length; i++) {
+      const key = req.images[i]!;
+      const h = readHeader(key);
       bytes += h.bytes;
-      const file = job.labels[i];
-      const text = file ? readLabel(file) : null;
-      if (text !== null) {
-        labels += text;
-        hasLabel[i] = 1;
-        bytes += text.length;
-      }
-      labelEnds[i] = labels.length;
+      const labelKey = req.labels[i] ?? null;
+      const text = labelKey === null ? null : readLabel(labelKey);
+      if (text !== null) bytes += text.length;
+      builder.add(key, req.split, h.width, h.height, h.reason, labelKey, text);
     }
   } catch (e) {
-    error = e instanceof Error ? e.message : String(e);
+    const failed: ReadResponse = { kind: 'failed', id: req.id, message: e instanceof Error ? e.message : String(e) };
+    parentPort!.postMessage(failed);
+    return;
   }
-  const result: LocalReadResult = { id: job.id, sizes, reasons, labels, labelEnds, hasLabel, bytes, error };
-  parentPort!.postMessage(result, [sizes.buffer, labelEnds.buffer, hasLabel.buffer]);
+  const batch = builder.take(spare.pop());
+  const res: ReadResponse = { kind: 'batch', id: req.id, bytes, ...batch };
+  parentPort!.postMessage(res, [...transferList(batch.images), ...transferList(batch.annotations)]);
 });

@@ -17,6 +17,8 @@ export const YOLO_WARNINGS = {
 
 export type YoloWarningCode = keyof typeof YOLO_WARNINGS;
 
+export type TallyEntry = [YoloWarningCode, number, (string | number)[]];
+
 /** Counts each warning and keeps its first few examples. */
 export class WarningTally {
   private readonly counts = new Map<YoloWarningCode, { count: number; examples: (string | number)[] }>();
@@ -32,6 +34,21 @@ export class WarningTally {
   /** Replaces the standard message (e.g. to give the numbers of `nc_mismatch`). */
   setMessage(code: YoloWarningCode, message: string): void {
     this.messages.set(code, message);
+  }
+
+  /** Adds another tally's counts and examples (the read thread's, at the end). */
+  merge(entries: TallyEntry[]): void {
+    for (const [code, count, examples] of entries) {
+      let w = this.counts.get(code);
+      if (!w) this.counts.set(code, (w = { count: 0, examples: [] }));
+      w.count += count;
+      for (const e of examples) if (w.examples.length < EXAMPLES) w.examples.push(e);
+    }
+  }
+
+  /** Plain data, to cross threads. */
+  entries(): TallyEntry[] {
+    return [...this.counts].map(([code, w]) => [code, w.count, w.examples]);
   }
 
   count(code: YoloWarningCode): number {

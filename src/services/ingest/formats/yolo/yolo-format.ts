@@ -1,4 +1,4 @@
-import { IMG_TEXT, I, buffersOf, newAnnotationColumns, newImageColumns, type ColumnBuffers, type ColumnsBuilder } from '../../../records/columns.js';
+import { A, buffersOf, type ColumnBuffers, type Columns } from '../../../records/columns.js';
 import type { RecordEvent } from '../../../records/events.js';
 import type { CategoryRecord } from '../../../records/types.js';
 import { DataVisorError } from '../../../errors.js';
@@ -7,14 +7,15 @@ import type { FormatReader, ReadOptions, ReaderSource, ReadStep, ReadSummary } f
 import { looksLikeDatasetYaml } from './dataset-config.js';
 import { readHeaderStore, readLabelStore } from './file-reads.js';
 import { listedImages, walkBucket, walkLocal, type ImageEntry, type WalkHooks } from './file-tree.js';
-import { readLabelText, type LabelContext } from './label-lines.js';
 import { commonDir, resolveLayout, type SplitEntry, type YoloPlan } from './layout.js';
-import { LocalReads, type LocalReadResult } from './local-reads.js';
+import { LocalReads, type ReadBatch } from './local-reads.js';
+import { RecordBuilder, relativeKey, type RecordBatch, type RecordSettings } from './records.js';
 
 /** Images per step: a few hundred rows per batch, as the COCO parser sends. */
 const BATCH_IMAGES = 256;
-/** Local files: batches of images the read thread is given ahead of the one being recorded. */
-const LOCAL_BATCHES_AHEAD = 4;
+/** Local files: read threads (at most; DATAVISOR_PARSE_THREADS caps them), and batches given to each ahead of the one being appended. */
+const MAX_READ_THREADS = 2;
+const BATCHES_AHEAD_PER_THREAD = 3;
 /** Bucket objects: images whose header and label are being fetched at once (each a ranged or small GET). */
 const IN_FLIGHT_BUCKET = 32;
 
@@ -55,20 +56,19 @@ interface Fetched {
   height: number;
   /** Why the header could not be read (width and height are then NaN). */
   reason: string | null;
-  bytes: number;
   label: string | null;
 }
+
+type Reuse = { images: ColumnBuffers; annotations: ColumnBuffers };
 
 async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGenerator<ReadStep, ReadSummary> {
   const { plan, images, storage } = source as YoloSource;
   const { tally } = plan;
   const rootKey = images.key;
-  const relOf = (key: string) => relativeKey(rootKey, key);
   // Warnings name label files relative to the dataset's folder (the YAML's, or the image folder
   // when that is above it): `labels/train/x.txt`, not the server's own paths.
   const configKey = source.annotation.key;
   const labelBase = commonDir(configKey.slice(0, Math.max(0, configKey.lastIndexOf('/'))) || (configKey.startsWith('/') ? '/' : ''), rootKey);
-  const shown = (key: string) => relativeKey(labelBase, key);
   const store = images.store;
   const labelDirs = new Map<string, Promise<boolean>>();
   const labelDirUsable = (dir: string) => {
@@ -78,94 +78,105 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
   };
   const hooks: WalkHooks = {
     labelDirUsable,
-    orphanLabel: (key) => tally.add('label_files_without_image', shown(key)),
+    orphanLabel: (key) => tally.add('label_files_without_image', relativeKey(labelBase, key)),
     notLabels: plan.notLabels,
   };
-  const ctx: LabelContext = {
-    classIds: new Set(plan.names.keys()), kptShape: plan.kptShape, keepShapes: options.keepShapes, tally, unknownClassIds: new Set(),
-  };
-  const fetchBucket = async (entry: ImageEntry): Promise<Fetched> => {
-    const [header, label] = await Promise.all([
-      readHeaderStore(store, entry.key),
-      (await labelToRead(entry, labelDirUsable)) === null ? null : readLabelStore(store, entry.label!),
-    ]);
-    const size = header.size;
-    return {
-      entry, width: size ? size.width : NaN, height: size ? size.height : NaN, reason: size ? null : (header as { reason: string }).reason,
-      bytes: header.bytes + (label?.length ?? 0), label,
-    };
-  };
+  const settings: RecordSettings = { classIds: [...plan.names.keys()], kptShape: plan.kptShape, keepShapes: options.keepShapes, rootKey, labelBase };
+
   let bytesRead = 0;
   const categories: CategoryRecord[] = [...plan.names].map(([id, name]) => ({ id, name, supercategory: null, extra: null }));
   yield { bytesRead, events: [{ kind: 'section', name: 'categories' }, { kind: 'categories', categories }, { kind: 'section', name: 'images' }] };
 
-  let nextImageId = 0;
-  let nextAnnotationId = 0;
-  let imgReuse: ColumnBuffers | undefined;
-  let annReuse: ColumnBuffers | undefined;
-  let imgs: ColumnsBuilder = newImageColumns();
-  let anns: ColumnsBuilder = newAnnotationColumns();
-  // The read thread of local files; stopped however the read ends (done, failed, or left early).
-  const local = plan.local ? new LocalReads() : null;
-  try {
-    for (const split of plan.splits) {
-      for (const entry of split.entries) {
-        const entries = entriesOf(entry, plan, store, hooks);
-        const fetched = local ? readLocal(entries, local, labelDirUsable) : mapOrdered(entries, IN_FLIGHT_BUCKET, fetchBucket);
-        for await (const f of fetched) {
-          const imageId = nextImageId++;
-          const rel = relOf(f.entry.key);
-          const sized = f.reason === null;
-          bytesRead += f.bytes;
-          if (!sized) tally.add('image_headers_unreadable', `${rel} (${f.reason})`);
-          const o = imgs.row();
-          const n = imgs.nums;
-          n[o + I.id] = imageId;
-          n[o + I.width] = f.width;
-          n[o + I.height] = f.height;
-          n[o + I.license] = NaN;
-          imgs.text(IMG_TEXT.fileName, rel);
-          imgs.text(IMG_TEXT.cocoUrl, null);
-          imgs.text(IMG_TEXT.flickrUrl, null);
-          imgs.text(IMG_TEXT.dateCaptured, null);
-          imgs.text(IMG_TEXT.extra, null);
-          imgs.text(IMG_TEXT.split, split.name);
-          if (f.label !== null) {
-            const text = f.label.charCodeAt(0) === 0xfeff ? f.label.slice(1) : f.label;
-            nextAnnotationId += readLabelText(text, shown(f.entry.label!), imageId, sized ? f.width : null, sized ? f.height : null, nextAnnotationId, anns, ctx);
-          }
-          if (imgs.count >= BATCH_IMAGES) {
-            const built = [imgs.build(), anns.build()] as const;
-            yield { bytesRead, events: stepEvents(built[0], built[1]) };
-            // The consumer is done with a step once it asks for the next: its arrays are refilled.
-            imgReuse = buffersOf(built[0]);
-            annReuse = buffersOf(built[1]);
-            imgs = newImageColumns(imgReuse);
-            anns = newAnnotationColumns(annReuse);
+  const unknownClassIds = new Set<number>();
+  let imagesSent = 0;
+  let annotationsSeen = 0;
+  /** A batch as the ingest gets it: its annotations numbered after those of the batches before; its warnings tallied in order. */
+  const stepOf = (b: RecordBatch): ReadStep => {
+    const a = b.annotations;
+    for (let i = 0, o = A.id; i < a.count; i++, o += a.stride) a.nums[o] = a.nums[o]! + annotationsSeen;
+    annotationsSeen += a.count;
+    tally.merge(b.tally);
+    for (const id of b.unknownClassIds) unknownClassIds.add(id);
+    return { bytesRead, events: stepEvents(b.images, a) };
+  };
+  if (plan.local) {
+    // Local files: read threads read them and build the rows; this thread walks and appends.
+    const threads = Math.max(1, Math.min(options.threads, MAX_READ_THREADS));
+    const reads = new LocalReads(settings, threads);
+    try {
+      const ahead: Promise<ReadBatch>[] = [];
+      let giveBack: Reuse[] = [];
+      let batch: ImageEntry[] = [];
+      let batchSplit: string | null = null;
+      const send = async () => {
+        const labels = await Promise.all(batch.map((e) => labelToRead(e, labelDirUsable)));
+        const p = reads.read(batchSplit, imagesSent, batch.map((e) => e.key), labels, giveBack);
+        imagesSent += batch.length;
+        // Awaited in turn below; until then a failure must not count as unhandled.
+        p.catch(() => undefined);
+        ahead.push(p);
+        giveBack = [];
+        batch = [];
+      };
+      // Each batch is a step; once the ingest asks for the next step, its arrays go back to a thread.
+      const next = async function* (): AsyncGenerator<ReadStep, void> {
+        const r = await ahead.shift()!;
+        bytesRead += r.bytes;
+        yield stepOf(r);
+        giveBack.push({ images: buffersOf(r.images), annotations: buffersOf(r.annotations) });
+      };
+      for (const split of plan.splits) {
+        for (const entry of split.entries) {
+          for await (const e of entriesOf(entry, plan, store, hooks)) {
+            if (batch.length > 0 && batchSplit !== split.name) await send();
+            batchSplit = split.name;
+            batch.push(e);
+            if (batch.length < BATCH_IMAGES) continue;
+            await send();
+            if (ahead.length > BATCHES_AHEAD_PER_THREAD * threads) yield* next();
           }
         }
       }
+      if (batch.length > 0) await send();
+      while (ahead.length > 0) yield* next();
+    } finally {
+      await reads.close();
     }
-  } finally {
-    await local?.close();
+  } else {
+    // Buckets: fetched here, a few dozen objects at a time, and built into rows here.
+    const builder = new RecordBuilder(settings);
+    let reuse: Reuse | undefined;
+    const fetchBucket = async (entry: ImageEntry): Promise<Fetched> => {
+      const labelKey = await labelToRead(entry, labelDirUsable);
+      const [header, label] = await Promise.all([readHeaderStore(store, entry.key), labelKey === null ? null : readLabelStore(store, labelKey)]);
+      const size = header.size;
+      bytesRead += header.bytes + (label?.length ?? 0);
+      return { entry, width: size ? size.width : NaN, height: size ? size.height : NaN, reason: size ? null : (header as { reason: string }).reason, label };
+    };
+    for (const split of plan.splits) {
+      for (const entry of split.entries) {
+        for await (const f of mapOrdered(entriesOf(entry, plan, store, hooks), IN_FLIGHT_BUCKET, fetchBucket)) {
+          if (builder.pending === 0) builder.begin(imagesSent);
+          builder.add(f.entry.key, split.name, f.width, f.height, f.reason, f.label === null ? null : f.entry.label, f.label);
+          imagesSent++;
+          if (builder.pending < BATCH_IMAGES) continue;
+          const b = builder.take(reuse);
+          yield stepOf(b);
+          reuse = { images: buffersOf(b.images), annotations: buffersOf(b.annotations) };
+        }
+      }
+    }
+    if (builder.pending > 0) yield stepOf(builder.take(reuse));
   }
-  const events = stepEvents(imgs.build(), anns.build());
-  if (ctx.unknownClassIds.size > 0) {
-    const extra = [...ctx.unknownClassIds].sort((a, b) => a - b).map((id) => ({ id, name: `class_${id}`, supercategory: null, extra: { not_in_names: true } }));
-    events.push({ kind: 'categories', categories: extra });
+  const unknown = [...unknownClassIds].sort((x, y) => x - y);
+  if (unknown.length > 0) {
+    const extra = unknown.map((id) => ({ id, name: `class_${id}`, supercategory: null, extra: { not_in_names: true } }));
+    yield { bytesRead, events: [{ kind: 'categories', categories: extra }] };
   }
-  if (events.length > 0) yield { bytesRead, events };
   return { bytesRead, parts: 1, warnings: tally.toWarnings() };
 }
 
-/** `key` relative to the folder `base` (a path or a bucket key); as it is when outside it. */
-function relativeKey(base: string, key: string): string {
-  if (base === '') return key;
-  if (base === '/') return key.slice(1);
-  return key.startsWith(`${base}/`) ? key.slice(base.length + 1) : key;
-}
-
-function stepEvents(imgs: ReturnType<ColumnsBuilder['build']>, anns: ReturnType<ColumnsBuilder['build']>): RecordEvent[] {
+function stepEvents(imgs: Columns, anns: Columns): RecordEvent[] {
   const events: RecordEvent[] = [];
   if (imgs.count > 0) events.push({ kind: 'images', columns: imgs });
   if (anns.count > 0) events.push({ kind: 'annotations', columns: anns });
@@ -182,49 +193,6 @@ async function labelToRead(entry: ImageEntry, labelDirUsable: (dir: string) => P
   if (entry.label === null) return null;
   if (!entry.labelListed && !(await labelDirUsable(entry.label.slice(0, entry.label.lastIndexOf('/'))))) return null;
   return entry.label;
-}
-
-/**
- * Local images, read by the read thread in batches, a few batches ahead of the one being
- * recorded: the thread reads while the main thread builds records and DuckDB appends them.
- */
-async function* readLocal(
-  entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>, reads: LocalReads, labelDirUsable: (dir: string) => Promise<boolean>,
-): AsyncGenerator<Fetched> {
-  const ahead: { batch: ImageEntry[]; result: Promise<LocalReadResult> }[] = [];
-  let batch: ImageEntry[] = [];
-  const send = async () => {
-    const labels = await Promise.all(batch.map((e) => labelToRead(e, labelDirUsable)));
-    const result = reads.read(batch.map((e) => e.key), labels);
-    // Awaited in turn below; until then a failure must not count as unhandled.
-    result.catch(() => undefined);
-    ahead.push({ batch, result });
-    batch = [];
-  };
-  function* unpack(b: ImageEntry[], r: LocalReadResult): Generator<Fetched> {
-    for (let i = 0; i < b.length; i++) {
-      const label = r.hasLabel[i] === 1 ? r.labels.slice(i === 0 ? 0 : r.labelEnds[i - 1], r.labelEnds[i]) : null;
-      yield { entry: b[i]!, width: r.sizes[2 * i]!, height: r.sizes[2 * i + 1]!, reason: r.reasons[i]!, bytes: i === 0 ? r.bytes : 0, label };
-    }
-  }
-  try {
-    for await (const e of entries) {
-      batch.push(e);
-      if (batch.length < BATCH_IMAGES) continue;
-      await send();
-      if (ahead.length > LOCAL_BATCHES_AHEAD) {
-        const next = ahead.shift()!;
-        yield* unpack(next.batch, await next.result);
-      }
-    }
-    if (batch.length > 0) await send();
-    while (ahead.length > 0) {
-      const next = ahead.shift()!;
-      yield* unpack(next.batch, await next.result);
-    }
-  } finally {
-    await Promise.allSettled(ahead.map((a) => a.result));
-  }
 }
 
 /** A label folder: inside the data roots (else FORBIDDEN, which fails the ingest) and existing. */
