@@ -164,6 +164,9 @@ describe('how the YAML is written', () => {
     await image(path.join(root, 'images/x/a.jpg'), 30, 20);
     await image(path.join(root, 'images/x/c.jpg'), 30, 20);
     await image(path.join(root, 'images/x/unlisted.jpg'), 30, 20);
+    // Two images of one stem share its label file, as in Ultralytics.
+    await image(path.join(root, 'images/v2/z.png'), 16, 16, { png: true });
+    write(path.join(root, 'labels/v2/z.txt'), '1 0.5 0.5 0.5 0.5\n');
     write(path.join(root, 'labels/x/a.txt'), '1 0.5 0.5 1 1\n');
     write(path.join(root, 'train.txt'), `./images/x/b.jpg\nimages/x/a.jpg\n${path.join(root, 'images/x/c.jpg')}\n\n./images/x/readme.md\n`);
     await image(path.join(root, 'images/v2/z.jpg'), 8, 8);
@@ -173,18 +176,18 @@ describe('how the YAML is written', () => {
     write(path.join(root, 'lists.yaml'), 'train: train.txt\nval: [images/v2, images/v1]\nnames: [ant, bee]\n');
     const done = await ingestOk({ annotationPath: path.join(root, 'lists.yaml') });
     expect(done.warnings).toEqual([
-      expect.objectContaining({ code: 'images_without_annotations', count: 4 }),
+      expect.objectContaining({ code: 'images_without_annotations', count: 3 }),
     ]);
     const samples = await samplesOf(done.dataset_id);
     // A list is sorted as Ultralytics sorts it; the folders of a split in path order.
     expect(samples.map((s) => [s.fileName, s.split, s.annotationCount])).toEqual([
       ['x/a.jpg', 'train', 1], ['x/b.jpg', 'train', 0], ['x/c.jpg', 'train', 0],
-      ['v1/sub/w.jpg', 'val', 1], ['v1/y.jpg', 'val', 0], ['v2/z.jpg', 'val', 0],
+      ['v1/sub/w.jpg', 'val', 1], ['v1/y.jpg', 'val', 0], ['v2/z.jpg', 'val', 1], ['v2/z.png', 'val', 1],
     ]);
     const ds = await env.dv.datasets.get(done.dataset_id);
     expect([ds.name, ds.imageDir]).toEqual(['lists', path.join(root, 'images')]);
     const anns = (await annotationsOf(done.dataset_id, samples)).flat();
-    expect(anns.map((a) => [a.categoryName, box(a)])).toEqual([['bee', [0, 0, 30, 20]], ['ant', [2, 2, 4, 4]]]);
+    expect(anns.map((a) => [a.categoryName, box(a)])).toEqual([['bee', [0, 0, 30, 20]], ['ant', [2, 2, 4, 4]], ['bee', [2, 2, 4, 4]], ['bee', [4, 4, 8, 8]]]);
   });
 
   it("Roboflow's ../train/images resolves from the YAML's own folder, also when its parent is outside the data roots", async () => {

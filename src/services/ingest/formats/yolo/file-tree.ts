@@ -68,16 +68,15 @@ export async function* walkLocal(dir: string, hooks: WalkHooks): AsyncGenerator<
   const names = await listDir(dir);
   const labelDir = labelDirOf(dir);
   const sameDir = labelDir === dir;
-  let labelFiles: Set<string>;
+  // Label file names, each marked once an image has it (`a.jpg` and `a.png` share `a.txt`, as in Ultralytics).
+  const labelFiles = new Map<string, boolean>();
   let labelSubdirs: string[] = [];
   if (sameDir) {
-    labelFiles = new Set(names.filter((n) => n.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${n}`)));
+    for (const n of names) if (n.endsWith('.txt') && !hooks.notLabels.has(`${dir}/${n}`)) labelFiles.set(n, false);
   } else if (await hooks.labelDirUsable(labelDir)) {
     const inLabels = await listDir(labelDir);
     labelSubdirs = inLabels.filter((n) => n.endsWith('/'));
-    labelFiles = new Set(inLabels.filter((n) => n.endsWith('.txt') && !hooks.notLabels.has(`${labelDir}/${n}`)));
-  } else {
-    labelFiles = new Set();
+    for (const n of inLabels) if (n.endsWith('.txt') && !hooks.notLabels.has(`${labelDir}/${n}`)) labelFiles.set(n, false);
   }
   // A folder holding both `images` and `labels`: the labels are read through the images.
   const skipLabelsDir = names.includes('images/') && names.includes('labels/');
@@ -90,12 +89,12 @@ export async function* walkLocal(dir: string, hooks: WalkHooks): AsyncGenerator<
       yield* walkLocal(`${dir}/${name.slice(0, -1)}`, hooks);
     } else if (isImageName(name)) {
       const labelName = labelNameOf(name);
-      // Matched labels leave the set: what remains has no image.
-      const listed = labelFiles.delete(labelName);
+      const listed = labelFiles.has(labelName);
+      if (listed) labelFiles.set(labelName, true);
       yield { key: `${dir}/${name}`, label: listed ? `${labelDir}/${labelName}` : null, labelListed: true };
     }
   }
-  for (const name of labelFiles) hooks.orphanLabel(`${labelDir}/${name}`);
+  for (const [name, matched] of labelFiles) if (!matched) hooks.orphanLabel(`${labelDir}/${name}`);
   // Label folders with no image folder of their name: every label in them is an orphan.
   for (const sub of labelSubdirs) if (!names.includes(sub)) await orphansUnder(`${labelDir}/${sub.slice(0, -1)}`, hooks);
 }
