@@ -1,6 +1,5 @@
 import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 
 /**
  * Where a split's images are and where their label files should be, found as Ultralytics finds
@@ -139,4 +138,3 @@ export function* listedImages(keys: readonly string[]): Generator<ImageEntry> {
   for (const key of keys) yield { key, label: labelKeyOf(key), labelListed: false };
 }
 
-export const posixPath = path.posix;
