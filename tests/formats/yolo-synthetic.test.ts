@@ -217,6 +217,22 @@ describe('how the YAML is written', () => {
     }
   });
 
+  it('--format auto (the default) recognises a dataset YAML, its folder and a darknet folder', async () => {
+    const root = folder('auto');
+    write(path.join(root, 'ds/data.yaml'), 'train: images\nnames: [a]\n');
+    await image(path.join(root, 'ds/images/x.jpg'), 10, 10);
+    write(path.join(root, 'ds/labels/x.txt'), '0 0.5 0.5 1 1\n');
+    write(path.join(root, 'dn/classes.txt'), 'a\n');
+    await image(path.join(root, 'dn/y.jpg'), 10, 10);
+    write(path.join(root, 'dn/y.txt'), '0 0.5 0.5 1 1\n');
+    for (const annotationPath of [path.join(root, 'ds/data.yaml'), path.join(root, 'ds'), path.join(root, 'dn')]) {
+      const events = await ingestAll(env.dv, { annotationPath });
+      const last = events.at(-1)!;
+      expect([last.stage, last.image_count, last.annotation_count], last.message).toEqual(['complete', 1, 1]);
+      expect((await env.dv.datasets.get(last.dataset_id!)).format).toBe('yolo');
+    }
+  });
+
   it('a darknet / labelImg folder with classes.txt: labels beside the images, the ingest split', async () => {
     const root = folder('darknet');
     write(path.join(root, 'classes.txt'), 'person\ncar\n');
@@ -295,7 +311,7 @@ describe('inputs that are not a YOLO dataset fail with a message that says what 
     ['a YAML list', '- a\n- b\n', /is not a YOLO dataset YAML: it holds a list, not a mapping/],
     ['no split', 'names: [a]\n', /names no split: it needs at least one of train, val, test/],
     ['names of the wrong type', 'train: images\nnames: 3\n', /`names` must be a list .* or a mapping of class ids/],
-    ['a COCO JSON given as YOLO', '{"images": [], "annotations": [], "categories": []}', /bad\.json is not a usable YOLO dataset YAML: it has no `names` key/],
+    ['a COCO JSON given as YOLO', '{"images": [], "annotations": [], "categories": []}', /^annotation_path "bad\.json" is not a YOLO dataset: it looks like a JSON object: a COCO annotation file \(--format coco\)$/],
   ])('%s', async (name, yaml, message) => {
     const root = folder(`bad-${name.replace(/\W+/g, '-')}`);
     const file = path.join(root, name.includes('COCO') ? 'bad.json' : 'bad.yaml');

@@ -1,8 +1,9 @@
 import { A, buffersOf, type ColumnBuffers, type Columns } from '../../../records/columns.js';
 import type { RecordEvent } from '../../../records/events.js';
 import type { CategoryRecord } from '../../../records/types.js';
-import { DataVisorError } from '../../../errors.js';
+import { BadInputError, DataVisorError } from '../../../errors.js';
 import type { InputLocation, ObjectStore, StorageService } from '../../../storage/index.js';
+import { describeInput } from '../probe.js';
 import type { FormatReader, ReadOptions, ReaderSource, ReadStep, ReadSummary } from '../reader.js';
 import { looksLikeDatasetYaml } from './dataset-config.js';
 import { readHeaderStore, readLabelStore } from './file-reads.js';
@@ -40,6 +41,10 @@ export const yoloFormat: FormatReader = {
   },
 
   async resolve(request, storage) {
+    // An input that is recognisably another format is named as such (a YAML or folder that merely
+    // lacks what YOLO needs gets the YAML reader's own precise message instead).
+    const looks = yoloFormat.detect(request.probe) ? null : describeInput(request.probe);
+    if (looks !== null && !looks.includes('YOLO')) throw new BadInputError(`annotation_path ${JSON.stringify(request.probe.name)} is not a YOLO dataset: it looks like ${looks}`);
     const layout = await resolveLayout(request.annotationPath, request.imageDir, storage);
     const source: YoloSource = {
       storage, annotation: layout.config, images: layout.images, bytesTotal: null, defaultName: layout.defaultName, plan: layout.plan,
