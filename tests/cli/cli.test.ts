@@ -91,9 +91,9 @@ describe('datavisor CLI', () => {
     const r = await cli(['ingest', DEMO.annotations]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/ingest failed \(BAD_USER_INPUT\): image_dir is required for a COCO file/);
-    const f = await cli(['ingest', '--format', 'yolo', DEMO.annotations, DEMO.images]);
+    const f = await cli(['ingest', '--format', 'kitti', DEMO.annotations, DEMO.images]);
     expect(f.code).not.toBe(0);
-    expect(f.stderr).toContain('Allowed choices are auto, coco');
+    expect(f.stderr).toContain('Allowed choices are auto, coco, voc, yolo');
   });
 
   it('shows a live progress bar on a terminal', () => {

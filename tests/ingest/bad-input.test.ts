@@ -259,7 +259,7 @@ describe('wrong types', () => {
 
   it('a top-level array is a results file: BAD_USER_INPUT pointing at the predictions import', async () => {
     const message = await fatalFile('top-array.json', JSON.stringify([ORACLE]), 'BAD_USER_INPUT');
-    expect(message).toMatch(/^annotation_path "top-array\.json" is not in a format DataVisor reads \(coco, voc\): it looks like a COCO results file .*datavisor predictions import/);
+    expect(message).toMatch(/^annotation_path "top-array\.json" is not in a format DataVisor reads \(coco, voc, yolo\): it looks like a COCO results file .*datavisor predictions import/);
   });
 
   it('a top-level array given as --format coco names what it is', async () => {
@@ -332,7 +332,7 @@ describe('paths', () => {
 
   it('an annotation_path that is a directory is BAD_USER_INPUT', async () => {
     const message = await fatal({ annotationPath: fx, imageDir: DEMO.images }, 'BAD_USER_INPUT');
-    expect(message).toMatch(/^annotation_path "fixtures" is not in a format DataVisor reads \(coco, voc\): it looks like a folder holding .*\.json.*: pass a COCO annotation file itself, with this folder as image_dir$/);
+    expect(message).toMatch(/^annotation_path "fixtures" is not in a format DataVisor reads \(coco, voc, yolo\): it looks like a folder holding .*\.json.*: pass a COCO annotation file itself, with this folder as image_dir$/);
   });
 
   it('an image_dir that is a file is BAD_USER_INPUT', async () => {
@@ -391,7 +391,7 @@ describe('paths', () => {
 describe('bad requests', () => {
   it('format "kitti" is BAD_USER_INPUT', async () => {
     const message = await fatal({ annotationPath: good.path, imageDir: DEMO.images, format: 'kitti' }, 'BAD_USER_INPUT');
-    expect(message).toBe('format "kitti" is not supported; the supported formats are "auto", "coco", "voc"');
+    expect(message).toBe('format "kitti" is not supported; the supported formats are "auto", "coco", "voc", "yolo"');
   });
 
   it('an empty annotation_path is BAD_USER_INPUT', async () => {

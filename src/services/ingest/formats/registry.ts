@@ -3,9 +3,10 @@ import { cocoFormat } from './coco/coco-format.js';
 import { describeInput } from './probe.js';
 import type { FormatReader, InputProbe } from './reader.js';
 import { vocFormat } from './voc/voc-format.js';
+import { yoloFormat } from './yolo/yolo-format.js';
 
 /** Every format ingestion reads, by the name a request gives. */
-const READERS: readonly FormatReader[] = [cocoFormat, vocFormat];
+const READERS: readonly FormatReader[] = [cocoFormat, vocFormat, yoloFormat];
 
 export const FORMAT_NAMES: readonly string[] = READERS.map((r) => r.name);
 
