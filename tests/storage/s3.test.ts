@@ -245,7 +245,7 @@ describe('data roots with buckets', () => {
     expect((await ingestError(env, { annotationPath: 's3://x/a.json', imageDir: IMG })).code).toBe('BAD_USER_INPUT');
     // A prefix holding objects is a folder: named as one, with what to pass instead.
     const folder = await ingestError(env, { annotationPath: 's3://datasets/demo', imageDir: IMG });
-    expect([folder.code, folder.message]).toEqual(['BAD_USER_INPUT', expect.stringMatching(/^annotation_path "demo" is not in a format DataVisor reads \(coco, voc\): it looks like a folder/)]);
+    expect([folder.code, folder.message]).toEqual(['BAD_USER_INPUT', expect.stringMatching(/^annotation_path "demo" is not in a format DataVisor reads \(coco, voc, yolo\): it looks like a folder/)]);
   });
 
   it('reads the standard AWS variables into the settings', () => {
