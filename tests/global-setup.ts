@@ -16,7 +16,7 @@ export default async function setup(project: TestProject): Promise<() => void> {
   removeLeftovers();
   const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`)));
   // dist/ is compiled by `npm test` before vitest starts.
-  const { generateDemoDataset } = await import('../dist/demo/demo.js');
+  const { generateDemoDataset } = await import('../dist/demo/index.js');
   await generateDemoDataset(path.join(dir, 'demo'), { images: DEMO_IMAGES });
   project.provide('generatedDir', dir);
   if (!hasShared) console.warn(SHARED_MISSING);

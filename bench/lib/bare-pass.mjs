@@ -5,6 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { jsonParser } from 'stream-json/parser.js';
 
 const file = process.argv[2];
+const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const tokenize = jsonParser({ packValues: true, streamValues: false });
 const decoder = new StringDecoder('utf8');
@@ -18,4 +19,5 @@ for await (const chunk of fs.createReadStream(file, { highWaterMark: 16 * 1024 }
 count(tokenize(decoder.end()));
 count(tokenize(Symbol.for('object-stream.none')));
 const seconds = (performance.now() - t0) / 1000;
-process.stdout.write(JSON.stringify({ seconds, tokens, rssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(JSON.stringify({ seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, tokens, rssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluateCoco } from '../../dist/services/evaluation/index.js';
 import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
@@ -89,6 +90,47 @@ describe.each(fs.readdirSync(CASES).sort())('case %s through ingest, import and 
     const perImage = Object.fromEntries(samples.map((s) => [String(s.image_id), { tp: s.tp, fp: s.fp, fn: s.fn }]));
     for (const [image, want] of Object.entries(expected.matching.per_image)) {
       expect(perImage[image] ?? { tp: 0, fp: 0, fn: 0 }, `image ${image}`).toEqual({ tp: want.tp, fp: want.fp, fn: want.fn });
+    }
+  });
+});
+
+describe('stored precision-recall curves', () => {
+  it('are the engine\'s, bit for bit, also when a curve starts at precision 1 and a score of 1 (integers before fractions)', async () => {
+    const { dv } = env;
+    const data = path.join(env.dir, 'curves');
+    fs.mkdirSync(data);
+    // Three objects, found with scores 1, 0.9 (TPs), 0.8 (FP), 0.7 (TP): precision 1, 1, 0.75 … and
+    // scores 1, 0.9, 0.7 at the recall points. Taken as JS numbers, such a list used to be bound
+    // as INTEGER[] from its first value, and the evaluation failed on the next one.
+    const box = (x: number) => [x, 10, 20, 20];
+    const gt = {
+      images: [{ id: 1, file_name: 'a.jpg', width: 200, height: 100 }],
+      categories: [{ id: 1, name: 'a' }, { id: 2, name: 'b' }],
+      annotations: [0, 40, 80].map((x, i) => ({ id: i + 1, image_id: 1, category_id: 1, bbox: box(x), area: 400, iscrowd: 0 })),
+    };
+    const results = [
+      { image_id: 1, category_id: 1, bbox: box(0), score: 1 },
+      { image_id: 1, category_id: 1, bbox: box(40), score: 0.9 },
+      { image_id: 1, category_id: 1, bbox: box(120), score: 0.8 },
+      { image_id: 1, category_id: 1, bbox: box(80), score: 0.7 },
+    ];
+    fs.writeFileSync(path.join(data, 'gt.json'), JSON.stringify(gt));
+    fs.writeFileSync(path.join(data, 'results.json'), JSON.stringify(results));
+    const done = (await ingestAll(dv, { annotationPath: path.join(data, 'gt.json'), imageDir: data, datasetName: 'curves' })).at(-1)!;
+    expect(done.stage).toBe('complete');
+    const datasetId = done.dataset_id!;
+    for await (const e of dv.predictions.import({ datasetId, resultsPath: path.join(data, 'results.json'), name: 'run' })) expect(e.stage).not.toBe('error');
+
+    const evaluation = await dv.evaluations.evaluate({ datasetId, predictions: 'run' });
+    const expected = evaluateCoco(gt, results, { iouType: 'bbox' }).prCurves;
+    expect(expected[0]!.precision[0]![0]).toBe(1);
+    expect(expected[0]!.precision[0]!.some((p) => !Number.isInteger(p))).toBe(true);
+    const stored = await dv.evaluations.curves(datasetId, evaluation.id);
+    expect(stored).toHaveLength(2 * 10);
+    for (const curve of stored) {
+      const want = expected.find((c) => c.categoryId === curve.categoryId)!;
+      expect(curve.precision).toEqual(want.precision[curve.iouIndex]);
+      expect(curve.scores).toEqual(want.scores[curve.iouIndex]);
     }
   });
 });

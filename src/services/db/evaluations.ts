@@ -215,7 +215,7 @@ export class EvaluationWriter {
 }
 
 const INSERT_CURVES = `INSERT INTO eval_curves SELECT $1, category_id, iou_index, precision, scores FROM (
-  SELECT unnest(from_json($2::JSON, '[{"category_id":"BIGINT","iou_index":"INTEGER","precision":"DOUBLE[]","scores":"DOUBLE[]"}]'), recursive := true))`;
+  SELECT unnest(from_json($2, '[{"category_id":"BIGINT","iou_index":"INTEGER","precision":"DOUBLE[]","scores":"DOUBLE[]"}]'), recursive := true))`;
 
 /** Every row of the evaluations of a label set (or of one evaluation), inside a change of the dataset. */
 export async function deleteEvaluations(tx: Transaction, datasetId: string, where: { labelSet: number } | { id: string }): Promise<number> {

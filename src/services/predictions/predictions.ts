@@ -100,7 +100,7 @@ export class PredictionService {
       // A used name is refused here, before any progress: nothing has been read yet.
       const writer = await PredictionWriter.begin(change.tx, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url });
       yield progress('Reading predictions');
-      const read = readResults((await storage.openInput(input, READ_CHUNK)) as AsyncIterable<Buffer>);
+      const read = readResults(readAhead((await storage.openInput(input, READ_CHUNK)) as AsyncIterable<Buffer>));
       let lastEmit = performance.now();
       let step = await read.next();
       while (!step.done) {
@@ -149,6 +149,29 @@ export class PredictionService {
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);
     }
+  }
+}
+
+/**
+ * The blocks of `source`, the next one always being read while the caller parses the last: each
+ * read is a round trip to libuv's thread pool (or the network) that the parser no longer waits for.
+ * Safe because every block is a buffer of its own (openInput is given no buffers to reuse, and
+ * rechunk() makes new ones). Stopping early waits for the read in flight, then closes the source.
+ */
+async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let next: Promise<IteratorResult<T>> | null = it.next();
+  try {
+    for (;;) {
+      const step: IteratorResult<T> = await next;
+      next = null;
+      if (step.done) return;
+      next = it.next();
+      yield step.value;
+    }
+  } finally {
+    if (next) await next.catch(() => undefined); // the error that ends the loop is another one
+    await it.return?.(undefined);
   }
 }
 
