@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { mulberry32 as rng } from '../dist/demo/rng.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const COCO128 = path.resolve(ROOT, '../shared/realdata/coco128-instances/train2017');
@@ -39,18 +40,6 @@ const NAMES = ['person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'tra
   'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed', 'dining table',
   'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book',
   'clock', 'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush'];
-
-/** mulberry32: the same dataset on every machine. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function generate(dir, images, boxes) {
   const done = path.join(dir, '.complete');

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { mulberry32 as rng } from '../../src/demo/rng.js';
 
 /**
  * A COCO "instances" file shaped like train2017, written by the tests themselves (no images, no
@@ -47,18 +48,6 @@ const SUPERCATEGORIES: [string, [number, string][]][] = [
 const CATEGORIES = SUPERCATEGORIES.flatMap(([supercategory, cats]) => cats.map(([id, name]) => ({ id, name, supercategory })));
 
 const SIZES: readonly [number, number][] = [[640, 480], [640, 427], [480, 640], [427, 640], [500, 375], [612, 612], [640, 360], [375, 500]];
-
-/** mulberry32: small, fast and the same everywhere. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A coordinate as Python's json.dump writes round(x, 2): 510.66, 420.5, 17.0. */
 function f2(x: number): string {
