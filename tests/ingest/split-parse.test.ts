@@ -180,7 +180,7 @@ describe('files the split holds for', () => {
     const areas = [5, Math.floor(n / 2), n - 2];
     for (const [k, i] of areas.entries()) c.annotations[i]!.area = k === 1 ? '__NaN__' : '__Infinity__';
     const python = JSON.stringify(c).replace(/"__(NaN|-?Infinity)__"/g, '$1');
-    const { split: events } = await ingestBoth({ annotationPath: write('non-finite.json', python), imageDir: COCO128.images });
+    const { split: events } = await ingestBoth({ annotationPath: write('non-finite.json', python), imageDir: DEMO.images });
     expect(lastParts()).toBe(4);
     const done = events.at(-1)!;
     expect(done).toMatchObject({ stage: 'complete', annotation_count: n });
@@ -199,7 +199,7 @@ describe('files the split holds for', () => {
     // Every box statistic is what it is without those annotations at all.
     const marked = new Set([1, 2, ...boxes, ...areas]);
     const without = { ...c, annotations: c.annotations.filter((_, i) => !marked.has(i)) };
-    const other = (await ingestAll(whole.dv, { annotationPath: write('without-non-finite.json', JSON.stringify(without)), imageDir: COCO128.images })).at(-1)!;
+    const other = (await ingestAll(whole.dv, { annotationPath: write('without-non-finite.json', JSON.stringify(without)), imageDir: DEMO.images })).at(-1)!;
     const boxStats = (w: typeof done.warnings) =>
       w!.filter((x) => ['bbox_outside_image', 'degenerate_bbox', 'area_inconsistent_with_bbox', 'missing_bbox'].includes(x.code)).map((x) => [x.code, x.count]);
     expect(boxStats(done.warnings)).toEqual(boxStats(other.warnings));
