@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { categoryJson, datasetJson } from '../services/datasets/json-views.js';
 import { errorResponses } from './errors.js';
-import { newRouter } from './router.js';
+import { DatasetIdParams, jsonResponse, newRouter } from './router.js';
 
 export const WarningSchema = z
   .object({
@@ -46,35 +46,26 @@ const CategorySchema = z
   })
   .openapi('Category');
 
-const IdParams = z.object({
-  id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
-});
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-});
-
 const listDatasets = createRoute({
   method: 'get',
   path: '/datasets',
   summary: 'Every dataset, newest first',
-  responses: { 200: json(z.object({ datasets: z.array(DatasetSchema) }), 'The datasets') },
+  responses: { 200: jsonResponse(z.object({ datasets: z.array(DatasetSchema) }), 'The datasets') },
 });
 
 const getDataset = createRoute({
   method: 'get',
   path: '/datasets/{id}',
   summary: 'One dataset',
-  request: { params: IdParams },
-  responses: { 200: json(DatasetSchema, 'The dataset'), ...errorResponses(404) },
+  request: { params: DatasetIdParams },
+  responses: { 200: jsonResponse(DatasetSchema, 'The dataset'), ...errorResponses(404) },
 });
 
 const deleteDataset = createRoute({
   method: 'delete',
   path: '/datasets/{id}',
   summary: 'Deletes a dataset: its samples, annotations, categories and cached thumbnails',
-  request: { params: IdParams },
+  request: { params: DatasetIdParams },
   responses: { 204: { description: 'Deleted' }, ...errorResponses(404) },
 });
 
@@ -82,8 +73,8 @@ const listCategories = createRoute({
   method: 'get',
   path: '/datasets/{id}/categories',
   summary: 'Categories of a dataset in category id order, with annotation and image counts',
-  request: { params: IdParams },
-  responses: { 200: json(z.object({ categories: z.array(CategorySchema) }), 'The categories'), ...errorResponses(404) },
+  request: { params: DatasetIdParams },
+  responses: { 200: jsonResponse(z.object({ categories: z.array(CategorySchema) }), 'The categories'), ...errorResponses(404) },
 });
 
 export function datasetRoutes(dv: DataVisor) {

@@ -2,12 +2,9 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { evaluationJson } from '../services/datasets/json-views.js';
 import { errorResponses } from './errors.js';
-import { newRouter } from './router.js';
+import { DatasetIdParams, jsonResponse, newRouter } from './router.js';
 
-const IdParams = z.object({
-  id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
-});
-const EvaluationParams = IdParams.extend({
+const EvaluationParams = DatasetIdParams.extend({
   evaluation_id: z.string().min(1).openapi({ param: { name: 'evaluation_id', in: 'path' } }),
 });
 
@@ -37,22 +34,20 @@ const EvaluateBody = z
   })
   .openapi('EvaluateRequest');
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
-
 const evaluate = createRoute({
   method: 'post',
   path: '/datasets/{id}/evaluations',
   summary: 'Evaluates a prediction run against the ground truth as pycocotools\' COCOeval does, and stores every outcome',
-  request: { params: IdParams, body: { required: true, content: { 'application/json': { schema: EvaluateBody } } } },
-  responses: { 201: json(EvaluationSchema, 'The evaluation'), ...errorResponses(400, 404, 409) },
+  request: { params: DatasetIdParams, body: { required: true, content: { 'application/json': { schema: EvaluateBody } } } },
+  responses: { 201: jsonResponse(EvaluationSchema, 'The evaluation'), ...errorResponses(400, 404, 409) },
 });
 
 const listEvaluations = createRoute({
   method: 'get',
   path: '/datasets/{id}/evaluations',
   summary: 'The evaluations of a dataset, oldest first',
-  request: { params: IdParams },
-  responses: { 200: json(z.object({ evaluations: z.array(EvaluationSchema) }), 'The evaluations'), ...errorResponses(404) },
+  request: { params: DatasetIdParams },
+  responses: { 200: jsonResponse(z.object({ evaluations: z.array(EvaluationSchema) }), 'The evaluations'), ...errorResponses(404) },
 });
 
 const getEvaluation = createRoute({
@@ -60,7 +55,7 @@ const getEvaluation = createRoute({
   path: '/datasets/{id}/evaluations/{evaluation_id}',
   summary: 'One evaluation',
   request: { params: EvaluationParams },
-  responses: { 200: json(EvaluationSchema, 'The evaluation'), ...errorResponses(404) },
+  responses: { 200: jsonResponse(EvaluationSchema, 'The evaluation'), ...errorResponses(404) },
 });
 
 const getCurves = createRoute({
@@ -69,7 +64,7 @@ const getCurves = createRoute({
   summary: 'Precision-recall curves per category and IoU threshold (area all, 100 detections), with the score at each recall point',
   request: { params: EvaluationParams },
   responses: {
-    200: json(
+    200: jsonResponse(
       z.object({
         recall: z.array(z.number()),
         iou_thresholds: z.array(z.number()),

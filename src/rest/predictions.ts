@@ -3,11 +3,7 @@ import type { DataVisor } from '../services/app.js';
 import { predictionRunJson } from '../services/datasets/json-views.js';
 import { errorResponses } from './errors.js';
 import { eventStream, eventStreamResponse, IngestEventSchema, type IngestRouteOptions } from './ingest.js';
-import { newRouter } from './router.js';
-
-const IdParams = z.object({
-  id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
-});
+import { DatasetIdParams, newRouter } from './router.js';
 
 const ImportBody = z
   .object({
@@ -34,7 +30,7 @@ const importPredictions = createRoute({
     'Events as the ingest\'s (`parsing_predictions`, then `complete` with `prediction_count`, or `error`). A request that fails its ' +
     'schema answers 400 JSON before any stream starts; every later failure (unknown dataset, image_id or category_id, a missing ' +
     'score, a name already used: CONFLICT) is an `error` event and nothing is left behind. Closing the connection cancels the import.',
-  request: { params: IdParams, body: { required: true, content: { 'application/json': { schema: ImportBody } } } },
+  request: { params: DatasetIdParams, body: { required: true, content: { 'application/json': { schema: ImportBody } } } },
   responses: {
     200: { description: '`data: {json}` per event', content: { 'text/event-stream': { schema: IngestEventSchema } } },
     ...errorResponses(400, 413, 415),
@@ -45,7 +41,7 @@ const listPredictions = createRoute({
   method: 'get',
   path: '/datasets/{id}/predictions',
   summary: 'The prediction runs of a dataset, oldest first',
-  request: { params: IdParams },
+  request: { params: DatasetIdParams },
   responses: {
     200: { description: 'The runs', content: { 'application/json': { schema: z.object({ predictions: z.array(PredictionRunSchema) }) } } },
     ...errorResponses(404),
@@ -56,7 +52,7 @@ const deletePredictions = createRoute({
   method: 'delete',
   path: '/datasets/{id}/predictions/{name}',
   summary: 'Deletes a prediction run: every prediction of it',
-  request: { params: IdParams.extend({ name: z.string().min(1).openapi({ param: { name: 'name', in: 'path' } }) }) },
+  request: { params: DatasetIdParams.extend({ name: z.string().min(1).openapi({ param: { name: 'name', in: 'path' } }) }) },
   responses: { 204: { description: 'Deleted' }, ...errorResponses(404) },
 });
 

@@ -48,6 +48,17 @@ export function queryNumber() {
   );
 }
 
+/** The `{id}` path parameter of a dataset's routes. */
+export const DatasetIdParams = z.object({
+  id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
+});
+
+/** A JSON response of a route definition. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
 /** A boolean query parameter: `true`/`1` or `false`/`0`. */
 export function queryBool() {
   return z.preprocess(
