@@ -14,7 +14,7 @@ import { ingestRoutes } from './rest/ingest.js';
 import { predictionRoutes } from './rest/predictions.js';
 import { evaluationRoutes } from './rest/evaluations.js';
 import { requestLog } from './rest/request-log.js';
-import { newRouter } from './rest/router.js';
+import { newApp } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
 import { staticAssets } from './rest/static-assets.js';
 import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
@@ -54,7 +54,7 @@ const VERSION = readVersion();
  */
 export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const app = newRouter();
+  const app = newApp();
   const { corsOrigins } = dv.settings;
 
   app.use(requestLog(dv.log));
