@@ -214,3 +214,28 @@ describe('a change of the dataset', () => {
     expect(run.items.map((o) => [o.bbox && [o.bbox.x, o.bbox.y, o.bbox.w, o.bbox.h], o.confidence, o.label_set])).toEqual(results.map((p) => [p.bbox, 0.5, 'copy']));
   });
 });
+
+describe('with DATAVISOR_API_TOKEN', () => {
+  it('crop URLs carry their own signature: they work without the token, for that object only', async () => {
+    const secured = await startTestServer({ env: { DATAVISOR_API_TOKEN: 'objects-secret' } });
+    try {
+      const auth = { authorization: 'Bearer objects-secret' };
+      const done = await fetch(`${secured.base}/datasets/ingest`, {
+        method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ annotation_path: DEMO_JSON, image_dir: DEMO_IMAGES }),
+      });
+      const dataset = parseSse(await done.text()).at(-1)!.dataset_id!;
+      expect((await fetch(`${secured.base}/datasets/${dataset}/objects`)).status).toBe(401);
+      const listed = (await getJson<Page>(`${secured.base}/datasets/${dataset}/objects?first=2`, { headers: auth })).body;
+      const [a, b] = listed.items;
+      expect(a!.crop_url).toMatch(/&sig=/);
+      expect((await fetch(a!.crop_url)).status).toBe(200);
+      // Another object under the first one's signature.
+      expect((await fetch(a!.crop_url.replace(`/objects/${a!.position}?`, `/objects/${b!.position}?`))).status).toBe(403);
+      expect((await fetch(a!.crop_url.replace(/&exp=.*/, ''))).status).toBe(401);
+      // A thumbnail signature does not open a crop.
+      expect((await fetch(`${secured.base}/images/${dataset}/objects/${a!.position}?size=medium&${new URL(a!.sample.thumbnail_url).search.slice(1).replace('size=medium&', '')}`)).status).toBe(403);
+    } finally {
+      await secured.close();
+    }
+  }, SLOW);
+});
