@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { shouldRenderGraphiQL } from 'graphql-yoga';
 import { bodyLimit } from 'hono/body-limit';
-import { corsPolicy, IMAGE_ROUTE, requireImageAccess, requireToken } from './rest/auth.js';
+import { corsPolicy, CROP_ROUTE, IMAGE_ROUTE, requireImageAccess, requireToken } from './rest/auth.js';
 import { compression } from './rest/compression.js';
 import { datasetRoutes } from './rest/datasets.js';
 import { errorResponse, methodNotAllowed, toErrorResponse } from './rest/errors.js';
@@ -15,6 +15,7 @@ import { predictionRoutes } from './rest/predictions.js';
 import { evaluationRoutes } from './rest/evaluations.js';
 import { requestLog } from './rest/request-log.js';
 import { newApp } from './rest/router.js';
+import { objectRoutes } from './rest/objects.js';
 import { sampleRoutes } from './rest/samples.js';
 import { staticAssets } from './rest/static-assets.js';
 import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
@@ -81,6 +82,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
       }),
     );
     app.use(IMAGE_ROUTE, requireImageAccess(dv.access));
+    app.use(CROP_ROUTE, requireImageAccess(dv.access, 'object'));
     app.openAPIRegistry.registerComponent('securitySchemes', 'bearerToken', {
       type: 'http',
       scheme: 'bearer',
@@ -99,6 +101,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', predictionRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
   app.route('/', evaluationRoutes(dv));
   app.route('/', sampleRoutes(dv));
+  app.route('/', objectRoutes(dv));
   app.route('/', imageRoutes(dv));
 
   app.route('/', staticAssets(GRAPHIQL_ASSETS));

@@ -185,8 +185,11 @@ export class SampleService {
     return countSampleRows(this.db, datasetId, query);
   }
 
-  /** Category names → the dataset's category ids (a name no category has matches nothing). */
-  private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
+  /**
+   * Category names → the dataset's category ids (a name no category has matches nothing); the
+   * object view (services/objects) limits its rows with the same query filter.
+   */
+  async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
     if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {
