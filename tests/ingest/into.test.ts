@@ -137,6 +137,24 @@ describe('adding a split to a dataset (into)', () => {
     }
   });
 
+  it('maps a results file of one split through that split\'s file ids (predictions import with split)', async () => {
+    // The test file's own ids, as a model run on that file reports them.
+    const results = TEST.annotations.slice(0, 5).map((a) => ({ image_id: a.image_id, category_id: a.category_id, bbox: [1, 2, 3, 4], score: 0.5 }));
+    const file = path.join(env.dir, 'test-results.json');
+    fs.writeFileSync(file, JSON.stringify(results));
+    const events: { stage: string; code?: string }[] = [];
+    for await (const e of env.dv.predictions.import({ datasetId: id, resultsPath: file, name: 'on-test', split: 'test' })) events.push(e);
+    expect(events.at(-1)).toMatchObject({ stage: 'complete', prediction_count: 5 });
+    const [run] = await env.dv.predictions.list(id);
+    const rows = await env.dv.db.query(
+      `SELECT s.split, json_extract(s.metadata, '$.file_image_id')::BIGINT AS file_id FROM annotations a JOIN samples s ON s.dataset_id = a.dataset_id AND s.ord = a.sample_ord
+       WHERE a.dataset_id = $1 AND a.label_set = $2 ORDER BY a.ord`,
+      [id, run!.labelSet],
+    );
+    expect(rows.map((r) => [r.split, Number(r.file_id)])).toEqual(results.map((r) => ['test', r.image_id]));
+    await env.dv.predictions.delete(id, 'on-test');
+  });
+
   it('refuses a split the dataset has (CONFLICT), leaving it as it was', async () => {
     const before = await snapshot(id);
     const e = await ingestSplit('test', { into: id });
