@@ -1,8 +1,7 @@
 import path from 'node:path';
 import type { MergePlacement } from '../db/dataset-writer.js';
 import { BadInputError, DataVisorError, isDataVisorError } from '../errors.js';
-import { formatLocation, parseLocation, type Location, type StorageService } from '../storage/index.js';
-import { commonDir } from './formats/yolo/layout.js';
+import { commonDir, formatLocation, parseLocation, type Location, type StorageService } from '../storage/index.js';
 
 /**
  * Where the images of a dataset and of the splits added to it (`into`) are served from. A dataset
