@@ -308,7 +308,6 @@ function* distinctDirs(keys: readonly string[]): Generator<string> {
   }
 }
 
-
 export function isUnder(parent: string, child: string): boolean {
   return parent === child || parent === '' || parent === '/' || child.startsWith(`${parent}/`);
 }
