@@ -79,8 +79,12 @@ export const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );
 
-/** The outcomes `evaluation` asks for (repeat the parameter): tp, fp, fn. */
-export const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
+/** What `evaluation` asks of one object (repeat a parameter for several values). */
+export const EVALUATION_HAS = {
+  evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: an object\'s outcome is one of these (tp, fp, fn)' }),
+  evaluation_error: repeatable().optional().openapi({ description: 'With `evaluation`: an object\'s error kind is one of these (classification, localization, both, duplicate, background, missed)' }),
+  evaluation_category: repeatable().optional().openapi({ description: 'With `evaluation`: the object (a prediction, or a missed object) is of one of these categories' }),
+};
 
 const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
@@ -106,9 +110,11 @@ export function filterInput(q: Record<string, unknown>): SampleFilterInput {
   const input = Object.fromEntries(
     (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [field, q[SAMPLE_FILTER_FIELDS[field].param]]),
   ) as SampleFilterInput;
-  const has = q.evaluation_has as string[] | undefined;
-  if (has !== undefined && q.evaluation === undefined) throw new BadInputError('query parameter "evaluation_has" needs "evaluation" (the evaluation id)');
-  if (q.evaluation !== undefined) input.evaluation = { id: q.evaluation as string, has };
+  const [has, errors, categories] = (['evaluation_has', 'evaluation_error', 'evaluation_category'] as const).map((k) => {
+    if (q[k] !== undefined && q.evaluation === undefined) throw new BadInputError(`query parameter "${k}" needs "evaluation" (the evaluation id)`);
+    return q[k] as string[] | undefined;
+  });
+  if (q.evaluation !== undefined) input.evaluation = { id: q.evaluation as string, has, errors, categories };
   return input;
 }
 

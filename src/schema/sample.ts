@@ -275,11 +275,18 @@ const EvalOutcomeEnum = builder.enumType('EvalOutcome', {
   values: { TP: { value: 'tp' }, FP: { value: 'fp' }, FN: { value: 'fn' } } as const,
 });
 
+const EvalErrorEnum = builder.enumType('EvalError', {
+  description: 'Why an object is an error at IoU 0.5: a false positive\'s TIDE kind, or a missed object.',
+  values: Object.fromEntries(['classification', 'localization', 'both', 'duplicate', 'background', 'missed'].map((k) => [k.toUpperCase(), { value: k }])),
+});
+
 const EvaluationFilterInput = builder.inputType('EvaluationFilter', {
-  description: 'Samples with at least one of the outcomes in an evaluation.',
+  description: 'Samples with an object of an evaluation that meets every condition given (one object must meet them all).',
   fields: (t) => ({
     id: t.id({ required: true, description: 'The evaluation\'s id.' }),
-    has: t.field({ type: [EvalOutcomeEnum], description: 'Any of these; all three when absent.' }),
+    has: t.field({ type: [EvalOutcomeEnum], description: 'The object\'s outcome is one of these; all three when absent.' }),
+    errors: t.field({ type: [EvalErrorEnum], description: 'The object\'s error kind is one of these (a false positive\'s TIDE kind, or MISSED).' }),
+    categories: t.stringList({ description: 'The object is of one of these categories: a prediction\'s own, a missed object\'s.' }),
   }),
 });
 
@@ -296,7 +303,7 @@ const SampleFilterInput: InputRef<SampleFilterInput> = builder.inputRef<SampleFi
     minBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at least this large; with the other annotation conditions, one annotation must meet them all.' }),
     maxBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at most this large.' }),
     fileMissing: t.boolean({ description: 'The image file was (true) or was not (false) missing at ingest.' }),
-    evaluation: t.field({ type: EvaluationFilterInput, description: 'Samples with a TP, FP or FN (or those of `has`) in an evaluation.' }),
+    evaluation: t.field({ type: EvaluationFilterInput, description: 'Samples with a TP, FP or FN in an evaluation, or an object with the outcome, error kind and category asked for.' }),
   }),
 });
 

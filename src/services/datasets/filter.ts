@@ -8,9 +8,11 @@ import { isId } from '../ids.js';
  * (as FiftyOne's get_view serves both its routes and its resolvers): each maps its input here, so
  * both offer every filter, with the same checks and the same hash. Its SQL is in db/samples.ts.
  */
-export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds'> & {
+export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds' | 'evaluationCategoryIds'> & {
   /** Category names: the sample has an annotation in one of them. */
   categories?: readonly string[];
+  /** Category names: the evaluation's objects that count are of one of them. */
+  evaluationCategories?: readonly string[];
 };
 
 /** A filter as the APIs receive it: every field optional or null; `category` joins `categories`. */
@@ -25,8 +27,12 @@ export interface SampleFilterInput {
   minBboxArea?: number | null;
   maxBboxArea?: number | null;
   fileMissing?: boolean | null;
-  /** Samples with one of these outcomes (`TP`, `FP`, `FN`; all three when absent) in an evaluation. */
-  evaluation?: { id: string; has?: readonly string[] | null } | null;
+  /**
+   * Samples with an object of an evaluation that has one of the outcomes `has` (TP, FP, FN; all
+   * three when absent), one of the error kinds `errors` (TIDE's, and `missed`) and one of the
+   * `categories`, each when given: one object must meet them all.
+   */
+  evaluation?: { id: string; has?: readonly string[] | null; errors?: readonly string[] | null; categories?: readonly string[] | null } | null;
 }
 
 type FieldKind = 'string' | 'count' | 'number' | 'boolean' | 'evaluation';
@@ -47,6 +53,7 @@ export const SAMPLE_FILTER_FIELDS: Readonly<Record<keyof SampleFilterInput, { pa
 };
 
 const OUTCOMES = ['tp', 'fp', 'fn'] as const;
+const ERRORS = ['classification', 'localization', 'both', 'duplicate', 'background', 'missed'] as const;
 
 /** The SQL binds counts as 32-bit integers. */
 const MAX_COUNT = 2_147_483_647;
@@ -81,14 +88,28 @@ export function toSampleFilter(input: SampleFilterInput | null | undefined, name
  * A short, stable hash of what a filter selects: key order and the order or repetition of
  * category names do not change it.
  */
-function evaluationFilter(e: NonNullable<SampleFilterInput['evaluation']>, label: string): Pick<SampleFilter, 'evaluationId' | 'evaluationHas'> {
+type EvaluationFields = Pick<SampleFilter, 'evaluationId' | 'evaluationHas' | 'evaluationErrors' | 'evaluationCategories'>;
+
+function evaluationFilter(e: NonNullable<SampleFilterInput['evaluation']>, label: string): EvaluationFields {
   if (typeof e.id !== 'string' || !isId(e.id)) throw new BadInputError(`${label}: ${JSON.stringify(e.id)} is not an evaluation id`);
-  if (e.has == null) return { evaluationId: e.id };
-  const has = [...new Set(e.has.map((o) => String(o).toLowerCase()))];
-  const bad = has.find((o) => !(OUTCOMES as readonly string[]).includes(o));
-  if (bad !== undefined) throw new BadInputError(`${label}: ${JSON.stringify(bad)} is not an outcome; use TP, FP or FN`);
-  if (has.length === 0) throw new BadInputError(`${label}: name at least one outcome (TP, FP, FN), or leave it out for any`);
-  return { evaluationId: e.id, evaluationHas: has.sort() as ('tp' | 'fp' | 'fn')[] };
+  const out: EvaluationFields = { evaluationId: e.id };
+  if (e.has != null) out.evaluationHas = oneOf(e.has, OUTCOMES, `${label}: has`, 'an outcome');
+  if (e.errors != null) out.evaluationErrors = oneOf(e.errors, ERRORS, `${label}: errors`, 'an error kind');
+  if (e.categories != null) {
+    if (e.categories.length === 0) throw new BadInputError(`${label}: categories: name at least one category, or leave it out for any`);
+    out.evaluationCategories = [...new Set(e.categories)].sort();
+  }
+  return out;
+}
+
+/** The distinct values of `given` (any case), each one of `allowed`, sorted; at least one. */
+function oneOf<T extends string>(given: readonly string[], allowed: readonly T[], label: string, what: string): T[] {
+  const values = [...new Set(given.map((o) => String(o).toLowerCase()))];
+  const bad = values.find((o) => !(allowed as readonly string[]).includes(o));
+  const list = allowed.map((a) => a.toUpperCase()).join(', ');
+  if (bad !== undefined) throw new BadInputError(`${label}: ${JSON.stringify(bad)} is not ${what}; use ${list}`);
+  if (values.length === 0) throw new BadInputError(`${label}: name at least one of ${list}, or leave it out for any`);
+  return (values as T[]).sort();
 }
 
 export function filterHash(filter: SampleFilter): string {

@@ -190,14 +190,15 @@ export class SampleService {
    * object view (services/objects) limits its rows with the same query filter.
    */
   async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
-    const { categories, ...rest } = filter;
+    const { categories, evaluationCategories, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
     if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {
       throw new NotFoundError(`evaluation of dataset ${datasetId}`, rest.evaluationId);
     }
-    if (categories === undefined) return rest;
-    const wanted = new Set(categories);
-    return { ...rest, categoryIds: (await this.datasets.categories(datasetId)).filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
+    if (categories === undefined && evaluationCategories === undefined) return rest;
+    const all = await this.datasets.categories(datasetId);
+    const ids = (names: readonly string[] | undefined) => names && all.filter((c) => names.includes(c.name)).map((c) => c.categoryId);
+    return { ...rest, categoryIds: ids(categories), evaluationCategoryIds: ids(evaluationCategories) };
   }
 
   async get(datasetId: string, sampleId: string | number): Promise<Sample> {

@@ -42,42 +42,62 @@ export interface DetectionRow {
   height: number | null;
 }
 
-const GT_ROWS = (shapes: boolean) => `SELECT a.image_id, a.sample_ord, a.ord, a.annotation_id, a.category_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
-    a.area, a.is_crowd, ${shapes ? 'h.segmentation' : 'NULL AS segmentation'}, s.width, s.height
-  FROM annotations a JOIN samples s ON s.dataset_id = a.dataset_id AND s.ord = a.sample_ord
-  ${shapes ? 'LEFT JOIN annotation_shapes h ON h.dataset_id = a.dataset_id AND h.ord = a.ord' : ''}
+/**
+ * Every number as DOUBLE (ids fit: COCO's are below 2^53), read as whole columns (ColumnChunk).
+ * Image sizes only for masks, which are drawn at them: bbox reads the annotations table alone.
+ */
+const GT_ROWS = (shapes: boolean) => `SELECT a.image_id::DOUBLE, a.sample_ord::DOUBLE, a.ord::DOUBLE, a.annotation_id::DOUBLE, a.category_id::DOUBLE,
+    a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd::DOUBLE${SHAPE_COLUMNS(shapes)}
+  ${SHAPE_JOINS(shapes)}
   WHERE a.dataset_id = $1 AND a.label_set = 0
   ORDER BY a.image_id, a.ord`;
 
-const DT_ROWS = (shapes: boolean) => `SELECT a.image_id, a.sample_ord, a.ord, a.category_id, a.score, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
-    a.area, ${shapes ? 'h.segmentation' : 'NULL AS segmentation'}, s.width, s.height
-  FROM annotations a JOIN samples s ON s.dataset_id = a.dataset_id AND s.ord = a.sample_ord
-  ${shapes ? 'LEFT JOIN annotation_shapes h ON h.dataset_id = a.dataset_id AND h.ord = a.ord' : ''}
+const DT_ROWS = (shapes: boolean) => `SELECT a.image_id::DOUBLE, a.sample_ord::DOUBLE, a.ord::DOUBLE, a.category_id::DOUBLE, a.score,
+    a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area${SHAPE_COLUMNS(shapes)}
+  ${SHAPE_JOINS(shapes)}
   WHERE a.dataset_id = $1 AND a.label_set = $2
   ORDER BY a.image_id, a.ord`;
 
-const box = (r: Row): [number, number, number, number] | null =>
-  r.bbox_x === null ? null : [r.bbox_x as number, r.bbox_y as number, r.bbox_w as number, r.bbox_h as number];
+const SHAPE_COLUMNS = (shapes: boolean) => (shapes ? ', s.width::DOUBLE, s.height::DOUBLE, h.segmentation' : '');
+const SHAPE_JOINS = (shapes: boolean) =>
+  shapes
+    ? `FROM annotations a JOIN samples s ON s.dataset_id = a.dataset_id AND s.ord = a.sample_ord
+  LEFT JOIN annotation_shapes h ON h.dataset_id = a.dataset_id AND h.ord = a.ord`
+    : 'FROM annotations a';
+
+const orNull = (v: number): number | null => (v === v ? v : null);
 
 /** The ground truth of a dataset, streamed chunk by chunk in ascending image id. */
 export async function* streamGroundTruth(db: Database, datasetId: string, shapes: boolean): AsyncGenerator<GroundTruthRow[]> {
-  for await (const rows of db.stream(GT_ROWS(shapes), [datasetId])) {
-    yield rows.map((r) => ({
-      imageId: r.image_id as number, sampleOrd: r.sample_ord as number, ord: r.ord as number, annotationId: r.annotation_id as number,
-      categoryId: r.category_id as number, bbox: box(r), area: (r.area as number | null) ?? null, isCrowd: r.is_crowd as boolean,
-      segmentation: (r.segmentation as string | null) ?? null, width: (r.width as number | null) ?? null, height: (r.height as number | null) ?? null,
-    }));
+  for await (const c of db.stream(GT_ROWS(shapes), [datasetId])) {
+    const [imageId, sampleOrd, ord, annotationId, categoryId, x, y, w, h, area, isCrowd] = Array.from({ length: 11 }, (_, i) => c.numbers(i));
+    const [width, height, segmentation] = shapes ? [c.numbers(11), c.numbers(12), c.strings(13)] : [null, null, null];
+    const rows: GroundTruthRow[] = new Array(c.rowCount);
+    for (let i = 0; i < c.rowCount; i++) {
+      rows[i] = {
+        imageId: imageId![i]!, sampleOrd: sampleOrd![i]!, ord: ord![i]!, annotationId: annotationId![i]!, categoryId: categoryId![i]!,
+        bbox: x![i] === x![i] ? [x![i]!, y![i]!, w![i]!, h![i]!] : null, area: orNull(area![i]!), isCrowd: isCrowd![i] === 1,
+        segmentation: segmentation?.[i] ?? null, width: width ? orNull(width[i]!) : null, height: height ? orNull(height[i]!) : null,
+      };
+    }
+    yield rows;
   }
 }
 
 /** The predictions of a label set, streamed chunk by chunk in ascending image id. */
 export async function* streamDetections(db: Database, datasetId: string, labelSet: number, shapes: boolean): AsyncGenerator<DetectionRow[]> {
-  for await (const rows of db.stream(DT_ROWS(shapes), [datasetId, labelSet])) {
-    yield rows.map((r) => ({
-      imageId: r.image_id as number, sampleOrd: r.sample_ord as number, ord: r.ord as number, categoryId: r.category_id as number,
-      score: r.score as number, bbox: box(r), area: (r.area as number | null) ?? null, segmentation: (r.segmentation as string | null) ?? null,
-      width: (r.width as number | null) ?? null, height: (r.height as number | null) ?? null,
-    }));
+  for await (const c of db.stream(DT_ROWS(shapes), [datasetId, labelSet])) {
+    const [imageId, sampleOrd, ord, categoryId, score, x, y, w, h, area] = Array.from({ length: 10 }, (_, i) => c.numbers(i));
+    const [width, height, segmentation] = shapes ? [c.numbers(10), c.numbers(11), c.strings(12)] : [null, null, null];
+    const rows: DetectionRow[] = new Array(c.rowCount);
+    for (let i = 0; i < c.rowCount; i++) {
+      rows[i] = {
+        imageId: imageId![i]!, sampleOrd: sampleOrd![i]!, ord: ord![i]!, categoryId: categoryId![i]!, score: score![i]!,
+        bbox: x![i] === x![i] ? [x![i]!, y![i]!, w![i]!, h![i]!] : null, area: orNull(area![i]!),
+        segmentation: segmentation?.[i] ?? null, width: width ? orNull(width[i]!) : null, height: height ? orNull(height[i]!) : null,
+      };
+    }
+    yield rows;
   }
 }
 

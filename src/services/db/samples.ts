@@ -1,4 +1,5 @@
 import type { Database, Param, Row } from './connection.js';
+import { DETECTION_OUTCOMES, ERROR_KINDS, GROUND_TRUTH_OUTCOMES } from './evaluations.js';
 
 /**
  * Sample queries. Filters are composed from the fixed fragments below with every value bound;
@@ -21,6 +22,10 @@ export interface SampleQueryFilter {
   /** The sample has one of these outcomes in this evaluation (IoU 0.5, all areas, 100 detections). */
   evaluationId?: string;
   evaluationHas?: readonly ('tp' | 'fp' | 'fn')[];
+  /** With evaluationId: the object's error kind is one of these (`missed`: a missed object). */
+  evaluationErrors?: readonly ('classification' | 'localization' | 'both' | 'duplicate' | 'background' | 'missed')[];
+  /** With evaluationId: the object (a prediction, or a missed object) is of one of these categories. */
+  evaluationCategoryIds?: readonly number[];
 }
 
 export type SampleWindow =
@@ -65,12 +70,37 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.minAnnotations !== undefined) parts.push(`annotation_count >= ${bind(f.minAnnotations)}::INTEGER`);
   if (f.maxAnnotations !== undefined) parts.push(`annotation_count <= ${bind(f.maxAnnotations)}::INTEGER`);
   if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
-  if (f.evaluationId !== undefined) {
-    // Column names from a fixed list, never from input.
-    const has = (f.evaluationHas ?? ['tp', 'fp', 'fn']).map((o) => `${o} > 0`).join(' OR ');
-    parts.push(`ord IN (SELECT sample_ord FROM eval_samples WHERE evaluation_id = ${bind(f.evaluationId)} AND (${has}))`);
-  }
+  if (f.evaluationId !== undefined) parts.push(evaluationPredicate(f, bind));
   return parts;
+}
+
+/**
+ * Samples with an object of the evaluation that meets every condition given. Outcomes alone read
+ * the per-sample counts; error kinds or categories read the objects' rows: a TP or FP is a
+ * prediction's row (its category is the prediction's), a missed object (FN, `missed`) a ground
+ * truth's. Codes and column names come from fixed lists, never from input.
+ */
+function evaluationPredicate(f: SampleQueryFilter, bind: (v: Param) => string): string {
+  const has = f.evaluationHas ?? ['tp', 'fp', 'fn'];
+  if (f.evaluationErrors === undefined && f.evaluationCategoryIds === undefined) {
+    return `ord IN (SELECT sample_ord FROM eval_samples WHERE evaluation_id = ${bind(f.evaluationId!)} AND (${has.map((o) => `${o} > 0`).join(' OR ')}))`;
+  }
+  const outcomes = has.filter((o) => o !== 'fn').map((o) => DETECTION_OUTCOMES.indexOf(o));
+  const kinds = f.evaluationErrors?.filter((k) => k !== 'missed').map((k) => ERROR_KINDS.indexOf(k));
+  const predictions = outcomes.length > 0 && (kinds === undefined || kinds.length > 0);
+  const missed = has.includes('fn') && (f.evaluationErrors === undefined || f.evaluationErrors.includes('missed'));
+  // Nothing can match: no statement, and no value bound that it would not use.
+  if (!predictions && !missed) return 'false';
+  const evaluation = bind(f.evaluationId!);
+  const category = f.evaluationCategoryIds === undefined ? '' :
+    ` AND ord IN (SELECT ord FROM annotations WHERE dataset_id = $1 AND ${f.evaluationCategoryIds.length === 0 ? 'false' : `(${f.evaluationCategoryIds.map((id) => `category_id = ${bind(id)}::BIGINT`).join(' OR ')})`})`;
+  const sides: string[] = [];
+  if (predictions) {
+    sides.push(`SELECT sample_ord FROM eval_detections WHERE evaluation_id = ${evaluation} AND outcome IN (${outcomes.join(', ')})` +
+      `${kinds === undefined ? '' : ` AND error IN (${kinds.join(', ')})`}${category}`);
+  }
+  if (missed) sides.push(`SELECT sample_ord FROM eval_ground_truth WHERE evaluation_id = ${evaluation} AND outcome = ${GROUND_TRUTH_OUTCOMES.indexOf('fn')}${category}`);
+  return `ord IN (${sides.join(' UNION ALL ')})`;
 }
 
 /** Predicates on one annotation; a sample matches when one of its annotations meets them all. */

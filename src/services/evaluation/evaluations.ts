@@ -185,13 +185,14 @@ export class EvaluationService {
       if (list) list.push(g.ord);
       else gtOrds.set(g.annotationId, [g.ord]);
     }
-    const dtByIndex = new Map(dts.map((d) => [d.ord - ordBase, d]));
-    for (const d of outcome.detections) {
-      const row = dtByIndex.get(d.index)!;
+    // The evaluator answers detections in the order it was given them.
+    outcome.detections.forEach((d, i) => {
+      const row = dts[i]!;
+      if (d.index !== row.ord - ordBase) throw new DataVisorError('INTERNAL', `the evaluator answered detection ${d.index} in the place of ${row.ord - ordBase}`);
       const kind = !d.evaluated ? 'not_evaluated' : d.tp ? 'tp' : d.ignored ? 'ignored' : 'fp';
       const gtOrd = d.gtId === null ? null : (gtOrds.get(d.gtId)?.[0] ?? null);
       writer.detection(sampleOrd, row.ord, row.score, kind, gtOrd, d.iou, d.error);
-    }
+    });
     if (outcome.groundTruths.length !== gts.length) {
       throw new DataVisorError('INTERNAL', `the evaluator answered ${outcome.groundTruths.length} ground-truth outcomes for ${gts.length} objects`);
     }
@@ -224,9 +225,12 @@ function groundTruthOf(g: GroundTruthRow, iouType: IouType): EvalGroundTruth {
       segmentation: g.segmentation === null ? undefined : (JSON.parse(g.segmentation) as CocoSegmentation),
     },
     iouType,
-    imageSize(g),
+    iouType === 'segm' ? imageSize(g) : NO_SIZE,
   );
 }
+
+/** bbox never draws a mask: the image's size is not read for it. */
+const NO_SIZE = { width: NaN, height: NaN };
 
 /**
  * A stored prediction as the evaluator takes it. Its box and area were set at import as

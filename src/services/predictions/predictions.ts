@@ -2,6 +2,7 @@ import type { Database } from '../db/connection.js';
 import { deletePredictionRun, listPredictionRuns, listPredictionRunsOf, PredictionWriter, type PredictionRunRow } from '../db/predictions.js';
 import type { DatasetService } from '../datasets/datasets.js';
 import { BadInputError, DataVisorError, isDataVisorError, NotFoundError } from '../errors.js';
+import type { IngestPhase } from '../db/ingest-resources.js';
 import type { IngestEvent } from '../ingest/request.js';
 import type { Logger } from '../logger.js';
 import type { Warning } from '../records/types.js';
@@ -97,6 +98,14 @@ export class PredictionService {
       stage: 'parsing_predictions', current: count, total: null, message, bytes_read: bytesRead, bytes_total: bytesTotal,
     });
     let change: Awaited<ReturnType<DatasetService['openChange']>> | null = null;
+    // DuckDB's threads and memory follow the import as they follow an ingest (ingest-resources.ts):
+    // its final statements sort and write millions of rows, which one thread did at half speed.
+    let phase: IngestPhase | null = null;
+    const enter = async (to: IngestPhase | null) => {
+      const from = phase;
+      phase = to;
+      await this.deps.db.ingestResources.move(from, to);
+    };
     try {
       const req = validateImport(request);
       await datasets.get(req.datasetId);
@@ -112,6 +121,7 @@ export class PredictionService {
       bytesTotal = input.size;
       log.info({ dataset_id: req.datasetId, name: req.name, results_path: input.url, format }, 'prediction import started');
       change = await datasets.openChange(req.datasetId);
+      await enter('appending');
       // A used name is refused here, before any progress: nothing has been read yet.
       const writer = await PredictionWriter.begin(change.tx, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url, yolo: files !== null });
       yield progress('Reading predictions');
@@ -148,6 +158,7 @@ export class PredictionService {
       }
       yield progress(`Read ${count} predictions; checking image and category ids`);
       throwIfAborted(controller);
+      await enter('finishing');
       const stored = await writer.finish({ split: req.split });
       await change.commit();
       change = null;
@@ -176,6 +187,7 @@ export class PredictionService {
     } finally {
       // Also when the consumer stops early (client disconnect): nothing of the run stays.
       await change?.rollback();
+      await enter(null);
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);
     }
