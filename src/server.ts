@@ -16,6 +16,7 @@ import { evaluationRoutes } from './rest/evaluations.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
+import { aggregateRoutes } from './rest/aggregate.js';
 import { staticAssets } from './rest/static-assets.js';
 import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
 import { createGraphQLHandler, GRAPHQL_PATH, STREAM_PATH } from './schema/handler.js';
@@ -99,6 +100,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', predictionRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
   app.route('/', evaluationRoutes(dv));
   app.route('/', sampleRoutes(dv));
+  app.route('/', aggregateRoutes(dv));
   app.route('/', imageRoutes(dv));
 
   app.route('/', staticAssets(GRAPHIQL_ASSETS));

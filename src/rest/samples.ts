@@ -6,7 +6,7 @@ import { MAX_PAGE_SIZE } from '../services/datasets/paging.js';
 import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
 import { ResponseCache } from './response-cache.js';
-import { newRouter, queryBool, queryInt, queryNumber, requestOrigin } from './router.js';
+import { newRouter, queryBool, queryInt, queryNumber, requestOrigin, strictQuery } from './router.js';
 
 /** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
 const MAX_OFFSET = 2_000_000_000;
@@ -75,12 +75,12 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
 };
 
 /** Every filter of the one filter module, under its snake_case name. */
-const FILTER_PARAMS = Object.fromEntries(
+export const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );
 
 /** The outcomes `evaluation` asks for (repeat the parameter): tp, fp, fn. */
-const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
+export const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
 
 const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
@@ -88,21 +88,11 @@ const PAGE_PARAMS = {
   limit: queryInt(0, MAX_PAGE_SIZE).default(50),
 };
 
-const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS)];
-
 // Strict: a misspelt filter (`min_bbox_areaa`) must not answer the whole dataset.
-const SamplesQuery = z.strictObject(
-  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS },
-  {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys'
-        ? `unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the parameters are ${KNOWN_PARAMS.join(', ')}`
-        : undefined,
-  },
-);
+const SamplesQuery = strictQuery({ ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS });
 
 /** The query's filter parameters as the filter module's input. */
-function filterInput(q: Record<string, unknown>): SampleFilterInput {
+export function filterInput(q: Record<string, unknown>): SampleFilterInput {
   const input = Object.fromEntries(
     (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [field, q[SAMPLE_FILTER_FIELDS[field].param]]),
   ) as SampleFilterInput;

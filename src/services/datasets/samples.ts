@@ -185,8 +185,8 @@ export class SampleService {
     return countSampleRows(this.db, datasetId, query);
   }
 
-  /** Category names → the dataset's category ids (a name no category has matches nothing). */
-  private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
+  /** Category names → the dataset's category ids (a name no category has matches nothing); NOT_FOUND for an evaluation of another dataset. Aggregations query with it too. */
+  async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
     if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {
