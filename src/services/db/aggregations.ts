@@ -154,9 +154,11 @@ export async function histogramRows(db: Database, scope: AggregateScope, q: Hist
   const lo = q.range ? (q.log ? `ln(${bind(q.range.min, 'DOUBLE')})` : bind(q.range.min, 'DOUBLE')) : 'mn';
   const hi = q.range ? (q.log ? `ln(${bind(q.range.max, 'DOUBLE')})` : bind(q.range.max, 'DOUBLE')) : 'mx';
   const bins = q.bins === null ? 'CAST(ceil(log2(greatest(c, 1)) + 1) AS INTEGER)' : bind(q.bins, 'INTEGER');
+  // Sturges counts the values in the range, as numpy's selectors see them.
+  const inRange = q.range ? ` FILTER (WHERE t >= ${lo} AND t <= ${hi})` : '';
   return db.query(
     `WITH v AS (SELECT ${t} AS t FROM (${values}) WHERE isfinite(x) AND ${keep}),
-     r0 AS (SELECT ${lo} AS lo, ${hi} AS hi, ${bins} AS n FROM (SELECT min(t) AS mn, max(t) AS mx, count(*) AS c FROM v)),
+     r0 AS (SELECT ${lo} AS lo, ${hi} AS hi, ${bins} AS n FROM (SELECT min(t) AS mn, max(t) AS mx, count(*)${inRange} AS c FROM v)),
      r AS (SELECT CASE WHEN lo = hi THEN lo - 0.5 ELSE coalesce(lo, 0) END AS lo, CASE WHEN lo = hi THEN hi + 0.5 ELSE coalesce(hi, 1) END AS hi, n FROM r0),
      p AS (SELECT t, lo, hi, n, (hi - lo) / n AS step, least(floor((t - lo) / (hi - lo) * n), n - 1)::INTEGER AS i0 FROM v, r WHERE t >= lo AND t <= hi),
      q AS (SELECT t, lo, hi, n, step, CASE WHEN t < i0 * step + lo THEN i0 - 1 ELSE i0 END AS i1 FROM p)
