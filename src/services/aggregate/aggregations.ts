@@ -53,8 +53,10 @@ export interface Histogram {
   counts: number[];
 }
 
-/** Answers kept in memory (~100 bytes a row); keyed on the dataset's revision, so a change is never served stale. */
+/** Answers kept in memory; keyed on the dataset's revision, so a change is never served stale. */
 const CACHE_BYTES = 16 * 1024 * 1024;
+/** What an answer still running is counted as; once there, its JSON's length twice (UTF-16) and the key's. */
+const RUNNING_BYTES = 1024;
 
 /**
  * Counts, breakdowns and histograms over the samples a filter selects (docs/curation.md,
@@ -64,14 +66,18 @@ const CACHE_BYTES = 16 * 1024 * 1024;
  * questions again as its user moves between views, and a changed dataset has a new revision.
  */
 export class AggregationService {
-  private readonly cache = new ByteLru<Promise<unknown>>(CACHE_BYTES, () => 1024);
+  private readonly cache: ByteLru<{ answer: Promise<unknown>; bytes: number }>;
 
   constructor(
     private readonly db: Database,
     private readonly datasets: DatasetService,
     private readonly samples: SampleService,
     private readonly predictions: PredictionService,
-  ) {}
+    /** 0 turns the cache off (the bench measures the SQL). */
+    options: { cacheBytes?: number } = {},
+  ) {
+    this.cache = new ByteLru(options.cacheBytes ?? CACHE_BYTES, (e) => e.bytes);
+  }
 
   /**
    * The target of a request's aggregations: NOT_FOUND for an unknown dataset, prediction run or
@@ -166,11 +172,16 @@ export class AggregationService {
   private cached<T>(t: AggregateTarget, part: string, compute: () => Promise<T>): Promise<T> {
     const key = `${t.key}/${part}`;
     const hit = this.cache.get(key);
-    if (hit) return hit as Promise<T>;
-    const running = compute();
-    this.cache.set(key, running);
-    running.catch(() => this.cache.get(key) === running && this.cache.delete(key));
-    return running;
+    if (hit) return hit.answer as Promise<T>;
+    const answer = compute();
+    const entry = { answer, bytes: RUNNING_BYTES };
+    this.cache.set(key, entry);
+    const ours = () => this.cache.get(key) === entry;
+    answer.then(
+      (rows) => ours() && this.cache.set(key, { answer, bytes: 2 * (key.length + JSON.stringify(rows).length) }),
+      () => ours() && this.cache.delete(key),
+    );
+    return answer;
   }
 }
 
