@@ -25,9 +25,11 @@ function annotationRows(scope: AggregateScope, params: Param[], join = ''): stri
   const where = whereClause(scope.filter, params);
   params.push(scope.labelSet);
   const labelSet = `a.label_set = $${params.length}::INTEGER`;
-  // No filter: no semi-join, the scan alone.
-  const selected = where ? ` AND a.sample_ord IN (SELECT ord FROM samples WHERE dataset_id = $1${where})` : '';
-  return `FROM annotations a${join} WHERE a.dataset_id = $1 AND ${labelSet}${selected}`;
+  // No filter: the scan alone. Else a join on the selected ords, not `IN`: an ord is unique in its
+  // dataset, so the join keeps each annotation once, and DuckDB builds a table of unique keys
+  // instead of a semi-join's (~1.5× faster for category=person on train2017 scale).
+  const selected = where ? ` JOIN (SELECT ord FROM samples WHERE dataset_id = $1${where}) sel ON sel.ord = a.sample_ord` : '';
+  return `FROM annotations a${selected}${join} WHERE a.dataset_id = $1 AND ${labelSet}`;
 }
 
 /** Samples selected, and annotations of the label set in them. Ground truth: the stored per-sample counts, no join. */
