@@ -17,6 +17,7 @@ import { requestLog } from './rest/request-log.js';
 import { newApp } from './rest/router.js';
 import { objectRoutes } from './rest/objects.js';
 import { sampleRoutes } from './rest/samples.js';
+import { aggregateRoutes } from './rest/aggregate.js';
 import { staticAssets } from './rest/static-assets.js';
 import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
 import { createGraphQLHandler, GRAPHQL_PATH, STREAM_PATH } from './schema/handler.js';
@@ -102,6 +103,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', evaluationRoutes(dv));
   app.route('/', sampleRoutes(dv));
   app.route('/', objectRoutes(dv));
+  app.route('/', aggregateRoutes(dv));
   app.route('/', imageRoutes(dv));
 
   app.route('/', staticAssets(GRAPHIQL_ASSETS));

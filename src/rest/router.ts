@@ -54,6 +54,20 @@ export function queryNumber() {
   );
 }
 
+/**
+ * Query parameters that refuse any parameter they do not name, listing those they do: a misspelt
+ * filter (`min_bbox_areaa`) must not answer the whole dataset.
+ */
+export function strictQuery<T extends z.ZodRawShape>(shape: T) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the parameters are ${known}`
+        : undefined,
+  });
+}
+
 /** The `{id}` path parameter of a dataset's routes. */
 export const DatasetIdParams = z.object({
   id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),

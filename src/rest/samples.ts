@@ -6,7 +6,7 @@ import { MAX_PAGE_SIZE } from '../services/datasets/paging.js';
 import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
 import { ResponseCache } from './response-cache.js';
-import { newRouter, queryBool, queryInt, queryNumber, requestOrigin } from './router.js';
+import { newRouter, queryBool, queryInt, queryNumber, requestOrigin, strictQuery } from './router.js';
 
 /** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
 const MAX_OFFSET = 2_000_000_000;
@@ -74,7 +74,7 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   evaluation: nonEmpty().openapi({ description: 'An evaluation id: samples with a TP, FP or FN in it (IoU 0.5), or those of `evaluation_has`' }),
 };
 
-/** Every filter of the one filter module, under its snake_case name (also the object view's, rest/objects.ts). */
+/** Every filter of the one filter module, under its snake_case name (also the object view's and the aggregations'). */
 export const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );
@@ -92,18 +92,8 @@ const PAGE_PARAMS = {
   limit: queryInt(0, MAX_PAGE_SIZE).default(50),
 };
 
-const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS)];
-
 // Strict: a misspelt filter (`min_bbox_areaa`) must not answer the whole dataset.
-const SamplesQuery = z.strictObject(
-  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS },
-  {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys'
-        ? `unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the parameters are ${KNOWN_PARAMS.join(', ')}`
-        : undefined,
-  },
-);
+const SamplesQuery = strictQuery({ ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS });
 
 /** The query's filter parameters as the filter module's input. */
 export function filterInput(q: Record<string, unknown>): SampleFilterInput {

@@ -5,6 +5,9 @@ import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
 import type { GraphQLContext } from './context.js';
 import { decodeGlobalId, encodeGlobalId } from './global-ids.js';
 
+/** The builder's type parameters, for refs exported from one type file to another. */
+export type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
 /**
  * Plugins, context, scalars and Relay options; no object types (each lives in its own file and
  * schema/index.ts imports them).

@@ -8,7 +8,8 @@ import type { AnnotationOutcome, SampleOutcome } from '../services/evaluation/ev
 import type { PredictionRun } from '../services/predictions/predictions.js';
 import { NotFoundError } from '../services/errors.js';
 import type { ThumbnailSize } from '../services/images/thumbnails.js';
-import { builder } from './builder.js';
+import type { InputObjectRef } from '@pothos/core';
+import { builder, type BuilderTypes } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { DatasetType } from './dataset.js';
 import { parseDatasetRef, parseSampleLocalId, sampleLocalId } from './global-ids.js';
@@ -290,7 +291,7 @@ const EvaluationFilterInput = builder.inputType('EvaluationFilter', {
   }),
 });
 
-const SampleFilterInput: InputRef<SampleFilterInput> = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
+const SampleFilterInput: InputObjectRef<BuilderTypes, SampleFilterInput> = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
   description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
   fields: (t) => ({
     category: t.string({ description: 'The sample has an annotation in this category. Merged with `categories`: any of the names matches.' }),
@@ -306,6 +307,9 @@ const SampleFilterInput: InputRef<SampleFilterInput> = builder.inputRef<SampleFi
     evaluation: t.field({ type: EvaluationFilterInput, description: 'Samples with a TP, FP or FN in an evaluation, or an object with the outcome, error kind and category asked for.' }),
   }),
 });
+
+/** The filter input for other types' fields (aggregations take the same filter). */
+export const SampleFilterArg: InputObjectRef<BuilderTypes, SampleFilterInput> = SampleFilterInput;
 
 /** One page of a dataset's samples; the dataset comes through its DataLoader, so an unknown id is NOT_FOUND. */
 async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInput | null | undefined, args: ConnectionArgs) {

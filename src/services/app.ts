@@ -1,5 +1,6 @@
 import type { Settings } from '../config.js';
 import { AccessService } from './access.js';
+import { AggregationService } from './aggregate/aggregations.js';
 import { Database } from './db/connection.js';
 import { DatasetService } from './datasets/datasets.js';
 import { IngestionService } from './ingest/ingest.js';
@@ -28,6 +29,8 @@ export interface DataVisor {
   evaluations: EvaluationService;
   /** Annotations as rows, and their crops (docs/curation.md, "Objects"). */
   objects: ObjectService;
+  /** Counts, breakdowns and histograms over filtered samples (docs/curation.md). */
+  aggregations: AggregationService;
   /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
   storage: StorageService;
   /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
@@ -70,10 +73,11 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     const predictions = new PredictionService({ db, datasets, storage, log });
     const evaluations = new EvaluationService({ db, datasets, predictions, log });
     const objects = new ObjectService({ db, datasets, samples, predictions, evaluations, thumbnails, storage });
+    const aggregations = new AggregationService(db, datasets, samples, predictions);
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, objects, storage, access,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, objects, aggregations, storage, access,
       stopWork() {
         ingestion.cancelAll();
         predictions.cancelAll();

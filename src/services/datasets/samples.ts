@@ -186,8 +186,8 @@ export class SampleService {
   }
 
   /**
-   * Category names → the dataset's category ids (a name no category has matches nothing); the
-   * object view (services/objects) limits its rows with the same query filter.
+   * Category names → the dataset's category ids (a name no category has matches nothing); NOT_FOUND
+   * for an evaluation of another dataset. The object view and aggregations query with it too.
    */
   async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, evaluationCategories, ...rest } = filter;

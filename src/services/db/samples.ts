@@ -118,8 +118,8 @@ function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
 }
 
 /**
- * WHERE clause (after `dataset_id = $1`) and its values, numbered from $2. Exported for the object
- * view (db/objects.ts), whose rows are limited to the samples this filter selects.
+ * WHERE clause (after `dataset_id = $1`) and its values, numbered from $2: the listing's, the
+ * object view's (db/objects.ts) and the aggregations' (db/aggregations.ts).
  */
 export function sampleWhereClause(f: SampleQueryFilter, params: Param[]): string {
   const parts = samplePredicates(f, params);
