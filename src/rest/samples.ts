@@ -72,6 +72,10 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   maxBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at most this large' }),
   fileMissing: queryBool().openapi({ description: 'The image file was (true) or was not (false) missing at ingest' }),
   evaluation: nonEmpty().openapi({ description: 'An evaluation id: samples with a TP, FP or FN in it (IoU 0.5), or those of `evaluation_has`' }),
+  tags: repeatable().openapi({ description: 'Samples tagged with any of these (repeat the parameter)' }),
+  tagsAll: repeatable().openapi({ description: 'Samples tagged with every one of these' }),
+  tagsNone: repeatable().openapi({ description: 'Samples tagged with none of these' }),
+  annotationTags: repeatable().openapi({ description: 'Samples with an annotation tagged with any of these; with the other annotation conditions, one annotation must meet them all' }),
 };
 
 /** Every filter of the one filter module, under its snake_case name. */

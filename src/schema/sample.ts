@@ -296,6 +296,10 @@ const SampleFilterInput = builder.inputRef<SampleFilterInput>('SampleFilter').im
     maxBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at most this large.' }),
     fileMissing: t.boolean({ description: 'The image file was (true) or was not (false) missing at ingest.' }),
     evaluation: t.field({ type: EvaluationFilterInput, description: 'Samples with a TP, FP or FN (or those of `has`) in an evaluation.' }),
+    tags: t.stringList({ description: 'Tagged with any of these (`[]` matches nothing).' }),
+    tagsAll: t.stringList({ description: 'Tagged with every one of these.' }),
+    tagsNone: t.stringList({ description: 'Tagged with none of these.' }),
+    annotationTags: t.stringList({ description: 'The sample has an annotation tagged with any of these; with the other annotation conditions, one annotation must meet them all.' }),
   }),
 });
 

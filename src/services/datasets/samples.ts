@@ -185,16 +185,20 @@ export class SampleService {
     return countSampleRows(this.db, datasetId, query);
   }
 
-  /** Category names → the dataset's category ids (a name no category has matches nothing). */
-  private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
-    const { categories, ...rest } = filter;
+  /**
+   * The filter as db/samples.ts takes it: category names → the dataset's category ids (a name no
+   * category has matches nothing). NOT_FOUND for an evaluation that is not the dataset's.
+   */
+  async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
+    const { categories, also, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
     if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {
       throw new NotFoundError(`evaluation of dataset ${datasetId}`, rest.evaluationId);
     }
-    if (categories === undefined) return rest;
+    const query: SampleQueryFilter = also ? { ...rest, also: await this.toQuery(datasetId, also) } : rest;
+    if (categories === undefined) return query;
     const wanted = new Set(categories);
-    return { ...rest, categoryIds: (await this.datasets.categories(datasetId)).filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
+    return { ...query, categoryIds: (await this.datasets.categories(datasetId)).filter((c) => wanted.has(c.name)).map((c) => c.categoryId) };
   }
 
   async get(datasetId: string, sampleId: string | number): Promise<Sample> {

@@ -21,6 +21,16 @@ export interface SampleQueryFilter {
   /** The sample has one of these outcomes in this evaluation (IoU 0.5, all areas, 100 detections). */
   evaluationId?: string;
   evaluationHas?: readonly ('tp' | 'fp' | 'fn')[];
+  /** Tagged with any of these (`[]` matches nothing). */
+  tags?: readonly string[];
+  /** Tagged with every one of these. */
+  tagsAll?: readonly string[];
+  /** Tagged with none of these. */
+  tagsNone?: readonly string[];
+  /** The sample has an annotation tagged with any of these. */
+  annotationTags?: readonly string[];
+  /** A second filter that must hold too: a saved view's, with the one of the request. */
+  also?: SampleQueryFilter;
 }
 
 export type SampleWindow =
@@ -70,6 +80,11 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
     const has = (f.evaluationHas ?? ['tp', 'fp', 'fn']).map((o) => `${o} > 0`).join(' OR ');
     parts.push(`ord IN (SELECT sample_ord FROM eval_samples WHERE evaluation_id = ${bind(f.evaluationId)} AND (${has}))`);
   }
+  const tagged = (tags: readonly string[]) => `SELECT sample_ord FROM sample_tags WHERE dataset_id = $1 AND list_contains(${bind(tags)}::VARCHAR[], tag)`;
+  if (f.tags !== undefined) parts.push(`ord IN (${tagged(f.tags)})`);
+  if (f.tagsAll?.length) parts.push(`ord IN (${tagged(f.tagsAll)} GROUP BY sample_ord HAVING count(DISTINCT tag) = ${bind(f.tagsAll.length)}::INTEGER)`);
+  if (f.tagsNone?.length) parts.push(`ord NOT IN (${tagged(f.tagsNone)})`);
+  if (f.also) parts.push(...filterPredicates(f.also, params));
   return parts;
 }
 
@@ -84,14 +99,24 @@ function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
   if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
   if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
+  if (f.annotationTags !== undefined) ann.push(`ord IN (SELECT ord FROM annotation_tags WHERE dataset_id = $1 AND list_contains(${bind(f.annotationTags)}::VARCHAR[], tag))`);
   return ann;
 }
 
-/** WHERE clause (after `dataset_id = $1`) and its values, numbered from $2. */
-function whereClause(f: SampleQueryFilter, params: Param[]): string {
+/** Every predicate of a filter on the samples table, its annotation conditions as one subquery. */
+function filterPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   const parts = samplePredicates(f, params);
   const ann = annotationPredicates(f, params);
   if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
+  return parts;
+}
+
+/**
+ * WHERE clause (after `dataset_id = $1`, on `samples`, whose `ord` it tests unqualified) and its
+ * values, appended to `params` (which holds the dataset id first).
+ */
+export function whereClause(f: SampleQueryFilter, params: Param[]): string {
+  const parts = filterPredicates(f, params);
   return parts.length ? ` AND ${parts.join(' AND ')}` : '';
 }
 
