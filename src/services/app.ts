@@ -9,6 +9,8 @@ import { SampleService } from './datasets/samples.js';
 import { EvaluationService } from './evaluation/evaluations.js';
 import { PredictionService } from './predictions/predictions.js';
 import { StorageService, type StorageOptions } from './storage/index.js';
+import { TagService } from './curation/tags.js';
+import { ViewService } from './curation/views.js';
 import { ThumbnailService } from './images/thumbnails.js';
 
 /** Every service of one DataVisor process, wired once; the CLI and the server are adapters over it. */
@@ -25,6 +27,10 @@ export interface DataVisor {
   predictions: PredictionService;
   /** COCO evaluation of prediction runs (docs/evaluation.md). */
   evaluations: EvaluationService;
+  /** Tags on samples and annotations (docs/curation.md). */
+  tags: TagService;
+  /** Saved views: named filters and sorts per dataset (docs/curation.md). */
+  views: ViewService;
   /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
   storage: StorageService;
   /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
@@ -66,10 +72,12 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     });
     const predictions = new PredictionService({ db, datasets, storage, log });
     const evaluations = new EvaluationService({ db, datasets, predictions, log });
+    const views = new ViewService({ db, datasets });
+    const tags = new TagService({ db, datasets, samples, views, predictions });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, storage, access,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, tags, views, storage, access,
       stopWork() {
         ingestion.cancelAll();
         predictions.cancelAll();
