@@ -16,6 +16,8 @@ import { evaluationRoutes } from './rest/evaluations.js';
 import { requestLog } from './rest/request-log.js';
 import { newRouter } from './rest/router.js';
 import { sampleRoutes } from './rest/samples.js';
+import { tagRoutes } from './rest/tags.js';
+import { viewRoutes } from './rest/views.js';
 import { staticAssets } from './rest/static-assets.js';
 import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
 import { createGraphQLHandler, GRAPHQL_PATH, STREAM_PATH } from './schema/handler.js';
@@ -99,6 +101,8 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', predictionRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
   app.route('/', evaluationRoutes(dv));
   app.route('/', sampleRoutes(dv));
+  app.route('/', tagRoutes(dv));
+  app.route('/', viewRoutes(dv));
   app.route('/', imageRoutes(dv));
 
   app.route('/', staticAssets(GRAPHIQL_ASSETS));

@@ -79,12 +79,15 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
 };
 
 /** Every filter of the one filter module, under its snake_case name. */
-const FILTER_PARAMS = Object.fromEntries(
+export const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );
 
 /** The outcomes `evaluation` asks for (repeat the parameter): tp, fp, fn. */
-const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
+export const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
+
+/** A saved view of the dataset: its filter applies, AND the filter parameters given (docs/curation.md). */
+export const VIEW_PARAM = { view: nonEmpty().optional().openapi({ description: 'A saved view\'s id: its filter applies, AND the other filter parameters' }) };
 
 const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
@@ -92,11 +95,11 @@ const PAGE_PARAMS = {
   limit: queryInt(0, MAX_PAGE_SIZE).default(50),
 };
 
-const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS)];
+const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS), ...Object.keys(VIEW_PARAM)];
 
 // Strict: a misspelt filter (`min_bbox_areaa`) must not answer the whole dataset.
 const SamplesQuery = z.strictObject(
-  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS },
+  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS, ...VIEW_PARAM },
   {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
@@ -106,7 +109,7 @@ const SamplesQuery = z.strictObject(
 );
 
 /** The query's filter parameters as the filter module's input. */
-function filterInput(q: Record<string, unknown>): SampleFilterInput {
+export function filterInput(q: Record<string, unknown>): SampleFilterInput {
   const input = Object.fromEntries(
     (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [field, q[SAMPLE_FILTER_FIELDS[field].param]]),
   ) as SampleFilterInput;
@@ -164,7 +167,8 @@ export function sampleRoutes(dv: DataVisor) {
       const cached = pages.get(key);
       // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
       if (cached) return (await pages.send(c, key, cached)) as never;
-      const filter = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+      const given = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+      const filter = await dv.views.filterOf(q.dataset_id, q.view, given);
       const [total, page] = await Promise.all([
         dv.samples.count(q.dataset_id, filter),
         dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),

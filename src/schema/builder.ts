@@ -38,6 +38,9 @@ export const builder = new SchemaBuilder<{
   },
 });
 
+/** The builder's resolved type parameters, to annotate exported refs. */
+export type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
 builder.scalarType('DateTime', {
   description: 'An instant as an ISO 8601 string in UTC, e.g. `2024-05-01T12:00:00.000Z`.',
   serialize: (d) => d.toISOString(),

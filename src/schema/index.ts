@@ -5,6 +5,7 @@ import './ingest.js';
 import './predictions.js';
 import './evaluation.js';
 import './sample.js';
+import './curation.js';
 
 builder.queryType({ description: 'Datasets and their samples; every object with a global id is also reachable through `node`.' });
 builder.mutationType({});

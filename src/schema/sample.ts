@@ -7,7 +7,8 @@ import type { AnnotationOutcome, SampleOutcome } from '../services/evaluation/ev
 import type { PredictionRun } from '../services/predictions/predictions.js';
 import { NotFoundError } from '../services/errors.js';
 import type { ThumbnailSize } from '../services/images/thumbnails.js';
-import { builder } from './builder.js';
+import type { InputObjectRef } from '@pothos/core';
+import { builder, type BuilderTypes } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { DatasetType } from './dataset.js';
 import { parseDatasetRef, parseSampleLocalId, sampleLocalId } from './global-ids.js';
@@ -44,7 +45,7 @@ const AnnotationSourceEnum = builder.enumType('AnnotationSource', {
   values: { GROUND_TRUTH: { value: 'ground_truth' }, PREDICTIONS: { value: 'predictions' }, ALL: { value: 'all' } } as const,
 });
 
-const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
+export const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
   description: 'One annotation of a sample.',
   fields: (t) => ({
     id: t.id({ description: 'Unique across datasets: `<datasetId>:<position in the file>` (COCO files may repeat annotation ids).', resolve: (a) => `${a.datasetId}:${a.ord}` }),
@@ -114,7 +115,7 @@ async function loadAnnotationOutcomes(keys: string[], ctx: GraphQLContext): Prom
 const annotationKey = (s: Sample) => `${s.datasetId}:${s.ord}`;
 
 /** Values grouped by dataset, each group in the order given: one service call per group. */
-function byDataset<T>(items: readonly T[], datasetOf: (item: T) => string): Map<string, T[]> {
+export function byDataset<T>(items: readonly T[], datasetOf: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const id = datasetOf(item);
@@ -282,7 +283,7 @@ const EvaluationFilterInput = builder.inputType('EvaluationFilter', {
   }),
 });
 
-const SampleFilterInput = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
+const SampleFilterInput: InputObjectRef<BuilderTypes, SampleFilterInput> = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
   description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
   fields: (t) => ({
     category: t.string({ description: 'The sample has an annotation in this category. Merged with `categories`: any of the names matches.' }),
@@ -303,10 +304,14 @@ const SampleFilterInput = builder.inputRef<SampleFilterInput>('SampleFilter').im
   }),
 });
 
+/** The SampleFilter input type, for other types' fields and arguments (curation.ts). */
+export const SampleFilterRef: InputObjectRef<BuilderTypes, SampleFilterInput> = SampleFilterInput;
+
 /** One page of a dataset's samples; the dataset comes through its DataLoader, so an unknown id is NOT_FOUND. */
-async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInput | null | undefined, args: ConnectionArgs) {
-  const filter = toSampleFilter(filterInput, (field) => `filter.${field}`);
+async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInput | null | undefined, viewId: string | null | undefined, args: ConnectionArgs) {
   const dataset = await DatasetType.getDataloader(ctx).load(datasetId);
+  // A saved view's filter AND the given one: the cursor's hash covers both.
+  const filter = await ctx.dv.views.filterOf(datasetId, viewId, toSampleFilter(filterInput, (field) => `filter.${field}`));
   const scope = { datasetId, revision: dataset.revision, filterHash: filterHash(filter) };
   const plan = planPage(args, (arg, cursor) => decodeSampleCursor(arg, cursor, scope));
   const window =
@@ -316,6 +321,10 @@ async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterI
   const page = await ctx.dv.samples.page(datasetId, filter, window);
   return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord), () => ctx.dv.samples.count(datasetId, filter));
 }
+
+/** The `viewId` argument of sample lists and counts. */
+export const VIEW_ID_ARG = (t: { arg: { id: (o: { description: string }) => any } }) =>
+  t.arg.id({ description: 'A saved view of the dataset (`Dataset.views`): its filter applies, AND `filter` when both are given. NOT_FOUND for a view of another dataset.' });
 
 export const SampleConnection = builder.connectionObject({ type: SampleType, name: 'SampleConnection' }, { name: 'SampleEdge' });
 
@@ -327,8 +336,9 @@ builder.queryFields((t) => ({
       args: {
         datasetId: t.arg.id({ required: true, description: 'The dataset id (REST) or the global id of the dataset.' }),
         filter: t.arg({ type: SampleFilterInput }),
+        viewId: VIEW_ID_ARG(t),
       },
-      resolve: (_root, args, ctx) => samplesConnection(ctx, parseDatasetRef(String(args.datasetId)), args.filter, args),
+      resolve: (_root, args, ctx) => samplesConnection(ctx, parseDatasetRef(String(args.datasetId)), args.filter, args.viewId?.toString(), args),
     },
     SampleConnection,
   ),
@@ -339,8 +349,8 @@ builder.objectField(DatasetType, 'samples', (t) =>
     {
       type: SampleType,
       description: 'The samples of this dataset in file order; `first`/`last` at most 200.',
-      args: { filter: t.arg({ type: SampleFilterInput }) },
-      resolve: (dataset, args, ctx) => samplesConnection(ctx, dataset.id, args.filter, args),
+      args: { filter: t.arg({ type: SampleFilterInput }), viewId: VIEW_ID_ARG(t) },
+      resolve: (dataset, args, ctx) => samplesConnection(ctx, dataset.id, args.filter, args.viewId?.toString(), args),
     },
     SampleConnection,
   ),

@@ -81,7 +81,8 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
     parts.push(`ord IN (SELECT sample_ord FROM eval_samples WHERE evaluation_id = ${bind(f.evaluationId)} AND (${has}))`);
   }
   const tagged = (tags: readonly string[]) => `SELECT sample_ord FROM sample_tags WHERE dataset_id = $1 AND list_contains(${bind(tags)}::VARCHAR[], tag)`;
-  if (f.tags !== undefined) parts.push(`ord IN (${tagged(f.tags)})`);
+  // An empty list binds no type: it matches nothing, as `categories: []` does.
+  if (f.tags !== undefined) parts.push(f.tags.length === 0 ? 'false' : `ord IN (${tagged(f.tags)})`);
   if (f.tagsAll?.length) parts.push(`ord IN (${tagged(f.tagsAll)} GROUP BY sample_ord HAVING count(DISTINCT tag) = ${bind(f.tagsAll.length)}::INTEGER)`);
   if (f.tagsNone?.length) parts.push(`ord NOT IN (${tagged(f.tagsNone)})`);
   if (f.also) parts.push(...filterPredicates(f.also, params));
@@ -99,7 +100,8 @@ function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
   if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
   if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
-  if (f.annotationTags !== undefined) ann.push(`ord IN (SELECT ord FROM annotation_tags WHERE dataset_id = $1 AND list_contains(${bind(f.annotationTags)}::VARCHAR[], tag))`);
+  if (f.annotationTags?.length === 0) ann.push('false');
+  else if (f.annotationTags !== undefined) ann.push(`ord IN (SELECT ord FROM annotation_tags WHERE dataset_id = $1 AND list_contains(${bind(f.annotationTags)}::VARCHAR[], tag))`);
   return ann;
 }
 

@@ -18,6 +18,8 @@ export type AnnotationSelection =
 /** SELECT of the selected samples' ords; `params` holds the dataset id first. */
 function selectedSamples(sel: SampleSelection, params: Param[]): string {
   if ('sampleIds' in sel) {
+    // An empty list binds no type.
+    if (sel.sampleIds.length === 0) return 'SELECT ord FROM samples WHERE false';
     params.push(sel.sampleIds);
     return `SELECT ord FROM samples WHERE dataset_id = $1 AND list_contains($${params.length}::BIGINT[], image_id)`;
   }
@@ -26,7 +28,9 @@ function selectedSamples(sel: SampleSelection, params: Param[]): string {
 
 function selectedAnnotations(sel: AnnotationSelection, params: Param[]): string {
   const bind = (v: Param) => (params.push(v), `$${params.length}`);
+  if ('ords' in sel && sel.ords.length === 0) return 'SELECT ord FROM annotations WHERE false';
   if ('ords' in sel) return `SELECT ord FROM annotations WHERE dataset_id = $1 AND list_contains(${bind(sel.ords)}::INTEGER[], ord)`;
+  if (sel.labelSets.length === 0 || sel.categoryIds?.length === 0) return 'SELECT ord FROM annotations WHERE false';
   const category = sel.categoryIds ? ` AND list_contains(${bind(sel.categoryIds)}::BIGINT[], category_id)` : '';
   // The samples' subquery first: its placeholders are numbered as it binds them.
   const samples = selectedSamples({ filter: sel.filter }, params);
@@ -45,6 +49,7 @@ export async function missingAnnotationOrds(db: Database, datasetId: string, ord
 }
 
 async function missing(db: Database, found: string, type: string, datasetId: string, ids: readonly number[]) {
+  if (ids.length === 0) return { count: 0, examples: [] };
   const rows = await db.query(
     `SELECT count(*) OVER () AS n, id FROM (SELECT DISTINCT unnest($2::${type}[]) AS id EXCEPT ${found}) ORDER BY id LIMIT 5`,
     [datasetId, ids],
