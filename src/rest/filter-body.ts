@@ -34,6 +34,14 @@ export const FilterBody = z
   )
   .openapi('SampleFilterBody', { description: 'A sample filter: the filter parameters of GET /samples as JSON (`evaluation_has` a list); `{}` selects every sample.' });
 
+/** A strict JSON body: a field it does not know is named, with the ones it knows. */
+export function strictBody<S extends z.ZodRawShape>(shape: S) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `has no field ${issue.keys.map((k) => `"${k}"`).join(', ')}; its fields are ${known}` : undefined),
+  });
+}
+
 /** A body's filter as the filter module's input. */
 export function filterBodyInput(body: Record<string, unknown>): SampleFilterInput {
   const input: Record<string, unknown> = {};

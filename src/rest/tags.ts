@@ -4,7 +4,7 @@ import { NAME_MAX, TAGS_MAX } from '../services/curation/names.js';
 import { IDS_MAX, type TagChange } from '../services/curation/tags.js';
 import { SAMPLE_FILTER_FIELDS, toSampleFilter } from '../services/datasets/filter.js';
 import { errorResponses } from './errors.js';
-import { bodySpelling, FilterBody, filterBodyInput } from './filter-body.js';
+import { bodySpelling, FilterBody, strictBody, filterBodyInput } from './filter-body.js';
 import { DatasetIdParams, jsonResponse, newRouter } from './router.js';
 import { EVALUATION_HAS, FILTER_PARAMS, filterInput, VIEW_PARAM } from './samples.js';
 
@@ -18,8 +18,7 @@ const Tags = z.array(z.string({ error: 'must be a string' }), { error: 'must be 
 const ViewId = z.string({ error: 'must be a view id' }).openapi({ description: 'A saved view of the dataset; with `filter`, both must hold' });
 const Ids = z.array(z.number({ error: 'must be a number' }).int('must be an integer'), { error: 'must be a list of integers' });
 
-const SampleTagsBody = z
-  .strictObject({
+const SampleTagsBody = strictBody({
     tags: Tags,
     sample_ids: Ids.optional().openapi({ description: `Image ids (a sample's \`id\`), at most ${IDS_MAX}; 404 with nothing changed if one is not the dataset's` }),
     filter: FilterBody.optional(),
@@ -27,8 +26,7 @@ const SampleTagsBody = z
   })
   .openapi('SampleTagsRequest', { description: 'The samples: `sample_ids`, or `filter` (`{}` for every sample) and/or `view`.' });
 
-const AnnotationTagsBody = z
-  .strictObject({
+const AnnotationTagsBody = strictBody({
     tags: Tags,
     positions: Ids.optional().openapi({ description: `Annotations by \`position\` (unique in the dataset), at most ${IDS_MAX}` }),
     filter: FilterBody.optional(),

@@ -3,7 +3,7 @@ import type { DataVisor } from '../services/app.js';
 import { NAME_MAX } from '../services/curation/names.js';
 import type { View } from '../services/curation/views.js';
 import { errorResponses } from './errors.js';
-import { bodySpelling, FilterBody, filterBodyInput, filterBodyJson } from './filter-body.js';
+import { bodySpelling, FilterBody, strictBody, filterBodyInput, filterBodyJson } from './filter-body.js';
 import { DatasetIdParams, jsonResponse, newRouter } from './router.js';
 
 /** Saved views (docs/curation.md): a named filter and sort per dataset; `GET /samples?view=<id>` applies one. */
@@ -16,16 +16,14 @@ const Sort = z
   .nullable()
   .openapi('ViewSort', { description: '`{field, direction: ASC|DESC}`; stored for the sample sort of issue 18, not applied to lists yet' });
 
-const ViewBody = z
-  .strictObject({
+const ViewBody = strictBody({
     name: z.string({ error: 'must be a string' }).openapi({ description: `Unique in the dataset (409 otherwise); trimmed, 1-${NAME_MAX} printable characters`, example: 'to review' }),
     filter: FilterBody.optional(),
     sort: Sort.optional(),
   })
   .openapi('ViewRequest');
 
-const ViewPatch = z
-  .strictObject({ name: z.string({ error: 'must be a string' }).optional(), filter: FilterBody.optional(), sort: Sort.optional() })
+const ViewPatch = strictBody({ name: z.string({ error: 'must be a string' }).optional(), filter: FilterBody.optional(), sort: Sort.optional() })
   .openapi('ViewPatch', { description: 'The fields given replace the view\'s; `"sort": null` removes its sort' });
 
 const ViewSchema = z

@@ -156,6 +156,20 @@ describe('tagging annotations', () => {
   });
 });
 
+describe('batching', () => {
+  it('Sample.tags and Annotation.tags cost one query each per page, whatever its size', async () => {
+    const page = async (first: number) => {
+      const q = `query($id: ID!, $first: Int!) { dataset(id: $id) { samples(first: $first) { edges { node { tags annotations { tags } } } } } }`;
+      await h.gql(q, { id, first }); // the dataset and its categories are cached after this
+      const before = h.dv.db.queryCount;
+      const r = await h.gql(q, { id, first });
+      expect(r.errors).toBeUndefined();
+      return h.dv.db.queryCount - before;
+    };
+    expect(await page(50)).toBe(await page(5));
+  });
+});
+
 /** The image of an annotation id `<dataset>:<position>`: the position-th annotation of the file. */
 function sampleOfAnnotation(annotationId: string): number {
   return coco.annotations[Number(annotationId.split(':')[1])]!.image_id;

@@ -122,7 +122,7 @@ function checkFilter(input: unknown, spell: Spelling): SampleFilterInput {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new BadInputError(`${spell('filter')} must be an object, got ${JSON.stringify(input)}`);
   const unknown = Object.keys(input).filter((k) => !(k in SAMPLE_FILTER_FIELDS));
   if (unknown.length > 0) throw new BadInputError(`${spell('filter')} has no field ${unknown.map((k) => JSON.stringify(k)).join(', ')}; its fields are ${Object.keys(SAMPLE_FILTER_FIELDS).join(', ')}`);
-  toSampleFilter(input as SampleFilterInput, (f) => `${spell('filter')}.${spell(f)}`);
+  toSampleFilter(input as SampleFilterInput, (f) => spell(`filter.${f}`));
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v != null)) as SampleFilterInput;
 }
 
