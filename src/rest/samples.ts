@@ -35,6 +35,7 @@ const SampleSchema = z
 const AnnotationSchema = z
   .object({
     id: z.number().int(),
+    position: z.number().int().openapi({ description: 'Unique in the dataset (COCO files may repeat `id`): what annotation tagging takes (`positions`)' }),
     dataset_id: z.string(),
     sample_id: z.number().int(),
     category_id: z.number().int(),

@@ -170,6 +170,21 @@ describe('batching', () => {
   });
 });
 
+describe('tagging annotations over REST by position', () => {
+  it('takes the positions GET /samples/{id}/annotations lists', async () => {
+    const sample = imageIds.find((i) => namesOf.get(i)!.length >= 2)!;
+    const listed = await call('GET', `/samples/${sample}/annotations?dataset_id=${id}`);
+    const positions = (listed.body as { position: number }[]).slice(0, 2).map((a) => a.position);
+    // Independently: positions are the annotations' places in the file.
+    const inFile = coco.annotations.flatMap((a, i) => (a.image_id === sample ? [i] : [])).slice(0, 2);
+    expect(positions).toEqual(inFile);
+    expect((await call('POST', `/datasets/${id}/annotation-tags`, { tags: ['pair'], positions })).body.changed).toBe(2);
+    expect((await call('GET', `/datasets/${id}/tags`)).body.tags.find((t: { name: string }) => t.name === 'pair')).toEqual({ name: 'pair', sample_count: 0, annotation_count: 2 });
+    expect(await restIds('annotation_tags=pair')).toEqual([sample]);
+    expect((await call('POST', `/datasets/${id}/annotation-tags/remove`, { tags: ['pair'], positions })).body.changed).toBe(2);
+  });
+});
+
 /** The image of an annotation id `<dataset>:<position>`: the position-th annotation of the file. */
 function sampleOfAnnotation(annotationId: string): number {
   return coco.annotations[Number(annotationId.split(':')[1])]!.image_id;
