@@ -4,6 +4,7 @@ import {
   tagsOfAnnotations, tagsOfSamples, type AnnotationSelection, type SampleSelection,
 } from '../db/tags.js';
 import type { Transaction } from '../db/connection.js';
+import { hasFilter } from '../db/samples.js';
 import type { DatasetService } from '../datasets/datasets.js';
 import type { SampleFilter } from '../datasets/filter.js';
 import type { SampleService } from '../datasets/samples.js';
@@ -81,7 +82,7 @@ export class TagService {
   async counts(datasetId: string, filter: SampleFilter | null, viewId?: string | null): Promise<TagCount[]> {
     await this.deps.datasets.get(datasetId);
     const selected = await this.deps.views.filterOf(datasetId, viewId, filter ?? {});
-    const query = Object.values(selected).some((v) => v !== undefined) ? await this.deps.samples.toQuery(datasetId, selected) : null;
+    const query = hasFilter(selected) ? await this.deps.samples.toQuery(datasetId, selected) : null;
     return (await countTags(this.deps.db, datasetId, query)).map((c) => ({ tag: c.tag, samples: c.samples, annotations: c.annotations }));
   }
 
