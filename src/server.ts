@@ -18,6 +18,8 @@ import { newApp } from './rest/router.js';
 import { objectRoutes } from './rest/objects.js';
 import { sampleRoutes } from './rest/samples.js';
 import { aggregateRoutes } from './rest/aggregate.js';
+import { tagRoutes } from './rest/tags.js';
+import { viewRoutes } from './rest/views.js';
 import { staticAssets } from './rest/static-assets.js';
 import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
 import { createGraphQLHandler, GRAPHQL_PATH, STREAM_PATH } from './schema/handler.js';
@@ -104,6 +106,8 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', sampleRoutes(dv));
   app.route('/', objectRoutes(dv));
   app.route('/', aggregateRoutes(dv));
+  app.route('/', tagRoutes(dv));
+  app.route('/', viewRoutes(dv));
   app.route('/', imageRoutes(dv));
 
   app.route('/', staticAssets(GRAPHIQL_ASSETS));

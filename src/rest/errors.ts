@@ -115,6 +115,7 @@ async function rawValues(c: Context, target: string): Promise<unknown> {
 function describeIssue(target: string, issue: Issue, raw: unknown): string {
   const where = WHERE[target] ?? target;
   if (issue.path.length === 0) {
+    if (target === 'json' && issue.code === 'unrecognized_keys') return `The request body ${issue.message}`;
     return target === 'json' ? 'The request body must be a JSON object' : `${where}: ${issue.message}`;
   }
   const name = issue.path.map(String).join('.');

@@ -35,6 +35,7 @@ const SampleSchema = z
 const AnnotationSchema = z
   .object({
     id: z.number().int(),
+    position: z.number().int().openapi({ description: 'Unique in the dataset (COCO files may repeat `id`): what annotation tagging takes (`positions`)' }),
     dataset_id: z.string(),
     sample_id: z.number().int(),
     category_id: z.number().int(),
@@ -72,6 +73,10 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   maxBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at most this large' }),
   fileMissing: queryBool().openapi({ description: 'The image file was (true) or was not (false) missing at ingest' }),
   evaluation: nonEmpty().openapi({ description: 'An evaluation id: samples with a TP, FP or FN in it (IoU 0.5), or those of `evaluation_has`' }),
+  tags: repeatable().openapi({ description: 'Samples tagged with any of these (repeat the parameter)' }),
+  tagsAll: repeatable().openapi({ description: 'Samples tagged with every one of these' }),
+  tagsNone: repeatable().openapi({ description: 'Samples tagged with none of these' }),
+  annotationTags: repeatable().openapi({ description: 'Samples with an annotation tagged with any of these; with the other annotation conditions, one annotation must meet them all' }),
 };
 
 /** Every filter of the one filter module, under its snake_case name (also the object view's and the aggregations'). */
@@ -86,14 +91,27 @@ export const EVALUATION_HAS = {
   evaluation_category: repeatable().optional().openapi({ description: 'With `evaluation`: the object (a prediction, or a missed object) is of one of these categories' }),
 };
 
+/** A saved view of the dataset: its filter applies, AND the filter parameters given (docs/curation.md). */
+export const VIEW_PARAM = { view: nonEmpty().optional().openapi({ description: 'A saved view\'s id: its filter applies, AND the other filter parameters' }) };
+
 const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
   offset: queryInt(0, MAX_OFFSET).default(0),
   limit: queryInt(0, MAX_PAGE_SIZE).default(50),
 };
 
+const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS), ...Object.keys(VIEW_PARAM)];
+
 // Strict: a misspelt filter (`min_bbox_areaa`) must not answer the whole dataset.
-const SamplesQuery = strictQuery({ ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS });
+const SamplesQuery = z.strictObject(
+  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS, ...VIEW_PARAM },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the parameters are ${KNOWN_PARAMS.join(', ')}`
+        : undefined,
+  },
+);
 
 /** The query's filter parameters as the filter module's input. */
 export function filterInput(q: Record<string, unknown>): SampleFilterInput {
@@ -156,7 +174,8 @@ export function sampleRoutes(dv: DataVisor) {
       const cached = pages.get(key);
       // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
       if (cached) return (await pages.send(c, key, cached)) as never;
-      const filter = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+      const given = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+      const filter = await dv.views.filterOf(q.dataset_id, q.view, given);
       const [total, page] = await Promise.all([
         dv.samples.count(q.dataset_id, filter),
         dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),

@@ -7,6 +7,7 @@ import './evaluation.js';
 import './sample.js';
 import './objects.js';
 import './aggregate.js';
+import './curation.js';
 
 builder.queryType({ description: 'Datasets and their samples; every object with a global id is also reachable through `node`.' });
 builder.mutationType({});

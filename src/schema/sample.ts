@@ -46,7 +46,7 @@ const AnnotationSourceEnum = builder.enumType('AnnotationSource', {
   values: { GROUND_TRUTH: { value: 'ground_truth' }, PREDICTIONS: { value: 'predictions' }, ALL: { value: 'all' } } as const,
 });
 
-const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
+export const AnnotationType = builder.objectRef<Annotation>('Annotation').implement({
   description: 'One annotation of a sample.',
   fields: (t) => ({
     id: t.id({ description: 'Unique across datasets: `<datasetId>:<position in the file>` (COCO files may repeat annotation ids).', resolve: (a) => `${a.datasetId}:${a.ord}` }),
@@ -116,7 +116,7 @@ export async function loadAnnotationOutcomes(keys: string[], ctx: GraphQLContext
 const annotationKey = (s: Sample) => `${s.datasetId}:${s.ord}`;
 
 /** Values grouped by dataset, each group in the order given: one service call per group. */
-function byDataset<T>(items: readonly T[], datasetOf: (item: T) => string): Map<string, T[]> {
+export function byDataset<T>(items: readonly T[], datasetOf: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const id = datasetOf(item);
@@ -305,6 +305,10 @@ const SampleFilterInput: InputObjectRef<BuilderTypes, SampleFilterInput> = build
     maxBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at most this large.' }),
     fileMissing: t.boolean({ description: 'The image file was (true) or was not (false) missing at ingest.' }),
     evaluation: t.field({ type: EvaluationFilterInput, description: 'Samples with a TP, FP or FN in an evaluation, or an object with the outcome, error kind and category asked for.' }),
+    tags: t.stringList({ description: 'Tagged with any of these (`[]` matches nothing).' }),
+    tagsAll: t.stringList({ description: 'Tagged with every one of these.' }),
+    tagsNone: t.stringList({ description: 'Tagged with none of these.' }),
+    annotationTags: t.stringList({ description: 'The sample has an annotation tagged with any of these; with the other annotation conditions, one annotation must meet them all.' }),
   }),
 });
 
@@ -312,9 +316,10 @@ const SampleFilterInput: InputObjectRef<BuilderTypes, SampleFilterInput> = build
 export const SampleFilterArg: InputObjectRef<BuilderTypes, SampleFilterInput> = SampleFilterInput;
 
 /** One page of a dataset's samples; the dataset comes through its DataLoader, so an unknown id is NOT_FOUND. */
-async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInput | null | undefined, args: ConnectionArgs) {
-  const filter = toSampleFilter(filterInput, (field) => `filter.${field}`);
+async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInput | null | undefined, viewId: string | null | undefined, args: ConnectionArgs) {
   const dataset = await DatasetType.getDataloader(ctx).load(datasetId);
+  // A saved view's filter AND the given one: the cursor's hash covers both.
+  const filter = await ctx.dv.views.filterOf(datasetId, viewId, toSampleFilter(filterInput, (field) => `filter.${field}`));
   const scope = { datasetId, revision: dataset.revision, filterHash: filterHash(filter) };
   const plan = planPage(args, (arg, cursor) => decodeSampleCursor(arg, cursor, scope));
   const window =
@@ -327,6 +332,9 @@ async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterI
 
 /** The SampleFilter input type, for other connections limited to samples (schema/objects.ts). */
 export const SampleFilterType: InputRef<SampleFilterInput> = SampleFilterInput;
+/** The `viewId` argument of sample lists and counts. */
+export const VIEW_ID_ARG = (t: { arg: { id: (o: { description: string }) => any } }) =>
+  t.arg.id({ description: 'A saved view of the dataset (`Dataset.views`): its filter applies, AND `filter` when both are given. NOT_FOUND for a view of another dataset.' });
 
 export const SampleConnection = builder.connectionObject({ type: SampleType, name: 'SampleConnection' }, { name: 'SampleEdge' });
 
@@ -338,8 +346,9 @@ builder.queryFields((t) => ({
       args: {
         datasetId: t.arg.id({ required: true, description: 'The dataset id (REST) or the global id of the dataset.' }),
         filter: t.arg({ type: SampleFilterInput }),
+        viewId: VIEW_ID_ARG(t),
       },
-      resolve: (_root, args, ctx) => samplesConnection(ctx, parseDatasetRef(String(args.datasetId)), args.filter, args),
+      resolve: (_root, args, ctx) => samplesConnection(ctx, parseDatasetRef(String(args.datasetId)), args.filter, args.viewId?.toString(), args),
     },
     SampleConnection,
   ),
@@ -350,8 +359,8 @@ builder.objectField(DatasetType, 'samples', (t) =>
     {
       type: SampleType,
       description: 'The samples of this dataset in file order; `first`/`last` at most 200.',
-      args: { filter: t.arg({ type: SampleFilterInput }) },
-      resolve: (dataset, args, ctx) => samplesConnection(ctx, dataset.id, args.filter, args),
+      args: { filter: t.arg({ type: SampleFilterInput }), viewId: VIEW_ID_ARG(t) },
+      resolve: (dataset, args, ctx) => samplesConnection(ctx, dataset.id, args.filter, args.viewId?.toString(), args),
     },
     SampleConnection,
   ),

@@ -11,6 +11,8 @@ import { EvaluationService } from './evaluation/evaluations.js';
 import { ObjectService } from './objects/objects.js';
 import { PredictionService } from './predictions/predictions.js';
 import { StorageService, type StorageOptions } from './storage/index.js';
+import { TagService } from './curation/tags.js';
+import { ViewService } from './curation/views.js';
 import { ThumbnailService } from './images/thumbnails.js';
 
 /** Every service of one DataVisor process, wired once; the CLI and the server are adapters over it. */
@@ -31,6 +33,10 @@ export interface DataVisor {
   objects: ObjectService;
   /** Counts, breakdowns and histograms over filtered samples (docs/curation.md). */
   aggregations: AggregationService;
+  /** Tags on samples and annotations (docs/curation.md). */
+  tags: TagService;
+  /** Saved views: named filters and sorts per dataset (docs/curation.md). */
+  views: ViewService;
   /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
   storage: StorageService;
   /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
@@ -74,10 +80,12 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     const evaluations = new EvaluationService({ db, datasets, predictions, log });
     const objects = new ObjectService({ db, datasets, samples, predictions, evaluations, thumbnails, storage });
     const aggregations = new AggregationService(db, datasets, samples, predictions);
+    const views = new ViewService({ db, datasets });
+    const tags = new TagService({ db, datasets, samples, views, predictions });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, objects, aggregations, storage, access,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, objects, aggregations, tags, views, storage, access,
       stopWork() {
         ingestion.cancelAll();
         predictions.cancelAll();

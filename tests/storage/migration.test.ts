@@ -5,7 +5,8 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { SEGMENTATION_KINDS } from '../../src/services/records/columns.js';
 import { Database } from '../../dist/services/db/connection.js';
-import { tempDir } from '../helpers/env.js';
+import { SCHEMA_VERSION } from '../../dist/services/db/schema.js';
+import { openTestEnv, tempDir } from '../helpers/env.js';
 
 /**
  * A database written by an earlier DataVisor opens with its data intact: schema version 1 stored
@@ -44,7 +45,7 @@ describe('schema migrations', () => {
     const file = await v1Database(5000);
     const db = await Database.open(file);
     try {
-      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: 3 }]);
+      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: SCHEMA_VERSION }]);
       const rows = await db.query('SELECT ord, sample_ord, segmentation_kind, source, score, extra FROM annotations');
       expect(rows).toHaveLength(5000);
       // Stored order is kept (no ORDER BY above): readers rely on the table being sorted by sample.
@@ -64,7 +65,7 @@ describe('schema migrations', () => {
     // Opening again finds version 3 and changes nothing.
     const again = await Database.open(file);
     try {
-      expect(await again.query('SELECT count(*)::INTEGER AS n, count(DISTINCT version)::INTEGER AS versions FROM schema_version')).toEqual([{ n: 3, versions: 3 }]);
+      expect(await again.query('SELECT count(*)::INTEGER AS n, count(DISTINCT version)::INTEGER AS versions FROM schema_version')).toEqual([{ n: SCHEMA_VERSION, versions: SCHEMA_VERSION }]);
       expect(await again.query('SELECT count(*)::INTEGER AS n FROM annotations')).toEqual([{ n: 5000 }]);
     } finally {
       await again.close();
@@ -85,7 +86,7 @@ describe('schema migrations', () => {
 
     const db = await Database.open(file);
     try {
-      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: 3 }]);
+      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: SCHEMA_VERSION }]);
       expect(await db.query('SELECT id, name, image_count, annotation_count, category_count, revision FROM datasets')).toEqual([
         { id: '2nozxnl53r65rgqo', name: 'rbc-test', image_count: 10, annotation_count: 221, category_count: 3, revision: 0 },
       ]);
@@ -97,6 +98,50 @@ describe('schema migrations', () => {
       ]);
     } finally {
       db.close();
+    }
+  });
+
+  it('upgrades a version 3 file written by the DataVisor of session 6: rows kept, empty tag and view tables that take rows', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'v3.duckdb');
+    fs.writeFileSync(file, zlib.gunzipSync(fs.readFileSync(path.resolve(import.meta.dirname, '../fixtures/db/v3-rbc-test.duckdb.gz'))));
+    const dataset = 'girut7tevt42jgm7';
+    const read = async (q: (sql: string) => Promise<unknown[]>) => ({
+      datasets: await q('SELECT id, name, image_count, annotation_count, revision FROM datasets'),
+      labelSets: await q('SELECT label_set, name, annotation_count FROM label_sets ORDER BY label_set'),
+      annotations: await q('SELECT ord, sample_ord, category_id, bbox_x, score, label_set FROM annotations ORDER BY ord'),
+    });
+    const before = await DuckDBInstance.create(file);
+    const c = await before.connect();
+    const plain = (rows: Record<string, unknown>[]) => rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])));
+    expect(Number((await c.runAndReadAll('SELECT max(version) FROM schema_version')).getRows()[0]![0])).toBe(3);
+    const old = await read(async (sql) => plain((await c.runAndReadAll(sql)).getRowObjectsJS()));
+    c.closeSync();
+    before.closeSync();
+    expect(old.datasets).toEqual([{ id: dataset, name: 'rbc-test', image_count: 10, annotation_count: 221, revision: 1 }]);
+    expect(old.annotations).toHaveLength(221 + 23);
+
+    const db = await Database.open(file);
+    try {
+      expect(await db.query('SELECT max(version) AS v FROM schema_version')).toEqual([{ v: 4 }]);
+      expect(await read((sql) => db.query(sql))).toEqual(old);
+      for (const table of ['sample_tags', 'annotation_tags', 'views']) expect(await db.query(`SELECT count(*)::INTEGER AS n FROM ${table}`)).toEqual([{ n: 0 }]);
+    } finally {
+      await db.close();
+    }
+    // The upgraded file serves tags and views through the services.
+    const env = await openTestEnv({ DATAVISOR_DB_PATH: file });
+    try {
+      const { dv } = env;
+      const tagged = await dv.tags.tagSamples(dataset, { filter: { minAnnotations: 25 } }, ['many']);
+      const expected = Number((await dv.db.query('SELECT count(*) AS n FROM samples WHERE annotation_count >= 25'))[0]!.n);
+      expect(expected).toBeGreaterThan(0);
+      expect(tagged).toEqual({ changed: expected, revision: 2 });
+      expect((await dv.tags.tagAnnotations(dataset, { filter: {}, predictions: ['shifted'] }, ['pred'])).changed).toBe(23);
+      const view = await dv.views.create(dataset, { name: 'many', filter: { tags: ['many'] } });
+      expect(await dv.samples.count(dataset, await dv.views.filterOf(dataset, view.id, {}))).toBe(expected);
+    } finally {
+      await env.close();
     }
   });
 
@@ -118,6 +163,6 @@ describe('schema migrations', () => {
     await c.run('INSERT INTO schema_version VALUES (99)');
     c.closeSync();
     instance.closeSync();
-    await expect(Database.open(file)).rejects.toThrow(/schema version 99, newer than this DataVisor \(3\)/);
+    await expect(Database.open(file)).rejects.toThrow(new RegExp(`schema version 99, newer than this DataVisor \\(${SCHEMA_VERSION}\\)`));
   });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { SampleQueryFilter } from '../db/samples.js';
+import { checkTags } from '../curation/names.js';
 import { BadInputError } from '../errors.js';
 import { isId } from '../ids.js';
 
@@ -8,11 +9,13 @@ import { isId } from '../ids.js';
  * (as FiftyOne's get_view serves both its routes and its resolvers): each maps its input here, so
  * both offer every filter, with the same checks and the same hash. Its SQL is in db/samples.ts.
  */
-export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds' | 'evaluationCategoryIds'> & {
+export type SampleFilter = Omit<SampleQueryFilter, 'categoryIds' | 'evaluationCategoryIds' | 'also'> & {
   /** Category names: the sample has an annotation in one of them. */
   categories?: readonly string[];
   /** Category names: the evaluation's objects that count are of one of them. */
   evaluationCategories?: readonly string[];
+  /** A second filter that must hold too: a saved view's, with the one of the request (curation/views.ts). */
+  also?: SampleFilter;
 };
 
 /** A filter as the APIs receive it: every field optional or null; `category` joins `categories`. */
@@ -33,9 +36,15 @@ export interface SampleFilterInput {
    * `categories`, each when given: one object must meet them all.
    */
   evaluation?: { id: string; has?: readonly string[] | null; errors?: readonly string[] | null; categories?: readonly string[] | null } | null;
+  /** Tagged with any of these; `tagsAll`: with each; `tagsNone`: with none of them. */
+  tags?: readonly string[] | null;
+  tagsAll?: readonly string[] | null;
+  tagsNone?: readonly string[] | null;
+  /** The sample has an annotation tagged with any of these. */
+  annotationTags?: readonly string[] | null;
 }
 
-type FieldKind = 'string' | 'count' | 'number' | 'boolean' | 'evaluation';
+type FieldKind = 'string' | 'count' | 'number' | 'boolean' | 'evaluation' | 'tags';
 
 /** Every filter field, its kind, and its REST query parameter (snake_case, as REST's JSON). */
 export const SAMPLE_FILTER_FIELDS: Readonly<Record<keyof SampleFilterInput, { param: string; kind: FieldKind | 'strings' }>> = {
@@ -50,6 +59,10 @@ export const SAMPLE_FILTER_FIELDS: Readonly<Record<keyof SampleFilterInput, { pa
   maxBboxArea: { param: 'max_bbox_area', kind: 'number' },
   fileMissing: { param: 'file_missing', kind: 'boolean' },
   evaluation: { param: 'evaluation', kind: 'evaluation' },
+  tags: { param: 'tags', kind: 'tags' },
+  tagsAll: { param: 'tags_all', kind: 'tags' },
+  tagsNone: { param: 'tags_none', kind: 'tags' },
+  annotationTags: { param: 'annotation_tags', kind: 'tags' },
 };
 
 const OUTCOMES = ['tp', 'fp', 'fn'] as const;
@@ -70,6 +83,10 @@ export function toSampleFilter(input: SampleFilterInput | null | undefined, name
     if (v === undefined || v === null || field === 'category' || field === 'categories') continue;
     if (spec.kind === 'evaluation') {
       Object.assign(filter, evaluationFilter(v as NonNullable<SampleFilterInput['evaluation']>, name(field)));
+      continue;
+    }
+    if (spec.kind === 'tags') {
+      filter[field] = checkTags(v as readonly string[], name(field));
       continue;
     }
     if (spec.kind === 'count' && (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_COUNT)) {
@@ -115,7 +132,7 @@ function oneOf<T extends string>(given: readonly string[], allowed: readonly T[]
 export function filterHash(filter: SampleFilter): string {
   const canonical = Object.entries(filter)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => [k, Array.isArray(v) ? [...new Set(v as string[])].sort() : v] as const)
+    .map(([k, v]) => [k, k === 'also' ? filterHash(v as SampleFilter) : Array.isArray(v) ? [...new Set(v as string[])].sort() : v] as const)
     .sort(([a], [b]) => (a < b ? -1 : 1));
   return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 8);
 }

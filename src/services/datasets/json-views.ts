@@ -84,6 +84,7 @@ export function sampleJson(s: Sample, baseUrl: string, access: AccessService) {
 export function annotationJson(a: Annotation) {
   return {
     id: a.id,
+    position: a.ord,
     dataset_id: a.datasetId,
     sample_id: a.sampleId,
     category_id: a.categoryId,

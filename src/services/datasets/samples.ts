@@ -186,19 +186,21 @@ export class SampleService {
   }
 
   /**
-   * Category names → the dataset's category ids (a name no category has matches nothing); NOT_FOUND
-   * for an evaluation of another dataset. The object view and aggregations query with it too.
+   * The filter as db/samples.ts takes it: category names → the dataset's category ids (a name no
+   * category has matches nothing). NOT_FOUND for an evaluation that is not the dataset's. The
+   * object view and aggregations query with it too.
    */
   async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
-    const { categories, evaluationCategories, ...rest } = filter;
+    const { categories, evaluationCategories, also, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
     if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {
       throw new NotFoundError(`evaluation of dataset ${datasetId}`, rest.evaluationId);
     }
-    if (categories === undefined && evaluationCategories === undefined) return rest;
+    const query: SampleQueryFilter = also ? { ...rest, also: await this.toQuery(datasetId, also) } : rest;
+    if (categories === undefined && evaluationCategories === undefined) return query;
     const all = await this.datasets.categories(datasetId);
     const ids = (names: readonly string[] | undefined) => names && all.filter((c) => names.includes(c.name)).map((c) => c.categoryId);
-    return { ...rest, categoryIds: ids(categories), evaluationCategoryIds: ids(evaluationCategories) };
+    return { ...query, categoryIds: ids(categories), evaluationCategoryIds: ids(evaluationCategories) };
   }
 
   async get(datasetId: string, sampleId: string | number): Promise<Sample> {

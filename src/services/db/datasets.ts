@@ -36,6 +36,9 @@ const DELETE_STATEMENTS = [
   `DELETE FROM categories WHERE dataset_id = $1`,
   `DELETE FROM licenses WHERE dataset_id = $1`,
   `DELETE FROM label_sets WHERE dataset_id = $1`,
+  `DELETE FROM sample_tags WHERE dataset_id = $1`,
+  `DELETE FROM annotation_tags WHERE dataset_id = $1`,
+  `DELETE FROM views WHERE dataset_id = $1`,
   ...['eval_detections', 'eval_ground_truth', 'eval_samples', 'eval_curves'].map(
     (t) => `DELETE FROM ${t} WHERE evaluation_id IN (SELECT id FROM evaluations WHERE dataset_id = $1)`,
   ),

@@ -72,10 +72,9 @@ export async function deletePredictionRun(tx: Transaction, datasetId: string, na
 
 async function deleteLabelSet(tx: Transaction, datasetId: string, labelSet: number): Promise<void> {
   await deleteEvaluations(tx, datasetId, { labelSet });
-  await tx.run(
-    `DELETE FROM annotation_shapes WHERE dataset_id = $1 AND ord IN (SELECT ord FROM annotations WHERE dataset_id = $1 AND label_set = $2)`,
-    [datasetId, labelSet],
-  );
+  for (const table of ['annotation_shapes', 'annotation_tags']) {
+    await tx.run(`DELETE FROM ${table} WHERE dataset_id = $1 AND ord IN (SELECT ord FROM annotations WHERE dataset_id = $1 AND label_set = $2)`, [datasetId, labelSet]);
+  }
   await tx.run(`DELETE FROM annotations WHERE dataset_id = $1 AND label_set = $2`, [datasetId, labelSet]);
   await tx.run(`DELETE FROM label_sets WHERE dataset_id = $1 AND label_set = $2`, [datasetId, labelSet]);
 }

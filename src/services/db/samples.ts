@@ -26,6 +26,16 @@ export interface SampleQueryFilter {
   evaluationErrors?: readonly ('classification' | 'localization' | 'both' | 'duplicate' | 'background' | 'missed')[];
   /** With evaluationId: the object (a prediction, or a missed object) is of one of these categories. */
   evaluationCategoryIds?: readonly number[];
+  /** Tagged with any of these (`[]` matches nothing). */
+  tags?: readonly string[];
+  /** Tagged with every one of these. */
+  tagsAll?: readonly string[];
+  /** Tagged with none of these. */
+  tagsNone?: readonly string[];
+  /** The sample has an annotation tagged with any of these. */
+  annotationTags?: readonly string[];
+  /** A second filter that must hold too: a saved view's, with the one of the request. */
+  also?: SampleQueryFilter;
 }
 
 export type SampleWindow =
@@ -71,6 +81,12 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.maxAnnotations !== undefined) parts.push(`annotation_count <= ${bind(f.maxAnnotations)}::INTEGER`);
   if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
   if (f.evaluationId !== undefined) parts.push(evaluationPredicate(f, bind));
+  const tagged = (tags: readonly string[]) => `SELECT sample_ord FROM sample_tags WHERE dataset_id = $1 AND list_contains(${bind(tags)}::VARCHAR[], tag)`;
+  // An empty list binds no type: it matches nothing, as `categories: []` does.
+  if (f.tags !== undefined) parts.push(f.tags.length === 0 ? 'false' : `ord IN (${tagged(f.tags)})`);
+  if (f.tagsAll?.length) parts.push(`ord IN (${tagged(f.tagsAll)} GROUP BY sample_ord HAVING count(DISTINCT tag) = ${bind(f.tagsAll.length)}::INTEGER)`);
+  if (f.tagsNone?.length) parts.push(`ord NOT IN (${tagged(f.tagsNone)})`);
+  if (f.also) parts.push(...filterPredicates(f.also, params));
   return parts;
 }
 
@@ -114,17 +130,26 @@ function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
   if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
   if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
+  if (f.annotationTags?.length === 0) ann.push('false');
+  else if (f.annotationTags !== undefined) ann.push(`ord IN (SELECT ord FROM annotation_tags WHERE dataset_id = $1 AND list_contains(${bind(f.annotationTags)}::VARCHAR[], tag))`);
   return ann;
 }
 
-/**
- * WHERE clause (after `dataset_id = $1`) and its values, numbered from $2: the listing's, the
- * object view's (db/objects.ts) and the aggregations' (db/aggregations.ts).
- */
-export function sampleWhereClause(f: SampleQueryFilter, params: Param[]): string {
+/** Every predicate of a filter on the samples table, its annotation conditions as one subquery. */
+function filterPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   const parts = samplePredicates(f, params);
   const ann = annotationPredicates(f, params);
   if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
+  return parts;
+}
+
+/**
+ * WHERE clause (after `dataset_id = $1`, on `samples`, whose `ord` it tests unqualified) and its
+ * values, appended to `params` (which holds the dataset id first): the listing's, the object
+ * view's (db/objects.ts) and the aggregations' (db/aggregations.ts).
+ */
+export function sampleWhereClause(f: SampleQueryFilter, params: Param[]): string {
+  const parts = filterPredicates(f, params);
   return parts.length ? ` AND ${parts.join(' AND ')}` : '';
 }
 

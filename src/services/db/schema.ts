@@ -3,7 +3,7 @@
  * DuckDB maintains them with ART indexes that slow bulk appends several-fold, and COCO files
  * legitimately hold duplicate annotation ids; uniqueness that matters is checked in SQL at ingest.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /**
  * Codes of the segmentation kinds, in the order of the parser's codes (SEGMENTATION_KINDS in
@@ -95,6 +95,34 @@ const EVALUATION_TABLES = [
 ];
 
 /**
+ * Tags and saved views (docs/curation.md). A tag row names a sample by its `ord` (an annotation by
+ * its `ord`), as every other table does; one row per (object, tag), kept unique by the SQL that
+ * adds them (no UNIQUE constraint, as elsewhere). `views` keeps a filter in the API's own
+ * (GraphQL) spelling and a sort as its API JSON, both checked when saved and parsed again when used.
+ */
+const CURATION_TABLES = [
+  `CREATE TABLE IF NOT EXISTS sample_tags (
+    dataset_id VARCHAR NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    tag VARCHAR NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS annotation_tags (
+    dataset_id VARCHAR NOT NULL,
+    ord INTEGER NOT NULL,
+    tag VARCHAR NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS views (
+    id VARCHAR NOT NULL,
+    dataset_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    filter JSON NOT NULL,
+    sort JSON,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+  )`,
+];
+
+/**
  * The annotations table, under `name` (a migration builds it beside the old one). `source` follows
  * from `score` and is computed when read: storing it per row (and the kind as text) cost a
  * train2017-scale ingest ~0.17 s of its final write (docs/storage.md).
@@ -146,6 +174,8 @@ export const MIGRATIONS: Record<number, string[]> = {
     `INSERT INTO label_sets SELECT id, 0, 'ground_truth', 'ground_truth', source_path, annotation_count, created_at, 0, 0 FROM datasets`,
     ...EVALUATION_TABLES,
   ],
+  // Version 4: tags on samples and annotations, saved views (new tables, nothing to convert).
+  3: CURATION_TABLES,
 };
 
 export const SCHEMA_STATEMENTS = [
@@ -171,6 +201,7 @@ export const SCHEMA_STATEMENTS = [
   )`,
   LABEL_SETS_TABLE,
   ...EVALUATION_TABLES,
+  ...CURATION_TABLES,
   `CREATE TABLE IF NOT EXISTS licenses (
     dataset_id VARCHAR NOT NULL,
     license_id BIGINT NOT NULL,
