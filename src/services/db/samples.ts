@@ -1,26 +1,34 @@
+import { annotationConditionSql, type AnnotationConditions } from './annotation-conditions.js';
 import type { Database, Param, Row } from './connection.js';
+import { metadataConditionSql, type MetadataCondition } from './metadata-conditions.js';
 
 /**
  * Sample queries. Filters are composed from the fixed fragments below with every value bound;
  * no user text ever becomes SQL. Order is always the file order (`ord`), which is dense
  * (0..n-1) per dataset: an unfiltered offset page is a range scan, and a keyset cursor is an ord.
  */
-export interface SampleQueryFilter {
-  /** Category ids (the dataset's own): the sample has an annotation in one of them. */
-  categoryIds?: readonly number[];
+export interface SampleQueryFilter extends AnnotationConditions {
   split?: string;
   fileNameContains?: string;
+  /** Case-insensitive substring. */
+  fileNameContainsIgnoreCase?: string;
+  /** A glob (`*`, `?`, `[a-z]`), matched against the whole name, case-sensitive. */
+  fileNameGlob?: string;
   minAnnotations?: number;
   maxAnnotations?: number;
-  /** The sample has an annotation with this crowd flag. */
-  isCrowd?: boolean;
-  /** The sample has an annotation whose bbox area (w × h) is in the range. */
-  minBboxArea?: number;
-  maxBboxArea?: number;
+  minWidth?: number;
+  maxWidth?: number;
+  minHeight?: number;
+  maxHeight?: number;
+  /** width × height; a sample without a size has none and never matches a range. */
+  minPixels?: number;
+  maxPixels?: number;
   fileMissing?: boolean;
   /** The sample has one of these outcomes in this evaluation (IoU 0.5, all areas, 100 detections). */
   evaluationId?: string;
   evaluationHas?: readonly ('tp' | 'fp' | 'fn')[];
+  /** Every one must hold. */
+  metadata?: readonly MetadataCondition[];
 }
 
 export type SampleWindow =
@@ -29,7 +37,7 @@ export type SampleWindow =
   | { kind: 'before'; beforeOrd: number | null; limit: number };
 
 // Without dataset_id: every query is for one dataset, which the caller knows.
-const SAMPLE_COLUMNS = `ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
+export const SAMPLE_COLUMNS = `ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
   date_captured, metadata, annotation_count, file_missing`;
 
 const GET_SAMPLE = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND image_id = $2::BIGINT`;
@@ -62,33 +70,33 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.split !== undefined) parts.push(`split = ${bind(f.split)}`);
   // contains() is a plain substring test, case-sensitive, with no LIKE wildcards to escape.
   if (f.fileNameContains !== undefined) parts.push(`contains(file_name, ${bind(f.fileNameContains)})`);
+  if (f.fileNameContainsIgnoreCase !== undefined) parts.push(`contains(lower(file_name), lower(${bind(f.fileNameContainsIgnoreCase)}::VARCHAR))`);
+  if (f.fileNameGlob !== undefined) parts.push(`file_name GLOB ${bind(f.fileNameGlob)}::VARCHAR`);
   if (f.minAnnotations !== undefined) parts.push(`annotation_count >= ${bind(f.minAnnotations)}::INTEGER`);
   if (f.maxAnnotations !== undefined) parts.push(`annotation_count <= ${bind(f.maxAnnotations)}::INTEGER`);
+  if (f.minWidth !== undefined) parts.push(`width >= ${bind(f.minWidth)}::INTEGER`);
+  if (f.maxWidth !== undefined) parts.push(`width <= ${bind(f.maxWidth)}::INTEGER`);
+  if (f.minHeight !== undefined) parts.push(`height >= ${bind(f.minHeight)}::INTEGER`);
+  if (f.maxHeight !== undefined) parts.push(`height <= ${bind(f.maxHeight)}::INTEGER`);
+  if (f.minPixels !== undefined) parts.push(`width::BIGINT * height >= ${bind(f.minPixels)}::BIGINT`);
+  if (f.maxPixels !== undefined) parts.push(`width::BIGINT * height <= ${bind(f.maxPixels)}::BIGINT`);
   if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
   if (f.evaluationId !== undefined) {
     // Column names from a fixed list, never from input.
     const has = (f.evaluationHas ?? ['tp', 'fp', 'fn']).map((o) => `${o} > 0`).join(' OR ');
     parts.push(`ord IN (SELECT sample_ord FROM eval_samples WHERE evaluation_id = ${bind(f.evaluationId)} AND (${has}))`);
   }
+  for (const m of f.metadata ?? []) parts.push(metadataConditionSql(m, params));
   return parts;
 }
 
 /** Predicates on one annotation; a sample matches when one of its annotations meets them all. */
 function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
-  const bind = binder(params);
-  const ann: string[] = [];
-  if (f.categoryIds !== undefined) {
-    // Constants, not a subquery of categories: DuckDB filters a constant comparison inside the scan.
-    ann.push(f.categoryIds.length === 0 ? 'false' : `(${f.categoryIds.map((id) => `category_id = ${bind(id)}::BIGINT`).join(' OR ')})`);
-  }
-  if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
-  if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
-  if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
-  return ann;
+  return annotationConditionSql(f, params);
 }
 
 /** WHERE clause (after `dataset_id = $1`) and its values, numbered from $2. */
-function whereClause(f: SampleQueryFilter, params: Param[]): string {
+export function whereClause(f: SampleQueryFilter, params: Param[]): string {
   const parts = samplePredicates(f, params);
   const ann = annotationPredicates(f, params);
   if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
