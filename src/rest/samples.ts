@@ -143,7 +143,7 @@ function filterInput(q: Record<string, unknown>): SampleFilterInput {
   if (has !== undefined && q.evaluation === undefined) throw new BadInputError('query parameter "evaluation_has" needs "evaluation" (the evaluation id)');
   if (q.evaluation !== undefined) input.evaluation = { id: q.evaluation as string, has };
   const metadata = q.metadata as string[] | undefined;
-  if (metadata !== undefined) input.metadata = metadata.map((text, i) => parseMetadataParam(text, `query parameter "metadata" (#${i + 1})`));
+  if (metadata !== undefined) input.metadata = metadata.map((text, i) => parseMetadataParam(text, `query parameter "metadata"[${i}]`));
   return input;
 }
 
