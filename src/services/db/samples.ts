@@ -4,8 +4,9 @@ import { metadataConditionSql, type MetadataCondition } from './metadata-conditi
 
 /**
  * Sample queries. Filters are composed from the fixed fragments below with every value bound;
- * no user text ever becomes SQL. Order is always the file order (`ord`), which is dense
+ * no user text ever becomes SQL. Windows here are in file order (`ord`), which is dense
  * (0..n-1) per dataset: an unfiltered offset page is a range scan, and a keyset cursor is an ord.
+ * Sorted windows are in sample-sort.ts, over the same WHERE clause.
  */
 export interface SampleQueryFilter extends AnnotationConditions {
   split?: string;
@@ -90,15 +91,10 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
   return parts;
 }
 
-/** Predicates on one annotation; a sample matches when one of its annotations meets them all. */
-function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
-  return annotationConditionSql(f, params);
-}
-
 /** WHERE clause (after `dataset_id = $1`) and its values, numbered from $2. */
 export function whereClause(f: SampleQueryFilter, params: Param[]): string {
   const parts = samplePredicates(f, params);
-  const ann = annotationPredicates(f, params);
+  const ann = annotationConditionSql(f, params);
   if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
   return parts.length ? ` AND ${parts.join(' AND ')}` : '';
 }
@@ -153,7 +149,7 @@ const STREAM_MAX_ROWS = 400_000;
 async function streamedOrds(db: Database, datasetId: string, f: SampleQueryFilter, w: SampleWindow): Promise<number[] | null> {
   const params: Param[] = [datasetId];
   if (w.kind === 'before' || samplePredicates(f, params).length > 0) return null;
-  const ann = annotationPredicates(f, params);
+  const ann = annotationConditionSql(f, params);
   if (ann.length === 0) return null;
   const skip = w.kind === 'offset' ? w.offset : 0;
   const wanted = skip + w.limit + 1;
@@ -197,7 +193,7 @@ const inFileOrder = (rows: Row[]): Row[] => rows.sort((a, b) => (a.ord as number
 function annotationsOnlyWindow(datasetId: string, f: SampleQueryFilter, w: SampleWindow): { sql: string; params: Param[] } | null {
   const params: Param[] = [datasetId];
   if (samplePredicates(f, params).length > 0) return null;
-  const ann = annotationPredicates(f, params);
+  const ann = annotationConditionSql(f, params);
   if (ann.length === 0) return null;
   const { cond, order, tail } = windowClauses('sample_ord', w, binder(params, '::INTEGER'));
   const ords = `SELECT DISTINCT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')}${cond} ORDER BY ${order}${tail}`;
