@@ -46,6 +46,10 @@ interface KeySource {
   nullable: boolean;
   /** The SQL type a cursor's key value is bound as. */
   type: 'VARCHAR' | 'INTEGER' | 'BIGINT' | 'DOUBLE';
+  /** An integer column of samples: the page's rows are read within its range of keys (below). */
+  prunes?: boolean;
+  /** No two samples share a key: the keyset condition needs no tie-break on ord. */
+  unique?: boolean;
 }
 
 /** The multiplier of shuffleHash's two rounds (a 32-bit avalanche hash, "lowbias32"-like). */
@@ -76,9 +80,9 @@ function keySource(key: SampleSortKey, bind: (v: Param, cast: string) => string)
   switch (key.kind) {
     case 'column': {
       if (key.column === 'file_name') return { expr: 'file_name', join: '', nullable: false, type: 'VARCHAR' };
-      if (key.column === 'annotation_count') return { expr: 'annotation_count', join: '', nullable: false, type: 'INTEGER' };
+      if (key.column === 'annotation_count') return { expr: 'annotation_count', join: '', nullable: false, type: 'INTEGER', prunes: true };
       if (key.column === 'pixels') return { expr: '(width::BIGINT * height)', join: '', nullable: true, type: 'BIGINT' };
-      return { expr: key.column, join: '', nullable: true, type: 'INTEGER' };
+      return { expr: key.column, join: '', nullable: true, type: 'INTEGER', prunes: true };
     }
     case 'category_count':
       return {
@@ -107,7 +111,8 @@ function keySource(key: SampleSortKey, bind: (v: Param, cast: string) => string)
       };
     }
     case 'random':
-      return { expr: shuffleSql(bind(seedOffset(key.seed), 'BIGINT')), join: '', nullable: false, type: 'BIGINT' };
+      // A bijection of ords: keys never tie, and the hash is computed once per row, not thrice.
+      return { expr: shuffleSql(bind(seedOffset(key.seed), 'BIGINT')), join: '', nullable: false, type: 'BIGINT', unique: true };
   }
 }
 
@@ -117,16 +122,17 @@ function keySource(key: SampleSortKey, bind: (v: Param, cast: string) => string)
  * the scan (a page 100,000 deep by annotation count: 2.4 ms against 3.3 ms).
  */
 function keysetCondition(src: KeySource, descending: boolean, side: 'after' | 'before', at: SortPosition, bind: (v: Param, cast: string) => string): string {
-  const o = bind(at.ord, 'INTEGER');
   if (at.key === null) {
     // Keyless samples form the tail of the list, in ord order.
+    const o = bind(at.ord, 'INTEGER');
     return side === 'after' ? `(${src.expr} IS NULL AND ord > ${o})` : `(${src.expr} IS NOT NULL OR ord < ${o})`;
   }
   const k = bind(at.key, src.type);
   const forward = (side === 'after') !== descending;
   const [ge, gt] = forward ? ['>=', '>'] : ['<=', '<'];
-  const ordCmp = side === 'after' ? '>' : '<';
-  const core = `(${src.expr} ${ge} ${k} AND (${src.expr} ${gt} ${k} OR ord ${ordCmp} ${o}))`;
+  if (src.unique) return `${src.expr} ${gt} ${k}`;
+  const o = bind(at.ord, 'INTEGER');
+  const core = `(${src.expr} ${ge} ${k} AND (${src.expr} ${gt} ${k} OR ord ${side === 'after' ? '>' : '<'} ${o}))`;
   return side === 'after' && src.nullable ? `(${src.expr} IS NULL OR ${core})` : core;
 }
 
@@ -156,7 +162,17 @@ export async function listSortedSampleRows(db: Database, datasetId: string, f: S
   if (reversed) keys.reverse();
   if (keys.length === 0) return [];
   const ords = keys.map((r) => r.ord as number);
-  const byOrd = new Map((await db.query(ROWS_BY_ORDS, [datasetId, Math.min(...ords), Math.max(...ords), ords])).map((r) => [r.ord as number, r]));
+  const rowParams: Param[] = [datasetId, Math.min(...ords), Math.max(...ords), ords];
+  let range = '';
+  const values = keys.map((r) => r.sort_key as number | null);
+  if (src.prunes && !values.includes(null)) {
+    // A page's rows lie anywhere in the file; the range of their keys is a filter DuckDB applies
+    // inside the scan, before the list test, and it skips the string columns of vectors that hold
+    // none of them: 5.3 ms against 8.1 ms for the first page by annotation count on train2017.
+    rowParams.push(Math.min(...(values as number[])), Math.max(...(values as number[])));
+    range = ` AND ${src.expr} BETWEEN $5::${src.type} AND $6::${src.type}`;
+  }
+  const byOrd = new Map((await db.query(ROWS_BY_ORDS + range, rowParams)).map((r) => [r.ord as number, r]));
   return keys.map((k) => ({ ...byOrd.get(k.ord as number)!, sort_key: k.sort_key }));
 }
 
