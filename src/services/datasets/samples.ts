@@ -209,8 +209,12 @@ export class SampleService {
     return countSampleRows(this.db, datasetId, query);
   }
 
-  /** Category names → the dataset's category ids (a name no category has matches nothing), a run's name → its label set. */
-  private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
+  /**
+   * The filter as the SQL takes it: category names → the dataset's category ids (a name no
+   * category has matches nothing), a run's name → its label set (NOT_FOUND if unknown). Public for
+   * views of annotation rows, which apply its annotation conditions with annotationConditionSql().
+   */
+  async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, predictions, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
     if (rest.evaluationId !== undefined) await this.evaluationOf(datasetId, rest.evaluationId);
