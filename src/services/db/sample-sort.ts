@@ -8,7 +8,7 @@ import { SAMPLE_COLUMNS, whereClause, type SampleQueryFilter } from './samples.j
  * (key, ord) pair, so a page 100,000 deep reads no more than the first.
  *
  * A window is two statements: the page's (ord, key) pairs ranked over the key column alone, then
- * those samples' rows. Ranking whole rows costs DuckDB ~10× more (a top-N carrying every column).
+ * those samples' rows. Ranking whole rows costs DuckDB 6–10× more (a top-N carrying every column).
  */
 export type SampleSortKey =
   | { kind: 'column'; column: 'file_name' | 'width' | 'height' | 'pixels' | 'annotation_count' }
