@@ -27,7 +27,8 @@ const AggregateQuery = strictQuery({
   category_samples: queryBool().optional().openapi({ description: 'With include=categories: also the samples holding each category (a distinct count, costlier)' }),
   cooccurrence_limit: queryInt(1, MAX_LIST).optional().openapi({ description: 'Pairs answered at most (default 20)' }),
   histogram: list().optional().openapi({ description: `Histograms, each \`field\` or \`field:bins\` (bins 1..${MAX_BINS}; left out: Sturges' rule); fields ${HISTOGRAM_FIELDS.join(', ')}. GET …/aggregate/histogram takes a range and a log scale`, example: 'bbox_area:20' }),
-  metadata: z.union([nonEmpty(), z.array(nonEmpty())]).transform((v) => (Array.isArray(v) ? v : [v])).optional().openapi({ description: 'Metadata paths (repeat the parameter): distinct values with counts for each', example: 'camera.model' }),
+  // Not `metadata`: that is the filter's metadata condition (`<path> <op> <value>`).
+  metadata_values: z.union([nonEmpty(), z.array(nonEmpty())]).transform((v) => (Array.isArray(v) ? v : [v])).optional().openapi({ description: 'Metadata paths (repeat the parameter): distinct values with counts for each', example: 'camera.model' }),
   metadata_limit: queryInt(1, MAX_LIST).optional().openapi({ description: 'Values answered per path at most (default 100)' }),
 });
 
@@ -115,7 +116,7 @@ export function aggregateRoutes(dv: DataVisor) {
         has('label_sets') ? agg.labelSets(t) : undefined,
         has('cooccurrence') ? agg.cooccurrence(t, q.cooccurrence_limit ?? 20) : undefined,
         Promise.all(histograms.map((h) => agg.histogram(t, h))),
-        Promise.all((q.metadata ?? []).map(async (path) => ({ path, values: await agg.metadata(t, path, q.metadata_limit ?? 100) }))),
+        Promise.all((q.metadata_values ?? []).map(async (path) => ({ path, values: await agg.metadata(t, path, q.metadata_limit ?? 100) }))),
       ]);
       return c.json(
         {

@@ -16,23 +16,33 @@ const KIND_SCHEMAS: Record<Kind, () => z.ZodType> = {
   strings: () => z.array(z.string({ error: 'must be a string' }), { error: 'must be a list of strings' }),
   tags: () => z.array(z.string({ error: 'must be a string' }), { error: 'must be a list of strings' }),
   count: () => z.number({ error: 'must be a number' }),
+  bigCount: () => z.number({ error: 'must be a number' }),
   number: () => z.number({ error: 'must be a number' }),
   boolean: () => z.boolean({ error: 'must be true or false' }),
   evaluation: () => z.string({ error: 'must be an evaluation id' }),
+  // As GraphQL's MetadataCondition: objects, not the `<path> <op> <JSON>` text of a query parameter.
+  metadata: () =>
+    z.array(
+      z.strictObject({ path: z.string(), op: z.string(), value: z.unknown().optional(), values: z.unknown().optional() }),
+      { error: 'must be a list of {path, op, value?, values?}' },
+    ),
 };
 
+/** What `evaluation` asks of one object, as lists (the query parameters of the same names). */
+const EVALUATION_PARTS = { evaluation_has: 'has', evaluation_error: 'errors', evaluation_category: 'categories' } as const;
+
 const FIELDS = Object.keys(SAMPLE_FILTER_FIELDS) as Field[];
-const PARAMS = [...FIELDS.map((f) => SAMPLE_FILTER_FIELDS[f].param), 'evaluation_has'];
+const PARAMS = [...FIELDS.map((f) => SAMPLE_FILTER_FIELDS[f].param), ...Object.keys(EVALUATION_PARTS)];
 
 export const FilterBody = z
   .strictObject(
     {
       ...Object.fromEntries(FIELDS.map((f) => [SAMPLE_FILTER_FIELDS[f].param, KIND_SCHEMAS[SAMPLE_FILTER_FIELDS[f].kind]().nullable().optional()])),
-      evaluation_has: z.array(z.string()).nullable().optional(),
+      ...Object.fromEntries(Object.keys(EVALUATION_PARTS).map((k) => [k, z.array(z.string({ error: 'must be a string' })).nullable().optional()])),
     },
     { error: (issue) => (issue.code === 'unrecognized_keys' ? `has no field ${issue.keys.map((k) => `"${k}"`).join(', ')}; its fields are ${PARAMS.join(', ')}` : undefined) },
   )
-  .openapi('SampleFilterBody', { description: 'A sample filter: the filter parameters of GET /samples as JSON (`evaluation_has` a list); `{}` selects every sample.' });
+  .openapi('SampleFilterBody', { description: 'A sample filter: the filter parameters of GET /samples as JSON (`evaluation_has`, `evaluation_error`, `evaluation_category` lists; `metadata` a list of `{path, op, value}`); `{}` selects every sample.' });
 
 /** A strict JSON body: a field it does not know is named, with the ones it knows. */
 export function strictBody<S extends z.ZodRawShape>(shape: S) {
@@ -49,8 +59,13 @@ export function filterBodyInput(body: Record<string, unknown>): SampleFilterInpu
     const v = body[SAMPLE_FILTER_FIELDS[f].param];
     if (v != null) input[f] = v;
   }
-  if (body.evaluation_has != null && body.evaluation == null) throw new BadInputError('filter.evaluation_has needs filter.evaluation (the evaluation id)');
-  if (body.evaluation != null) input.evaluation = { id: body.evaluation, has: body.evaluation_has ?? undefined };
+  const evaluation: Record<string, unknown> = { id: body.evaluation };
+  for (const [param, part] of Object.entries(EVALUATION_PARTS)) {
+    if (body[param] == null) continue;
+    if (body.evaluation == null) throw new BadInputError(`filter.${param} needs filter.evaluation (the evaluation id)`);
+    evaluation[part] = body[param];
+  }
+  if (body.evaluation != null) input.evaluation = evaluation;
   return input as SampleFilterInput;
 }
 
@@ -63,7 +78,7 @@ export function filterBodyJson(input: SampleFilterInput): Record<string, unknown
     if (f === 'evaluation') {
       const e = v as NonNullable<SampleFilterInput['evaluation']>;
       out.evaluation = e.id;
-      if (e.has != null) out.evaluation_has = e.has;
+      for (const [param, part] of Object.entries(EVALUATION_PARTS)) if (e[part] != null) out[param] = e[part];
     } else out[SAMPLE_FILTER_FIELDS[f].param] = v;
   }
   return out;

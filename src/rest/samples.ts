@@ -2,6 +2,8 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { annotationJson, sampleJson } from '../services/datasets/json-views.js';
 import { SAMPLE_FILTER_FIELDS, toSampleFilter, type SampleFilterInput } from '../services/datasets/filter.js';
+import { parseMetadataParam } from '../services/datasets/metadata-filter.js';
+import { SAMPLE_SORT_FIELDS, toSampleSort, type SampleSortInput } from '../services/datasets/sort.js';
 import { MAX_PAGE_SIZE } from '../services/datasets/paging.js';
 import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
@@ -61,22 +63,43 @@ export const nonEmpty = () => z.string().min(1, 'must not be empty');
 /** A parameter that may be repeated (`?category=a&category=b`). */
 export const repeatable = () => z.union([nonEmpty(), z.array(nonEmpty())]).transform((v) => (Array.isArray(v) ? v : [v]));
 
+const annotationNote = 'with the other annotation conditions, one annotation must meet them all';
+
 const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   category: nonEmpty().openapi({ description: 'Samples with an annotation of this category name', example: 'person' }),
   categories: repeatable().openapi({ description: 'Samples with an annotation in any of these categories (repeat the parameter); joins `category`' }),
   split: nonEmpty().openapi({ example: 'train' }),
   fileNameContains: nonEmpty().openapi({ description: 'Case-sensitive substring of file_name' }),
+  fileNameContainsIgnoreCase: nonEmpty().openapi({ description: 'Substring of file_name, ignoring case' }),
+  fileNameGlob: nonEmpty().openapi({ description: 'A glob the whole file_name matches (`*`, `?`, `[a-z]`), case-sensitive', example: '*.png' }),
   minAnnotations: queryInt(0, MAX_COUNT),
   maxAnnotations: queryInt(0, MAX_COUNT),
+  minWidth: queryInt(0, MAX_COUNT).openapi({ description: 'Image width at least this (px); samples without a size never match a size range' }),
+  maxWidth: queryInt(0, MAX_COUNT),
+  minHeight: queryInt(0, MAX_COUNT),
+  maxHeight: queryInt(0, MAX_COUNT),
+  minPixels: queryInt(0, Number.MAX_SAFE_INTEGER).openapi({ description: 'width × height at least this' }),
+  maxPixels: queryInt(0, Number.MAX_SAFE_INTEGER),
   isCrowd: queryBool().openapi({ description: 'Samples with an annotation whose iscrowd flag is this' }),
-  minBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at least this large; with the other annotation conditions, one annotation must meet them all' }),
+  minBboxArea: queryNumber().openapi({ description: `Samples with an annotation whose box (w × h, px²) is at least this large; ${annotationNote}` }),
   maxBboxArea: queryNumber().openapi({ description: 'Samples with an annotation whose box (w × h, px²) is at most this large' }),
+  minArea: queryNumber().openapi({ description: `Samples with an annotation whose \`area\` (the file's) is at least this; ${annotationNote}` }),
+  maxArea: queryNumber(),
+  minAspectRatio: queryNumber().openapi({ description: `Samples with an annotation whose box's w / h is at least this; ${annotationNote}` }),
+  maxAspectRatio: queryNumber(),
+  predictions: nonEmpty().openapi({ description: 'A prediction run: the annotation conditions test its predictions instead of the ground truth; alone, samples with a prediction of the run' }),
+  minConfidence: queryNumber().openapi({ description: 'With `predictions`: a prediction scored at least this' }),
+  maxConfidence: queryNumber(),
   fileMissing: queryBool().openapi({ description: 'The image file was (true) or was not (false) missing at ingest' }),
   evaluation: nonEmpty().openapi({ description: 'An evaluation id: samples with a TP, FP or FN in it (IoU 0.5), or those of `evaluation_has`' }),
   tags: repeatable().openapi({ description: 'Samples tagged with any of these (repeat the parameter)' }),
   tagsAll: repeatable().openapi({ description: 'Samples tagged with every one of these' }),
   tagsNone: repeatable().openapi({ description: 'Samples tagged with none of these' }),
   annotationTags: repeatable().openapi({ description: 'Samples with an annotation tagged with any of these; with the other annotation conditions, one annotation must meet them all' }),
+  metadata: repeatable().openapi({
+    description: 'A test of the sample metadata: `<path> <op> [<JSON value>]`, op one of eq ne lt lte gt gte in exists (repeat for more; all must hold)',
+    example: '$.orientation eq "portrait"',
+  }),
 };
 
 /** Every filter of the one filter module, under its snake_case name (also the object view's and the aggregations'). */
@@ -94,17 +117,27 @@ export const EVALUATION_HAS = {
 /** A saved view of the dataset: its filter applies, AND the filter parameters given (docs/curation.md). */
 export const VIEW_PARAM = { view: nonEmpty().optional().openapi({ description: 'A saved view\'s id: its filter applies, AND the other filter parameters' }) };
 
+/** The sort (services/datasets/sort.ts): a field, its direction, and what the field needs. */
+const SORT_PARAMS = {
+  sort: nonEmpty().optional().openapi({ description: `Sort by one of ${Object.keys(SAMPLE_SORT_FIELDS).join(', ')}; ties in file order, samples without a key last` }),
+  direction: nonEmpty().optional().openapi({ description: 'asc (default) or desc' }),
+  sort_category: nonEmpty().optional().openapi({ description: 'sort=category_count: the category name' }),
+  sort_predictions: nonEmpty().optional().openapi({ description: 'sort=prediction_score_max|min: the prediction run' }),
+  sort_evaluation: nonEmpty().optional().openapi({ description: 'sort=tp|fp|fn: the evaluation id' }),
+  seed: queryInt(0, 2 ** 32 - 1).optional().openapi({ description: 'sort=random: the same seed gives the same order' }),
+};
+
 const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
   offset: queryInt(0, MAX_OFFSET).default(0),
   limit: queryInt(0, MAX_PAGE_SIZE).default(50),
 };
 
-const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS), ...Object.keys(VIEW_PARAM)];
+const KNOWN_PARAMS = [...Object.keys(PAGE_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS), ...Object.keys(SORT_PARAMS), ...Object.keys(VIEW_PARAM)];
 
 // Strict: a misspelt filter (`min_bbox_areaa`) must not answer the whole dataset.
 const SamplesQuery = z.strictObject(
-  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS, ...VIEW_PARAM },
+  { ...PAGE_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS, ...SORT_PARAMS, ...VIEW_PARAM },
   {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
@@ -123,13 +156,34 @@ export function filterInput(q: Record<string, unknown>): SampleFilterInput {
     return q[k] as string[] | undefined;
   });
   if (q.evaluation !== undefined) input.evaluation = { id: q.evaluation as string, has, errors, categories };
+  const metadata = q.metadata as string[] | undefined;
+  if (metadata !== undefined) input.metadata = metadata.map((text, i) => parseMetadataParam(text, `query parameter "metadata"[${i}]`));
   return input;
+}
+
+const SORT_PARTS: Record<keyof SampleSortInput, string> = {
+  field: 'sort',
+  direction: 'direction',
+  category: 'sort_category',
+  predictions: 'sort_predictions',
+  evaluationId: 'sort_evaluation',
+  seed: 'seed',
+};
+
+/** The query's sort parameters as the sort module's input; null without `sort`. */
+function sortInput(q: Record<string, unknown>): SampleSortInput | null {
+  if (q.sort === undefined) {
+    const stray = (Object.keys(SORT_PARTS) as (keyof SampleSortInput)[]).find((p) => p !== 'field' && q[SORT_PARTS[p]] !== undefined);
+    if (stray) throw new BadInputError(`query parameter "${SORT_PARTS[stray]}" needs "sort" (the field to sort by)`);
+    return null;
+  }
+  return Object.fromEntries((Object.keys(SORT_PARTS) as (keyof SampleSortInput)[]).map((p) => [p, q[SORT_PARTS[p]]])) as unknown as SampleSortInput;
 }
 
 const listSamples = createRoute({
   method: 'get',
   path: '/samples',
-  summary: 'A page of samples in file order; filters combine with AND',
+  summary: 'A page of samples, in file order or sorted (`sort`); filters combine with AND',
   description: 'Answers carry an ETag: send it back in `If-None-Match` to get 304 while the page is unchanged.',
   request: { query: SamplesQuery },
   responses: {
@@ -175,10 +229,12 @@ export function sampleRoutes(dv: DataVisor) {
       // The declared 200 body, serialized once (hono types only c.json() answers as the schema's).
       if (cached) return (await pages.send(c, key, cached)) as never;
       const given = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
-      const filter = await dv.views.filterOf(q.dataset_id, q.view, given);
+      const asked = toSampleSort(sortInput(q), (part) => `query parameter "${SORT_PARTS[part]}"`);
+      const { filter, sort } = await dv.views.sliceOf(q.dataset_id, q.view, given, asked);
+      const window = { kind: 'offset' as const, offset: q.offset, limit: q.limit };
       const [total, page] = await Promise.all([
         dv.samples.count(q.dataset_id, filter),
-        dv.samples.page(q.dataset_id, filter, { kind: 'offset', offset: q.offset, limit: q.limit }),
+        sort ? dv.samples.sortedPage(q.dataset_id, filter, sort, window) : dv.samples.page(q.dataset_id, filter, window),
       ]);
       const body = { items: page.samples.map((s) => sampleJson(s, origin, dv.access)), total, offset: q.offset, limit: q.limit };
       return (await pages.send(c, key, pages.put(key, body))) as never;

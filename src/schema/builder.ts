@@ -16,7 +16,8 @@ export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
   Scalars: {
     DateTime: { Input: Date; Output: Date };
-    JSON: { Input: unknown; Output: unknown };
+    // A JSON value is never undefined; Pothos types an input field's shape as `{} | null`.
+    JSON: { Input: {} | null; Output: unknown };
     SafeInt: { Input: number; Output: number };
   };
   DefaultFieldNullability: false;
@@ -52,10 +53,10 @@ builder.scalarType('DateTime', {
 });
 
 builder.scalarType('JSON', {
-  description: 'Any JSON value, as the annotation file had it.',
+  description: 'Any JSON value: as the annotation file had it (output), a value to compare with (input).',
   serialize: (v) => v,
-  parseValue: (v) => v,
-  parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables),
+  parseValue: (v) => v as {} | null,
+  parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables) as {} | null,
 });
 
 /** COCO ids are integers that may exceed GraphQL's 32-bit Int (ids up to 2^53 - 1 survive JSON). */

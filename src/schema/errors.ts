@@ -34,6 +34,15 @@ function isOwnGraphQLError(error: unknown): error is GraphQLError {
   return error instanceof GraphQLError && (error.originalError == null || isOwnGraphQLError(error.originalError));
 }
 
+/**
+ * A variable graphql-js refused while coercing it (an enum value it does not know, a wrong type):
+ * the client's input, named in the message, so BAD_USER_INPUT as the resolvers' own checks. graphql-js
+ * gives its errors no code; these are the ones whose message starts `Variable "$name"`.
+ */
+function isVariableError(error: GraphQLError): boolean {
+  return error.extensions?.code === undefined && error.message.startsWith('Variable "$');
+}
+
 export function isExpectedError(error: unknown): boolean {
   return dataVisorErrorOf(error) !== null || isOwnGraphQLError(error);
 }
@@ -50,7 +59,7 @@ export function maskError(error: unknown): Error {
       extensions: { code, ...(code !== dv.code ? { reason: dv.code } : {}), http: { status: HTTP_STATUS[dv.code] } },
     });
   }
-  if (isOwnGraphQLError(error)) return error;
+  if (isOwnGraphQLError(error)) return isVariableError(error) ? new GraphQLError(error.message, { ...where, extensions: { ...(error.extensions ?? {}), code: 'BAD_USER_INPUT', http: { status: 400 } } }) : error;
   return new GraphQLError(UNEXPECTED_MESSAGE, { ...where, extensions: { code: 'INTERNAL', http: { status: 500 } } });
 }
 

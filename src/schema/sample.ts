@@ -2,7 +2,9 @@ import type { InputRef } from '@pothos/core';
 import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { imagePath } from '../services/datasets/json-views.js';
 import { toSampleFilter, filterHash, type SampleFilterInput } from '../services/datasets/filter.js';
+import type { MetadataConditionInput } from '../services/datasets/metadata-filter.js';
 import { decodeSampleCursor, encodeSampleCursor, planPage, toConnection, type ConnectionArgs } from '../services/datasets/paging.js';
+import { SAMPLE_SORT_FIELDS, sortHash, toSampleSort, type SampleSortInput as SortInput } from '../services/datasets/sort.js';
 import type { Annotation, Sample } from '../services/datasets/samples.js';
 import type { AnnotationOutcome, SampleOutcome } from '../services/evaluation/evaluations.js';
 import type { PredictionRun } from '../services/predictions/predictions.js';
@@ -13,6 +15,7 @@ import { builder, type BuilderTypes } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { DatasetType } from './dataset.js';
 import { parseDatasetRef, parseSampleLocalId, sampleLocalId } from './global-ids.js';
+import { SampleSortInput } from './sample-sort.js';
 
 export const ThumbnailSizeEnum = builder.enumType('ThumbnailSize', {
   description: 'Thumbnail widths: SMALL 128 px, MEDIUM 256 px, LARGE 512 px (WebP).',
@@ -291,24 +294,56 @@ const EvaluationFilterInput = builder.inputType('EvaluationFilter', {
   }),
 });
 
+const MetadataOpEnum = builder.enumType('MetadataOp', {
+  description: 'eq, lt, lte, gt, gte, in compare with a stored value of the same JSON type (3 never equals "3") and fail where the path is absent; ne is NOT eq (absent matches); exists: the path holds a non-null value (value false: it does not).',
+  values: { EQ: { value: 'eq' }, NE: { value: 'ne' }, LT: { value: 'lt' }, LTE: { value: 'lte' }, GT: { value: 'gt' }, GTE: { value: 'gte' }, IN: { value: 'in' }, EXISTS: { value: 'exists' } } as const,
+});
+
+const MetadataConditionInputType = builder.inputRef<MetadataConditionInput>('MetadataCondition').implement({
+  description: 'A typed test of one JSON path of the sample\'s metadata (what plugins write).',
+  fields: (t) => ({
+    path: t.string({ required: true, description: '`$.a.b[0]`, or `a.b[0]`: members (letters, digits, _) and indexes only.' }),
+    op: t.field({ type: MetadataOpEnum, required: true }),
+    value: t.field({ type: 'JSON', description: 'A number, string or boolean (`exists`: true or false, default true).' }),
+    values: t.field({ type: 'JSON', description: '`in`: a list of numbers, strings or booleans.' }),
+  }),
+});
+
 const SampleFilterInput: InputObjectRef<BuilderTypes, SampleFilterInput> = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
-  description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
+  description:
+    'Which samples to list; every given field must hold (AND). Category names are matched exactly. The annotation conditions (category, categories, isCrowd, the box, area and aspect-ratio ranges, predictions, the confidence range) hold together on one annotation of the sample; they test ground truth unless `predictions` names a run.',
   fields: (t) => ({
     category: t.string({ description: 'The sample has an annotation in this category. Merged with `categories`: any of the names matches.' }),
     categories: t.stringList({ description: 'The sample has at least one annotation in any of these categories.' }),
     split: t.string(),
     fileNameContains: t.string({ description: 'Case-sensitive substring of the file name.' }),
+    fileNameContainsIgnoreCase: t.string({ description: 'Substring of the file name, ignoring case.' }),
+    fileNameGlob: t.string({ description: 'A glob the whole file name matches: `*` any run, `?` one character, `[a-z]` a class; case-sensitive.' }),
     minAnnotations: t.int({ description: 'At least this many annotations.' }),
     maxAnnotations: t.int({ description: 'At most this many annotations.' }),
+    minWidth: t.int({ description: 'Image width at least this (px); samples without a size never match a size range.' }),
+    maxWidth: t.int(),
+    minHeight: t.int(),
+    maxHeight: t.int(),
+    minPixels: t.field({ type: 'SafeInt', description: 'width × height at least this.' }),
+    maxPixels: t.field({ type: 'SafeInt' }),
     isCrowd: t.boolean({ description: 'The sample has an annotation with this crowd flag.' }),
     minBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at least this large; with the other annotation conditions, one annotation must meet them all.' }),
     maxBboxArea: t.float({ description: 'The sample has an annotation whose box (w × h, px²) is at most this large.' }),
+    minArea: t.float({ description: 'An annotation whose `area` (the file\'s: a segmentation\'s area in COCO) is at least this.' }),
+    maxArea: t.float(),
+    minAspectRatio: t.float({ description: 'An annotation whose box\'s w / h is at least this (boxes of height 0 have none).' }),
+    maxAspectRatio: t.float(),
+    predictions: t.string({ description: 'A prediction run\'s name: the annotation conditions test its predictions instead of the ground truth; alone, the sample has a prediction of the run.' }),
+    minConfidence: t.float({ description: 'A prediction of the run `predictions` scored at least this.' }),
+    maxConfidence: t.float(),
     fileMissing: t.boolean({ description: 'The image file was (true) or was not (false) missing at ingest.' }),
     evaluation: t.field({ type: EvaluationFilterInput, description: 'Samples with a TP, FP or FN in an evaluation, or an object with the outcome, error kind and category asked for.' }),
     tags: t.stringList({ description: 'Tagged with any of these (`[]` matches nothing).' }),
     tagsAll: t.stringList({ description: 'Tagged with every one of these.' }),
     tagsNone: t.stringList({ description: 'Tagged with none of these.' }),
     annotationTags: t.stringList({ description: 'The sample has an annotation tagged with any of these; with the other annotation conditions, one annotation must meet them all.' }),
+    metadata: t.field({ type: [MetadataConditionInputType], description: 'Tests of the sample\'s metadata; all must hold.' }),
   }),
 });
 
@@ -316,18 +351,40 @@ const SampleFilterInput: InputObjectRef<BuilderTypes, SampleFilterInput> = build
 export const SampleFilterArg: InputObjectRef<BuilderTypes, SampleFilterInput> = SampleFilterInput;
 
 /** One page of a dataset's samples; the dataset comes through its DataLoader, so an unknown id is NOT_FOUND. */
-async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterInput: SampleFilterInput | null | undefined, viewId: string | null | undefined, args: ConnectionArgs) {
+async function samplesConnection(
+  ctx: GraphQLContext,
+  datasetId: string,
+  filterInput: SampleFilterInput | null | undefined,
+  sortInput: SortInput | null | undefined,
+  viewId: string | null | undefined,
+  args: ConnectionArgs,
+) {
   const dataset = await DatasetType.getDataloader(ctx).load(datasetId);
-  // A saved view's filter AND the given one: the cursor's hash covers both.
-  const filter = await ctx.dv.views.filterOf(datasetId, viewId, toSampleFilter(filterInput, (field) => `filter.${field}`));
-  const scope = { datasetId, revision: dataset.revision, filterHash: filterHash(filter) };
+  // A saved view's filter AND the given one, and its sort unless one is given: the cursor's hashes cover both.
+  const { filter, sort } = await ctx.dv.views.sliceOf(datasetId, viewId, toSampleFilter(filterInput, (field) => `filter.${field}`), toSampleSort(sortInput, (part) => `sort.${part}`));
+  const scope = {
+    datasetId,
+    revision: dataset.revision,
+    filterHash: filterHash(filter),
+    sort: sort && { hash: sortHash(sort), ...SAMPLE_SORT_FIELDS[sort.field] },
+  };
   const plan = planPage(args, (arg, cursor) => decodeSampleCursor(arg, cursor, scope));
+  const count = () => ctx.dv.samples.count(datasetId, filter);
+  if (sort) {
+    const window =
+      plan.direction === 'forward'
+        ? { kind: 'after' as const, after: plan.cursor, limit: plan.limit }
+        : { kind: 'before' as const, before: plan.cursor, limit: plan.limit };
+    const page = await ctx.dv.samples.sortedPage(datasetId, filter, sort, window);
+    const keys = new Map(page.samples.map((s, i) => [s, page.keys[i]!]));
+    return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord, keys.get(s)), count);
+  }
   const window =
     plan.direction === 'forward'
-      ? { kind: 'after' as const, afterOrd: plan.cursor, limit: plan.limit }
-      : { kind: 'before' as const, beforeOrd: plan.cursor, limit: plan.limit };
+      ? { kind: 'after' as const, afterOrd: plan.cursor?.ord ?? null, limit: plan.limit }
+      : { kind: 'before' as const, beforeOrd: plan.cursor?.ord ?? null, limit: plan.limit };
   const page = await ctx.dv.samples.page(datasetId, filter, window);
-  return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord), () => ctx.dv.samples.count(datasetId, filter));
+  return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord), count);
 }
 
 /** The SampleFilter input type, for other connections limited to samples (schema/objects.ts). */
@@ -342,13 +399,14 @@ builder.queryFields((t) => ({
   samples: t.connection(
     {
       type: SampleType,
-      description: 'Samples of a dataset in file order. NOT_FOUND for an unknown dataset; `first`/`last` at most 200.',
+      description: 'Samples of a dataset, in file order or in the order of `sort`. NOT_FOUND for an unknown dataset; `first`/`last` at most 200.',
       args: {
         datasetId: t.arg.id({ required: true, description: 'The dataset id (REST) or the global id of the dataset.' }),
         filter: t.arg({ type: SampleFilterInput }),
+        sort: t.arg({ type: SampleSortInput }),
         viewId: VIEW_ID_ARG(t),
       },
-      resolve: (_root, args, ctx) => samplesConnection(ctx, parseDatasetRef(String(args.datasetId)), args.filter, args.viewId?.toString(), args),
+      resolve: (_root, args, ctx) => samplesConnection(ctx, parseDatasetRef(String(args.datasetId)), args.filter, args.sort, args.viewId?.toString(), args),
     },
     SampleConnection,
   ),
@@ -358,9 +416,9 @@ builder.objectField(DatasetType, 'samples', (t) =>
   t.connection(
     {
       type: SampleType,
-      description: 'The samples of this dataset in file order; `first`/`last` at most 200.',
-      args: { filter: t.arg({ type: SampleFilterInput }), viewId: VIEW_ID_ARG(t) },
-      resolve: (dataset, args, ctx) => samplesConnection(ctx, dataset.id, args.filter, args.viewId?.toString(), args),
+      description: 'The samples of this dataset, in file order or in the order of `sort` (or of the view\'s sort); `first`/`last` at most 200.',
+      args: { filter: t.arg({ type: SampleFilterInput }), sort: t.arg({ type: SampleSortInput }), viewId: VIEW_ID_ARG(t) },
+      resolve: (dataset, args, ctx) => samplesConnection(ctx, dataset.id, args.filter, args.sort, args.viewId?.toString(), args),
     },
     SampleConnection,
   ),

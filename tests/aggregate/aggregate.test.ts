@@ -179,7 +179,7 @@ describe('splits', () => {
 describe('REST', () => {
   it('GET /datasets/{id}/aggregate answers what GraphQL answers, with the filter parameters of /samples', async () => {
     const g = await aggregate(demo.id, 'sampleCount annotationCount categories { categoryId name count sampleCount } splits { name count } labelSets { name kind count } cooccurrence(limit: 3) { a b count } area: histogram(field: BBOX_AREA, bins: 20) { edges counts } width: histogram(field: WIDTH) { edges counts } model: metadata(path: "camera.model") { value count }', '', { f: { categories: ['circle', 'star'] } });
-    const res = await fetch(`${h.base}/datasets/${demo.id}/aggregate?category=circle&categories=star&include=categories,splits&include=label_sets&include=cooccurrence&cooccurrence_limit=3&category_samples=true&histogram=bbox_area:20&histogram=width&metadata=camera.model`);
+    const res = await fetch(`${h.base}/datasets/${demo.id}/aggregate?category=circle&categories=star&include=categories,splits&include=label_sets&include=cooccurrence&cooccurrence_limit=3&category_samples=true&histogram=bbox_area:20&histogram=width&metadata_values=camera.model`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, any>;
     expect(body).toEqual({
@@ -219,10 +219,10 @@ describe('REST', () => {
     ['?histogram=areas:3', /query parameter "histogram" "areas:3": "areas" is not a field/],
     ['?histogram=bbox_area:x', /bins "x" is not a whole number/],
     ['?include=categories,everything', /query parameter "include": "everything" is not a part; the parts are categories, splits, label_sets, cooccurrence/],
-    ['?metadata=camera..model', /path "camera\.\.model" is not a metadata path \(a key is empty\)/],
-    ['?metadata=$.camera', /path "\$\.camera" is not a metadata path/],
-    ['?metadata=tags[one]', /"\[one\]" is not an \[index\]/],
-    ['?metadata_limit=0&metadata=tags', /query parameter "metadata_limit" must be at least 1/],
+    ['?metadata_values=camera..model', /"camera\.\.model" is not a metadata path: at "\.\.model", expected \.name/],
+    ['?metadata_values=$camera', /"\$camera" is not a metadata path: at "camera"/],
+    ['?metadata_values=tags[one]', /"tags\[one\]" is not a metadata path: at "\[one\]", expected \.name .* or \[index\]/],
+    ['?metadata_limit=0&metadata_values=tags', /query parameter "metadata_limit" must be at least 1/],
     ['?min_annotations=-1', /query parameter "min_annotations" must be at least 0/],
     ['?bins=3', /unknown parameter "bins"; the parameters are .*histogram/],
   ])('400 BAD_USER_INPUT for /aggregate/%s', async (query, message) => {
@@ -247,8 +247,8 @@ describe('GraphQL bad input', () => {
     ['histogram(field: BBOX_AREA, max: 3) { counts }', /give both min and max, or neither .*; got only max/],
     ['histogram(field: BBOX_AREA, min: 5, max: 1) { counts }', /min must be less than max/],
     ['histogram(field: SCORE) { counts }', /field score needs predictions/],
-    ['metadata(path: "camera model") { count }', /path "camera model" is not a metadata path/],
-    ['metadata(path: "") { count }', /is not a metadata path \(it is empty\)/],
+    ['metadata(path: "camera model") { count }', /"camera model" is not a metadata path/],
+    ['metadata(path: "") { count }', /a path must be 1 to 256 characters/],
     ['cooccurrence(limit: 100000) { count }', /limit must be an integer between 1 and 1000/],
   ])('%s is BAD_USER_INPUT naming the problem', async (selection, message) => {
     const r = await h.gql(`query($id: ID!) { dataset(id: $id) { aggregate { ${selection} } } }`, { id: demo.id });

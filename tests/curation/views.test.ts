@@ -22,6 +22,7 @@ beforeAll(async () => {
   other = await h.ingest(RBC('test').annotations, RBC('test').images, { datasetName: 'rbc-test' });
   coco = await readCoco();
   counts = new Map(coco.images.map((i) => [i.id, 0]));
+  for (const im of coco.images) fileName.set(im.id, im.file_name);
   for (const a of coco.annotations) counts.set(a.image_id, counts.get(a.image_id)! + 1);
 });
 afterAll(() => h?.close());
@@ -33,6 +34,7 @@ async function call(method: string, url: string, body?: unknown, headers: Record
 }
 const sorted = (ids: Iterable<number>) => [...ids].sort((a, b) => a - b);
 const ids = (body: { items: { id: number }[] }) => sorted(body.items.map((s) => s.id));
+const fileName = new Map<number, string>();
 const atLeast = (n: number) => coco.images.map((i) => i.id).filter((i) => counts.get(i)! >= n);
 
 describe('saved views over REST', () => {
@@ -43,7 +45,7 @@ describe('saved views over REST', () => {
     expect(created.status).toBe(201);
     viewId = created.body.id;
     expect(created.body).toMatchObject({
-      dataset_id: id, name: 'crowded', filter: { min_annotations: 4 }, sort: { field: 'FILE_NAME', direction: 'DESC' },
+      dataset_id: id, name: 'crowded', filter: { min_annotations: 4 }, sort: { field: 'file_name', direction: 'desc' },
       samples_path: `/samples?dataset_id=${id}&view=${viewId}`,
     });
     expect((await call('GET', `/datasets/${id}/views`)).body.views.map((v: { id: string }) => v.id)).toEqual([viewId]);
@@ -58,6 +60,11 @@ describe('saved views over REST', () => {
     expect(applied.status).toBe(200);
     expect(applied.body.total).toBe(atLeast(4).length);
     expect(ids(applied.body)).toEqual(sorted(atLeast(4)));
+    // In the view's order (file name, descending), unless the request names its own.
+    const byName = (list: number[]) => [...list].sort((a, b) => (fileName.get(b)! < fileName.get(a)! ? -1 : fileName.get(b)! > fileName.get(a)! ? 1 : 0));
+    expect(applied.body.items.map((s: { id: number }) => s.id)).toEqual(byName(atLeast(4)));
+    const own = await call('GET', `/samples?dataset_id=${id}&view=${viewId}&sort=file_name&limit=200`);
+    expect(own.body.items.map((s: { id: number }) => s.id)).toEqual(byName(atLeast(4)).reverse());
     const narrowed = await call('GET', `/samples?dataset_id=${id}&view=${viewId}&max_annotations=5&limit=200`);
     expect(ids(narrowed.body)).toEqual(sorted(atLeast(4).filter((i) => counts.get(i)! <= 5)));
     // The same field in both: both must hold.
@@ -83,7 +90,7 @@ describe('saved views over REST', () => {
       [{ name: 'x', filter: { min_annotations: 1.5 } }, /filter\.min_annotations must be an integer/],
       [{ name: 'x', filter: { colour: 'red' } }, /has no field "colour"/],
       [{ name: 'x', filter: { tags: [''] } }, /filter\.tags\[0\] must not be empty/],
-      [{ name: 'x', sort: { field: 'FILE_NAME', direction: 'UP' } }, /sort\.direction must be ASC or DESC/],
+      [{ name: 'x', sort: { field: 'FILE_NAME', direction: 'UP' } }, /sort\.direction: "UP" is not a direction; use asc or desc/],
       [{ name: 'x', sort: { direction: 'ASC' } }, /"sort\.field" is required/],
       [{ name: 'x', colour: 1 }, /The request body has no field "colour"; its fields are name, filter, sort/],
     ];
@@ -113,7 +120,7 @@ describe('saved views over GraphQL', () => {
     });
     expect(saved.errors).toBeUndefined();
     const view = saved.data.saveView;
-    expect(view).toMatchObject({ name: 'three+', filter: { minAnnotations: 3 }, sort: { field: 'WIDTH', direction: 'ASC' } });
+    expect(view).toMatchObject({ name: 'three+', filter: { minAnnotations: 3 }, sort: { field: 'width', direction: 'asc' } });
 
     const q = await h.gql(
       `query($id: ID!, $view: ID!) { dataset(id: $id) { views { name } view(id: $view) { id } samples(viewId: $view, filter: { maxAnnotations: 4 }, first: 200) { totalCount edges { node { sampleId } } } } }`,
@@ -124,6 +131,11 @@ describe('saved views over GraphQL', () => {
     const expected = sorted(atLeast(3).filter((i) => counts.get(i)! <= 4));
     expect(q.data.dataset.samples.totalCount).toBe(expected.length);
     expect(sorted(q.data.dataset.samples.edges.map((e: { node: { sampleId: number } }) => e.node.sampleId))).toEqual(expected);
+    // The view's sort (width, ascending; ties in file order) orders the page.
+    const fileOrder = new Map(coco.images.map((im, i) => [im.id, i]));
+    const width = new Map(coco.images.map((im) => [im.id, im.width]));
+    const byWidth = [...expected].sort((a, b) => width.get(a)! - width.get(b)! || fileOrder.get(a)! - fileOrder.get(b)!);
+    expect(q.data.dataset.samples.edges.map((e: { node: { sampleId: number } }) => e.node.sampleId)).toEqual(byWidth);
     // Top-level samples take it too, and tag counts under it.
     const top = await h.gql(`query($id: ID!, $view: ID!) { samples(datasetId: $id, viewId: $view, first: 1) { totalCount } }`, { id, view: view.id });
     expect(top.data.samples.totalCount).toBe(atLeast(3).length);

@@ -29,9 +29,9 @@ describe('the contract', () => {
   test.each([
     ['Query', `datasets(${args()}): DatasetConnection!`],
     ['Query', 'dataset(id: ID!): Dataset'],
-    ['Query', `samples(${args('datasetId: ID!', 'filter: SampleFilter', 'viewId: ID')}): SampleConnection!`],
+    ['Query', `samples(${args('datasetId: ID!', 'filter: SampleFilter', 'sort: SampleSort', 'viewId: ID')}): SampleConnection!`],
     ['Query', 'node(id: ID!): Node'],
-    ['Dataset', `samples(${args('filter: SampleFilter', 'viewId: ID')}): SampleConnection!`],
+    ['Dataset', `samples(${args('filter: SampleFilter', 'sort: SampleSort', 'viewId: ID')}): SampleConnection!`],
     ['Mutation', 'tagSamples(input: TagSamplesInput!): Int!'],
     ['Mutation', 'untagSamples(input: TagSamplesInput!): Int!'],
     ['Mutation', 'saveView(input: SaveViewInput!): View!'],
@@ -45,6 +45,7 @@ describe('the contract', () => {
   });
 
   test.each([
+    ['SampleSort', ['field: SampleSortField!', 'direction: SortDirection']],
     ['SampleFilter', ['category: String', 'categories: [String!]', 'split: String', 'fileNameContains: String']],
     ['Dataset', ['id', 'name', 'format', 'sourcePath', 'imageDir', 'imageCount', 'annotationCount', 'categoryCount', 'createdAt', 'categories']],
     ['Category', ['id', 'categoryId', 'name', 'supercategory', 'annotationCount']],
@@ -64,6 +65,13 @@ describe('the contract', () => {
   ])('%s has the contract fields', (type, names) => {
     const have = fields(type);
     for (const n of names) expect(have.some((f) => f === n || f.startsWith(`${n}:`) || f.startsWith(`${n}(`)), `${type}.${n}`).toBe(true);
+  });
+
+  test('SampleSortField has the curation contract\'s fields, SortDirection ASC and DESC', () => {
+    const field = schema.getType('SampleSortField');
+    const direction = schema.getType('SortDirection');
+    expect(isEnumType(field) && field.getValues().map((v) => v.name)).toEqual(expect.arrayContaining(['FILE_NAME', 'WIDTH', 'HEIGHT', 'ANNOTATION_COUNT']));
+    expect(isEnumType(direction) && direction.getValues().map((v) => v.name)).toEqual(['ASC', 'DESC']);
   });
 
   test('stages are REST stages in upper case', () => {

@@ -10,7 +10,7 @@ import { filterHash, type SampleFilter } from '../datasets/filter.js';
 import type { SampleService } from '../datasets/samples.js';
 import { BadInputError } from '../errors.js';
 import type { PredictionService } from '../predictions/predictions.js';
-import { metadataJsonPath } from './metadata-path.js';
+import { normalizeMetadataPath } from '../datasets/metadata-filter.js';
 
 export type { HistogramField };
 export const HISTOGRAM_FIELDS: readonly HistogramField[] = ['bbox_area', 'aspect_ratio', 'relative_size', 'score', 'annotations_per_sample', 'width', 'height', 'pixels'];
@@ -163,7 +163,7 @@ export class AggregationService {
   /** Distinct values at a metadata path with the selected samples holding each, most first; a sample without it counts as null. */
   async metadata(t: AggregateTarget, path: string, limit = 100): Promise<{ value: unknown; count: number }[]> {
     checkLimit(limit);
-    const jsonPath = metadataJsonPath(path);
+    const jsonPath = normalizeMetadataPath(path, 'path');
     const rows = await this.cached(t, `metadata/${jsonPath}/${limit}`, () => metadataValueRows(this.db, t.query, jsonPath, limit));
     return rows.map((r) => ({ value: JSON.parse(r.value as string) as unknown, count: r.n as number }));
   }

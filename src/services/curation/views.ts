@@ -3,19 +3,13 @@ import { hasFilter } from '../db/samples.js';
 import { deleteViewRow, getViewRow, insertViewRow, listViewRowsOf, updateViewRow, viewNameTaken, type ViewRow } from '../db/views.js';
 import type { DatasetService } from '../datasets/datasets.js';
 import { SAMPLE_FILTER_FIELDS, toSampleFilter, type SampleFilter, type SampleFilterInput } from '../datasets/filter.js';
+import { toSampleSort, type SampleSort, type SampleSortInput } from '../datasets/sort.js';
 import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
 import { isId, newId } from '../ids.js';
 import { checkName } from './names.js';
 
-/** A saved view: its filter in the GraphQL spelling (SampleFilterInput), its sort as its API JSON. */
-export type View = ViewRow & { filter: SampleFilterInput; sort: ViewSort | null };
-
-/** `{field, direction, …}`: checked as far as this release knows sorts; other keys kept as given. */
-export interface ViewSort {
-  field: string;
-  direction: 'ASC' | 'DESC';
-  [key: string]: unknown;
-}
+/** A saved view: its filter and sort in the GraphQL spelling (SampleFilterInput, SampleSortInput). */
+export type View = ViewRow & { filter: SampleFilterInput; sort: SampleSortInput | null };
 
 export interface ViewInput {
   name?: string | null;
@@ -27,8 +21,6 @@ export interface ViewInput {
 /** How an edge spells an input field in its errors (`sampleIds` → `sample_ids`). */
 export type Spelling = (field: string) => string;
 const asIs: Spelling = (f) => f;
-
-const SORT_FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 /**
  * Saved views (docs/curation.md): a named filter and sort per dataset, which every sample list and
@@ -106,11 +98,16 @@ export class ViewService {
    * NOT_FOUND for a view that is not the dataset's.
    */
   async filterOf(datasetId: string, viewId: string | null | undefined, filter: SampleFilter): Promise<SampleFilter> {
-    if (viewId == null) return filter;
+    return (await this.sliceOf(datasetId, viewId, filter, null)).filter;
+  }
+
+  /** A request's filter as filterOf() makes it, and its sort: the one asked for, else the view's (else file order). */
+  async sliceOf(datasetId: string, viewId: string | null | undefined, filter: SampleFilter, sort: SampleSort | null): Promise<{ filter: SampleFilter; sort: SampleSort | null }> {
+    if (viewId == null) return { filter, sort };
     const view = await this.get(datasetId, viewId);
     const saved = toSampleFilter(view.filter, (f) => `filter.${f} of view "${view.name}"`);
-    if (!hasFilter(filter)) return saved;
-    return hasFilter(saved) ? { ...saved, also: filter } : filter;
+    const both = !hasFilter(filter) ? saved : hasFilter(saved) ? { ...saved, also: filter } : filter;
+    return { filter: both, sort: sort ?? toSampleSort(view.sort, (p) => `sort.${p} of view "${view.name}"`) };
   }
 }
 
@@ -126,12 +123,10 @@ function checkFilter(input: unknown, spell: Spelling): SampleFilterInput {
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v != null)) as SampleFilterInput;
 }
 
-function checkSort(input: unknown, label: string): ViewSort | null {
+function checkSort(input: unknown, label: string): SampleSortInput | null {
   if (input === null) return null;
-  if (typeof input !== 'object' || Array.isArray(input)) throw new BadInputError(`${label} must be an object {field, direction}, got ${JSON.stringify(input)}`);
-  const { field, direction = 'ASC', ...rest } = input as Record<string, unknown>;
-  if (typeof field !== 'string' || !SORT_FIELD.test(field)) throw new BadInputError(`${label}.field must name a field (letters, digits, _), got ${JSON.stringify(field)}`);
-  const dir = typeof direction === 'string' ? direction.toUpperCase() : direction;
-  if (dir !== 'ASC' && dir !== 'DESC') throw new BadInputError(`${label}.direction must be ASC or DESC, got ${JSON.stringify(direction)}`);
-  return { field, direction: dir, ...rest };
+  if (typeof input !== 'object' || Array.isArray(input)) throw new BadInputError(`${label} must be an object {field, direction, …}, got ${JSON.stringify(input)}`);
+  // Checked as every sample list checks a sort, and kept in its canonical form (`{field: 'file_name', direction: 'desc'}`);
+  // an unknown category, run or evaluation is found when the view is used, as they can come and go.
+  return toSampleSort(input as SampleSortInput, (p) => `${label}.${p}`);
 }

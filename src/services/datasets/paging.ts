@@ -11,7 +11,7 @@ import { BadInputError } from '../errors.js';
  * - samples: `S2:<datasetId>:<revision>:<ord>:<filterHash>`: `ord` is the file position (the
  *   stable order); the dataset id, its revision and a hash of the filter make a cursor from
  *   another dataset, an earlier state of it or another filter a BAD_USER_INPUT error instead of a
- *   silently wrong page.
+ *   silently wrong page. Sorted lists: `S3:…`, which adds the sort's hash and the sort key.
  * - datasets: `D1:<createdMs>:<datasetId>`: the (created_at, id) key of the newest-first list.
  */
 
@@ -102,8 +102,11 @@ export function toConnection<T>(
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64url');
 
+/** Long enough for a sorted cursor carrying a long file name. */
+const MAX_CURSOR_LENGTH = 4096;
+
 function unb64(arg: string, cursor: string): string {
-  if (!/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) throw malformed(arg, cursor);
+  if (cursor.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw malformed(arg, cursor);
   return Buffer.from(cursor, 'base64url').toString('utf8');
 }
 
@@ -114,28 +117,57 @@ export interface SampleCursorScope {
   datasetId: string;
   revision: number;
   filterHash: string;
+  /** Set when the list is sorted (sort.ts): its hash and the type of its key. */
+  sort?: { hash: string; keyType: 'string' | 'number'; nullable: boolean } | null;
 }
 
-export function encodeSampleCursor(scope: SampleCursorScope, ord: number): string {
+/** A position in a sample list: the sample's ord and, in a sorted list, its sort key. */
+export interface SampleCursor {
+  ord: number;
+  key: string | number | null;
+}
+
+/**
+ * File order: `S2:<datasetId>:<revision>:<ord>:<filterHash>`. Sorted: `S3:<datasetId>:<revision>:
+ * <filterHash>:<sortHash>:<ord>:<key as JSON>`, the key last because a file name may hold colons.
+ */
+export function encodeSampleCursor(scope: SampleCursorScope, ord: number, key: string | number | null = null): string {
+  if (scope.sort) return b64(`S3:${scope.datasetId}:${scope.revision}:${scope.filterHash}:${scope.sort.hash}:${ord}:${JSON.stringify(key)}`);
   return b64(`S2:${scope.datasetId}:${scope.revision}:${ord}:${scope.filterHash}`);
 }
 
 const SAMPLE_CURSOR = new RegExp(`^S2:(${DATASET_ID_PATTERN}):(\\d{1,15}):(\\d{1,10}):([A-Za-z0-9_-]{8})$`);
+const SORTED_SAMPLE_CURSOR = new RegExp(`^S3:(${DATASET_ID_PATTERN}):(\\d{1,15}):([A-Za-z0-9_-]{8}):([A-Za-z0-9_-]{8}):(\\d{1,10}):(.+)$`, 's');
 const DATASET_CURSOR = new RegExp(`^D1:(\\d{1,15}):(${DATASET_ID_PATTERN})$`);
 
-/** The `ord` a sample cursor carries, once it is known to belong to this dataset and filter. */
-export function decodeSampleCursor(arg: string, cursor: string, scope: SampleCursorScope): number {
-  const m = SAMPLE_CURSOR.exec(unb64(arg, cursor));
-  if (!m) throw malformed(arg, cursor);
-  const [, datasetId, revision, ord, hash] = m;
+/** The position a sample cursor carries, once it is known to belong to this dataset, filter and sort. */
+export function decodeSampleCursor(arg: string, cursor: string, scope: SampleCursorScope): SampleCursor {
+  const text = unb64(arg, cursor);
+  const sorted = SORTED_SAMPLE_CURSOR.exec(text);
+  const plain = sorted ? null : SAMPLE_CURSOR.exec(text);
+  if (!sorted && !plain) throw malformed(arg, cursor);
+  const [datasetId, revision, ord, hash] = sorted ? [sorted[1]!, sorted[2]!, sorted[5]!, sorted[3]!] : [plain![1]!, plain![2]!, plain![3]!, plain![4]!];
   if (datasetId !== scope.datasetId) throw new BadInputError(`${arg}: the cursor belongs to dataset ${datasetId}, not to ${scope.datasetId}`);
   if (Number(revision) !== scope.revision) {
     throw new BadInputError(`${arg}: dataset ${datasetId} has changed since the cursor was made (revision ${revision}, now ${scope.revision}); start again without a cursor`);
   }
   if (hash !== scope.filterHash) throw new BadInputError(`${arg}: the cursor was made with a different filter; start again without a cursor when the filter changes`);
+  if (!sorted && scope.sort) throw new BadInputError(`${arg}: the cursor was made for file order, not for this sort; start again without a cursor when the sort changes`);
+  if (sorted && !scope.sort) throw new BadInputError(`${arg}: the cursor was made for a sorted list, not for file order; start again without a cursor when the sort changes`);
+  if (sorted && sorted[4] !== scope.sort!.hash) throw new BadInputError(`${arg}: the cursor was made with a different sort; start again without a cursor when the sort changes`);
   const n = Number(ord);
   if (n > 2 ** 31 - 1) throw malformed(arg, cursor);
-  return n;
+  if (!sorted) return { ord: n, key: null };
+  let key: unknown;
+  try {
+    key = JSON.parse(sorted[6]!);
+  } catch {
+    throw malformed(arg, cursor);
+  }
+  const { keyType, nullable } = scope.sort!;
+  const fits = key === null ? nullable : keyType === 'string' ? typeof key === 'string' : typeof key === 'number' && Number.isFinite(key);
+  if (!fits) throw malformed(arg, cursor);
+  return { ord: n, key: key as SampleCursor['key'] };
 }
 
 export function encodeDatasetCursor(key: DatasetKey): string {

@@ -2,10 +2,13 @@ import { ByteLru } from '../common/byte-lru.js';
 import { jsonColumn as json, trimWindow, type Database, type Row } from '../db/connection.js';
 import { annotationRowsOfSamples, shapeRows, type AnnotationSelection } from '../db/annotations.js';
 import { getEvaluationRow } from '../db/evaluations.js';
+import { listPredictionRuns } from '../db/predictions.js';
+import { listSortedSampleRows, type SampleOrder, type SortedWindow, type SortKeyValue } from '../db/sample-sort.js';
 import { countSampleRows, fileNamesAround, getSampleRow, getSampleRows, hasFilter, listSampleRows, type SampleQueryFilter, type SampleWindow } from '../db/samples.js';
 import type { Dataset, DatasetService } from './datasets.js';
 import type { SampleFilter } from './filter.js';
 import { checkPageSize } from './paging.js';
+import type { SampleSort } from './sort.js';
 import type { Readable } from 'node:stream';
 import mime from 'mime-types';
 import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
@@ -13,7 +16,7 @@ import { isDatasetId } from '../ids.js';
 import { isBucketUrl, type StorageService } from '../storage/index.js';
 import type { Thumbnail, ThumbnailService, ThumbnailSize } from '../images/thumbnails.js';
 
-export type { SampleFilter, SampleWindow };
+export type { SampleFilter, SampleWindow, SortedWindow, SortKeyValue };
 
 export interface Sample {
   datasetId: string;
@@ -88,6 +91,11 @@ export interface SamplePage {
   hasMore: boolean;
 }
 
+export interface SortedSamplePage extends SamplePage {
+  /** Each sample's sort key (what its cursor carries), in the order of `samples`. */
+  keys: SortKeyValue[];
+}
+
 function toSample(r: Row, datasetId: string): Sample {
   return {
     datasetId,
@@ -133,6 +141,13 @@ function toAnnotation(r: Row, datasetId: string, categoryNames: ReadonlyMap<numb
   };
 }
 
+function checkWindow(window: { kind: string; limit: number; offset?: number }): void {
+  checkPageSize('limit', window.limit);
+  if (window.kind === 'offset' && (!Number.isInteger(window.offset) || window.offset! < 0)) {
+    throw new BadInputError(`offset must be a non-negative integer, got ${window.offset}`);
+  }
+}
+
 /** An image id as it arrives in a URL; anything that is not an integer names no sample. */
 export function parseSampleId(raw: string | number): number | null {
   if (typeof raw === 'number') return Number.isSafeInteger(raw) ? raw : null;
@@ -164,13 +179,22 @@ export class SampleService {
 
   /** A window of samples in file order; 404 for an unknown dataset. */
   async page(datasetId: string, filter: SampleFilter, window: SampleWindow): Promise<SamplePage> {
-    checkPageSize('limit', window.limit);
-    if (window.kind === 'offset' && (!Number.isInteger(window.offset) || window.offset < 0)) {
-      throw new BadInputError(`offset must be a non-negative integer, got ${window.offset}`);
-    }
+    checkWindow(window);
     const rows = await listSampleRows(this.db, datasetId, await this.toQuery(datasetId, filter), window);
     const { hasMore } = trimWindow(rows, window.limit, window.kind);
     return { samples: rows.map((r) => toSample(r, datasetId)), hasMore };
+  }
+
+  /**
+   * A window of samples in the order of `sort` (ties in file order; docs/curation.md). Keyset
+   * windows start after or before a (key, ord) position, as a sorted cursor carries it.
+   */
+  async sortedPage(datasetId: string, filter: SampleFilter, sort: SampleSort, window: SortedWindow): Promise<SortedSamplePage> {
+    checkWindow(window);
+    const [query, order] = await Promise.all([this.toQuery(datasetId, filter), this.toOrder(datasetId, sort)]);
+    const rows = await listSortedSampleRows(this.db, datasetId, query, order, window);
+    const { hasMore } = trimWindow(rows, window.limit, window.kind);
+    return { samples: rows.map((r) => toSample(r, datasetId)), keys: rows.map((r) => r.sort_key as SortKeyValue), hasMore };
   }
 
   /** How many samples match; the unfiltered count comes from the dataset row. */
@@ -186,21 +210,59 @@ export class SampleService {
   }
 
   /**
-   * The filter as db/samples.ts takes it: category names → the dataset's category ids (a name no
-   * category has matches nothing). NOT_FOUND for an evaluation that is not the dataset's. The
-   * object view and aggregations query with it too.
+   * The filter as the SQL takes it: category names → the dataset's category ids (a name no
+   * category has matches nothing), a run's name → its label set (NOT_FOUND if unknown), a saved
+   * view's filter (`also`) likewise. NOT_FOUND for an evaluation that is not the dataset's. Public
+   * for the object view and aggregations, which apply the same conditions.
    */
   async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
-    const { categories, evaluationCategories, also, ...rest } = filter;
+    const { categories, evaluationCategories, predictions, also, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
-    if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {
-      throw new NotFoundError(`evaluation of dataset ${datasetId}`, rest.evaluationId);
+    if (rest.evaluationId !== undefined) await this.evaluationOf(datasetId, rest.evaluationId);
+    const query: SampleQueryFilter = { ...rest };
+    if (also) query.also = await this.toQuery(datasetId, also);
+    if (predictions !== undefined) query.labelSet = await this.labelSetOf(datasetId, predictions);
+    if (categories !== undefined || evaluationCategories !== undefined) {
+      const all = await this.datasets.categories(datasetId);
+      const ids = (names: readonly string[]) => all.filter((c) => names.includes(c.name)).map((c) => c.categoryId);
+      if (categories !== undefined) query.categoryIds = ids(categories);
+      if (evaluationCategories !== undefined) query.evaluationCategoryIds = ids(evaluationCategories);
     }
-    const query: SampleQueryFilter = also ? { ...rest, also: await this.toQuery(datasetId, also) } : rest;
-    if (categories === undefined && evaluationCategories === undefined) return query;
-    const all = await this.datasets.categories(datasetId);
-    const ids = (names: readonly string[] | undefined) => names && all.filter((c) => names.includes(c.name)).map((c) => c.categoryId);
-    return { ...query, categoryIds: ids(categories), evaluationCategoryIds: ids(evaluationCategories) };
+    return query;
+  }
+
+  /** A sort's names → what the SQL keys on; an unknown category is a BAD_USER_INPUT, an unknown run or evaluation NOT_FOUND. */
+  private async toOrder(datasetId: string, sort: SampleSort): Promise<SampleOrder> {
+    const descending = sort.direction === 'desc';
+    switch (sort.field) {
+      case 'category_count': {
+        const category = (await this.datasets.categories(datasetId)).find((c) => c.name === sort.category);
+        if (!category) throw new BadInputError(`sort.category: dataset ${datasetId} has no category named ${JSON.stringify(sort.category)}`);
+        return { key: { kind: 'category_count', categoryId: category.categoryId }, descending };
+      }
+      case 'prediction_score_max':
+      case 'prediction_score_min':
+        return { key: { kind: 'score', labelSet: await this.labelSetOf(datasetId, sort.predictions!), aggregate: sort.field === 'prediction_score_max' ? 'max' : 'min' }, descending };
+      case 'tp':
+      case 'fp':
+      case 'fn':
+        await this.evaluationOf(datasetId, sort.evaluationId!);
+        return { key: { kind: 'outcome', evaluationId: sort.evaluationId!, outcome: sort.field }, descending };
+      case 'random':
+        return { key: { kind: 'random', seed: sort.seed! }, descending };
+      default:
+        return { key: { kind: 'column', column: sort.field }, descending };
+    }
+  }
+
+  private async labelSetOf(datasetId: string, run: string): Promise<number> {
+    const found = (await listPredictionRuns(this.db, datasetId)).find((r) => r.name === run);
+    if (!found) throw new NotFoundError(`prediction run of dataset ${datasetId}`, run);
+    return found.labelSet;
+  }
+
+  private async evaluationOf(datasetId: string, evaluationId: string): Promise<void> {
+    if (!(await getEvaluationRow(this.db, datasetId, evaluationId))) throw new NotFoundError(`evaluation of dataset ${datasetId}`, evaluationId);
   }
 
   async get(datasetId: string, sampleId: string | number): Promise<Sample> {

@@ -1,23 +1,30 @@
+import { annotationConditionSql, type AnnotationConditions } from './annotation-conditions.js';
 import type { Database, Param, Row } from './connection.js';
 import { DETECTION_OUTCOMES, ERROR_KINDS, GROUND_TRUTH_OUTCOMES } from './evaluations.js';
+import { metadataConditionSql, type MetadataCondition } from './metadata-conditions.js';
 
 /**
  * Sample queries. Filters are composed from the fixed fragments below with every value bound;
- * no user text ever becomes SQL. Order is always the file order (`ord`), which is dense
+ * no user text ever becomes SQL. Windows here are in file order (`ord`), which is dense
  * (0..n-1) per dataset: an unfiltered offset page is a range scan, and a keyset cursor is an ord.
+ * Sorted windows are in sample-sort.ts, over the same WHERE clause.
  */
-export interface SampleQueryFilter {
-  /** Category ids (the dataset's own): the sample has an annotation in one of them. */
-  categoryIds?: readonly number[];
+export interface SampleQueryFilter extends AnnotationConditions {
   split?: string;
   fileNameContains?: string;
+  /** Case-insensitive substring. */
+  fileNameContainsIgnoreCase?: string;
+  /** A glob (`*`, `?`, `[a-z]`), matched against the whole name, case-sensitive. */
+  fileNameGlob?: string;
   minAnnotations?: number;
   maxAnnotations?: number;
-  /** The sample has an annotation with this crowd flag. */
-  isCrowd?: boolean;
-  /** The sample has an annotation whose bbox area (w × h) is in the range. */
-  minBboxArea?: number;
-  maxBboxArea?: number;
+  minWidth?: number;
+  maxWidth?: number;
+  minHeight?: number;
+  maxHeight?: number;
+  /** width × height; a sample without a size has none and never matches a range. */
+  minPixels?: number;
+  maxPixels?: number;
   fileMissing?: boolean;
   /** The sample has one of these outcomes in this evaluation (IoU 0.5, all areas, 100 detections). */
   evaluationId?: string;
@@ -36,6 +43,8 @@ export interface SampleQueryFilter {
   annotationTags?: readonly string[];
   /** A second filter that must hold too: a saved view's, with the one of the request. */
   also?: SampleQueryFilter;
+  /** Every one must hold. */
+  metadata?: readonly MetadataCondition[];
 }
 
 export type SampleWindow =
@@ -44,7 +53,7 @@ export type SampleWindow =
   | { kind: 'before'; beforeOrd: number | null; limit: number };
 
 // Without dataset_id: every query is for one dataset, which the caller knows.
-const SAMPLE_COLUMNS = `ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
+export const SAMPLE_COLUMNS = `ord, image_id, file_name, width, height, split, license_id, coco_url, flickr_url,
   date_captured, metadata, annotation_count, file_missing`;
 
 const GET_SAMPLE = `SELECT ${SAMPLE_COLUMNS} FROM samples WHERE dataset_id = $1 AND image_id = $2::BIGINT`;
@@ -77,8 +86,16 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.split !== undefined) parts.push(`split = ${bind(f.split)}`);
   // contains() is a plain substring test, case-sensitive, with no LIKE wildcards to escape.
   if (f.fileNameContains !== undefined) parts.push(`contains(file_name, ${bind(f.fileNameContains)})`);
+  if (f.fileNameContainsIgnoreCase !== undefined) parts.push(`contains(lower(file_name), lower(${bind(f.fileNameContainsIgnoreCase)}::VARCHAR))`);
+  if (f.fileNameGlob !== undefined) parts.push(`file_name GLOB ${bind(f.fileNameGlob)}::VARCHAR`);
   if (f.minAnnotations !== undefined) parts.push(`annotation_count >= ${bind(f.minAnnotations)}::INTEGER`);
   if (f.maxAnnotations !== undefined) parts.push(`annotation_count <= ${bind(f.maxAnnotations)}::INTEGER`);
+  if (f.minWidth !== undefined) parts.push(`width >= ${bind(f.minWidth)}::INTEGER`);
+  if (f.maxWidth !== undefined) parts.push(`width <= ${bind(f.maxWidth)}::INTEGER`);
+  if (f.minHeight !== undefined) parts.push(`height >= ${bind(f.minHeight)}::INTEGER`);
+  if (f.maxHeight !== undefined) parts.push(`height <= ${bind(f.maxHeight)}::INTEGER`);
+  if (f.minPixels !== undefined) parts.push(`width::BIGINT * height >= ${bind(f.minPixels)}::BIGINT`);
+  if (f.maxPixels !== undefined) parts.push(`width::BIGINT * height <= ${bind(f.maxPixels)}::BIGINT`);
   if (f.fileMissing !== undefined) parts.push(`file_missing = ${bind(f.fileMissing)}`);
   if (f.evaluationId !== undefined) parts.push(evaluationPredicate(f, bind));
   const tagged = (tags: readonly string[]) => `SELECT sample_ord FROM sample_tags WHERE dataset_id = $1 AND list_contains(${bind(tags)}::VARCHAR[], tag)`;
@@ -86,6 +103,7 @@ function samplePredicates(f: SampleQueryFilter, params: Param[]): string[] {
   if (f.tags !== undefined) parts.push(f.tags.length === 0 ? 'false' : `ord IN (${tagged(f.tags)})`);
   if (f.tagsAll?.length) parts.push(`ord IN (${tagged(f.tagsAll)} GROUP BY sample_ord HAVING count(DISTINCT tag) = ${bind(f.tagsAll.length)}::INTEGER)`);
   if (f.tagsNone?.length) parts.push(`ord NOT IN (${tagged(f.tagsNone)})`);
+  for (const m of f.metadata ?? []) parts.push(metadataConditionSql(m, params));
   if (f.also) parts.push(...filterPredicates(f.also, params));
   return parts;
 }
@@ -119,26 +137,10 @@ function evaluationPredicate(f: SampleQueryFilter, bind: (v: Param) => string): 
   return `ord IN (${sides.join(' UNION ALL ')})`;
 }
 
-/** Predicates on one annotation; a sample matches when one of its annotations meets them all. */
-function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
-  const bind = binder(params);
-  const ann: string[] = [];
-  if (f.categoryIds !== undefined) {
-    // Constants, not a subquery of categories: DuckDB filters a constant comparison inside the scan.
-    ann.push(f.categoryIds.length === 0 ? 'false' : `(${f.categoryIds.map((id) => `category_id = ${bind(id)}::BIGINT`).join(' OR ')})`);
-  }
-  if (f.isCrowd !== undefined) ann.push(`is_crowd = ${bind(f.isCrowd)}`);
-  if (f.minBboxArea !== undefined) ann.push(`bbox_w * bbox_h >= ${bind(f.minBboxArea)}::DOUBLE`);
-  if (f.maxBboxArea !== undefined) ann.push(`bbox_w * bbox_h <= ${bind(f.maxBboxArea)}::DOUBLE`);
-  if (f.annotationTags?.length === 0) ann.push('false');
-  else if (f.annotationTags !== undefined) ann.push(`ord IN (SELECT ord FROM annotation_tags WHERE dataset_id = $1 AND list_contains(${bind(f.annotationTags)}::VARCHAR[], tag))`);
-  return ann;
-}
-
 /** Every predicate of a filter on the samples table, its annotation conditions as one subquery. */
 function filterPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   const parts = samplePredicates(f, params);
-  const ann = annotationPredicates(f, params);
+  const ann = annotationConditionSql(f, params);
   if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
   return parts;
 }
@@ -203,7 +205,7 @@ const STREAM_MAX_ROWS = 400_000;
 async function streamedOrds(db: Database, datasetId: string, f: SampleQueryFilter, w: SampleWindow): Promise<number[] | null> {
   const params: Param[] = [datasetId];
   if (w.kind === 'before' || samplePredicates(f, params).length > 0) return null;
-  const ann = annotationPredicates(f, params);
+  const ann = annotationConditionSql(f, params);
   if (ann.length === 0) return null;
   const skip = w.kind === 'offset' ? w.offset : 0;
   const wanted = skip + w.limit + 1;
@@ -247,7 +249,7 @@ const inFileOrder = (rows: Row[]): Row[] => rows.sort((a, b) => (a.ord as number
 function annotationsOnlyWindow(datasetId: string, f: SampleQueryFilter, w: SampleWindow): { sql: string; params: Param[] } | null {
   const params: Param[] = [datasetId];
   if (samplePredicates(f, params).length > 0) return null;
-  const ann = annotationPredicates(f, params);
+  const ann = annotationConditionSql(f, params);
   if (ann.length === 0) return null;
   const { cond, order, tail } = windowClauses('sample_ord', w, binder(params, '::INTEGER'));
   const ords = `SELECT DISTINCT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')}${cond} ORDER BY ${order}${tail}`;
