@@ -7,6 +7,7 @@ import type { Logger } from './logger.js';
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js';
 import { SampleService } from './datasets/samples.js';
 import { EvaluationService } from './evaluation/evaluations.js';
+import { ExportService } from './export/export.js';
 import { PredictionService } from './predictions/predictions.js';
 import { StorageService, type StorageOptions } from './storage/index.js';
 import { ThumbnailService } from './images/thumbnails.js';
@@ -25,6 +26,8 @@ export interface DataVisor {
   predictions: PredictionService;
   /** COCO evaluation of prediction runs (docs/evaluation.md). */
   evaluations: EvaluationService;
+  /** COCO (and YOLO) exports of a dataset or a filtered view (docs/formats.md, "Export"). */
+  exports: ExportService;
   /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
   storage: StorageService;
   /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
@@ -66,10 +69,11 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     });
     const predictions = new PredictionService({ db, datasets, storage, log });
     const evaluations = new EvaluationService({ db, datasets, predictions, log });
+    const exports = new ExportService({ db, datasets, samples, predictions });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, storage, access,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, exports, storage, access,
       stopWork() {
         ingestion.cancelAll();
         predictions.cancelAll();

@@ -186,7 +186,7 @@ export class SampleService {
   }
 
   /** Category names → the dataset's category ids (a name no category has matches nothing). */
-  private async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
+  async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.
     if (rest.evaluationId !== undefined && !(await getEvaluationRow(this.db, datasetId, rest.evaluationId))) {

@@ -87,8 +87,8 @@ function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   return ann;
 }
 
-/** WHERE clause (after `dataset_id = $1`) and its values, numbered from $2. */
-function whereClause(f: SampleQueryFilter, params: Param[]): string {
+/** WHERE clause (after `dataset_id = $1`) and its values, numbered from $2 (`params` holds the dataset id). */
+export function whereClause(f: SampleQueryFilter, params: Param[]): string {
   const parts = samplePredicates(f, params);
   const ann = annotationPredicates(f, params);
   if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
