@@ -75,12 +75,12 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
 };
 
 /** Every filter of the one filter module, under its snake_case name. */
-const FILTER_PARAMS = Object.fromEntries(
+export const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );
 
 /** The outcomes `evaluation` asks for (repeat the parameter): tp, fp, fn. */
-const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
+export const EVALUATION_HAS = { evaluation_has: repeatable().optional().openapi({ description: 'With `evaluation`: samples having one of these outcomes (tp, fp, fn)' }) };
 
 const PAGE_PARAMS = {
   dataset_id: DatasetIdQuery,
@@ -102,7 +102,7 @@ const SamplesQuery = z.strictObject(
 );
 
 /** The query's filter parameters as the filter module's input. */
-function filterInput(q: Record<string, unknown>): SampleFilterInput {
+export function filterInput(q: Record<string, unknown>): SampleFilterInput {
   const input = Object.fromEntries(
     (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [field, q[SAMPLE_FILTER_FIELDS[field].param]]),
   ) as SampleFilterInput;
