@@ -4,6 +4,7 @@ import './dataset.js';
 import './ingest.js';
 import './predictions.js';
 import './evaluation.js';
+import './export.js';
 import './sample.js';
 
 builder.queryType({ description: 'Datasets and their samples; every object with a global id is also reachable through `node`.' });

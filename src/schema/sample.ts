@@ -1,3 +1,4 @@
+import type { InputObjectRef } from '@pothos/core';
 import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { imagePath } from '../services/datasets/json-views.js';
 import { toSampleFilter, filterHash, type SampleFilterInput } from '../services/datasets/filter.js';
@@ -282,7 +283,7 @@ const EvaluationFilterInput = builder.inputType('EvaluationFilter', {
   }),
 });
 
-const SampleFilterInput = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
+const SampleFilterInput: InputObjectRef<typeof builder.$inferSchemaTypes, SampleFilterInput> = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
   description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
   fields: (t) => ({
     category: t.string({ description: 'The sample has an annotation in this category. Merged with `categories`: any of the names matches.' }),
@@ -312,6 +313,9 @@ async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterI
   const page = await ctx.dv.samples.page(datasetId, filter, window);
   return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord), () => ctx.dv.samples.count(datasetId, filter));
 }
+
+/** The sample filter's input type, for other fields that take a filter (Dataset.exportUrl). */
+export const SampleFilterRef: InputObjectRef<typeof builder.$inferSchemaTypes, SampleFilterInput> = SampleFilterInput;
 
 export const SampleConnection = builder.connectionObject({ type: SampleType, name: 'SampleConnection' }, { name: 'SampleEdge' });
 

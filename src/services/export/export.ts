@@ -54,6 +54,13 @@ export interface PreparedExport {
   close(): void;
 }
 
+export interface CheckedExport {
+  dataset: Dataset;
+  run: { name: string; labelSet: number } | null;
+  filter: SampleFilter;
+  selection: ExportSelection;
+}
+
 export interface ExportDeps {
   db: Database;
   datasets: DatasetService;
@@ -69,9 +76,9 @@ export interface ExportDeps {
 export class ExportService {
   constructor(private readonly deps: ExportDeps) {}
 
-  /** Checks the request and opens its snapshot. NOT_FOUND for an unknown dataset or run; BAD_USER_INPUT for the rest. */
-  async prepare(request: ExportRequest): Promise<PreparedExport> {
-    const { datasets, samples, predictions, db } = this.deps;
+  /** Checks a request without reading any row: NOT_FOUND for an unknown dataset or run, BAD_USER_INPUT for the rest. */
+  async check(request: ExportRequest): Promise<CheckedExport> {
+    const { datasets, samples, predictions } = this.deps;
     const dataset = await datasets.get(request.datasetId);
     const format = request.format ?? (request.predictions != null ? 'coco_results' : 'coco');
     if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new BadInputError(`format must be one of ${EXPORT_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
@@ -83,13 +90,18 @@ export class ExportService {
     const run = request.predictions != null ? await predictions.get(dataset.id, request.predictions) : null;
     const filter = request.filter ?? {};
     const query = await samples.toQuery(dataset.id, filter);
-    const selection: ExportSelection = {
-      datasetId: dataset.id,
-      filter: query,
-      labelSet: run?.labelSet ?? 0,
-      categoryIds: scope === 'matching' ? query.categoryIds : undefined,
+    return {
+      dataset,
+      run: run && { name: run.name, labelSet: run.labelSet },
+      filter,
+      selection: { datasetId: dataset.id, filter: query, labelSet: run?.labelSet ?? 0, categoryIds: scope === 'matching' ? query.categoryIds : undefined },
     };
-    const snapshot = await db.snapshot();
+  }
+
+  /** Checks the request (check()) and opens its snapshot. */
+  async prepare(request: ExportRequest): Promise<PreparedExport> {
+    const { dataset, run, filter, selection } = await this.check(request);
+    const snapshot = await this.deps.db.snapshot();
     try {
       const counts = await exportCounts(snapshot, selection);
       const warnings: string[] = [];
