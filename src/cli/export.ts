@@ -24,22 +24,19 @@ export function registerExportCommand(program: Command): void {
     .command('export')
     .description('write a dataset (or the samples of a split or categories) as COCO JSON, or a prediction run as a COCO results file')
     .argument('<dataset>', 'dataset id or unique name')
-    .requiredOption('--out <file>', 'the JSON file to write (- for standard output); written under a temp name and renamed when complete')
+    .requiredOption('--out <path>', 'the JSON file to write (- for standard output), or with --format yolo the folder to create; written under a temp name and renamed when complete')
     .option('--split <split>', 'only the samples of this split')
     .option('--category <name>', 'only the samples with an annotation of this category, and only those annotations (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--predictions <run>', 'write this prediction run as a COCO results file instead of the ground truth')
     .option('--all-annotations', 'with --category: keep every annotation (and category) of the chosen samples')
-    .addOption(new Option('--format <format>', 'coco JSON').choices(['coco']).default('coco'))
+    .addOption(new Option('--format <format>', 'coco: COCO JSON; yolo: an Ultralytics folder (data.yaml, images/<split>/ linked, labels/<split>/)').choices(['coco', 'yolo']).default('coco'))
+    .option('--copy', 'with --format yolo: copy the images instead of linking them (needed for datasets in a bucket)')
     .action(async (ref: string, opts: ExportOptions) => {
+      if (opts.format === 'yolo') return exportYolo(ref, opts);
       if (opts.out !== '-') checkOut(opts.out);
       const summary = await withDataVisor(async (dv) => {
         const dataset = await dv.datasets.resolve(ref);
-        const prepared = await dv.exports.prepare({
-          datasetId: dataset.id,
-          filter: { ...(opts.split !== undefined ? { split: opts.split } : {}), ...(opts.category ? { categories: opts.category } : {}) },
-          predictions: opts.predictions ?? null,
-          annotations: opts.allAnnotations ? 'all' : 'matching',
-        });
+        const prepared = await dv.exports.prepare(requestOf(dataset.id, opts));
         for (const w of prepared.warnings) process.stderr.write(`datavisor: warning: ${w}\n`);
         await writeExport(prepared, opts.out);
         return prepared;
@@ -50,6 +47,34 @@ export function registerExportCommand(program: Command): void {
       }
     })
     .showHelpAfterError();
+}
+
+function requestOf(datasetId: string, opts: ExportOptions) {
+  return {
+    datasetId,
+    filter: { ...(opts.split !== undefined ? { split: opts.split } : {}), ...(opts.category ? { categories: opts.category } : {}) },
+    predictions: opts.predictions ?? null,
+    annotations: opts.allAnnotations ? ('all' as const) : ('matching' as const),
+  };
+}
+
+async function exportYolo(ref: string, opts: ExportOptions): Promise<void> {
+  if (opts.out === '-') throw new BadInputError('--format yolo writes a folder: name it with --out DIR');
+  const summary = await withDataVisor(async (dv) => {
+    const dataset = await dv.datasets.resolve(ref);
+    const bar = process.stderr.isTTY ? progressBar() : null;
+    try {
+      return await dv.exports.yolo(requestOf(dataset.id, opts), {
+        out: opts.out,
+        copy: opts.copy ?? false,
+        onProgress: bar ? (done, total) => bar.update({ section: 'images', done, total }) : undefined,
+      });
+    } finally {
+      bar?.stop();
+    }
+  });
+  for (const w of summary.warnings) process.stderr.write(`datavisor: warning: ${w}\n`);
+  process.stdout.write(`wrote ${opts.out}: ${summary.images} images, ${summary.boxes} boxes\n`);
 }
 
 /** Refuses an output whose folder is missing before any work (BAD_USER_INPUT: one line). */

@@ -69,7 +69,7 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     });
     const predictions = new PredictionService({ db, datasets, storage, log });
     const evaluations = new EvaluationService({ db, datasets, predictions, log });
-    const exports = new ExportService({ db, datasets, samples, predictions });
+    const exports = new ExportService({ db, datasets, samples, predictions, storage });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {

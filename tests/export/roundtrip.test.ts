@@ -219,3 +219,59 @@ describe('filtered exports', () => {
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp') || f === 'y.json')).toEqual([]);
   });
 });
+
+describe('DataVisor → YOLO → DataVisor', () => {
+  it('the RBC export as a YOLO folder: linked images, one label line per box, and an ingest of it gives the same boxes', async () => {
+    const original = readJson<Coco>(RBC('valid').annotations);
+    const out = path.join(dir, 'rbc-yolo');
+    const run = await ok(['export', 'rbc-valid', '--format', 'yolo', '--out', out]);
+    expect(run.stdout).toBe(`wrote ${out}: ${original.images.length} images, ${original.annotations.length} boxes\n`);
+    const classes = byId(original.categories).map((c) => c.id);
+    for (const image of original.images) {
+      const link = path.join(out, 'images', 'train', image.file_name);
+      expect(fs.readlinkSync(link)).toBe(path.join(RBC('valid').images, image.file_name));
+      const lines = fs.readFileSync(path.join(out, 'labels', 'train', image.file_name.replace(/\.jpg$/, '.txt')), 'utf8').split('\n').filter(Boolean);
+      const expected = original.annotations.filter((a) => a.image_id === image.id);
+      expect(lines.length).toBe(expected.length);
+      lines.forEach((line, i) => {
+        const [cls, cx, cy, w, h] = line.split(' ').map(Number) as [number, number, number, number, number];
+        const [x, y, bw, bh] = expected[i]!.bbox as [number, number, number, number];
+        expect(cls).toBe(classes.indexOf(expected[i]!.category_id));
+        for (const [got, want] of [[cx, (x + bw / 2) / image.width], [cy, (y + bh / 2) / image.height], [w, bw / image.width], [h, bh / image.height]]) {
+          expect(Math.abs(got! - want!)).toBeLessThan(1e-12);
+        }
+      });
+    }
+    await ingest(['--name', 'rbc-from-yolo', '--format', 'yolo', path.join(out, 'data.yaml')]);
+    const { json: again } = await exportJson(['rbc-from-yolo']);
+    const boxes = (c: Coco) => {
+      const name = new Map(c.images.map((i) => [i.id, path.basename(i.file_name)]));
+      const key = (x: { file: string; box: number[] }) => `${x.file} ${x.box.map((b) => b.toFixed(6)).join(' ')}`;
+      return c.annotations.map((a) => ({ file: name.get(a.image_id)!, box: a.bbox })).sort((p, q) => key(p).localeCompare(key(q)));
+    };
+    const want = boxes(original);
+    const got = boxes(again);
+    expect(got.map((g) => g.file)).toEqual(want.map((w) => w.file));
+    got.forEach((g, i) => g.box.forEach((b, k) => expect(Math.abs(b - want[i]!.box[k]!)).toBeLessThan(1e-9)));
+  });
+
+  it('the rice-pest YOLO dataset exported as YOLO keeps its splits and boxes; a folder that exists is refused', async () => {
+    const out = path.join(dir, 'rice-yolo');
+    await ok(['export', 'rice', '--format', 'yolo', '--out', out, '--copy']);
+    expect(fs.readdirSync(path.join(out, 'images')).sort()).toEqual(['test', 'train', 'val']);
+    expect(fs.lstatSync(path.join(out, 'images', 'test', fs.readdirSync(path.join(out, 'images', 'test'))[0]!)).isFile()).toBe(true);
+    await ingest(['--name', 'rice-again', '--format', 'yolo', path.join(out, 'data.yaml')]);
+    const first = (await exportJson(['rice'])).json;
+    const second = (await exportJson(['rice-again'])).json;
+    const boxes = (c: Coco) => {
+      const name = new Map(c.images.map((i) => [i.id, path.basename(i.file_name)]));
+      return c.annotations.map((a) => `${name.get(a.image_id)} ${a.category_id} ${a.bbox.map((b) => b.toFixed(6)).join(' ')}`).sort();
+    };
+    expect(boxes(second)).toEqual(boxes(first));
+    expect(second.categories).toEqual(first.categories);
+
+    const again = await cli(['export', 'rice', '--format', 'yolo', '--out', out]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toBe(`datavisor: --out: ${out} exists; name a folder that does not exist yet (the export creates it)\n`);
+  });
+});

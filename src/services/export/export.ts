@@ -5,7 +5,9 @@ import type { SampleFilter } from '../datasets/filter.js';
 import type { SampleService } from '../datasets/samples.js';
 import { BadInputError } from '../errors.js';
 import type { PredictionService } from '../predictions/predictions.js';
+import type { StorageService } from '../storage/index.js';
 import { annotationJson, categoryJson, imageJson, licenseJson, resultJson } from './coco-json.js';
+import { writeYolo, type YoloExportOptions, type YoloExportSummary } from './yolo.js';
 
 /** `coco`: the ground truth as a COCO dataset; `coco_results`: a prediction run as a COCO results file. */
 export const EXPORT_FORMATS = ['coco', 'coco_results'] as const;
@@ -66,6 +68,7 @@ export interface ExportDeps {
   datasets: DatasetService;
   samples: SampleService;
   predictions: PredictionService;
+  storage: StorageService;
 }
 
 /**
@@ -124,6 +127,19 @@ export class ExportService {
     } catch (e) {
       snapshot.close();
       throw e;
+    }
+  }
+
+  /** The ground truth of a dataset or view as an Ultralytics YOLO folder (yolo.ts); refuses a prediction run. */
+  async yolo(request: ExportRequest, options: YoloExportOptions): Promise<YoloExportSummary> {
+    if (request.predictions != null) throw new BadInputError('a YOLO export writes the ground truth; export a prediction run as a COCO results file (--format coco)');
+    const { dataset, selection } = await this.check(request);
+    const snapshot = await this.deps.db.snapshot();
+    try {
+      const { images } = await exportCounts(snapshot, selection);
+      return await writeYolo(snapshot, this.deps, dataset, selection, images, options);
+    } finally {
+      snapshot.close();
     }
   }
 
