@@ -26,6 +26,7 @@ describe('/openapi.json is generated from the schemas that validate requests', (
         'GET /datasets/{id}',
         'DELETE /datasets/{id}',
         'GET /datasets/{id}/categories',
+        'GET /datasets/{id}/export',
         'POST /datasets/{id}/predictions',
         'GET /datasets/{id}/predictions',
         'DELETE /datasets/{id}/predictions/{name}',

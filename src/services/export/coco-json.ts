@@ -43,6 +43,11 @@ export function imageJson(r: Row): string {
  * exports write it. `keypoints` only when stored.
  */
 export function annotationJson(r: Row): string {
+  // The common row (no extra keys, no shape, no keypoints, no score) in one template: a third less
+  // time and garbage than the general path on train2017 (bench/export.mjs).
+  if (r.extra === null && r.segmentation === null && r.num_keypoints === null && r.score === null && r.bbox_x !== null && r.area !== null) {
+    return `{"id":${r.annotation_id as number},"image_id":${r.image_id as number},"category_id":${r.category_id as number},"bbox":[${r.bbox_x as number},${r.bbox_y as number},${r.bbox_w as number},${r.bbox_h as number}],"area":${r.area as number},"iscrowd":${r.is_crowd ? 1 : 0},"segmentation":[]}`;
+  }
   const x = parse(r.extra);
   const own = (k: string) => x === null || !(k in x);
   let out = `{"id":${r.annotation_id as number},"image_id":${r.image_id as number},"category_id":${r.category_id as number}`;
