@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { shouldRenderGraphiQL } from 'graphql-yoga';
 import { bodyLimit } from 'hono/body-limit';
-import { corsPolicy, EXPORT_ROUTE, IMAGE_ROUTE, requireExportAccess, requireImageAccess, requireToken } from './rest/auth.js';
+import { corsPolicy, CROP_ROUTE, EXPORT_ROUTE, IMAGE_ROUTE, requireExportAccess, requireImageAccess, requireToken } from './rest/auth.js';
 import { compression } from './rest/compression.js';
 import { datasetRoutes } from './rest/datasets.js';
 import { errorResponse, methodNotAllowed, toErrorResponse } from './rest/errors.js';
@@ -15,7 +15,8 @@ import { predictionRoutes } from './rest/predictions.js';
 import { evaluationRoutes } from './rest/evaluations.js';
 import { exportRoutes } from './rest/export.js';
 import { requestLog } from './rest/request-log.js';
-import { newRouter } from './rest/router.js';
+import { newApp } from './rest/router.js';
+import { objectRoutes } from './rest/objects.js';
 import { sampleRoutes } from './rest/samples.js';
 import { staticAssets } from './rest/static-assets.js';
 import { GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PREFIX } from './schema/graphiql-page.js';
@@ -55,7 +56,7 @@ const VERSION = readVersion();
  */
 export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const app = newRouter();
+  const app = newApp();
   const { corsOrigins } = dv.settings;
 
   app.use(requestLog(dv.log));
@@ -83,6 +84,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
       }),
     );
     app.use(IMAGE_ROUTE, requireImageAccess(dv.access));
+    app.use(CROP_ROUTE, requireImageAccess(dv.access, 'object'));
     app.use(EXPORT_ROUTE, requireExportAccess(dv.access));
     app.openAPIRegistry.registerComponent('securitySchemes', 'bearerToken', {
       type: 'http',
@@ -103,6 +105,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', evaluationRoutes(dv));
   app.route('/', exportRoutes(dv));
   app.route('/', sampleRoutes(dv));
+  app.route('/', objectRoutes(dv));
   app.route('/', imageRoutes(dv));
 
   app.route('/', staticAssets(GRAPHIQL_ASSETS));

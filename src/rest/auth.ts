@@ -12,8 +12,10 @@ import type { AppEnv } from './router.js';
 
 /** The image route's path, for the middleware that accepts signed URLs there. */
 export const IMAGE_ROUTE = '/images/:dataset_id/:sample_id';
-/** What IMAGE_ROUTE matches; the token check leaves those requests to requireImageAccess. */
-const IMAGE_PATH = /^\/images\/[^/]+\/[^/]+$/;
+/** The object crop route's path (rest/images.ts), which accepts signed URLs too. */
+export const CROP_ROUTE = '/images/:dataset_id/objects/:ord';
+/** What IMAGE_ROUTE and CROP_ROUTE match; the token check leaves those requests to requireImageAccess. */
+const IMAGE_PATH = /^\/images\/[^/]+\/(objects\/)?[^/]+$/;
 /** The export download's route and path, left by the token check to requireExportAccess. */
 export const EXPORT_ROUTE = '/datasets/:id/export';
 const EXPORT_PATH = /^\/datasets\/[^/]+\/export$/;
@@ -62,7 +64,7 @@ export function requireToken(access: AccessService, opts: RequireTokenOptions): 
  *
  * This is on the hot thumbnail path: the bearer check is one SHA-256, the signature one HMAC.
  */
-export function requireImageAccess(access: AccessService): MiddlewareHandler<AppEnv> {
+export function requireImageAccess(access: AccessService, route: 'sample' | 'object' = 'sample'): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization');
     if (header !== undefined && access.checkAuthorization(header)) return next();
@@ -75,7 +77,9 @@ export function requireImageAccess(access: AccessService): MiddlewareHandler<App
     }
     // The same readings the handler serves: the first `size` (default medium) and the decoded path parameters.
     const size = c.req.query('size') ?? 'medium';
-    const check = access.verifyImageSignature(c.req.param('dataset_id')!, c.req.param('sample_id')!, size, exp, sig);
+    // A crop signs `objects/<ord>` where a thumbnail signs its sample id (an integer): neither opens the other.
+    const subject = route === 'object' ? `objects/${c.req.param('ord')!}` : c.req.param('sample_id')!;
+    const check = access.verifyImageSignature(c.req.param('dataset_id')!, subject, size, exp, sig);
     if (check === 'ok') return next();
     if (check === 'expired') {
       return errorResponse('FORBIDDEN', `This image URL expired at ${new Date(Number(exp) * 1000).toISOString()}; ask the API for a fresh one`);

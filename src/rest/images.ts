@@ -3,7 +3,9 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { decideRange } from './byte-range.js';
 import { errorResponse, errorResponses } from './errors.js';
-import { etagMatches, newRouter } from './router.js';
+import { etagMatches, newRouter, queryInt, queryNumber } from './router.js';
+import type { Thumbnail } from '../services/images/thumbnails.js';
+import { DEFAULT_CROP_PAD, MAX_CROP_PAD } from '../services/objects/objects.js';
 
 /**
  * Thumbnails are immutable for their URL: the cache is keyed by (dataset id, image id, size), a
@@ -65,6 +67,74 @@ const getImage = createRoute({
   },
 });
 
+/** A crop is a thumbnail of part of the image: the thumbnail sizes only. */
+const CROP_SIZES = ['small', 'medium', 'large'] as const;
+const CropSizeSchema = z.enum(CROP_SIZES, { error: `must be one of ${CROP_SIZES.join(', ')}` }).default('medium');
+const PadSchema = queryNumber().pipe(z.number().min(0, 'must be at least 0').max(MAX_CROP_PAD, `must be at most ${MAX_CROP_PAD}`)).default(DEFAULT_CROP_PAD);
+const BOX = /^\s*(-?[\d.eE+-]+)\s*,\s*(-?[\d.eE+-]+)\s*,\s*(-?[\d.eE+-]+)\s*,\s*(-?[\d.eE+-]+)\s*$/;
+/** A crop URL without the current revision may show another box tomorrow: revalidated on each use. */
+const CROP_CACHE_CONTROL = 'public, no-cache';
+const CROP_CACHE_CONTROL_PRIVATE = 'private, no-cache';
+
+const cropQuery = {
+  size: CropSizeSchema.openapi({ description: 'The crop\'s longer side: small 128, medium 256, large 512 px (small boxes are enlarged)' }),
+  pad: PadSchema.openapi({ description: 'Context around the box: this fraction of its width and height on each side (default 0.1), clamped to the image' }),
+};
+
+const getObjectCrop = createRoute({
+  method: 'get',
+  path: '/images/{dataset_id}/objects/{ord}',
+  summary: 'A WebP crop of one annotation\'s box (the `crop_url` of the object view)',
+  description:
+    'Addressed by the annotation\'s position, so the box cannot be chosen freely. `rev` is the dataset revision the URL was made at: ' +
+    'while it is the current one the answer is immutable, otherwise (or without it) it is revalidated on each use. ETag and 304 as thumbnails.',
+  request: {
+    params: z.object({
+      dataset_id: z.string().min(1).openapi({ param: { name: 'dataset_id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
+      ord: z.string().min(1).openapi({ param: { name: 'ord', in: 'path' }, description: 'The annotation\'s position (`position` in GraphQL)', example: '12' }),
+    }),
+    query: z.object({
+      ...cropQuery,
+      rev: queryInt(0, Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'The dataset revision the URL was handed out at' }),
+      exp: z.string().optional().openapi({ description: 'With DATAVISOR_API_TOKEN set: expiry of the signed URL' }),
+      sig: z.string().optional().openapi({ description: 'With DATAVISOR_API_TOKEN set: signature of this dataset, object, size and exp' }),
+    }),
+  },
+  responses: {
+    200: { description: 'The crop, with ETag and Cache-Control', content: { 'image/webp': { schema: z.string().openapi({ format: 'binary' }) } } },
+    304: { description: 'Not modified: If-None-Match matched the ETag' },
+    ...errorResponses(400, 401, 403, 404, 422),
+  },
+});
+
+const getBoxCrop = createRoute({
+  method: 'get',
+  path: '/images/{dataset_id}/{sample_id}/crop',
+  summary: 'A WebP crop of any box of a sample\'s image',
+  description: 'For boxes that are no annotation (a drawn region). Immutable: a sample\'s image never changes. Needs the bearer token when one is set (the API hands out no signed URLs for it).',
+  request: {
+    params: z.object({
+      dataset_id: z.string().min(1).openapi({ param: { name: 'dataset_id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
+      sample_id: z.string().min(1).openapi({ param: { name: 'sample_id', in: 'path' }, example: '9' }),
+    }),
+    query: z.object({
+      box: z.string().regex(BOX, 'must be four numbers x,y,w,h (pixels of the original)').openapi({ example: '10,20,100,50' }),
+      ...cropQuery,
+    }),
+  },
+  responses: {
+    200: { description: 'The crop, with ETag and Cache-Control', content: { 'image/webp': { schema: z.string().openapi({ format: 'binary' }) } } },
+    304: { description: 'Not modified: If-None-Match matched the ETag' },
+    ...errorResponses(400, 401, 404, 422),
+  },
+});
+
+/** A WebP answer (or 304) with its ETag. */
+function webp(thumb: Thumbnail, ifNoneMatch: string | undefined, cacheControl: string): Response {
+  if (etagMatches(ifNoneMatch, thumb.etag)) return new Response(null, { status: 304, headers: { etag: thumb.etag, 'cache-control': cacheControl } });
+  return new Response(thumb.body as Uint8Array<ArrayBuffer>, { status: 200, headers: { 'content-type': thumb.contentType, etag: thumb.etag, 'cache-control': cacheControl } });
+}
+
 /**
  * The hot path of the server: a page of thumbnails is dozens of requests. The route is declared in
  * the OpenAPI registry but served by a plain handler that checks `size` with the same schema:
@@ -77,6 +147,21 @@ export function imageRoutes(dv: DataVisor) {
   const cache = dv.access.enabled
     ? { thumbnail: THUMBNAIL_CACHE_CONTROL_PRIVATE, original: ORIGINAL_CACHE_CONTROL_PRIVATE }
     : { thumbnail: THUMBNAIL_CACHE_CONTROL, original: ORIGINAL_CACHE_CONTROL };
+  const crop = dv.access.enabled ? CROP_CACHE_CONTROL_PRIVATE : CROP_CACHE_CONTROL;
+  // Before the sample routes: `/images/{dataset}/objects/{ord}` is not a sample's crop.
+  router.openapi(getObjectCrop, async (c) => {
+    const { dataset_id, ord } = c.req.valid('param');
+    const q = c.req.valid('query');
+    const made = await dv.objects.crop(dataset_id, ord, q.size, q.pad, q.rev ?? null);
+    return webp(made.thumbnail, c.req.header('if-none-match'), made.immutable ? cache.thumbnail : crop) as never;
+  });
+  router.openapi(getBoxCrop, async (c) => {
+    const { dataset_id, sample_id } = c.req.valid('param');
+    const q = c.req.valid('query');
+    const [x, y, w, h] = BOX.exec(q.box)!.slice(1).map(Number) as [number, number, number, number];
+    const thumb = await dv.objects.cropBox(dataset_id, sample_id, { x, y, w, h }, q.size, q.pad);
+    return webp(thumb, c.req.header('if-none-match'), cache.thumbnail) as never;
+  });
   router.openAPIRegistry.registerPath(getImage);
   router.get('/images/:dataset_id/:sample_id', async (c) => {
     const size = SizeSchema.safeParse(c.req.query('size'));

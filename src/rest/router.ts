@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Logger } from '../services/logger.js';
 import { validationHook } from './errors.js';
+import { MethodRouter } from './method-router.js';
 
 /** What the request middleware (request-log.ts) hands every handler. */
 export interface AppEnv {
@@ -17,6 +18,11 @@ export interface AppEnv {
  */
 export function newRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+}
+
+/** The application: the routers above are mounted on it, and it alone matches requests. */
+export function newApp(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook, router: new MethodRouter() });
 }
 
 /**

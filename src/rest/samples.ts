@@ -56,9 +56,9 @@ const AnnotationSchema = z
 
 const DatasetIdQuery = z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ example: 'k3v7q2mzx4a5b6c7' });
 
-const nonEmpty = () => z.string().min(1, 'must not be empty');
+export const nonEmpty = () => z.string().min(1, 'must not be empty');
 /** A parameter that may be repeated (`?category=a&category=b`). */
-const repeatable = () => z.union([nonEmpty(), z.array(nonEmpty())]).transform((v) => (Array.isArray(v) ? v : [v]));
+export const repeatable = () => z.union([nonEmpty(), z.array(nonEmpty())]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   category: nonEmpty().openapi({ description: 'Samples with an annotation of this category name', example: 'person' }),
@@ -74,7 +74,7 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   evaluation: nonEmpty().openapi({ description: 'An evaluation id: samples with a TP, FP or FN in it (IoU 0.5), or those of `evaluation_has`' }),
 };
 
-/** Every filter of the one filter module, under its snake_case name. */
+/** Every filter of the one filter module, under its snake_case name (also the object view's, rest/objects.ts, and the export's, rest/export.ts). */
 export const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );

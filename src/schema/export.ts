@@ -2,7 +2,7 @@ import { toSampleFilter } from '../services/datasets/filter.js';
 import { exportPath } from '../services/export/export-url.js';
 import { builder } from './builder.js';
 import { DatasetType } from './dataset.js';
-import { SampleFilterRef } from './sample.js';
+import { SampleFilterType } from './sample.js';
 
 const ExportFormatEnum = builder.enumType('ExportFormat', {
   description: 'COCO: the ground truth as a COCO dataset; COCO_RESULTS: a prediction run as a COCO results file.',
@@ -22,7 +22,7 @@ builder.objectField(DatasetType, 'exportUrl', (t) =>
       'token the URL is signed and works without it for a limited time, as image URLs do.',
     args: {
       format: t.arg({ type: ExportFormatEnum }),
-      filter: t.arg({ type: SampleFilterRef }),
+      filter: t.arg({ type: SampleFilterType }),
       predictions: t.arg.string({ description: 'A prediction run of the dataset.' }),
       annotations: t.arg({ type: ExportAnnotationsEnum }),
     },

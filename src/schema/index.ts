@@ -6,6 +6,7 @@ import './predictions.js';
 import './evaluation.js';
 import './export.js';
 import './sample.js';
+import './objects.js';
 
 builder.queryType({ description: 'Datasets and their samples; every object with a global id is also reachable through `node`.' });
 builder.mutationType({});

@@ -1,4 +1,4 @@
-import type { InputObjectRef } from '@pothos/core';
+import type { InputRef } from '@pothos/core';
 import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { imagePath } from '../services/datasets/json-views.js';
 import { toSampleFilter, filterHash, type SampleFilterInput } from '../services/datasets/filter.js';
@@ -13,7 +13,7 @@ import type { GraphQLContext } from './context.js';
 import { DatasetType } from './dataset.js';
 import { parseDatasetRef, parseSampleLocalId, sampleLocalId } from './global-ids.js';
 
-const ThumbnailSizeEnum = builder.enumType('ThumbnailSize', {
+export const ThumbnailSizeEnum = builder.enumType('ThumbnailSize', {
   description: 'Thumbnail widths: SMALL 128 px, MEDIUM 256 px, LARGE 512 px (WebP).',
   values: {
     SMALL: { value: 'small' },
@@ -27,12 +27,12 @@ const SampleOutcomeType = builder.objectRef<SampleOutcome>('SampleOutcome').impl
   fields: (t) => ({ tp: t.exposeInt('tp'), fp: t.exposeInt('fp'), fn: t.exposeInt('fn') }),
 });
 
-const BBoxType = builder.objectRef<{ x: number; y: number; w: number; h: number }>('BBox').implement({
+export const BBoxType = builder.objectRef<{ x: number; y: number; w: number; h: number }>('BBox').implement({
   description: 'A box in pixels of the original image: top-left corner, width and height (COCO order).',
   fields: (t) => ({ x: t.exposeFloat('x'), y: t.exposeFloat('y'), w: t.exposeFloat('w'), h: t.exposeFloat('h') }),
 });
 
-const AnnotationOutcomeType = builder.objectRef<AnnotationOutcome & { datasetId?: string }>('AnnotationOutcome').implement({
+export const AnnotationOutcomeType = builder.objectRef<AnnotationOutcome & { datasetId?: string }>('AnnotationOutcome').implement({
   fields: (t) => ({
     outcome: t.exposeString('outcome', { description: 'Predictions: `tp`, `fp`, `ignored` (took a crowd region), `not_evaluated` (past the 100 best); ground truth: `tp`, `fn`, `ignored` (crowd).' }),
     iou: t.exposeFloat('iou', { nullable: true, description: 'A prediction\'s IoU with the object it took, else its best with an object of its category.' }),
@@ -94,7 +94,7 @@ function runsOf(ctx: GraphQLContext, datasetId: string): Promise<PredictionRun[]
 }
 
 /** Outcomes by `<evaluation>|<dataset>|<ord>`: one query per evaluation; NOT_FOUND for an evaluation of another dataset. */
-async function loadAnnotationOutcomes(keys: string[], ctx: GraphQLContext): Promise<(AnnotationOutcome | null | Error)[]> {
+export async function loadAnnotationOutcomes(keys: string[], ctx: GraphQLContext): Promise<(AnnotationOutcome | null | Error)[]> {
   const found = new Map<string, AnnotationOutcome | null | Error>();
   await Promise.all(
     [...byDataset(keys, (k) => k.slice(0, k.lastIndexOf('|')))].map(async ([group, members]) => {
@@ -283,7 +283,7 @@ const EvaluationFilterInput = builder.inputType('EvaluationFilter', {
   }),
 });
 
-const SampleFilterInput: InputObjectRef<typeof builder.$inferSchemaTypes, SampleFilterInput> = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
+const SampleFilterInput: InputRef<SampleFilterInput> = builder.inputRef<SampleFilterInput>('SampleFilter').implement({
   description: 'Which samples to list; every given field must hold (AND). Category names are matched exactly.',
   fields: (t) => ({
     category: t.string({ description: 'The sample has an annotation in this category. Merged with `categories`: any of the names matches.' }),
@@ -314,8 +314,8 @@ async function samplesConnection(ctx: GraphQLContext, datasetId: string, filterI
   return toConnection(plan, page.samples, page.hasMore, (s) => encodeSampleCursor(scope, s.ord), () => ctx.dv.samples.count(datasetId, filter));
 }
 
-/** The sample filter's input type, for other fields that take a filter (Dataset.exportUrl). */
-export const SampleFilterRef: InputObjectRef<typeof builder.$inferSchemaTypes, SampleFilterInput> = SampleFilterInput;
+/** The SampleFilter input type, for other connections limited to samples (schema/objects.ts). */
+export const SampleFilterType: InputRef<SampleFilterInput> = SampleFilterInput;
 
 export const SampleConnection = builder.connectionObject({ type: SampleType, name: 'SampleConnection' }, { name: 'SampleEdge' });
 

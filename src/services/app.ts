@@ -8,6 +8,7 @@ import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js';
 import { SampleService } from './datasets/samples.js';
 import { EvaluationService } from './evaluation/evaluations.js';
 import { ExportService } from './export/export.js';
+import { ObjectService } from './objects/objects.js';
 import { PredictionService } from './predictions/predictions.js';
 import { StorageService, type StorageOptions } from './storage/index.js';
 import { ThumbnailService } from './images/thumbnails.js';
@@ -28,6 +29,8 @@ export interface DataVisor {
   evaluations: EvaluationService;
   /** COCO (and YOLO) exports of a dataset or a filtered view (docs/formats.md, "Export"). */
   exports: ExportService;
+  /** Annotations as rows, and their crops (docs/curation.md, "Objects"). */
+  objects: ObjectService;
   /** Local disk, S3 and GCS behind one interface; enforces DATAVISOR_DATA_ROOTS. */
   storage: StorageService;
   /** DATAVISOR_API_TOKEN checks and image URL signatures (docs/security.md). */
@@ -69,11 +72,12 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     });
     const predictions = new PredictionService({ db, datasets, storage, log });
     const evaluations = new EvaluationService({ db, datasets, predictions, log });
+    const objects = new ObjectService({ db, datasets, samples, predictions, evaluations, thumbnails, storage });
     const exports = new ExportService({ db, datasets, samples, predictions, storage });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, exports, storage, access,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, objects, exports, storage, access,
       stopWork() {
         ingestion.cancelAll();
         predictions.cancelAll();

@@ -19,6 +19,15 @@ export function imagePath(datasetId: string, sampleId: number, size: ThumbnailSi
   return `/images/${encodeURIComponent(datasetId)}/${sampleId}?size=${size}${access.imageQuerySuffix(datasetId, sampleId, size)}`;
 }
 
+/**
+ * The path of an object's crop (rest/images.ts): it names the dataset revision it was made at, so
+ * that the crop may be cached for good while the dataset is unchanged (docs/curation.md, "Crops").
+ * Signed as `objects/<ord>` with DATAVISOR_API_TOKEN set.
+ */
+export function objectCropPath(datasetId: string, ord: number, revision: number, size: ThumbnailSize, access: AccessService): string {
+  return `/images/${encodeURIComponent(datasetId)}/objects/${ord}?size=${size}&rev=${revision}${access.imageQuerySuffix(datasetId, `objects/${ord}`, size)}`;
+}
+
 export function datasetJson(d: Dataset) {
   return {
     id: d.id,

@@ -147,3 +147,35 @@ export function decodeDatasetCursor(arg: string, cursor: string): DatasetKey {
   if (!m) throw malformed(arg, cursor);
   return { createdMs: Number(m[1]), id: m[2]! };
 }
+
+/**
+ * Objects (services/objects): `O1:<datasetId>:<revision>:<hash>:<key>:<ord>`. `hash` covers the
+ * sample filter, the object filter and the sort, `key` is the row's sort value (a sample ord, an
+ * area, a score, an IoU; `-inf` where the value is missing) and `ord` the annotation's, which
+ * breaks ties. Numbers are written as JavaScript prints them, which reads back as the same double.
+ */
+export interface ObjectCursorScope {
+  datasetId: string;
+  revision: number;
+  hash: string;
+}
+
+export function encodeObjectCursor(scope: ObjectCursorScope, key: number, ord: number): string {
+  return b64(`O1:${scope.datasetId}:${scope.revision}:${scope.hash}:${key === -Infinity ? '-inf' : key}:${ord}`);
+}
+
+const OBJECT_CURSOR = new RegExp(`^O1:(${DATASET_ID_PATTERN}):(\\d{1,15}):([A-Za-z0-9_-]{8}):(-inf|-?\\d+(?:\\.\\d+)?(?:e[-+]\\d+)?):(\\d{1,10})$`);
+
+export function decodeObjectCursor(arg: string, cursor: string, scope: ObjectCursorScope): { key: number; ord: number } {
+  const m = OBJECT_CURSOR.exec(unb64(arg, cursor));
+  if (!m) throw malformed(arg, cursor);
+  const [, datasetId, revision, hash, key, ord] = m;
+  if (datasetId !== scope.datasetId) throw new BadInputError(`${arg}: the cursor belongs to dataset ${datasetId}, not to ${scope.datasetId}`);
+  if (Number(revision) !== scope.revision) {
+    throw new BadInputError(`${arg}: dataset ${datasetId} has changed since the cursor was made (revision ${revision}, now ${scope.revision}); start again without a cursor`);
+  }
+  if (hash !== scope.hash) throw new BadInputError(`${arg}: the cursor was made with a different filter or sort; start again without a cursor when they change`);
+  const n = Number(ord);
+  if (n > 2 ** 31 - 1 || !(key === '-inf' || Number.isFinite(Number(key)))) throw malformed(arg, cursor);
+  return { key: key === '-inf' ? -Infinity : Number(key), ord: n };
+}

@@ -185,7 +185,10 @@ export class SampleService {
     return countSampleRows(this.db, datasetId, query);
   }
 
-  /** Category names → the dataset's category ids (a name no category has matches nothing). */
+  /**
+   * Category names → the dataset's category ids (a name no category has matches nothing); the
+   * object view (services/objects) and exports (services/export) limit their rows with the same query filter.
+   */
   async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, ...rest } = filter;
     // An evaluation of another dataset (or none) would match nothing: say it does not exist.

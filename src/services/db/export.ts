@@ -1,5 +1,5 @@
 import type { Param, Row, Snapshot } from './connection.js';
-import { whereClause, type SampleQueryFilter } from './samples.js';
+import { sampleWhereClause, type SampleQueryFilter } from './samples.js';
 
 /**
  * The SELECTs of an export (services/export/), each streamed in file order from one snapshot of
@@ -17,7 +17,7 @@ export interface ExportSelection {
 
 /** `$1` is the dataset id; values bound from $2. Empty when nothing narrows the dataset's samples. */
 function sampleCondition(s: ExportSelection, params: Param[]): string {
-  const where = whereClause(s.filter, params);
+  const where = sampleWhereClause(s.filter, params);
   return where === '' ? '' : ` AND a.sample_ord IN (SELECT ord FROM samples WHERE dataset_id = $1${where})`;
 }
 
@@ -40,7 +40,7 @@ export interface ExportQuery {
 
 export function imagesQuery(s: ExportSelection): ExportQuery {
   const params: Param[] = [s.datasetId];
-  const where = whereClause(s.filter, params);
+  const where = sampleWhereClause(s.filter, params);
   return {
     sql: `SELECT image_id, file_name, width, height, license_id, coco_url, flickr_url, date_captured, metadata, split
       FROM samples WHERE dataset_id = $1${where} ORDER BY ord`,
@@ -72,7 +72,7 @@ export function annotationsQuery(s: ExportSelection, withShapes: boolean): Expor
  */
 export function yoloRowsQuery(s: ExportSelection): ExportQuery {
   const params: Param[] = [s.datasetId];
-  const where = whereClause(s.filter, params);
+  const where = sampleWhereClause(s.filter, params);
   const ann = annotationWhere(s, params);
   return {
     sql: `SELECT s.ord AS sample_ord, s.image_id, s.file_name, s.split, s.width, s.height,
@@ -88,7 +88,7 @@ export function yoloRowsQuery(s: ExportSelection): ExportQuery {
 /** How many samples and annotations an export holds, and how many annotations lack a shape they had. */
 export async function exportCounts(db: Snapshot, s: ExportSelection): Promise<{ images: number; annotations: number; shapesMissing: number; shapesStored: boolean }> {
   const imageParams: Param[] = [s.datasetId];
-  const imageWhere = whereClause(s.filter, imageParams);
+  const imageWhere = sampleWhereClause(s.filter, imageParams);
   const [images] = await db.query(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1${imageWhere}`, imageParams);
   const params: Param[] = [s.datasetId];
   const where = annotationWhere(s, params);

@@ -87,8 +87,11 @@ function annotationPredicates(f: SampleQueryFilter, params: Param[]): string[] {
   return ann;
 }
 
-/** WHERE clause (after `dataset_id = $1`) and its values, numbered from $2 (`params` holds the dataset id). */
-export function whereClause(f: SampleQueryFilter, params: Param[]): string {
+/**
+ * WHERE clause (after `dataset_id = $1`) and its values, numbered from $2. Exported for the object
+ * view (db/objects.ts) and exports (db/export.ts), whose rows are limited to the samples this filter selects.
+ */
+export function sampleWhereClause(f: SampleQueryFilter, params: Param[]): string {
   const parts = samplePredicates(f, params);
   const ann = annotationPredicates(f, params);
   if (ann.length > 0) parts.push(`ord IN (SELECT sample_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')})`);
@@ -97,7 +100,7 @@ export function whereClause(f: SampleQueryFilter, params: Param[]): string {
 
 export async function countSampleRows(db: Database, datasetId: string, f: SampleQueryFilter): Promise<number> {
   const params: Param[] = [datasetId];
-  const where = whereClause(f, params);
+  const where = sampleWhereClause(f, params);
   return Number((await db.query(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1${where}`, params))[0]?.n ?? 0);
 }
 
@@ -111,7 +114,7 @@ export async function listSampleRows(db: Database, datasetId: string, f: SampleQ
   const annotationsOnly = annotationsOnlyWindow(datasetId, f, w);
   if (annotationsOnly) return inFileOrder(await db.query(annotationsOnly.sql, annotationsOnly.params));
   const params: Param[] = [datasetId];
-  const where = whereClause(f, params);
+  const where = sampleWhereClause(f, params);
   const bind = binder(params, '::INTEGER');
   if (!hasFilter(f) && (w.kind !== 'before' || w.beforeOrd !== null)) {
     // Dense ords: an unfiltered window is a range, as cheap at offset 100,000 as at 0, and the

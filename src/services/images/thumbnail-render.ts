@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { DataVisorError } from '../errors.js';
 
 // libvips's operation cache keeps recent operations and their pixels (up to 50 MB, 100
@@ -17,8 +17,39 @@ sharp.cache(false);
  */
 export const RENDER_VERSION = 'webp-q80-rotate-v1';
 
+/**
+ * A region of the original to render instead of the whole image (an object's crop): the box in
+ * pixels of the original, grown by `pad` × its width and height on each side, clamped to the image.
+ * `fault` is the code of a box that selects nothing: the client's (BAD_USER_INPUT) when it sent the
+ * box, the data's (UNPROCESSABLE_IMAGE) when it is a stored annotation's.
+ */
+export interface CropSpec {
+  box: { x: number; y: number; w: number; h: number };
+  pad: number;
+  fault: 'BAD_USER_INPUT' | 'UNPROCESSABLE_IMAGE';
+}
+
+/**
+ * The pixels a crop takes from an image of `width` × `height`: whole pixels covering the padded
+ * box, clamped to the image. An error names what is wrong with a box that covers no pixel.
+ */
+export function cropRegion(crop: CropSpec, width: number, height: number, label: string): { left: number; top: number; width: number; height: number } {
+  const { x, y, w, h } = crop.box;
+  const describe = `box [${x}, ${y}, ${w}, ${h}] of ${label}`;
+  if (![x, y, w, h].every(Number.isFinite)) throw new DataVisorError(crop.fault, `The ${describe} is not four finite numbers`);
+  if (w <= 0 || h <= 0) throw new DataVisorError(crop.fault, `The ${describe} has no area (width and height must be above 0)`);
+  const left = Math.max(0, Math.floor(x - crop.pad * w));
+  const top = Math.max(0, Math.floor(y - crop.pad * h));
+  const right = Math.min(width, Math.ceil(x + w + crop.pad * w));
+  const bottom = Math.min(height, Math.ceil(y + h + crop.pad * h));
+  if (right <= left || bottom <= top) throw new DataVisorError(crop.fault, `The ${describe} lies outside its ${width}×${height} image`);
+  return { left, top, width: right - left, height: bottom - top };
+}
+
 export interface RenderOptions {
+  /** The output's width; with `crop`, the longer side of the output (small crops are enlarged to it). */
   width: number;
+  crop?: CropSpec;
   maxInputPixels: number;
   /** Names the image in error messages (never a file-system path, which clients would see). */
   label: string;
@@ -46,20 +77,28 @@ export async function loadThumbnailSource(loadSource: () => Promise<string | Buf
 /** Makes the WebP thumbnail of a source image. Every failure that is the image's fault becomes UNPROCESSABLE_IMAGE or FILE_NOT_FOUND. */
 export async function renderThumbnail(source: string | Buffer, opts: RenderOptions): Promise<RenderedThumbnail> {
   try {
-    const { data, info } = await sharp(source, {
+    const image = sharp(source, {
       // 'warning' is the strictest level: a truncated file or corrupt scan data is refused instead
       // of rendering as grey blocks. Every JPEG of the COCO128 and RBC sample sets passes it.
       failOn: 'warning',
       // Checked against the header before any pixel is decoded, so a small file that claims to be
       // 20000×20000 never allocates its gigabytes.
       limitInputPixels: opts.maxInputPixels,
-    })
-      .rotate()
-      .resize({ width: opts.width, withoutEnlargement: true })
-      .webp({ quality: 80 })
-      .toBuffer({ resolveWithObject: true });
+    });
+    let pipeline: Sharp;
+    if (opts.crop) {
+      // Boxes are in the stored pixels' frame, as COCO tools (pycocotools, PIL) read images: no
+      // EXIF rotation. The header gives the size to clamp to without decoding a pixel.
+      const { width = 0, height = 0 } = await image.metadata();
+      const region = cropRegion(opts.crop, width, height, opts.label);
+      pipeline = image.extract(region).resize({ width: opts.width, height: opts.width, fit: 'inside' });
+    } else {
+      pipeline = image.rotate().resize({ width: opts.width, withoutEnlargement: true });
+    }
+    const { data, info } = await pipeline.webp({ quality: 80 }).toBuffer({ resolveWithObject: true });
     return { body: data, width: info.width, height: info.height };
   } catch (e) {
+    if (e instanceof DataVisorError) throw e;
     throw await describeDecodeFailure(e, source, opts);
   }
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ByteLru } from '../common/byte-lru.js';
 import { BadInputError, DataVisorError, type ErrorCode } from '../errors.js';
 import { Semaphore } from '../common/semaphore.js';
-import { loadThumbnailSource, RENDER_VERSION, renderThumbnail } from './thumbnail-render.js';
+import { loadThumbnailSource, RENDER_VERSION, renderThumbnail, type CropSpec } from './thumbnail-render.js';
 import { assertDatasetId, ThumbnailStore, type ThumbnailPath } from './thumbnail-store.js';
 import { readWebpSize } from './webp-header.js';
 
@@ -16,6 +16,8 @@ export interface ThumbnailRequest {
   /** Stable identity of the source image within the dataset (e.g. COCO image id). */
   sampleKey: string;
   size: ThumbnailSize;
+  /** A region of the image instead of all of it (an object's crop); part of every cache key. */
+  crop?: CropSpec;
   /** Returns the source image: a local file path or the bytes (bucket storage will pass bytes). */
   loadSource: () => Promise<string | Buffer>;
 }
@@ -221,7 +223,7 @@ export class ThumbnailService {
           this.#assertRunning();
           this.#decoding++;
           try {
-            return await renderThumbnail(source, { width: THUMBNAIL_WIDTHS[req.size], maxInputPixels: this.#maxInputPixels, label });
+            return await renderThumbnail(source, { width: THUMBNAIL_WIDTHS[req.size], crop: req.crop, maxInputPixels: this.#maxInputPixels, label });
           } finally {
             // The last decode of a burst (even a failed one) lets the deferred writes run once idle.
             if (--this.#decoding === 0) {
@@ -335,7 +337,7 @@ export class ThumbnailService {
 
   #locate(req: ThumbnailRequest) {
     const hash = createHash('sha256')
-      .update(JSON.stringify([RENDER_VERSION, req.size, req.sampleKey]))
+      .update(JSON.stringify(req.crop ? [RENDER_VERSION, req.size, req.sampleKey, cropKey(req.crop)] : [RENDER_VERSION, req.size, req.sampleKey]))
       .digest('hex');
     return this.#store.locate(req.datasetId, req.size, hash);
   }
@@ -355,8 +357,11 @@ function memoryKey(req: ThumbnailRequest): string {
   if (!Object.hasOwn(THUMBNAIL_WIDTHS, req.size)) {
     throw new BadInputError(`Thumbnail size ${JSON.stringify(req.size)} is not one of small, medium, large`);
   }
-  return `${req.datasetId}/${req.size}/${req.sampleKey}`;
+  return `${req.datasetId}/${req.size}/${req.sampleKey}${req.crop ? `/${cropKey(req.crop)}` : ''}`;
 }
+
+/** What makes a crop's bytes: the box and the padding (not the fault code, which changes no pixel). */
+const cropKey = (c: CropSpec) => `crop:${c.box.x},${c.box.y},${c.box.w},${c.box.h}:${c.pad}`;
 
 function toThumbnail(body: Buffer, width: number, height: number): Thumbnail {
   // Strong ETag from the bytes, computed once here rather than on every request.
