@@ -102,7 +102,7 @@ const demo = await ingest(path.join(demoDir, 'annotations.json'), path.join(demo
 const server = await startServer(dv);
 const objects = (await dv.objects.page(demo, {}, {}, toObjectSort(null), { first: 200 })).edges.map((e) => e.node);
 const samples = (await dv.samples.page(demo, {}, { kind: 'offset', offset: 0, limit: 200 })).samples;
-const cropUrls = objects.map((o) => `${server.url}/images/${demo}/objects/${o.ord}?size=medium&rev=${o.revision}`);
+const cropUrls = objects.map((o) => `${server.url}/images/${demo}/${o.sampleId}/objects/${o.ord}?size=medium&rev=${o.revision}`);
 const thumbUrls = samples.map((s) => `${server.url}/images/${demo}/${s.id}?size=medium`);
 
 /** Requests per second fetching every URL once, CONCURRENCY at a time. */

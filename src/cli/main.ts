@@ -36,15 +36,16 @@ program
 
 program
   .command('ingest')
-  .description('ingest a COCO annotation file and its image folder, or a Pascal VOC folder, as a new dataset')
+  .description('ingest a COCO file and its image folder, a YOLO data.yaml or a Pascal VOC folder as a new dataset, or (--into) as new splits of one')
   .argument('<annotation_path>', 'COCO instances JSON file, or (--format voc) the folder holding Annotations/')
   .argument('[image_dir]', 'folder holding the images named by file_name (required for COCO; VOC: default <annotation_path>/JPEGImages)')
   .option('--name <name>', 'dataset name (default: the annotation file name)')
   .option('--split <split>', 'split of every image, e.g. train')
+  .option('--into <dataset>', 'add the images as new splits of this dataset (id or unique name) instead of making a dataset')
   .option('--shapes', 'also store polygons, RLE masks and keypoints (slower ingest; default: DATAVISOR_STORE_SHAPES)')
   .addOption(new Option('--format <format>', 'annotation format').choices([...FORMAT_CHOICES]).default(DEFAULT_FORMAT))
   .option('--json', 'print one JSON progress event per line instead of a progress bar')
-  .action(async (annotationPath: string, imageDir: string | undefined, opts: { name?: string; split?: string; shapes?: boolean; format: string; json?: boolean }) => {
+  .action(async (annotationPath: string, imageDir: string | undefined, opts: { name?: string; split?: string; into?: string; shapes?: boolean; format: string; json?: boolean }) => {
     // Logs would tear the progress bar, and the outcome is printed anyway: only unexpected errors are logged.
     const dv = await openDataVisor(loadSettings(), createLogger(process.env.DATAVISOR_LOG_LEVEL || 'error'));
     const view = opts.json ? null : createProgressView(process.stderr);
@@ -57,7 +58,7 @@ program
     });
     try {
       for await (const e of dv.ingestion.ingest(
-        { annotationPath, imageDir: imageDir ?? null, datasetName: opts.name, split: opts.split, format: opts.format, storeShapes: opts.shapes ?? null },
+        { annotationPath, imageDir: imageDir ?? null, datasetName: opts.name, split: opts.split, into: opts.into, format: opts.format, storeShapes: opts.shapes ?? null },
         { signal: abort.signal },
       )) {
         last = e;

@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { PREDICTION_FORMATS } from '../services/predictions/predictions.js';
 import { predictionRunJson } from '../services/datasets/json-views.js';
 import { createProgressView } from './progress.js';
 import { withDataVisor } from './with-datavisor.js';
@@ -9,13 +10,15 @@ export function registerPredictionCommands(program: Command, fail: (message: str
 
   predictions
     .command('import')
-    .description('import a COCO results file as a prediction run of the dataset')
+    .description('import a COCO results file, or a folder of YOLO prediction .txt files, as a prediction run of the dataset')
     .argument('<dataset>', 'dataset id or unique name')
-    .argument('<results_path>', 'COCO results JSON: [{image_id, category_id, score, bbox?, segmentation?}]')
+    .argument('<results_path>', 'COCO results JSON ([{image_id, category_id, score, bbox?, segmentation?}]) or a folder of YOLO .txt files (class cx cy w h conf)')
     .requiredOption('--name <run>', 'name of the run, unique in the dataset')
     .option('--replace', 'replace a run of the same name')
+    .addOption(new Option('--format <format>', 'predictions format (auto: a folder is yolo, a file coco)').choices([...PREDICTION_FORMATS]).default('auto'))
+    .option('--split <split>', 'the split the predictions were made for (image ids and file stems of its samples)')
     .option('--json', 'print one JSON progress event per line instead of a progress bar')
-    .action(async (ref: string, resultsPath: string, opts: { name: string; replace?: boolean; json?: boolean }) => {
+    .action(async (ref: string, resultsPath: string, opts: { name: string; replace?: boolean; format: string; split?: string; json?: boolean }) => {
       const last = await withDataVisor(async (dv) => {
         const dataset = await dv.datasets.resolve(ref);
         const view = opts.json ? null : createProgressView(process.stderr);
@@ -27,7 +30,7 @@ export function registerPredictionCommands(program: Command, fail: (message: str
         });
         let end: { stage: string; message: string; code?: string } | null = null;
         try {
-          for await (const e of dv.predictions.import({ datasetId: dataset.id, resultsPath, name: opts.name, replace: opts.replace ?? false }, { signal: abort.signal })) {
+          for await (const e of dv.predictions.import({ datasetId: dataset.id, resultsPath, name: opts.name, replace: opts.replace ?? false, format: opts.format, split: opts.split }, { signal: abort.signal })) {
             end = e;
             if (opts.json) process.stdout.write(`${JSON.stringify(e)}\n`);
             else view!.update(e);

@@ -13,9 +13,9 @@ import type { AppEnv } from './router.js';
 /** The image route's path, for the middleware that accepts signed URLs there. */
 export const IMAGE_ROUTE = '/images/:dataset_id/:sample_id';
 /** The object crop route's path (rest/images.ts), which accepts signed URLs too. */
-export const CROP_ROUTE = '/images/:dataset_id/objects/:ord';
+export const CROP_ROUTE = '/images/:dataset_id/:sample_id/objects/:ord';
 /** What IMAGE_ROUTE and CROP_ROUTE match; the token check leaves those requests to requireImageAccess. */
-const IMAGE_PATH = /^\/images\/[^/]+\/(objects\/)?[^/]+$/;
+const IMAGE_PATH = /^\/images\/[^/]+\/[^/]+(\/objects\/[^/]+)?$/;
 /** The export download's route and path, left by the token check to requireExportAccess. */
 export const EXPORT_ROUTE = '/datasets/:id/export';
 const EXPORT_PATH = /^\/datasets\/[^/]+\/export$/;

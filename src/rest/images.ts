@@ -83,7 +83,7 @@ const cropQuery = {
 
 const getObjectCrop = createRoute({
   method: 'get',
-  path: '/images/{dataset_id}/objects/{ord}',
+  path: '/images/{dataset_id}/{sample_id}/objects/{ord}',
   summary: 'A WebP crop of one annotation\'s box (the `crop_url` of the object view)',
   description:
     'Addressed by the annotation\'s position, so the box cannot be chosen freely. `rev` is the dataset revision the URL was made at: ' +
@@ -91,6 +91,7 @@ const getObjectCrop = createRoute({
   request: {
     params: z.object({
       dataset_id: z.string().min(1).openapi({ param: { name: 'dataset_id', in: 'path' }, example: 'k3v7q2mzx4a5b6c7' }),
+      sample_id: z.string().min(1).openapi({ param: { name: 'sample_id', in: 'path' }, description: 'The image id of the annotation\'s sample', example: '42' }),
       ord: z.string().min(1).openapi({ param: { name: 'ord', in: 'path' }, description: 'The annotation\'s position (`position` in GraphQL)', example: '12' }),
     }),
     query: z.object({
@@ -148,11 +149,10 @@ export function imageRoutes(dv: DataVisor) {
     ? { thumbnail: THUMBNAIL_CACHE_CONTROL_PRIVATE, original: ORIGINAL_CACHE_CONTROL_PRIVATE }
     : { thumbnail: THUMBNAIL_CACHE_CONTROL, original: ORIGINAL_CACHE_CONTROL };
   const crop = dv.access.enabled ? CROP_CACHE_CONTROL_PRIVATE : CROP_CACHE_CONTROL;
-  // Before the sample routes: `/images/{dataset}/objects/{ord}` is not a sample's crop.
   router.openapi(getObjectCrop, async (c) => {
-    const { dataset_id, ord } = c.req.valid('param');
+    const { dataset_id, sample_id, ord } = c.req.valid('param');
     const q = c.req.valid('query');
-    const made = await dv.objects.crop(dataset_id, ord, q.size, q.pad, q.rev ?? null);
+    const made = await dv.objects.crop(dataset_id, sample_id, ord, q.size, q.pad, q.rev ?? null);
     return webp(made.thumbnail, c.req.header('if-none-match'), made.immutable ? cache.thumbnail : crop) as never;
   });
   router.openapi(getBoxCrop, async (c) => {

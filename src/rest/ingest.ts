@@ -19,6 +19,7 @@ const IngestBody = z
     dataset_name: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
     format: z.enum(FORMAT_CHOICES as [string, ...string[]], { error: `must be one of ${FORMAT_CHOICES.map((f) => `"${f}"`).join(', ')}` }).default('auto'),
     split: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
+    into: z.string({ error: 'must be a string' }).min(1, 'must not be empty').optional().openapi({ description: "An existing dataset (id or unique name): the input's images are added to it as new splits (docs/formats.md); `complete` then names it and counts the addition" }),
   })
   // COCO names its images relative to a folder it does not name: answer 400 before any stream, as
   // when image_dir was required of every format. Run even when other fields failed, so every
@@ -79,6 +80,7 @@ export function ingestRoutes(dv: DataVisor, opts: IngestRouteOptions = {}) {
       datasetName: body.dataset_name,
       format: body.format,
       split: body.split,
+      into: body.into,
     }, { signal: abort.signal });
     return eventStreamResponse(eventStream(events, abort, heartbeatMs, c.var.log));
   });

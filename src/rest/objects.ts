@@ -143,7 +143,7 @@ function objectJson(o: DatasetObject, cursor: string, s: Sample, origin: string,
     confidence: o.score,
     label_set: o.labelSetName,
     evaluation: o.evaluation,
-    crop_url: origin + objectCropPath(o.datasetId, o.ord, o.revision, 'medium', dv.access),
+    crop_url: origin + objectCropPath(o.datasetId, o.sampleId, o.ord, o.revision, 'medium', dv.access),
     cursor,
     sample: { id: s.id, file_name: s.fileName, width: s.width, height: s.height, thumbnail_url: origin + imagePath(s.datasetId, s.id, 'medium', dv.access) },
   };

@@ -1,13 +1,16 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DataVisor } from '../services/app.js';
 import { predictionRunJson } from '../services/datasets/json-views.js';
+import { PREDICTION_FORMATS } from '../services/predictions/predictions.js';
 import { errorResponses } from './errors.js';
 import { eventStream, eventStreamResponse, IngestEventSchema, type IngestRouteOptions } from './ingest.js';
 import { DatasetIdParams, newRouter } from './router.js';
 
 const ImportBody = z
   .object({
-    results_path: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'A COCO results file (JSON array of {image_id, category_id, score, bbox?, segmentation?}) inside DATAVISOR_DATA_ROOTS' }),
+    results_path: z.string({ error: 'must be a string' }).min(1, 'must not be empty').openapi({ description: 'A COCO results file (JSON array of {image_id, category_id, score, bbox?, segmentation?}), or a folder of YOLO prediction .txt files (class cx cy w h conf), inside DATAVISOR_DATA_ROOTS' }),
+    format: z.enum(PREDICTION_FORMATS, { error: `must be one of ${PREDICTION_FORMATS.map((f) => `"${f}"`).join(', ')}` }).default('auto').openapi({ description: '`auto`: a folder is YOLO, a file COCO' }),
+    split: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional().openapi({ description: 'The split the predictions were made for: image ids (the file\'s own, after `into` renumbered them) and YOLO file stems are those of its samples' }),
     name: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(100, 'must be at most 100 characters').openapi({ description: 'The run\'s name, unique in the dataset', example: 'yolov8n' }),
     replace: z.boolean({ error: 'must be true or false' }).optional().openapi({ description: 'Replace a run of the same name instead of answering CONFLICT' }),
   })
@@ -63,7 +66,7 @@ export function predictionRoutes(dv: DataVisor, opts: IngestRouteOptions = {}) {
       const { id } = c.req.valid('param');
       const body = c.req.valid('json');
       const abort = new AbortController();
-      const events = dv.predictions.import({ datasetId: id, resultsPath: body.results_path, name: body.name, replace: body.replace }, { signal: abort.signal });
+      const events = dv.predictions.import({ datasetId: id, resultsPath: body.results_path, name: body.name, replace: body.replace, format: body.format, split: body.split }, { signal: abort.signal });
       return eventStreamResponse(eventStream(events, abort, heartbeatMs, c.var.log));
     })
     .openapi(listPredictions, async (c) => c.json({ predictions: (await dv.predictions.list(c.req.valid('param').id)).map(predictionRunJson) }, 200))

@@ -18,7 +18,8 @@ const IngestInput = builder.inputType('IngestInput', {
     imageDir: t.string({ description: 'Folder holding the images: required for `coco`; for `voc`, default `<annotationPath>/JPEGImages`.' }),
     datasetName: t.string({ description: 'Defaults to the annotation file name without `.json`.' }),
     format: t.string({ description: `One of ${FORMAT_CHOICES.map((f) => `\`${f}\``).join(', ')}; default \`auto\`: told from the input.` }),
-    split: t.string({ description: 'Applied to every sample of the dataset.' }),
+    split: t.string({ description: 'Applied to every sample of the dataset (the format may give its own splits).' }),
+    into: t.string({ description: 'An existing dataset (id or unique name): the input is added to it as new splits instead of becoming a dataset; COMPLETE then names it and counts the addition.' }),
     storeShapes: t.boolean({ description: 'Keep polygons, RLE masks and keypoints for drawing (Annotation.segmentation); default: the DATAVISOR_STORE_SHAPES setting.' }),
   }),
 });

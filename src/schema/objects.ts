@@ -83,9 +83,9 @@ export const ObjectType = builder.objectRef<DatasetObject>('DatasetObject').impl
     labelSet: t.exposeString('labelSetName', { description: '`ground_truth` or the prediction run\'s name.' }),
     sample: t.field({ type: SampleType, description: 'Loaded for the whole page at once.', resolve: (o) => sampleLocalId(o.datasetId, o.sampleId) }),
     cropUrl: t.string({
-      description: 'Absolute URL of a WebP crop of the box (REST `/images/{datasetId}/objects/{position}`), usable as it is in `<img>`; cached for good while the dataset is unchanged.',
+      description: 'Absolute URL of a WebP crop of the box (REST `/images/{datasetId}/{sampleId}/objects/{position}`), usable as it is in `<img>`; cached for good while the dataset is unchanged.',
       args: { size: t.arg({ type: ThumbnailSizeEnum, defaultValue: 'medium' }) },
-      resolve: (o, args, ctx) => ctx.origin + objectCropPath(o.datasetId, o.ord, o.revision, args.size ?? 'medium', ctx.dv.access),
+      resolve: (o, args, ctx) => ctx.origin + objectCropPath(o.datasetId, o.sampleId, o.ord, o.revision, args.size ?? 'medium', ctx.dv.access),
     }),
     evaluation: t.loadable({
       type: AnnotationOutcomeType,

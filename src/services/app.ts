@@ -67,7 +67,7 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     thumbnails.sweep(await datasets.ids()).catch((err: unknown) => log.error({ err }, 'could not remove the thumbnails of unknown datasets'));
     const samples = new SampleService(db, datasets, thumbnails, storage);
     const ingestion = new IngestionService({
-      db, log, plugins, thumbnails, storage, thumbnailsOnIngest: settings.thumbnailsOnIngest,
+      db, datasets, log, plugins, thumbnails, storage, thumbnailsOnIngest: settings.thumbnailsOnIngest,
       storeShapes: settings.storeShapes, parseThreads: settings.parseThreads, parseMinPartBytes: settings.parseMinPartBytes,
     });
     const predictions = new PredictionService({ db, datasets, storage, log });

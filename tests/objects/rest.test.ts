@@ -183,10 +183,16 @@ describe('crops', () => {
     await bad(`/images/${id}/${image.id}/crop?box=10,10,0,20`, /no area/);
     await bad(`/images/${id}/${image.id}/crop?box=NaN,10,5,20`, /box.*x,y,w,h/);
     await bad(`/images/${id}/${image.id}/crop?box=1,2,3`, /box.*x,y,w,h/);
-    await bad(`/images/${id}/objects/0?size=original`, /size.*small, medium, large/);
-    await bad(`/images/${id}/objects/0?pad=9`, /pad.*at most 2/);
-    expect((await getJson(`${s.base}/images/${id}/objects/99999999`)).status).toBe(404);
-    expect((await getJson(`${s.base}/images/${id}/objects/x1`)).status).toBe(404);
+    // The first annotation (position 0) is on the sample of the file's first annotation.
+    const owner = anns[0]!.image_id;
+    await bad(`/images/${id}/${owner}/objects/0?size=original`, /size.*small, medium, large/);
+    await bad(`/images/${id}/${owner}/objects/0?pad=9`, /pad.*at most 2/);
+    expect((await getJson(`${s.base}/images/${id}/${owner}/objects/99999999`)).status).toBe(404);
+    expect((await getJson(`${s.base}/images/${id}/${owner}/objects/x1`)).status).toBe(404);
+    // An annotation addressed under another sample than its own is no address.
+    const other = coco.images.find((im) => im.id !== owner)!.id;
+    expect((await getJson(`${s.base}/images/${id}/${other}/objects/0`)).status).toBe(404);
+    expect((await fetch(`${s.base}/images/${id}/${owner}/objects/0`)).status).toBe(200);
     expect((await getJson(`${s.base}/images/${id}/99999999/crop?box=1,1,5,5`)).status).toBe(404);
   });
 });
@@ -233,7 +239,7 @@ describe('with DATAVISOR_API_TOKEN', () => {
       expect((await fetch(a!.crop_url.replace(`/objects/${a!.position}?`, `/objects/${b!.position}?`))).status).toBe(403);
       expect((await fetch(a!.crop_url.replace(/&exp=.*/, ''))).status).toBe(401);
       // A thumbnail signature does not open a crop.
-      expect((await fetch(`${secured.base}/images/${dataset}/objects/${a!.position}?size=medium&${new URL(a!.sample.thumbnail_url).search.slice(1).replace('size=medium&', '')}`)).status).toBe(403);
+      expect((await fetch(`${secured.base}/images/${dataset}/${a!.sample.id}/objects/${a!.position}?size=medium&${new URL(a!.sample.thumbnail_url).search.slice(1).replace('size=medium&', '')}`)).status).toBe(403);
     } finally {
       await secured.close();
     }

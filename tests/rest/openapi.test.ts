@@ -39,7 +39,7 @@ describe('/openapi.json is generated from the schemas that validate requests', (
         'GET /samples/{sample_id}/annotations',
         'GET /images/{dataset_id}/{sample_id}',
         'GET /datasets/{id}/objects',
-        'GET /images/{dataset_id}/objects/{ord}',
+        'GET /images/{dataset_id}/{sample_id}/objects/{ord}',
         'GET /images/{dataset_id}/{sample_id}/crop',
       ].sort(),
     );

@@ -218,12 +218,11 @@ export class DatasetService {
   }
 
   /**
-   * Begins a change of a dataset's rows, for work that yields between its steps (an import that
-   * reports progress). Changes of one dataset run one after another: this waits for the one
-   * before to end. What was cached of the dataset is dropped when the change ends, committed or
-   * not. NOT_FOUND, with nothing begun, for an unknown dataset.
+   * Waits for this dataset's turn: changes of one dataset run one after another. The answer ends
+   * the turn; it drops what was cached of the dataset (call it once the change committed or rolled
+   * back, also after a failed commit: it may have committed before failing to answer).
    */
-  async openChange(id: string): Promise<DatasetChange> {
+  async turn(id: string): Promise<() => void> {
     const before = this.changing.get(id);
     let release!: () => void;
     const turn = new Promise<void>((resolve) => (release = resolve));
@@ -233,13 +232,23 @@ export class DatasetService {
     const end = () => {
       if (ended) return;
       ended = true;
-      // Also after a failed commit (it may have committed before failing to answer).
       this.changes.set(id, (this.changes.get(id) ?? 0) + 1);
       this.forget(id);
       if (this.changing.get(id) === queue) this.changing.delete(id);
       release();
     };
     await before;
+    return end;
+  }
+
+  /**
+   * Begins a change of a dataset's rows, for work that yields between its steps (an import that
+   * reports progress). Changes of one dataset run one after another: this waits for the one
+   * before to end. What was cached of the dataset is dropped when the change ends, committed or
+   * not. NOT_FOUND, with nothing begun, for an unknown dataset.
+   */
+  async openChange(id: string): Promise<DatasetChange> {
+    const end = await this.turn(id);
     let change: DatasetChange | null;
     try {
       change = await beginDatasetChange(this.db, id);

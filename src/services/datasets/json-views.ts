@@ -24,8 +24,8 @@ export function imagePath(datasetId: string, sampleId: number, size: ThumbnailSi
  * that the crop may be cached for good while the dataset is unchanged (docs/curation.md, "Crops").
  * Signed as `objects/<ord>` with DATAVISOR_API_TOKEN set.
  */
-export function objectCropPath(datasetId: string, ord: number, revision: number, size: ThumbnailSize, access: AccessService): string {
-  return `/images/${encodeURIComponent(datasetId)}/objects/${ord}?size=${size}&rev=${revision}${access.imageQuerySuffix(datasetId, `objects/${ord}`, size)}`;
+export function objectCropPath(datasetId: string, sampleId: number, ord: number, revision: number, size: ThumbnailSize, access: AccessService): string {
+  return `/images/${encodeURIComponent(datasetId)}/${sampleId}/objects/${ord}?size=${size}&rev=${revision}${access.imageQuerySuffix(datasetId, `objects/${ord}`, size)}`;
 }
 
 export function datasetJson(d: Dataset) {

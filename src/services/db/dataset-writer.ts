@@ -9,6 +9,9 @@ import { ChunkedAppender } from './chunked-appender.js';
 import type { IngestPhase } from './ingest-resources.js';
 import { plainRow, type Database, type Row } from './connection.js';
 import { ANNOTATION_STORED_COLUMNS } from './schema.js';
+import { mergeInto, type MergeOutcome, type MergePlacement } from './dataset-merge.js';
+
+export type { MergeOutcome, MergePlacement };
 
 /** Boxes may overshoot the image by rounding; COCO's own tools allow about a pixel. */
 const EDGE_TOLERANCE = 1;
@@ -497,6 +500,19 @@ export class DatasetWriter {
     this.conn.closeSync();
     await this.enter(null);
     return createdAt;
+  }
+
+  /**
+   * Instead of commit(): the rows written (under this writer's provisional id) become new splits
+   * of an existing dataset, in the same transaction (db/dataset-merge.ts), then commit.
+   */
+  async commitInto(placement: MergePlacement, counts: FinalCounts): Promise<MergeOutcome> {
+    const outcome = await mergeInto({ rows: (sql, p) => this.rows(sql, p), exec: (sql, p) => this.exec(sql, p) }, this.datasetId, placement, counts.warnings);
+    await this.conn.run('COMMIT');
+    this.done = true;
+    this.conn.closeSync();
+    await this.enter(null);
+    return outcome;
   }
 
   /** Safe to call at any point and more than once. */

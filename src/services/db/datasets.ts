@@ -93,7 +93,7 @@ export async function listCategoryRows(db: Database, datasetIds: readonly string
  * The counts stored beside a dataset's rows, computed again from its ground truth (label set 0):
  * after a change that added or removed samples or annotations. Run after the revision's bump.
  */
-const RECOUNT_STATEMENTS = [
+export const RECOUNT_STATEMENTS = [
   `UPDATE samples SET annotation_count = coalesce(c.n, 0)
    FROM (SELECT s.ord, count(a.ord) AS n FROM samples s
          LEFT JOIN annotations a ON a.dataset_id = s.dataset_id AND a.sample_ord = s.ord AND a.label_set = 0

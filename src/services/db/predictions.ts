@@ -4,12 +4,27 @@ import { A, ANN_TEXT, textAt, type Columns } from '../records/columns.js';
 import type { ChunkedAppender } from './chunked-appender.js';
 import type { Database, Row, Transaction } from './connection.js';
 import { deleteEvaluations } from './evaluations.js';
+import type { YoloPredictionRows } from '../predictions/yolo-results.js';
 import { ANNOTATION_STORED_COLUMNS } from './schema.js';
 
 /** Positions in the file, numbered 0..n-1 as read; checked against the dataset before anything is stored. */
 const STAGED_COLUMNS = `ord INTEGER NOT NULL, annotation_id DOUBLE NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
   bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, kind segmentation_kind NOT NULL,
   polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, score DOUBLE NOT NULL, segmentation VARCHAR`;
+
+/** YOLO lines: matched to samples by file stem, in pixels once the sample (and its size) is known. */
+const YOLO_STAGED_COLUMNS = `ord INTEGER NOT NULL, file VARCHAR NOT NULL, stem VARCHAR NOT NULL, line INTEGER NOT NULL, class DOUBLE NOT NULL,
+  cx DOUBLE NOT NULL, cy DOUBLE NOT NULL, w DOUBLE NOT NULL, h DOUBLE NOT NULL, score DOUBLE NOT NULL`;
+
+/**
+ * The samples predictions may name (those of one split when one is given): the image id a results
+ * file uses (the file's own, kept as metadata.file_image_id when `into` renumbered it) and the stem
+ * a YOLO prediction file is named by. `$1` the dataset, `$2` the split or NULL.
+ */
+const TARGET_SAMPLES = `SELECT ord, image_id, width, height, file_name, split,
+    coalesce(TRY_CAST(json_extract_string(metadata, '$.file_image_id') AS DOUBLE), image_id) AS file_image_id,
+    regexp_replace(regexp_replace(file_name, '^.*/', ''), '\\.[^.]*$', '') AS stem
+  FROM samples WHERE dataset_id = $1 AND ($2::VARCHAR IS NULL OR split = $2)`;
 
 const EXAMPLES = 5;
 
@@ -74,6 +89,7 @@ async function deleteLabelSet(tx: Transaction, datasetId: string, labelSet: numb
  */
 export class PredictionWriter {
   private staged: ChunkedAppender | null = null;
+  private yolo: ChunkedAppender | null = null;
   private count = 0;
 
   private constructor(
@@ -84,7 +100,7 @@ export class PredictionWriter {
   ) {}
 
   /** CONFLICT when the run exists, unless `replace`: then its rows go in the same transaction. */
-  static async begin(tx: Transaction, datasetId: string, name: string, options: { replace: boolean; sourcePath: string }): Promise<PredictionWriter> {
+  static async begin(tx: Transaction, datasetId: string, name: string, options: { replace: boolean; sourcePath: string; yolo?: boolean }): Promise<PredictionWriter> {
     if (!isDatasetId(datasetId)) throw new DataVisorError('INTERNAL', `bad dataset id ${datasetId}`);
     const [existing] = await tx.query(`SELECT label_set, kind FROM label_sets WHERE dataset_id = $1 AND name = $2`, [datasetId, name]);
     if (existing) {
@@ -97,12 +113,38 @@ export class PredictionWriter {
     const w = new PredictionWriter(tx, datasetId, name, options.sourcePath);
     await tx.run(`CREATE TABLE ${w.staging} (${STAGED_COLUMNS})`);
     w.staged = await tx.appender(w.staging);
+    if (options.yolo) {
+      await tx.run(`CREATE TABLE ${w.yoloStaging} (${YOLO_STAGED_COLUMNS})`);
+      w.yolo = await tx.appender(w.yoloStaging);
+    }
     return w;
   }
 
   /** Per dataset: the id is one we made (checked in begin), never user text. */
   private get staging(): string {
     return `staging_pred_${this.datasetId}`;
+  }
+
+  private get yoloStaging(): string {
+    return `staging_ypred_${this.datasetId}`;
+  }
+
+  /** YOLO prediction lines, numbered in the order given (files in name order, lines in file order). */
+  appendYolo(r: YoloPredictionRows): void {
+    const a = this.yolo!;
+    for (let i = 0; i < r.count; i++) {
+      a.num(0, this.count++);
+      a.text(1, r.files[i]!);
+      a.text(2, r.stems[i]!);
+      a.num(3, r.lines[i]!);
+      a.num(4, r.classes[i]!);
+      a.num(5, r.cx[i]!);
+      a.num(6, r.cy[i]!);
+      a.num(7, r.w[i]!);
+      a.num(8, r.h[i]!);
+      a.num(9, r.scores[i]!);
+      a.endRow();
+    }
   }
 
   append(c: Columns): void {
@@ -129,17 +171,34 @@ export class PredictionWriter {
     }
   }
 
-  /** Checks the staged detections against the dataset and stores them; answers how many. */
-  async finish(): Promise<number> {
+  /**
+   * Checks the staged detections against the dataset and stores them; answers how many. With
+   * `split`, image ids (and YOLO file stems) are those of that split's samples, and a results
+   * file's image ids are the ids its file gave them (metadata.file_image_id after `into`).
+   */
+  async finish(options: { split?: string | null } = {}): Promise<number> {
     this.staged!.close();
     this.staged = null;
     const { tx, datasetId: ds } = this;
+    const split = options.split ?? null;
     const P = this.staging;
+    if (split !== null) {
+      const [has] = await tx.query(`SELECT count(*) AS n FROM samples WHERE dataset_id = $1 AND split = $2`, [ds, split]);
+      if (Number(has!.n) === 0) {
+        const splits = await tx.query(`SELECT DISTINCT split FROM samples WHERE dataset_id = $1 AND split IS NOT NULL ORDER BY split`, [ds]);
+        throw new DataVisorError('BAD_USER_INPUT', `dataset ${ds} has no split "${split}"; its splits are ${splits.map((r) => `"${r.split}"`).join(', ') || 'none'}`);
+      }
+    }
+    if (this.yolo) await this.resolveYolo(split);
+    const target = `(${TARGET_SAMPLES})`;
     await this.refuseUnknown(
       `SELECT p.ord, p.image_id AS v, count(*) OVER () AS n, count(DISTINCT p.image_id) OVER () AS d FROM ${P} p
-       ANTI JOIN (SELECT image_id FROM samples WHERE dataset_id = $1) s ON p.image_id = s.image_id ORDER BY p.ord LIMIT ${EXAMPLES}`,
-      'image_id', 'images',
+       ANTI JOIN ${target} s ON p.image_id = s.${split === null ? 'image_id' : 'file_image_id'} ORDER BY p.ord LIMIT ${EXAMPLES}`,
+      'image_id', split === null ? 'images' : `images of split "${split}"`, [split],
     );
+    if (split !== null && !this.yolo) {
+      await tx.run(`UPDATE ${P} SET image_id = s.image_id FROM ${target} s WHERE ${P}.image_id = s.file_image_id`, [ds, split]);
+    }
     await this.refuseUnknown(
       `SELECT p.ord, p.category_id AS v, count(*) OVER () AS n, count(DISTINCT p.category_id) OVER () AS d FROM ${P} p
        ANTI JOIN (SELECT category_id FROM categories WHERE dataset_id = $1) c ON p.category_id = c.category_id ORDER BY p.ord LIMIT ${EXAMPLES}`,
@@ -174,8 +233,61 @@ export class PredictionWriter {
     return this.count;
   }
 
-  private async refuseUnknown(sql: string, key: string, section: string): Promise<void> {
-    const rows = await this.tx.query(sql, [this.datasetId]);
+  /**
+   * YOLO lines → staged detections: each file's stem names one sample (of the split, when given),
+   * its class is the category id (what the YOLO reader assigns: the class index), and its
+   * normalised box becomes pixels of the sample's size.
+   */
+  private async resolveYolo(split: string | null): Promise<void> {
+    this.yolo!.close();
+    this.yolo = null;
+    const Y = this.yoloStaging;
+    const T = `(${TARGET_SAMPLES})`;
+    const params = [this.datasetId, split];
+    const unknown = await this.tx.query(
+      `SELECT file, count(*) OVER () AS n FROM (SELECT DISTINCT file FROM ${Y} y ANTI JOIN ${T} s ON s.stem = y.stem) ORDER BY file LIMIT ${EXAMPLES}`, params,
+    );
+    if (unknown[0]) {
+      throw new DataVisorError('INVALID_RESULTS',
+        `${unknown[0].n} prediction file(s) name no image of the dataset${split === null ? '' : `'s split "${split}"`} by their stem (${unknown.map((r) => r.file).join(', ')}); ` +
+          'a file x.txt holds the predictions of the image x.jpg (any extension): check that the predictions were made for this dataset');
+    }
+    const ambiguous = await this.tx.query(
+      `SELECT y.stem, count(*) AS n, string_agg(s.file_name, ', ' ORDER BY s.ord) AS names
+       FROM (SELECT DISTINCT stem FROM ${Y}) y JOIN ${T} s ON s.stem = y.stem GROUP BY y.stem HAVING count(*) > 1 ORDER BY y.stem LIMIT ${EXAMPLES}`, params,
+    );
+    if (ambiguous[0]) {
+      const a = ambiguous[0];
+      throw new DataVisorError('BAD_USER_INPUT',
+        `prediction file ${a.stem}.txt could be the predictions of ${a.n} images (${a.names}): give the split they were made for (split, --split)`);
+    }
+    const unsized = await this.tx.query(
+      `SELECT DISTINCT s.file_name AS x FROM ${Y} y JOIN ${T} s ON s.stem = y.stem WHERE s.width IS NULL OR s.height IS NULL ORDER BY x LIMIT ${EXAMPLES}`, params,
+    );
+    if (unsized[0]) {
+      throw new DataVisorError('INVALID_RESULTS', `YOLO boxes are relative to the image's size, and image(s) ${unsized.map((r) => r.x).join(', ')} have none`);
+    }
+    const badClass = await this.tx.query(
+      `SELECT y.file, y.line, y.class, count(*) OVER () AS n FROM ${Y} y
+       ANTI JOIN (SELECT category_id FROM categories WHERE dataset_id = $1) c ON c.category_id = y.class ORDER BY y.ord LIMIT ${EXAMPLES}`, [this.datasetId],
+    );
+    if (badClass[0]) {
+      throw new DataVisorError('INVALID_RESULTS',
+        `${badClass[0].n} prediction(s) have a class that is not a category id of the dataset (${badClass.map((r) => `class ${r.class} at ${r.file}:${r.line}`).join(', ')}); ` +
+          "classes are the dataset's category ids, as the YOLO reader numbers its names (0, 1, …)");
+    }
+    await this.tx.run(
+      `INSERT INTO ${this.staging}
+       SELECT y.ord, y.ord + 1, s.image_id, y.class, (y.cx - y.w / 2) * s.width, (y.cy - y.h / 2) * s.height, y.w * s.width, y.h * s.height,
+              y.w * s.width * y.h * s.height, 'none', 0, 0, y.score, NULL
+       FROM ${Y} y JOIN ${T} s ON s.stem = y.stem`,
+      params,
+    );
+    await this.tx.run(`DROP TABLE ${Y}`);
+  }
+
+  private async refuseUnknown(sql: string, key: string, section: string, extra: (string | null)[] = []): Promise<void> {
+    const rows = await this.tx.query(sql, [this.datasetId, ...extra]);
     if (rows.length === 0) return;
     const first = rows[0]!;
     const examples = rows.map((r) => `${key} ${r.v} at [${r.ord}]`).join(', ');

@@ -1,5 +1,7 @@
 import type { Database } from '../db/connection.js';
 import { DatasetWriter } from '../db/dataset-writer.js';
+import { countSplitImages, splitConflictMessage } from '../db/dataset-merge.js';
+import type { Dataset, DatasetService } from '../datasets/datasets.js';
 import { DataVisorError, isDataVisorError } from '../errors.js';
 import { newDatasetId } from '../ids.js';
 import type { Logger } from '../logger.js';
@@ -10,12 +12,15 @@ import type { ThumbnailService } from '../images/thumbnails.js';
 import type { ReadStep, ReadSummary } from './formats/reader.js';
 import { probeInput } from './formats/probe.js';
 import { readerFor } from './formats/registry.js';
+import { placeImages } from './into.js';
 import { SECTION_STAGE, validateRequest, type IngestEvent, type IngestRequest, type IngestStage } from './request.js';
 
 export { INGEST_STAGES, type IngestEvent, type IngestRequest, type IngestStage } from './request.js';
 
 export interface IngestionDeps {
   db: Database;
+  /** Resolves `into` and orders an addition with the other changes of its dataset. */
+  datasets: DatasetService;
   log: Logger;
   plugins: PluginHost;
   thumbnails: ThumbnailService | null;
@@ -49,7 +54,9 @@ export class IngestionService {
 
   /**
    * Streams one dataset, in any format of the registry, into a new dataset: resolve → read →
-   * write → thumbnails → commit. Ends with exactly one `complete` or `error` event.
+   * write → thumbnails → commit. Ends with exactly one `complete` or `error` event. With `into`,
+   * its splits are added to an existing dataset instead (docs/formats.md, "Several splits in one
+   * dataset"): read and checked as a dataset of its own, then merged in the same transaction.
    * All or nothing: an error, an abort, or the consumer stopping early (`return()`, e.g. a client
    * disconnect) rolls the transaction back and removes any thumbnails it made.
    */
@@ -69,9 +76,23 @@ export class IngestionService {
     let failed = false;
     let bytesRead = 0;
     let bytesTotal: number | null = null;
+    /** With `into`: the dataset added to, and the end of this ingest's turn among its changes. */
+    let target: Dataset | null = null;
+    let endTurn: (() => void) | null = null;
     const { log } = this.deps;
     try {
       const req = validateRequest(request);
+      if (req.into !== null) {
+        target = await this.deps.datasets.resolve(req.into);
+        // Held to the end: a prediction import of the dataset meanwhile would number its rows
+        // against what the addition is about to change.
+        endTurn = await this.deps.datasets.turn(target.id);
+        target = await this.deps.datasets.get(target.id);
+        if (req.split !== null) {
+          const n = await countSplitImages(this.deps.db, target.id, req.split);
+          if (n > 0) throw new DataVisorError('CONFLICT', splitConflictMessage(target.id, `"${req.split}" (${n} images)`));
+        }
+      }
       const { probe, input } = await probeInput(this.deps.storage, 'annotation_path', req.annotationPath);
       const reader = readerFor(req.format, probe);
       // Each input may be a local path or a bucket URL (s3://, gs://), in any mix.
@@ -79,9 +100,10 @@ export class IngestionService {
       const annotationPath = source.annotation.url;
       const imageDir = source.images.url;
       bytesTotal = source.bytesTotal;
-      const name = req.datasetName ?? source.defaultName;
-      const context: IngestContext = { datasetId, datasetName: name, annotationPath, imageDir, split: req.split };
-      log.info({ dataset_id: datasetId, format: reader.name, annotation_path: annotationPath, image_dir: imageDir }, 'ingest started');
+      const name = target?.name ?? req.datasetName ?? source.defaultName;
+      const placement = target ? await placeImages(this.deps.storage, target.id, target.imageDir, imageDir) : null;
+      const context: IngestContext = { datasetId: target?.id ?? datasetId, datasetName: name, annotationPath, imageDir, split: req.split };
+      log.info({ dataset_id: datasetId, into: target?.id, format: reader.name, annotation_path: annotationPath, image_dir: imageDir }, 'ingest started');
 
       writer = await DatasetWriter.begin(this.deps.db, datasetId, req.split, log);
       await this.deps.plugins.ingestStart(context);
@@ -161,7 +183,8 @@ export class IngestionService {
       await writer.appendFileNames(this.deps.storage.listImages(source.images));
       const final = await writer.finish(summary.warnings);
 
-      const thumbnailTotal = this.deps.thumbnails ? Math.min(this.deps.thumbnailsOnIngest, final.imageCount) : 0;
+      // An addition's thumbnails are made on demand: made now they would be keyed on the provisional id.
+      const thumbnailTotal = this.deps.thumbnails && !target ? Math.min(this.deps.thumbnailsOnIngest, final.imageCount) : 0;
       if (thumbnailTotal > 0) {
         for await (const e of this.makeThumbnails(writer, imageDir, thumbnailTotal, controller)) {
           yield { ...e, bytes_read: bytesRead, bytes_total: bytesTotal };
@@ -169,6 +192,24 @@ export class IngestionService {
       }
 
       this.throwIfAborted(controller);
+      if (target && placement) {
+        const outcome = await writer.commitInto(placement, final);
+        committed = true;
+        const seconds = (performance.now() - started) / 1000;
+        log.info({ dataset_id: target.id, splits: outcome.splits, images: final.imageCount, annotations: final.annotationCount, revision: outcome.revision, seconds }, 'splits added');
+        await this.deps.plugins.ingestComplete(context, {
+          dataset_id: target.id, image_count: final.imageCount, annotation_count: final.annotationCount,
+          category_count: final.categoryCount, warnings: outcome.warnings.map((w) => ({ code: w.code, count: w.count })), seconds,
+        });
+        yield {
+          stage: 'complete', current: final.imageCount, total: final.imageCount,
+          message: `Added ${final.imageCount} images, ${final.annotationCount} annotations and ${final.categoryCount} categories as split ${outcome.splits.map((s) => JSON.stringify(s)).join(', ')} of dataset "${target.name}" (${target.id}) in ${seconds.toFixed(1)} s` +
+            (outcome.warnings.length ? ` (${outcome.warnings.length} kind(s) of warning)` : ''),
+          bytes_read: bytesRead, bytes_total: bytesTotal, dataset_id: target.id, image_count: final.imageCount,
+          annotation_count: final.annotationCount, category_count: final.categoryCount, warnings: outcome.warnings,
+        };
+        return;
+      }
       const seconds = (performance.now() - started) / 1000;
       await writer.commit(
         {
@@ -212,6 +253,7 @@ export class IngestionService {
       }
       await this.stopReader(read, datasetId);
       if (!committed && writer) await this.discard(writer, datasetId);
+      endTurn?.();
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);
     }

@@ -27,6 +27,8 @@ export interface IngestRequest {
   split?: string | null;
   /** Keep polygons, RLE masks and keypoints for drawing (default: the DATAVISOR_STORE_SHAPES setting). */
   storeShapes?: boolean | null;
+  /** An existing dataset (id or unique name) the input is added to as new splits, instead of a new dataset. */
+  into?: string | null;
 }
 
 /** One progress event; the same objects feed REST's SSE, the GraphQL subscription and the CLI. */
@@ -53,6 +55,7 @@ export interface ValidRequest {
   format: string;
   split: string | null;
   storeShapes: boolean | null;
+  into: string | null;
 }
 
 export function validateRequest(r: IngestRequest): ValidRequest {
@@ -74,5 +77,8 @@ export function validateRequest(r: IngestRequest): ValidRequest {
   }
   const storeShapes = r.storeShapes ?? null;
   if (storeShapes !== null && typeof storeShapes !== 'boolean') throw new BadInputError('store_shapes must be a boolean');
-  return { annotationPath: r.annotationPath, imageDir, datasetName: name?.trim() ?? null, format, split: split?.trim() ?? null, storeShapes };
+  const into = r.into ?? null;
+  if (into !== null && (typeof into !== 'string' || into.trim() === '')) throw new BadInputError('into must be a non-empty string: the id or unique name of the dataset to add the splits to');
+  if (into !== null && name !== null) throw new BadInputError('dataset_name and into exclude each other: an addition keeps the name of the dataset it goes into');
+  return { annotationPath: r.annotationPath, imageDir, datasetName: name?.trim() ?? null, format, split: split?.trim() ?? null, storeShapes, into: into?.trim() ?? null };
 }

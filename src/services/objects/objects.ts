@@ -5,7 +5,7 @@ import { countObjectRows, getObjectWithSample, listObjectRows, type ObjectQueryF
 import type { DatasetService } from '../datasets/datasets.js';
 import type { SampleFilter } from '../datasets/filter.js';
 import { decodeObjectCursor, encodeObjectCursor, planPage, toConnection, type Connection, type ConnectionArgs } from '../datasets/paging.js';
-import type { SampleService } from '../datasets/samples.js';
+import { parseSampleId, type SampleService } from '../datasets/samples.js';
 import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
 import type { EvaluationService } from '../evaluation/evaluations.js';
 import { isDatasetId } from '../ids.js';
@@ -144,11 +144,13 @@ export class ObjectService {
    * decoded twice. NOT_FOUND for an unknown dataset or annotation; UNPROCESSABLE_IMAGE for an
    * annotation without a box, or whose box lies outside its image.
    */
-  async crop(datasetId: string, ordText: string, size: ThumbnailSize, pad: number, revision: number | null): Promise<Crop> {
+  async crop(datasetId: string, sampleId: string, ordText: string, size: ThumbnailSize, pad: number, revision: number | null): Promise<Crop> {
     checkPad(pad);
     if (!isDatasetId(datasetId) || !/^\d{1,10}$/.test(ordText) || Number(ordText) > 2 ** 31 - 1) throw new NotFoundError(`annotation of dataset ${datasetId}`, ordText);
     const dataset = await this.deps.datasets.get(datasetId);
     const source = await this.cropSource(datasetId, dataset.revision, Number(ordText));
+    // The sample is in the path for the router's sake (docs/curation.md, "Crops"); another one's is no address.
+    if (parseSampleId(sampleId) !== source.imageId) throw new NotFoundError(`annotation of sample ${sampleId} of dataset ${datasetId}`, ordText);
     if (!source.box) throw new DataVisorError('UNPROCESSABLE_IMAGE', `annotation ${ordText} of dataset ${datasetId} has no box to crop`);
     const thumbnail = await this.deps.thumbnails.get({
       datasetId,

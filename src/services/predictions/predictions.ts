@@ -7,6 +7,7 @@ import type { Logger } from '../logger.js';
 import type { Warning } from '../records/types.js';
 import type { StorageService } from '../storage/index.js';
 import { readResults } from './results-reader.js';
+import { listPredictionFiles, readYoloPredictions } from './yolo-results.js';
 
 export type PredictionRun = PredictionRunRow;
 
@@ -17,7 +18,13 @@ export interface ImportRequest {
   name: string;
   /** Replace a run of the same name instead of refusing (CONFLICT). */
   replace?: boolean | null;
+  /** `coco` (a results file), `yolo` (a folder of txt files), or `auto` (the default: a folder is YOLO). */
+  format?: string | null;
+  /** The split the predictions were made for: image ids and file stems are those of its samples. */
+  split?: string | null;
 }
+
+export const PREDICTION_FORMATS = ['auto', 'coco', 'yolo'] as const;
 
 /** Progress and outcome of an import: the ingest's event shape, with `prediction_count` on complete. */
 export type ImportEvent = IngestEvent & { prediction_count?: number; name?: string };
@@ -93,40 +100,63 @@ export class PredictionService {
     try {
       const req = validateImport(request);
       await datasets.get(req.datasetId);
-      const input = await storage.resolveInput('results_path', req.resultsPath, 'file');
+      const input = await storage.resolveInput('results_path', req.resultsPath, 'any');
+      const format = req.format === 'auto' ? (input.isDirectory ? 'yolo' : 'coco') : req.format;
+      if (format === 'yolo' && !input.isDirectory) {
+        throw new BadInputError(`results_path ${input.url} is a file; format "yolo" reads a folder of .txt files (one per image: class cx cy w h conf)`);
+      }
+      if (format === 'coco' && input.isDirectory) {
+        throw new BadInputError(`results_path ${input.url} is a folder; format "coco" reads a results file (a JSON array), format "yolo" a folder of .txt files`);
+      }
+      const files = format === 'yolo' ? await listPredictionFiles(input) : null;
       bytesTotal = input.size;
-      log.info({ dataset_id: req.datasetId, name: req.name, results_path: input.url }, 'prediction import started');
+      log.info({ dataset_id: req.datasetId, name: req.name, results_path: input.url, format }, 'prediction import started');
       change = await datasets.openChange(req.datasetId);
       // A used name is refused here, before any progress: nothing has been read yet.
-      const writer = await PredictionWriter.begin(change.tx, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url });
+      const writer = await PredictionWriter.begin(change.tx, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url, yolo: files !== null });
       yield progress('Reading predictions');
-      const read = readResults(readAhead((await storage.openInput(input, READ_CHUNK)) as AsyncIterable<Buffer>));
       let lastEmit = performance.now();
-      let step = await read.next();
-      while (!step.done) {
-        throwIfAborted(controller);
-        writer.append(step.value.columns);
-        count += step.value.columns.count;
-        bytesRead = step.value.bytesRead;
-        if (performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
-          lastEmit = performance.now();
-          yield progress(`Read ${count} predictions`);
+      let nonFiniteBoxes = { count: 0, examples: [] as number[] };
+      if (files) {
+        const read = readYoloPredictions(input, files);
+        for (let step = await read.next(); !step.done; step = await read.next()) {
+          throwIfAborted(controller);
+          writer.appendYolo(step.value.rows);
+          count += step.value.rows.count;
+          bytesRead = step.value.bytesRead;
+          if (performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
+            lastEmit = performance.now();
+            yield progress(`Read ${count} predictions`);
+          }
         }
-        step = await read.next();
+      } else {
+        const read = readResults(readAhead((await storage.openInput(input, READ_CHUNK)) as AsyncIterable<Buffer>));
+        let step = await read.next();
+        while (!step.done) {
+          throwIfAborted(controller);
+          writer.append(step.value.columns);
+          count += step.value.columns.count;
+          bytesRead = step.value.bytesRead;
+          if (performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
+            lastEmit = performance.now();
+            yield progress(`Read ${count} predictions`);
+          }
+          step = await read.next();
+        }
+        bytesRead = step.value.bytesRead;
+        nonFiniteBoxes = step.value.nonFiniteBoxes;
       }
-      const summary = step.value;
-      bytesRead = summary.bytesRead;
       yield progress(`Read ${count} predictions; checking image and category ids`);
       throwIfAborted(controller);
-      const stored = await writer.finish();
+      const stored = await writer.finish({ split: req.split });
       await change.commit();
       change = null;
       const warnings: Warning[] = [];
-      if (summary.nonFiniteBoxes.count > 0) {
+      if (nonFiniteBoxes.count > 0) {
         warnings.push({
-          code: 'non_finite_bbox', count: summary.nonFiniteBoxes.count,
+          code: 'non_finite_bbox', count: nonFiniteBoxes.count,
           message: 'predictions have a bbox holding NaN or Infinity: kept without a box, left out of box evaluation and statistics',
-          examples: summary.nonFiniteBoxes.examples,
+          examples: nonFiniteBoxes.examples,
         });
       }
       const seconds = (performance.now() - started) / 1000;
@@ -180,6 +210,8 @@ interface ValidImport {
   resultsPath: string;
   name: string;
   replace: boolean;
+  format: (typeof PREDICTION_FORMATS)[number];
+  split: string | null;
 }
 
 function validateImport(r: ImportRequest): ValidImport {
@@ -189,7 +221,16 @@ function validateImport(r: ImportRequest): ValidImport {
     throw new BadInputError(`name (of the prediction run) is required: a non-empty string of at most ${NAME_MAX} characters`);
   }
   if (r.replace != null && typeof r.replace !== 'boolean') throw new BadInputError('replace must be a boolean');
-  return { datasetId: r.datasetId, resultsPath: r.resultsPath, name: r.name.trim(), replace: r.replace ?? false };
+  const format = r.format ?? 'auto';
+  if (!(PREDICTION_FORMATS as readonly unknown[]).includes(format)) {
+    throw new BadInputError(`format ${JSON.stringify(format)} is not a predictions format; give one of ${PREDICTION_FORMATS.map((f) => `"${f}"`).join(', ')}`);
+  }
+  const split = r.split ?? null;
+  if (split !== null && (typeof split !== 'string' || split.trim() === '')) throw new BadInputError('split must be a non-empty string: the split the predictions were made for');
+  return {
+    datasetId: r.datasetId, resultsPath: r.resultsPath, name: r.name.trim(), replace: r.replace ?? false,
+    format: format as ValidImport['format'], split: split?.trim() ?? null,
+  };
 }
 
 function throwIfAborted(c: AbortController): void {

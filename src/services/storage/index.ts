@@ -16,6 +16,7 @@ import type { BlockBuffers, ObjectInfo, ObjectStore, RetryPolicy, StoreTuning } 
 export type { ObjectInfo, ObjectStore, RetryPolicy, StoreTuning };
 export type { BucketLocation, Location } from './location.js';
 export { formatLocation, isBucketUrl, parseLocation } from './location.js';
+export { commonDir } from './paths.js';
 export type { S3Options } from './s3.js';
 export type { GcsOptions } from './gcs.js';
 

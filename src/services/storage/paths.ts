@@ -122,3 +122,13 @@ export function isSafeRelativeName(name: string): boolean {
   if (path.isAbsolute(name) || /^[a-z]:/i.test(name)) return false;
   return name.split('/').every((seg) => seg !== '..' && seg !== '');
 }
+
+/** The deepest folder holding both (posix paths, or keys within one bucket). */
+export function commonDir(a: string, b: string): string {
+  const x = a.split('/');
+  const y = b.split('/');
+  let i = 0;
+  while (i < x.length && i < y.length && x[i] === y[i]) i++;
+  const common = x.slice(0, i).join('/');
+  return common === '' && a.startsWith('/') ? '/' : common;
+}

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { BadInputError, DataVisorError } from '../../../errors.js';
 import type { InputLocation, Location, StorageService } from '../../../storage/index.js';
-import { formatLocation, isBucketUrl, parseLocation } from '../../../storage/index.js';
+import { commonDir, formatLocation, isBucketUrl, parseLocation } from '../../../storage/index.js';
 import { baseName } from '../../../storage/location.js';
 import { looksLikeDatasetYaml, parseClassesTxt, parseDatasetYaml } from './dataset-config.js';
 import { isImageName } from './file-tree.js';
@@ -306,16 +306,6 @@ function* distinctDirs(keys: readonly string[]): Generator<string> {
     if (d !== last) yield d;
     last = d;
   }
-}
-
-/** The deepest folder holding both (posix paths, or keys within one bucket). */
-export function commonDir(a: string, b: string): string {
-  const x = a.split('/');
-  const y = b.split('/');
-  let i = 0;
-  while (i < x.length && i < y.length && x[i] === y[i]) i++;
-  const common = x.slice(0, i).join('/');
-  return common === '' && a.startsWith('/') ? '/' : common;
 }
 
 export function isUnder(parent: string, child: string): boolean {

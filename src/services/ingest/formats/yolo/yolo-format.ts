@@ -8,7 +8,8 @@ import type { FormatReader, ReadOptions, ReaderSource, ReadStep, ReadSummary } f
 import { looksLikeDatasetYaml } from './dataset-config.js';
 import { readHeaderStore, readLabelStore } from './file-reads.js';
 import { listedImages, walkBucket, walkLocal, type ImageEntry, type WalkHooks } from './file-tree.js';
-import { commonDir, resolveLayout, type SplitEntry, type YoloPlan } from './layout.js';
+import { commonDir } from '../../../storage/index.js';
+import { resolveLayout, type SplitEntry, type YoloPlan } from './layout.js';
 import { LocalReads, type ReadBatch } from './local-reads.js';
 import { RecordBuilder, relativeKey, type RecordBatch, type RecordSettings } from './records.js';
 
