@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { shouldRenderGraphiQL } from 'graphql-yoga';
 import { bodyLimit } from 'hono/body-limit';
-import { corsPolicy, CROP_ROUTE, IMAGE_ROUTE, requireImageAccess, requireToken } from './rest/auth.js';
+import { corsPolicy, CROP_ROUTE, EXPORT_ROUTE, IMAGE_ROUTE, requireExportAccess, requireImageAccess, requireToken } from './rest/auth.js';
 import { compression } from './rest/compression.js';
 import { datasetRoutes } from './rest/datasets.js';
 import { errorResponse, methodNotAllowed, toErrorResponse } from './rest/errors.js';
@@ -13,6 +13,7 @@ import { imageRoutes } from './rest/images.js';
 import { ingestRoutes } from './rest/ingest.js';
 import { predictionRoutes } from './rest/predictions.js';
 import { evaluationRoutes } from './rest/evaluations.js';
+import { exportRoutes } from './rest/export.js';
 import { requestLog } from './rest/request-log.js';
 import { newApp } from './rest/router.js';
 import { objectRoutes } from './rest/objects.js';
@@ -63,8 +64,9 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
 
   app.use(requestLog(dv.log));
   // Images are never compressed (already compressed; originals answer byte ranges); sample pages
-  // and GraphiQL's files keep their compressed bytes and negotiate themselves.
-  app.use(compression((path) => path.startsWith('/images/') || path === '/samples' || path.startsWith(GRAPHIQL_ASSETS_PREFIX)));
+  // and GraphiQL's files keep their compressed bytes and negotiate themselves; exports are
+  // compressed as they stream (the middleware reads a body whole).
+  app.use(compression((path) => path.startsWith('/images/') || path === '/samples' || path.startsWith(GRAPHIQL_ASSETS_PREFIX) || /^\/datasets\/[^/]+\/export$/.test(path)));
   if (corsOrigins.length > 0) {
     app.use(corsPolicy(corsOrigins));
     if (corsOrigins[0] === '*' && !dv.access.enabled) {
@@ -86,10 +88,11 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
     );
     app.use(IMAGE_ROUTE, requireImageAccess(dv.access));
     app.use(CROP_ROUTE, requireImageAccess(dv.access, 'object'));
+    app.use(EXPORT_ROUTE, requireExportAccess(dv.access));
     app.openAPIRegistry.registerComponent('securitySchemes', 'bearerToken', {
       type: 'http',
       scheme: 'bearer',
-      description: 'DATAVISOR_API_TOKEN. /images also accepts the signed URLs (`exp`, `sig`) the API hands out.',
+      description: 'DATAVISOR_API_TOKEN. /images and /datasets/{id}/export also accept the signed URLs (`exp`, `sig`) the API hands out.',
     });
   }
   app.on(
@@ -103,6 +106,7 @@ export function createServer(dv: DataVisor, opts: ServerOptions = {}) {
   app.route('/', datasetRoutes(dv));
   app.route('/', predictionRoutes(dv, { heartbeatMs: opts.heartbeatMs }));
   app.route('/', evaluationRoutes(dv));
+  app.route('/', exportRoutes(dv));
   app.route('/', sampleRoutes(dv));
   app.route('/', objectRoutes(dv));
   app.route('/', aggregateRoutes(dv));

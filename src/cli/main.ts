@@ -8,6 +8,7 @@ import { DEFAULT_FORMAT, FORMAT_CHOICES } from '../services/ingest/formats/regis
 import { createLogger } from '../services/logger.js';
 import { datasetTable, listDatasets } from './datasets.js';
 import { registerEvaluateCommand } from './evaluate.js';
+import { registerExportCommand } from './export.js';
 import { registerPredictionCommands } from './predictions.js';
 import { createProgressView } from './progress.js';
 import { serve } from './serve.js';
@@ -83,6 +84,7 @@ program
 
 registerPredictionCommands(program, fail);
 registerEvaluateCommand(program);
+registerExportCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   fail(isDataVisorError(e) ? `${e.message}` : `unexpected error: ${(e as Error)?.message ?? String(e)}`);

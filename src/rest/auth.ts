@@ -16,6 +16,9 @@ export const IMAGE_ROUTE = '/images/:dataset_id/:sample_id';
 export const CROP_ROUTE = '/images/:dataset_id/:sample_id/objects/:ord';
 /** What IMAGE_ROUTE and CROP_ROUTE match; the token check leaves those requests to requireImageAccess. */
 const IMAGE_PATH = /^\/images\/[^/]+\/[^/]+(\/objects\/[^/]+)?$/;
+/** The export download's route and path, left by the token check to requireExportAccess. */
+export const EXPORT_ROUTE = '/datasets/:id/export';
+const EXPORT_PATH = /^\/datasets\/[^/]+\/export$/;
 
 /** Missing and wrong tokens get the same status and header; only the message differs. */
 const WWW_AUTHENTICATE = 'Bearer realm="DataVisor"';
@@ -45,7 +48,7 @@ export interface RequireTokenOptions {
  */
 export function requireToken(access: AccessService, opts: RequireTokenOptions): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (IMAGE_PATH.test(c.req.path) || opts.isOpen(c)) return next();
+    if (IMAGE_PATH.test(c.req.path) || EXPORT_PATH.test(c.req.path) || opts.isOpen(c)) return next();
     const header = c.req.header('authorization');
     if (!access.checkAuthorization(header)) return tokenRefusal(header);
     return next();
@@ -82,6 +85,32 @@ export function requireImageAccess(access: AccessService, route: 'sample' | 'obj
       return errorResponse('FORBIDDEN', `This image URL expired at ${new Date(Number(exp) * 1000).toISOString()}; ask the API for a fresh one`);
     }
     return errorResponse('FORBIDDEN', 'The signature of this image URL is not valid for this image');
+  };
+}
+
+/**
+ * The export route answers the bearer token, or a signed URL as GraphQL's `exportUrl` hands out:
+ * `exp` and `sig` last in the query, signed over the path and every parameter before them, so a
+ * link opened in a browser downloads without the token and no parameter can be changed.
+ */
+export function requireExportAccess(access: AccessService): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const header = c.req.header('authorization');
+    if (header !== undefined && access.checkAuthorization(header)) return next();
+    const url = c.req.url;
+    const at = url.indexOf('/', url.indexOf('//') + 2);
+    const pathAndQuery = at === -1 ? '/' : url.slice(at);
+    const signed = /^(.*?)[?&]exp=([^&]*)&sig=([^&]*)$/.exec(pathAndQuery);
+    if (!signed) {
+      return header === undefined
+        ? unauthenticated('This export URL is not signed: use the URL GraphQL\'s exportUrl hands out, or send "Authorization: Bearer <token>"')
+        : tokenRefusal(header);
+    }
+    const [, base, exp, sig] = signed;
+    const check = access.verifyExportSignature(base!, exp, sig);
+    if (check === 'ok') return next();
+    if (check === 'expired') return errorResponse('FORBIDDEN', `This export URL expired at ${new Date(Number(exp) * 1000).toISOString()}; ask the API for a fresh one`);
+    return errorResponse('FORBIDDEN', 'The signature of this export URL is not valid for it (was a parameter changed?)');
   };
 }
 

@@ -102,7 +102,7 @@ const FILTER_PARAM_SCHEMAS: Record<keyof SampleFilterInput, z.ZodType> = {
   }),
 };
 
-/** Every filter of the one filter module, under its snake_case name (also the object view's and the aggregations'). */
+/** Every filter of the one filter module, under its snake_case name (also the object view's, the aggregations' and the export's). */
 export const FILTER_PARAMS = Object.fromEntries(
   (Object.keys(SAMPLE_FILTER_FIELDS) as (keyof SampleFilterInput)[]).map((field) => [SAMPLE_FILTER_FIELDS[field].param, FILTER_PARAM_SCHEMAS[field].optional()]),
 );

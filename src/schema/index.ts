@@ -4,6 +4,7 @@ import './dataset.js';
 import './ingest.js';
 import './predictions.js';
 import './evaluation.js';
+import './export.js';
 import './sample.js';
 import './objects.js';
 import './aggregate.js';

@@ -122,6 +122,28 @@ export class AccessService {
     return this.enabled ? `&${this.signImagePath(datasetId, sampleId, size, this.imageExpiry())}` : '';
   }
 
+  /**
+   * `exp=…&sig=…` to append (last) to an export URL handed out now (GraphQL `exportUrl`), so a
+   * browser can download it without the token, as an image URL. The signature covers the path and
+   * query before it exactly (`pathAndQuery`, e.g. `/datasets/x/export?format=coco&split=val`): a
+   * changed parameter invalidates it. Its text has three fields, the image signature's four, so one
+   * can never pass for the other. Empty without a token.
+   */
+  exportQuerySuffix(pathAndQuery: string): string {
+    if (!this.enabled) return '';
+    const exp = String(this.imageExpiry());
+    return `exp=${exp}&sig=${exportSignature(this.#requireKey(), pathAndQuery, exp)}`;
+  }
+
+  /** Checks an export URL's `exp` and `sig` against the path and query that precede them. */
+  verifyExportSignature(pathAndQuery: string, exp: string | undefined, sig: string | undefined, nowMs: number = this.#now()): SignatureCheck {
+    const key = this.#requireKey();
+    if (exp === undefined || sig === undefined || !EXPIRY.test(exp) || !SIGNATURE.test(sig) || pathAndQuery.includes('\n')) return 'invalid';
+    const expected = Buffer.from(exportSignature(key, pathAndQuery, exp), 'latin1');
+    if (!timingSafeEqual(expected, Buffer.from(sig, 'latin1'))) return 'invalid';
+    return Number(exp) * 1000 > nowMs ? 'ok' : 'expired';
+  }
+
   #requireKey(): KeyObject {
     if (!this.#imageKey) throw new Error('image URLs are only signed when DATAVISOR_API_TOKEN is set');
     return this.#imageKey;
@@ -134,4 +156,8 @@ function sha256(text: string): Buffer {
 
 function imageSignature(key: KeyObject, datasetId: string, sampleId: string, size: string, exp: string): string {
   return createHmac('sha256', key).update(`${datasetId}\n${sampleId}\n${size}\n${exp}`, 'utf8').digest('base64url');
+}
+
+function exportSignature(key: KeyObject, pathAndQuery: string, exp: string): string {
+  return createHmac('sha256', key).update(`export\n${pathAndQuery}\n${exp}`, 'utf8').digest('base64url');
 }

@@ -8,6 +8,7 @@ import type { Logger } from './logger.js';
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js';
 import { SampleService } from './datasets/samples.js';
 import { EvaluationService } from './evaluation/evaluations.js';
+import { ExportService } from './export/export.js';
 import { ObjectService } from './objects/objects.js';
 import { PredictionService } from './predictions/predictions.js';
 import { StorageService, type StorageOptions } from './storage/index.js';
@@ -29,6 +30,8 @@ export interface DataVisor {
   predictions: PredictionService;
   /** COCO evaluation of prediction runs (docs/evaluation.md). */
   evaluations: EvaluationService;
+  /** COCO (and YOLO) exports of a dataset or a filtered view (docs/formats.md, "Export"). */
+  exports: ExportService;
   /** Annotations as rows, and their crops (docs/curation.md, "Objects"). */
   objects: ObjectService;
   /** Counts, breakdowns and histograms over filtered samples (docs/curation.md). */
@@ -82,10 +85,11 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
     const aggregations = new AggregationService(db, datasets, samples, predictions);
     const views = new ViewService({ db, datasets });
     const tags = new TagService({ db, datasets, samples, views, predictions });
+    const exports = new ExportService({ db, datasets, samples, predictions, storage });
     const access = new AccessService({ token: settings.apiToken, imageUrlTtl: settings.imageUrlTtl });
     let closed = false;
     return {
-      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, objects, aggregations, tags, views, storage, access,
+      settings, log, db, plugins, thumbnails, datasets, samples, ingestion, predictions, evaluations, objects, aggregations, tags, views, exports, storage, access,
       stopWork() {
         ingestion.cancelAll();
         predictions.cancelAll();

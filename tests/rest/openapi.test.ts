@@ -28,6 +28,7 @@ describe('/openapi.json is generated from the schemas that validate requests', (
         'GET /datasets/{id}/categories',
         'GET /datasets/{id}/aggregate',
         'GET /datasets/{id}/aggregate/histogram',
+        'GET /datasets/{id}/export',
         'POST /datasets/{id}/predictions',
         'GET /datasets/{id}/predictions',
         'DELETE /datasets/{id}/predictions/{name}',

@@ -213,7 +213,7 @@ export class SampleService {
    * The filter as the SQL takes it: category names → the dataset's category ids (a name no
    * category has matches nothing), a run's name → its label set (NOT_FOUND if unknown), a saved
    * view's filter (`also`) likewise. NOT_FOUND for an evaluation that is not the dataset's. Public
-   * for the object view and aggregations, which apply the same conditions.
+   * for the object view, aggregations and exports, which apply the same conditions.
    */
   async toQuery(datasetId: string, filter: SampleFilter): Promise<SampleQueryFilter> {
     const { categories, evaluationCategories, predictions, also, ...rest } = filter;

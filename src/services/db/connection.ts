@@ -33,6 +33,14 @@ export interface Transaction {
   appender(table: string): Promise<ChunkedAppender>;
 }
 
+/** Reads of one state of the database (Database.snapshot). */
+export interface Snapshot {
+  query(sql: string, params?: Params): Promise<Row[]>;
+  /** A large result, a chunk (up to 2,048 rows) at a time; run one stream at a time, to its end or return(). */
+  stream(sql: string, params?: Params): AsyncGenerator<Row[]>;
+  close(): void;
+}
+
 export interface OpenTransaction extends Transaction {
   commit(): Promise<void>;
   /** Safe to call more than once, and after commit (then it does nothing). */
@@ -226,6 +234,44 @@ export class Database {
     } finally {
       conn.closeSync();
     }
+  }
+
+  /**
+   * Several large reads that see one state of the database: a read transaction on a connection of
+   * its own (DuckDB's MVCC keeps a change that commits meanwhile out of it), each result streamed
+   * chunk by chunk as by stream(). `close` ends it; safe to call more than once.
+   */
+  async snapshot(): Promise<Snapshot> {
+    const conn = await this.connect();
+    let open = true;
+    try {
+      await conn.run('BEGIN TRANSACTION');
+    } catch (e) {
+      conn.closeSync();
+      throw e;
+    }
+    const self = this;
+    return {
+      async query(sql, params = []) {
+        self.queryCount++;
+        return rowsOf(await conn.run(sql, params.map(toValue)));
+      },
+      async *stream(sql, params = []) {
+        self.queryCount++;
+        const result = await conn.stream(sql, params.map(toValue));
+        const names = result.columnNames();
+        const types = result.columnTypes();
+        for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+          yield rowsOfChunk(chunk, names, types);
+        }
+      },
+      close() {
+        if (!open) return;
+        open = false;
+        // A read-only transaction: closing the connection ends it, nothing to commit.
+        conn.closeSync();
+      },
+    };
   }
 
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */

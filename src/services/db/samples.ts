@@ -148,7 +148,7 @@ function filterPredicates(f: SampleQueryFilter, params: Param[]): string[] {
 /**
  * WHERE clause (after `dataset_id = $1`, on `samples`, whose `ord` it tests unqualified) and its
  * values, appended to `params` (which holds the dataset id first): the listing's, the object
- * view's (db/objects.ts) and the aggregations' (db/aggregations.ts).
+ * view's (db/objects.ts), the aggregations' (db/aggregations.ts) and the export's (db/export.ts).
  */
 export function sampleWhereClause(f: SampleQueryFilter, params: Param[]): string {
   const parts = filterPredicates(f, params);
