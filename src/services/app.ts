@@ -79,7 +79,7 @@ export async function openDataVisor(settings: Settings, log: Logger, options: Op
       db, datasets, log, plugins, thumbnails, storage, thumbnailsOnIngest: settings.thumbnailsOnIngest,
       storeShapes: settings.storeShapes, parseThreads: settings.parseThreads, parseMinPartBytes: settings.parseMinPartBytes,
     });
-    const predictions = new PredictionService({ db, datasets, storage, log });
+    const predictions = new PredictionService({ db, datasets, storage, log, parseThreads: settings.parseThreads, parseMinPartBytes: settings.parseMinPartBytes });
     const evaluations = new EvaluationService({ db, datasets, predictions, log });
     const objects = new ObjectService({ db, datasets, samples, predictions, evaluations, thumbnails, storage });
     const aggregations = new AggregationService(db, datasets, samples, predictions);

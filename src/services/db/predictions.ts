@@ -7,8 +7,13 @@ import { deleteEvaluations } from './evaluations.js';
 import type { YoloPredictionRows } from '../predictions/yolo-results.js';
 import { ANNOTATION_STORED_COLUMNS } from './schema.js';
 
-/** Positions in the file, numbered 0..n-1 as read; checked against the dataset before anything is stored. */
-const STAGED_COLUMNS = `ord INTEGER NOT NULL, annotation_id DOUBLE NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
+/**
+ * Detections as read: `part` of the file (parse-results.ts) and position within it (`pos`); a
+ * detection's position in the file (`ord`, 0..n-1, its annotation id ord + 1 as pycocotools
+ * numbers results) follows once the counts of the parts are known. Checked against the dataset
+ * before anything is stored.
+ */
+const STAGED_COLUMNS = `part INTEGER NOT NULL, pos INTEGER NOT NULL, image_id DOUBLE NOT NULL, category_id DOUBLE NOT NULL,
   bbox_x DOUBLE, bbox_y DOUBLE, bbox_w DOUBLE, bbox_h DOUBLE, area DOUBLE, kind segmentation_kind NOT NULL,
   polygon_count INTEGER NOT NULL, point_count INTEGER NOT NULL, score DOUBLE NOT NULL, segmentation VARCHAR`;
 
@@ -90,6 +95,8 @@ export class PredictionWriter {
   private staged: ChunkedAppender | null = null;
   private yolo: ChunkedAppender | null = null;
   private count = 0;
+  /** Detections staged per part of the file. */
+  private partCounts: number[] = [];
 
   private constructor(
     private readonly tx: Transaction,
@@ -146,14 +153,18 @@ export class PredictionWriter {
     }
   }
 
-  append(c: Columns): void {
+  /** Detections read by `part` of the file, numbered within it (0: the first part, or the only one). */
+  append(c: Columns, part = 0): void {
     const a = this.staged!;
     const n = c.nums;
     const seg = c.texts[ANN_TEXT.segmentation]!;
+    let pos = this.partCounts[part] ?? 0;
+    this.partCounts[part] = pos + c.count;
+    this.count += c.count;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
-      a.num(0, this.count++);
-      a.num(1, n[o + A.id]!);
+      a.num(0, part);
+      a.num(1, pos++);
       a.num(2, n[o + A.imageId]!);
       a.num(3, n[o + A.categoryId]!);
       a.num(4, n[o + A.x]!);
@@ -168,6 +179,31 @@ export class PredictionWriter {
       a.text(13, textAt(seg, i));
       a.endRow();
     }
+  }
+
+  /** A staged detection's position in the file (of `p`): its position in its part after the counts of the parts before. */
+  private fileOrd(): string {
+    if (this.partCounts.length <= 1) return 'p.pos';
+    let base = 0;
+    const offsets = Array.from(this.partCounts, (count = 0, part) => {
+      const when = `WHEN ${part} THEN ${base}`;
+      base += count;
+      return when;
+    });
+    return `(p.pos + CASE p.part ${offsets.join(' ')} END)`;
+  }
+
+  /** Detections staged so far. */
+  get stagedCount(): number {
+    return this.count;
+  }
+
+  /** The file's split for parallel parsing did not hold: the later parts' rows go, and the first part reads them again. */
+  async dropParts(): Promise<void> {
+    this.staged!.flush();
+    await this.tx.run(`DELETE FROM ${this.staging} WHERE part > 0`);
+    this.partCounts = this.partCounts.slice(0, 1);
+    this.count = this.partCounts[0] ?? 0;
   }
 
   /**
@@ -189,18 +225,19 @@ export class PredictionWriter {
       }
     }
     if (this.yolo) await this.resolveYolo(split);
+    const ord = this.fileOrd();
     const target = `(${TARGET_SAMPLES})`;
     await this.refuseUnknown(
-      `SELECT p.ord, p.image_id AS v, count(*) OVER () AS n, count(DISTINCT p.image_id) OVER () AS d FROM ${P} p
-       ANTI JOIN ${target} s ON p.image_id = s.${split === null ? 'image_id' : 'file_image_id'} ORDER BY p.ord LIMIT ${EXAMPLES}`,
+      `SELECT ${ord} AS ord, p.image_id AS v, count(*) OVER () AS n, count(DISTINCT p.image_id) OVER () AS d FROM ${P} p
+       ANTI JOIN ${target} s ON p.image_id = s.${split === null ? 'image_id' : 'file_image_id'} ORDER BY ord LIMIT ${EXAMPLES}`,
       'image_id', split === null ? 'images' : `images of split "${split}"`, [split],
     );
     if (split !== null && !this.yolo) {
       await tx.run(`UPDATE ${P} SET image_id = s.image_id FROM ${target} s WHERE ${P}.image_id = s.file_image_id`, [ds, split]);
     }
     await this.refuseUnknown(
-      `SELECT p.ord, p.category_id AS v, count(*) OVER () AS n, count(DISTINCT p.category_id) OVER () AS d FROM ${P} p
-       ANTI JOIN (SELECT category_id FROM categories WHERE dataset_id = $1) c ON p.category_id = c.category_id ORDER BY p.ord LIMIT ${EXAMPLES}`,
+      `SELECT ${ord} AS ord, p.category_id AS v, count(*) OVER () AS n, count(DISTINCT p.category_id) OVER () AS d FROM ${P} p
+       ANTI JOIN (SELECT category_id FROM categories WHERE dataset_id = $1) c ON p.category_id = c.category_id ORDER BY ord LIMIT ${EXAMPLES}`,
       'category_id', 'categories',
     );
     const [ids] = await tx.query(
@@ -213,15 +250,17 @@ export class PredictionWriter {
     if (ordBase + this.count > 2_147_483_647) {
       throw new DataVisorError('BAD_USER_INPUT', `dataset ${ds} would hold more than 2^31 annotations and predictions; delete prediction runs it no longer needs`);
     }
+    // Sorted by sample alone, as an ingest sorts (docs/storage.md): readers order a sample's
+    // annotations by ord themselves, and one key sorts faster (docs/evaluation.md, "Import").
     await tx.run(
       `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS}, label_set)
-       SELECT $1, s.ord, $2 + p.ord, p.annotation_id, p.image_id, p.category_id, p.bbox_x, p.bbox_y, p.bbox_w, p.bbox_h, p.area, false,
+       SELECT $1, s.ord, $2 + ${ord}, ${ord} + 1, p.image_id, p.category_id, p.bbox_x, p.bbox_y, p.bbox_w, p.bbox_h, p.area, false,
               p.kind, p.polygon_count, p.point_count, NULL, p.score, NULL, $3
        FROM ${P} p JOIN (SELECT ord, image_id FROM samples WHERE dataset_id = $1) s ON s.image_id = p.image_id
-       ORDER BY s.ord, p.ord`,
+       ORDER BY s.ord`,
       [ds, ordBase, labelSet],
     );
-    await tx.run(`INSERT INTO annotation_shapes SELECT $1, $2 + ord, segmentation, NULL FROM ${P} WHERE segmentation IS NOT NULL`, [ds, ordBase]);
+    await tx.run(`INSERT INTO annotation_shapes SELECT $1, $2 + ${ord}, segmentation, NULL FROM ${P} p WHERE segmentation IS NOT NULL`, [ds, ordBase]);
     await tx.run(
       // The revision the change commits at: its commit adds one.
       `INSERT INTO label_sets (dataset_id, label_set, name, kind, source_path, annotation_count, created_at, ord_base, revision)
@@ -277,7 +316,7 @@ export class PredictionWriter {
     }
     await this.tx.run(
       `INSERT INTO ${this.staging}
-       SELECT y.ord, y.ord + 1, s.image_id, y.class, (y.cx - y.w / 2) * s.width, (y.cy - y.h / 2) * s.height, y.w * s.width, y.h * s.height,
+       SELECT 0, y.ord, s.image_id, y.class, (y.cx - y.w / 2) * s.width, (y.cy - y.h / 2) * s.height, y.w * s.width, y.h * s.height,
               y.w * s.width * y.h * s.height, 'none', 0, 0, y.score, NULL
        FROM ${Y} y JOIN ${T} s ON s.stem = y.stem`,
       params,

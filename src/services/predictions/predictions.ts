@@ -7,7 +7,7 @@ import type { IngestEvent } from '../ingest/request.js';
 import type { Logger } from '../logger.js';
 import type { Warning } from '../records/types.js';
 import type { StorageService } from '../storage/index.js';
-import { readResults } from './results-reader.js';
+import { parseResults } from './parse-results.js';
 import { listPredictionFiles, readYoloPredictions } from './yolo-results.js';
 
 export type PredictionRun = PredictionRunRow;
@@ -31,7 +31,7 @@ export const PREDICTION_FORMATS = ['auto', 'coco', 'yolo'] as const;
 export type ImportEvent = IngestEvent & { prediction_count?: number; name?: string };
 
 const PROGRESS_INTERVAL_MS = 100;
-/** Bytes read per block; the tokenizer works in 16 KiB slices of it. */
+/** Bytes forwarded to a parse thread per message; it tokenizes in 16 KiB slices. */
 const READ_CHUNK = 256 * 1024;
 const NAME_MAX = 100;
 
@@ -40,6 +40,9 @@ export interface PredictionDeps {
   datasets: DatasetService;
   storage: StorageService;
   log: Logger;
+  /** Threads a large results file is parsed on, and the smallest part worth one (the ingest's settings). */
+  parseThreads: number;
+  parseMinPartBytes: number;
 }
 
 /**
@@ -140,21 +143,34 @@ export class PredictionService {
           }
         }
       } else {
-        const read = readResults(readAhead((await storage.openInput(input, READ_CHUNK)) as AsyncIterable<Buffer>));
-        let step = await read.next();
-        while (!step.done) {
-          throwIfAborted(controller);
-          writer.append(step.value.columns);
-          count += step.value.columns.count;
-          bytesRead = step.value.bytesRead;
-          if (performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
-            lastEmit = performance.now();
-            yield progress(`Read ${count} predictions`);
+        const read = parseResults(
+          { size: input.size, open: (range, spare) => storage.openInput(input, READ_CHUNK, range, spare) },
+          { threads: this.deps.parseThreads, minPartBytes: this.deps.parseMinPartBytes },
+        );
+        try {
+          let step = await read.next();
+          while (!step.done) {
+            throwIfAborted(controller);
+            for (const b of step.value.batches) writer.append(b.columns, b.part);
+            if (step.value.partsDropped) {
+              log.info({ dataset_id: req.datasetId }, 'the results file is read in one part: its split for parallel parsing did not hold');
+              await writer.dropParts();
+            }
+            count = writer.stagedCount;
+            bytesRead = step.value.bytesRead;
+            if (performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
+              lastEmit = performance.now();
+              yield progress(`Read ${count} predictions`);
+            }
+            step = await read.next();
           }
-          step = await read.next();
+          bytesRead = step.value.bytesRead;
+          count = step.value.count;
+          nonFiniteBoxes = step.value.nonFiniteBoxes;
+        } finally {
+          // Terminates the parse threads and closes the file when the read is left early.
+          await read.return(undefined as never);
         }
-        bytesRead = step.value.bytesRead;
-        nonFiniteBoxes = step.value.nonFiniteBoxes;
       }
       yield progress(`Read ${count} predictions; checking image and category ids`);
       throwIfAborted(controller);
@@ -191,29 +207,6 @@ export class PredictionService {
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);
     }
-  }
-}
-
-/**
- * The blocks of `source`, the next one always being read while the caller parses the last: each
- * read is a round trip to libuv's thread pool (or the network) that the parser no longer waits for.
- * Safe because every block is a buffer of its own (openInput is given no buffers to reuse, and
- * rechunk() makes new ones). Stopping early waits for the read in flight, then closes the source.
- */
-async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let next: Promise<IteratorResult<T>> | null = it.next();
-  try {
-    for (;;) {
-      const step: IteratorResult<T> = await next;
-      next = null;
-      if (step.done) return;
-      next = it.next();
-      yield step.value;
-    }
-  } finally {
-    if (next) await next.catch(() => undefined); // the error that ends the loop is another one
-    await it.return?.(undefined);
   }
 }
 

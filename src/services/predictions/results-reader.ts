@@ -1,7 +1,7 @@
 import type { Token } from 'stream-json/parser.js';
-import { isNonStandardNumber, pumpJsonTokens } from '../common/json-tokens.js';
+import { isNonStandardNumber } from '../common/json-tokens.js';
 import { DataVisorError } from '../errors.js';
-import { newAnnotationColumns, pushAnnotation, type Columns } from '../records/columns.js';
+import { newAnnotationColumns, pushAnnotation } from '../records/columns.js';
 import type { AnnotationRecord } from '../records/types.js';
 import { rleArea, rleToBbox, segmentationToRle, type CocoSegmentation, type Rle } from '../evaluation/index.js';
 
@@ -11,32 +11,19 @@ import { rleArea, rleToBbox, segmentationToRle, type CocoSegmentation, type Rle 
  * write them, or a COCO dataset file whose annotations carry a score (its `annotations` array is
  * read the same way and every other key skipped). One element is held at a time; each becomes an
  * annotation record numbered by its position (`id` = position + 1, as pycocotools numbers
- * results). Keys pycocotools overwrites or ignores (`id`, `area`, `iscrowd`, `category_name`…)
+ * results; in a later part of a split file, its position in the part). It runs in the threads of
+ * parse-results.ts. Keys pycocotools overwrites or ignores (`id`, `area`, `iscrowd`, `category_name`…)
  * are skipped: they never fail an import.
  */
 
-export interface ResultsStep {
-  bytesRead: number;
-  /** Detections read since the last step, in file order. */
-  columns: Columns;
-}
-
-export interface ResultsSummary {
-  bytesRead: number;
-  count: number;
-  /** Detections whose bbox held NaN / Infinity (kept without a box), with the first positions. */
-  nonFiniteBoxes: { count: number; examples: number[] };
-  /** Whether the file's first detection had a non-empty bbox: pycocotools then takes every detection's area from its box. */
-  firstHasBbox: boolean | null;
-}
-
 type Where = 'top' | 'skip' | 'list' | 'element' | 'bbox' | 'raw';
 
-class ResultsParser {
+export class ResultsParser {
   count = 0;
   firstHasBbox: boolean | null = null;
   nonFinite = 0;
   readonly nonFiniteExamples: number[] = [];
+  /** The batch being filled; whoever takes it starts the next (ColumnsBuilder.build). */
   builder = newAnnotationColumns();
   private nonStandard = false;
   private depth = 0;
@@ -72,6 +59,14 @@ class ResultsParser {
     if (!this.sawList || this.where === 'top') return '';
     const path = `${this.listDepth === 2 ? 'annotations' : ''}[${this.count}]${this.key && relation === 'in' ? `.${this.key}` : ''}`;
     return ` (${relation === 'in' ? 'at' : 'after the start of'} ${path})`;
+  }
+
+  /**
+   * True right after an element of a results file's array closed: where the parts of a file split
+   * for parallel parsing meet (parse-results.ts).
+   */
+  get betweenResults(): boolean {
+    return this.where === 'list' && this.listDepth === 1 && this.depth === 1 && this.count > 0;
   }
 
   finish(): void {
@@ -321,30 +316,4 @@ function describe(v: unknown): string {
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
   if (typeof v === 'number' && !Number.isFinite(v)) return 'NaN or Infinity';
   return `${typeof v} ${String(v)}`;
-}
-
-/**
- * Streams a results file as annotation batches, one per block read. The batch builder is new for
- * each step: the consumer appends a step's rows before it asks for the next.
- */
-export async function* readResults(blocks: AsyncIterable<Buffer>): AsyncGenerator<ResultsStep, ResultsSummary> {
-  const parser = new ResultsParser();
-  const pump = pumpJsonTokens(blocks, parser.onTokens, (relation) => parser.location(relation), { onNonStandardNumbers: parser.expectNonStandard });
-  let step = await pump.next();
-  while (!step.done) {
-    if (parser.builder.count > 0) {
-      const columns = parser.builder.build();
-      parser.builder = newAnnotationColumns();
-      yield { bytesRead: step.value, columns };
-    }
-    step = await pump.next();
-  }
-  parser.finish();
-  if (parser.builder.count > 0) yield { bytesRead: step.value.bytesRead, columns: parser.builder.build() };
-  return {
-    bytesRead: step.value.bytesRead,
-    count: parser.count,
-    nonFiniteBoxes: { count: parser.nonFinite, examples: parser.nonFiniteExamples },
-    firstHasBbox: parser.firstHasBbox,
-  };
 }

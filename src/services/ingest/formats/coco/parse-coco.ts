@@ -1,57 +1,13 @@
-import { Worker } from 'node:worker_threads';
 import { DataVisorError, type ErrorCode } from '../../../errors.js';
-import { buffersOf, type ColumnBuffers } from '../../../records/columns.js';
-import type { ParseEvent, WorkerRequest, WorkerResponse } from './wire.js';
+import { buffersOf } from '../../../records/columns.js';
+import { findCuts, IN_FLIGHT, Part as ThreadPart, SpareBlocks, Wakeup, type ParseInput } from '../../../common/parse-parts.js';
+import type { ParseEvent, RecycledBatch, WorkerResponse } from './wire.js';
 import { requireSections } from './coco-reader.js';
 
-/**
- * Chunks forwarded to a thread whose answers the consumer has not taken yet: enough to keep the
- * thread busy, few enough to bound memory whatever the consumer's speed. Counting only unanswered
- * chunks let the answers of a part the consumer did not get to pile up while it read another: a
- * file split in two, read by a consumer slowed to 20 ms a step, had 94 of its 175 blocks read
- * ahead (tests/ingest/parse-backpressure.test.ts).
- */
-const IN_FLIGHT = 4;
 /** Puts a later part's tokenizer inside the annotations array, where its bytes begin. */
 const PART_PREFIX = '{"annotations":[';
-/** Bytes searched after an even split point for the end of one annotation and the start of the next. */
-const CUT_WINDOW = 256 * 1024;
 
-/** Bytes `start` (inclusive) to `end` (exclusive). */
-export interface ByteRange {
-  start: number;
-  end: number;
-}
-
-export interface ParseInput {
-  /** The file's size; null when unknown (then it is read in one part). */
-  size: number | null;
-  /** The file, or one range of it, in blocks; read into buffers from `spare` where the source can. */
-  open(range?: ByteRange, spare?: SpareBlocks): Promise<AsyncIterable<Uint8Array>>;
-}
-
-/** Smaller blocks (a range's last) are not worth keeping: reading into them would cut the file small. */
-const MIN_SPARE_BYTES = 64 * 1024;
-
-/**
- * Buffers of blocks the threads have read, handed back to be read into again. Kept only once a
- * source has asked for one: a download (S3, GCS) makes its own blocks, and would only fill it.
- */
-export class SpareBlocks {
-  private readonly free: Uint8Array[] = [];
-  private wanted = false;
-
-  constructor(private readonly max: number) {}
-
-  take(): Uint8Array | undefined {
-    this.wanted = true;
-    return this.free.pop();
-  }
-
-  give(block: Uint8Array): void {
-    if (this.wanted && block.byteLength >= MIN_SPARE_BYTES && this.free.length < this.max) this.free.push(block);
-  }
-}
+export type { ByteRange, ParseInput } from '../../../common/parse-parts.js';
 
 export interface ParseOptions {
   keepShapes?: boolean;
@@ -102,8 +58,8 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
   const wake = new Wakeup();
   // Enough for every thread's blocks in flight and those on their way back.
   const spare = new SpareBlocks(2 * IN_FLIGHT * (cuts.length + 1));
-  const head = new Part(0, keepShapes, null, wake, spare);
-  const parts = [head, ...cuts.map((_, i) => new Part(i + 1, keepShapes, PART_PREFIX, wake, spare))];
+  const head = new Part(0, { keepShapes, prefix: null }, wake, spare);
+  const parts = [head, ...cuts.map((_, i) => new Part(i + 1, { keepShapes, prefix: PART_PREFIX }, wake, spare))];
   const last = parts[parts.length - 1]!;
   try {
     if (cuts.length === 0) {
@@ -118,7 +74,7 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
 
     /** The consumer is done with `events`: their batches' arrays go back to the threads that filled them. */
     const handBack = (events: ParseEvent[]) => {
-      const back = new Map<Part, { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[]>();
+      const back = new Map<Part, RecycledBatch[]>();
       for (const ev of events) {
         if (ev.kind !== 'images' && ev.kind !== 'annotations') continue;
         const from = parts[ev.kind === 'annotations' ? (ev.part ?? 0) : 0]!;
@@ -188,7 +144,7 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
       }
 
       const lastWaits = lastAnswer !== null;
-      const from = await wake.any(lastWaits ? parts.slice(0, -1) : parts);
+      const from: Part = await wake.any(lastWaits ? parts.slice(0, -1) : parts);
       let state: 'wait' | 'next' | 'done' | 'miss' = 'next';
       if (from === last) {
         lastAnswer = last.answer();
@@ -230,164 +186,9 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
   }
 }
 
-/** Wakes the generator when any thread answers. */
-class Wakeup {
-  private resolve: (() => void) | null = null;
-
-  notify(): void {
-    this.resolve?.();
-    this.resolve = null;
+/** A thread of parse-worker.ts. */
+class Part extends ThreadPart<WorkerResponse, RecycledBatch> {
+  constructor(index: number, data: { keepShapes: boolean; prefix: string | null }, wake: Wakeup, spare: SpareBlocks) {
+    super(index, new URL('./parse-worker.js', import.meta.url), data, 'COCO parser', wake, spare);
   }
-
-  /** The first of `parts` with an answer waiting (a failed thread counts), in their order. */
-  async any(parts: Part[]): Promise<Part> {
-    for (;;) {
-      await Promise.all(parts.map((p) => p.fill()));
-      const ready = parts.find((p) => p.ready);
-      if (ready) return ready;
-      await new Promise<void>((r) => (this.resolve = r));
-    }
-  }
-}
-
-/** One worker thread and the byte ranges it is fed. */
-class Part {
-  private readonly worker: Worker;
-  private readonly inbox: WorkerResponse[] = [];
-  private failure: Error | null = null;
-  private source: AsyncIterator<Uint8Array> | null = null;
-  private then: 'checkpoint' | 'end' = 'end';
-  private inFlight = 0;
-  private closed = false;
-  bytesRead = 0;
-
-  constructor(
-    readonly index: number,
-    keepShapes: boolean,
-    prefix: string | null,
-    private readonly wake: Wakeup,
-    spare: SpareBlocks,
-  ) {
-    // The tokens are short-lived garbage: a young generation of 16 MB collects them as fast as the
-    // default one does and keeps each thread's heap ~15 MB smaller.
-    this.worker = new Worker(new URL('./parse-worker.js', import.meta.url), {
-      workerData: { keepShapes, prefix },
-      resourceLimits: { maxYoungGenerationSizeMb: 16 },
-    });
-    this.worker.on('message', (m: WorkerResponse) => {
-      if (m.type === 'batch' && m.block) spare.give(new Uint8Array(m.block));
-      if (m.type !== 'error') this.bytesRead = m.bytesRead;
-      this.inbox.push(m);
-      wake.notify();
-    });
-    this.worker.on('error', (e) => {
-      this.failure = e;
-      wake.notify();
-    });
-    this.worker.on('exit', (code) => {
-      this.failure ??= new DataVisorError('INTERNAL', `the COCO parser thread stopped unexpectedly (exit code ${code})`);
-      wake.notify();
-    });
-  }
-
-  get ready(): boolean {
-    return this.inbox.length > 0 || this.failure !== null;
-  }
-
-  /** Feeds `source` next, then a checkpoint or the end of the text. */
-  plan(source: AsyncIterable<Uint8Array>, then: 'checkpoint' | 'end'): void {
-    this.source = source[Symbol.asyncIterator]();
-    this.then = then;
-    this.wake.notify();
-  }
-
-  /** Forwards chunks until IN_FLIGHT are not taken by the consumer yet, or the source is spent. */
-  async fill(): Promise<void> {
-    while (this.source && this.inFlight < IN_FLIGHT) {
-      const r = await this.source.next();
-      if (r.done) {
-        this.source = null;
-        this.post({ type: this.then });
-      } else if (r.value.byteLength > 0) {
-        this.post({ type: 'chunk', data: r.value });
-        this.inFlight++;
-      }
-    }
-  }
-
-  /** The oldest answer, or the thread's failure as an error answer. */
-  answer(): WorkerResponse {
-    const m = this.inbox.shift();
-    if (m?.type === 'batch') this.inFlight--;
-    if (m) return m;
-    const e = this.failure;
-    const code = e instanceof DataVisorError ? e.code : 'INGEST_FAILED';
-    return { type: 'error', code, message: e ? e.message : 'the COCO parser thread has no answer' };
-  }
-
-  async next(): Promise<WorkerResponse> {
-    await this.wake.any([this]);
-    return this.answer();
-  }
-
-  recycle(batches: { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[]): void {
-    if (this.closed) return;
-    const buffers = batches.flatMap((b) => [b.buffers.nums, ...b.buffers.ends, ...b.buffers.nulls].map((a) => a.buffer as ArrayBuffer));
-    this.worker.postMessage({ type: 'recycle', batches } satisfies WorkerRequest, buffers);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
-    await this.source?.return?.();
-    this.source = null;
-  }
-
-  // A file read allocates a buffer of its own per chunk, which is transferred as it is. A chunk
-  // that is a view into a larger buffer (Node's small-Buffer pool, a regrouped download) is
-  // copied into one of its own first: cloning would copy the whole buffer, transferring would
-  // take it from its other users.
-  private post(m: WorkerRequest): void {
-    if (m.type !== 'chunk') return this.worker.postMessage(m);
-    const own = m.data.byteOffset === 0 && m.data.byteLength === m.data.buffer.byteLength;
-    const data = own ? m.data : new Uint8Array(m.data);
-    this.worker.postMessage({ type: 'chunk', data }, [data.buffer as ArrayBuffer]);
-  }
-}
-
-/**
- * Where to split the file: for each later part, the end of an annotation (`}`) and the start of
- * the next (`{`) after an even split point. None when the file is small or its size unknown.
- */
-async function findCuts(input: ParseInput, options: ParseOptions): Promise<{ end: number; next: number }[]> {
-  const size = input.size;
-  const threads = Math.max(1, options.threads ?? 1);
-  if (size === null || threads === 1) return [];
-  const count = Math.min(threads, Math.floor(size / Math.max(1, options.minPartBytes ?? Number.MAX_SAFE_INTEGER)));
-  const cuts: { end: number; next: number }[] = [];
-  for (let k = 1; k < count; k++) {
-    const from = Math.max(Math.floor((size * k) / count), cuts.at(-1)?.next ?? 0);
-    const window: Buffer[] = [];
-    for await (const chunk of await input.open({ start: from, end: Math.min(size, from + CUT_WINDOW) })) window.push(Buffer.from(chunk));
-    const cut = annotationBoundary(Buffer.concat(window));
-    if (cut) cuts.push({ end: from + cut.end, next: from + cut.next });
-  }
-  return cuts;
-}
-
-/** The first `}` `,` `{` (JSON whitespace allowed between) in `bytes`: the index after `}` and the index of `{`. */
-function annotationBoundary(bytes: Buffer): { end: number; next: number } | null {
-  const skipSpace = (i: number) => {
-    while (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09) i++;
-    return i;
-  };
-  for (let i = bytes.indexOf(0x7d); i !== -1; i = bytes.indexOf(0x7d, i + 1)) {
-    const comma = skipSpace(i + 1);
-    if (bytes[comma] !== 0x2c) continue;
-    const next = skipSpace(comma + 1);
-    if (bytes[next] === 0x7b) return { end: i + 1, next };
-  }
-  return null;
 }

@@ -1,4 +1,5 @@
 import type { ColumnBuffers } from '../../../records/columns.js';
+import type { PartRequest } from '../../../common/parse-parts.js';
 import type { RecordEvent } from '../../../records/events.js';
 import type { AnnotationRecord, CategoryRecord, ImageRecord, LicenseRecord } from '../../../records/types.js';
 
@@ -17,12 +18,9 @@ export interface CocoSink {
 /** A record event, with COCO's own sections (info and licenses are not record sections). */
 export type ParseEvent = Exclude<RecordEvent, { kind: 'section' }> | { kind: 'section'; name: CocoSection };
 
-export type WorkerRequest =
-  | { type: 'chunk'; data: Uint8Array }
-  | { type: 'checkpoint' }
-  | { type: 'end' }
-  /** Arrays of batches the main thread is done with, for the thread to build its next batches in. */
-  | { type: 'recycle'; batches: { kind: 'images' | 'annotations'; buffers: ColumnBuffers }[] };
+/** The arrays of a batch the main thread is done with, for the thread to build its next batches in. */
+export type RecycledBatch = { kind: 'images' | 'annotations'; buffers: ColumnBuffers };
+export type WorkerRequest = PartRequest<RecycledBatch>;
 export type WorkerResponse =
   /** `block`: the forwarded block, read to its end and handed back to be read into again. */
   | { type: 'batch'; bytesRead: number; events: ParseEvent[]; block?: ArrayBuffer }
