@@ -5,7 +5,7 @@ import { SAMPLE_FILTER_FIELDS, toSampleFilter, type SampleFilterInput } from '..
 import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
 import { DatasetIdParams, jsonResponse, newRouter, queryBool, queryInt, queryNumber, strictQuery } from './router.js';
-import { EVALUATION_HAS, FILTER_PARAMS, filterInput } from './samples.js';
+import { EVALUATION_HAS, FILTER_PARAMS, filterInput, VIEW_PARAM } from './samples.js';
 
 const PARTS = ['categories', 'splits', 'label_sets', 'cooccurrence'] as const;
 type Part = (typeof PARTS)[number];
@@ -18,6 +18,7 @@ const list = () => z.union([nonEmpty(), z.array(nonEmpty())]).transform((v) => (
 const TARGET_PARAMS = {
   ...FILTER_PARAMS,
   ...EVALUATION_HAS,
+  ...VIEW_PARAM,
   predictions: nonEmpty().optional().openapi({ description: 'Annotation-level parts count this prediction run instead of the ground truth' }),
 };
 
@@ -81,8 +82,10 @@ const histogramRoute = createRoute({
 
 const param = (field: keyof SampleFilterInput) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`;
 
-function target(dv: DataVisor, id: string, q: Record<string, unknown>): Promise<AggregateTarget> {
-  return dv.aggregations.target(id, toSampleFilter(filterInput(q), param), q.predictions as string | undefined);
+async function target(dv: DataVisor, id: string, q: Record<string, unknown>): Promise<AggregateTarget> {
+  // `predictions` names the run the parts count, not a filter of samples holding its predictions.
+  const given = toSampleFilter(filterInput({ ...q, predictions: undefined }), param);
+  return dv.aggregations.target(id, await dv.views.filterOf(id, q.view as string | undefined, given), q.predictions as string | undefined);
 }
 
 /** `field` or `field:bins`. */

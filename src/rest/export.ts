@@ -6,7 +6,7 @@ import type { Logger } from '../services/logger.js';
 import { negotiate } from './compression.js';
 import { errorResponses } from './errors.js';
 import { DatasetIdParams, newRouter } from './router.js';
-import { EVALUATION_HAS, FILTER_PARAMS, filterInput } from './samples.js';
+import { EVALUATION_HAS, FILTER_PARAMS, filterInput, VIEW_PARAM } from './samples.js';
 
 const EXPORT_PARAMS = {
   format: z.enum(EXPORT_FORMATS, { error: `must be one of ${EXPORT_FORMATS.join(', ')}` }).optional().openapi({
@@ -21,10 +21,10 @@ const EXPORT_PARAMS = {
   sig: z.string().optional().openapi({ description: 'Signature of a signed export URL' }),
 };
 
-const KNOWN_PARAMS = [...Object.keys(EXPORT_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS)];
+const KNOWN_PARAMS = [...Object.keys(EXPORT_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS), ...Object.keys(VIEW_PARAM)];
 
 const ExportQuery = z.strictObject(
-  { ...EXPORT_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS },
+  { ...EXPORT_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS, ...VIEW_PARAM },
   {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
@@ -52,7 +52,8 @@ export function exportRoutes(dv: DataVisor) {
   return newRouter().openapi(exportDataset, async (c) => {
     const { id } = c.req.valid('param');
     const q = c.req.valid('query');
-    const filter = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+    const given = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+    const filter = await dv.views.filterOf(id, q.view, given);
     const prepared = await dv.exports.prepare({ datasetId: id, filter, format: q.format, predictions: q.predictions, annotations: q.annotations });
     const headers = new Headers({
       'content-type': 'application/json; charset=utf-8',

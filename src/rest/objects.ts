@@ -9,7 +9,7 @@ import type { DatasetObject } from '../services/objects/objects.js';
 import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
 import { DatasetIdParams, jsonResponse, newRouter, queryBool, queryInt, queryNumber, requestOrigin } from './router.js';
-import { EVALUATION_HAS, FILTER_PARAMS, filterInput, nonEmpty, repeatable } from './samples.js';
+import { EVALUATION_HAS, FILTER_PARAMS, filterInput, nonEmpty, repeatable, VIEW_PARAM } from './samples.js';
 
 /** The object conditions (services/objects/object-filter.ts) under their REST names: `object_` keeps them apart from the sample filter's. */
 const OBJECT_PARAMS = {
@@ -36,11 +36,11 @@ const PAGE_PARAMS = {
   total: queryBool().optional().openapi({ description: 'Also count every matching object (one more query)' }),
 };
 
-const KNOWN = [...Object.keys(PAGE_PARAMS), ...Object.keys(OBJECT_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS)];
+const KNOWN = [...Object.keys(PAGE_PARAMS), ...Object.keys(OBJECT_PARAMS), ...Object.keys(FILTER_PARAMS), ...Object.keys(EVALUATION_HAS), ...Object.keys(VIEW_PARAM)];
 
 // Strict: a misspelt condition must not answer every object.
 const ObjectsQuery = z.strictObject(
-  { ...PAGE_PARAMS, ...OBJECT_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS },
+  { ...PAGE_PARAMS, ...OBJECT_PARAMS, ...FILTER_PARAMS, ...EVALUATION_HAS, ...VIEW_PARAM },
   {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
@@ -111,7 +111,8 @@ export function objectRoutes(dv: DataVisor) {
   return newRouter().openapi(listObjects, async (c) => {
     const datasetId = c.req.valid('param').id;
     const q = c.req.valid('query');
-    const samples = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+    const given = toSampleFilter(filterInput(q), (field) => `query parameter "${SAMPLE_FILTER_FIELDS[field].param}"`);
+    const samples = await dv.views.filterOf(datasetId, q.view, given);
     const objects = toObjectFilter(objectFilterInput(q), (field) => `query parameter "${PARAM_OF[field] ?? field}"`);
     const sort = toObjectSort({ field: q.sort, direction: q.direction }, (field) => `query parameter "${field === 'field' ? 'sort' : field}"`);
     const page = await dv.objects.page(datasetId, samples, objects, sort, { first: q.first, after: q.after, last: q.last, before: q.before });

@@ -3,7 +3,7 @@ import type { AggregateTarget, CategoryCount, Histogram } from '../services/aggr
 import { toSampleFilter } from '../services/datasets/filter.js';
 import { builder } from './builder.js';
 import { DatasetType } from './dataset.js';
-import { SampleFilterArg } from './sample.js';
+import { SampleFilterArg, VIEW_ID_ARG } from './sample.js';
 
 const HistogramFieldEnum = builder.enumType('HistogramField', {
   description: 'What a histogram counts. Per annotation (of the ground truth, or of `predictions`): BBOX_AREA (w × h, px²), ASPECT_RATIO (w / h), RELATIVE_SIZE (sqrt(box area / image area): a length ratio, 0..1 for a box inside its image), SCORE (needs `predictions`). Per sample: ANNOTATIONS_PER_SAMPLE, WIDTH, HEIGHT, PIXELS (width × height).',
@@ -122,11 +122,13 @@ function selects(info: GraphQLResolveInfo, name: string): boolean {
 builder.objectField(DatasetType, 'aggregate', (t) =>
   t.field({
     type: AggregationType,
-    description: 'Aggregations over the samples `filter` selects (all when absent). NOT_FOUND for an unknown prediction run.',
+    description: 'Aggregations over the samples `filter` (and the saved view `viewId`) select (all when absent). NOT_FOUND for an unknown prediction run or view.',
     args: {
       filter: t.arg({ type: SampleFilterArg }),
+      viewId: VIEW_ID_ARG(t),
       predictions: t.arg.string({ description: 'Annotation-level parts count this prediction run instead of the ground truth.' }),
     },
-    resolve: (dataset, args, ctx) => ctx.dv.aggregations.target(dataset.id, toSampleFilter(args.filter, (field) => `filter.${field}`), args.predictions),
+    resolve: async (dataset, args, ctx) =>
+      ctx.dv.aggregations.target(dataset.id, await ctx.dv.views.filterOf(dataset.id, args.viewId?.toString(), toSampleFilter(args.filter, (field) => `filter.${field}`)), args.predictions),
   }),
 );

@@ -2,7 +2,7 @@ import { toSampleFilter } from '../services/datasets/filter.js';
 import { exportPath } from '../services/export/export-url.js';
 import { builder } from './builder.js';
 import { DatasetType } from './dataset.js';
-import { SampleFilterType } from './sample.js';
+import { SampleFilterType, VIEW_ID_ARG } from './sample.js';
 
 const ExportFormatEnum = builder.enumType('ExportFormat', {
   description: 'COCO: the ground truth as a COCO dataset; COCO_RESULTS: a prediction run as a COCO results file.',
@@ -23,15 +23,17 @@ builder.objectField(DatasetType, 'exportUrl', (t) =>
     args: {
       format: t.arg({ type: ExportFormatEnum }),
       filter: t.arg({ type: SampleFilterType }),
+      viewId: VIEW_ID_ARG(t),
       predictions: t.arg.string({ description: 'A prediction run of the dataset.' }),
       annotations: t.arg({ type: ExportAnnotationsEnum }),
     },
     resolve: async (dataset, args, ctx) => {
-      const filter = toSampleFilter(args.filter, (field) => `filter.${field}`);
+      const viewId = args.viewId?.toString() ?? null;
+      const filter = await ctx.dv.views.filterOf(dataset.id, viewId, toSampleFilter(args.filter, (field) => `filter.${field}`));
       const request = { datasetId: dataset.id, format: args.format ?? null, filter, predictions: args.predictions ?? null, annotations: args.annotations ?? null };
       const checked = await ctx.dv.exports.check(request);
       const format = args.format ?? (checked.run ? 'coco_results' : 'coco');
-      return ctx.origin + exportPath(dataset.id, { format, filter, predictions: request.predictions, annotations: request.annotations }, ctx.dv.access);
+      return ctx.origin + exportPath(dataset.id, { format, filter: args.filter, viewId, predictions: request.predictions, annotations: request.annotations }, ctx.dv.access);
     },
   }),
 );

@@ -5,7 +5,7 @@ import type { DatasetObject } from '../services/objects/objects.js';
 import { builder } from './builder.js';
 import { CategoryType, DatasetType } from './dataset.js';
 import { sampleLocalId } from './global-ids.js';
-import { AnnotationOutcomeType, BBoxType, loadAnnotationOutcomes, SampleFilterType, SampleType, ThumbnailSizeEnum } from './sample.js';
+import { AnnotationOutcomeType, BBoxType, loadAnnotationOutcomes, SampleFilterType, SampleType, ThumbnailSizeEnum, VIEW_ID_ARG } from './sample.js';
 
 /** The object view (docs/curation.md, "Objects"): a dataset's annotations as rows. */
 
@@ -108,13 +108,14 @@ builder.objectField(DatasetType, 'objects', (t) =>
       description: 'The annotations of the samples `filter` selects that `objects` selects, as rows (FiftyOne\'s patches), in `sort` order (file order by default). `first`/`last` at most 200.',
       args: {
         filter: t.arg({ type: SampleFilterType }),
+        viewId: VIEW_ID_ARG(t),
         objects: t.arg({ type: ObjectFilterType }),
         sort: t.arg({ type: ObjectSortInput }),
       },
-      resolve: (dataset, args, ctx) =>
+      resolve: async (dataset, args, ctx) =>
         ctx.dv.objects.page(
           dataset.id,
-          toSampleFilter(args.filter as SampleFilterInput | null | undefined, (field) => `filter.${field}`),
+          await ctx.dv.views.filterOf(dataset.id, args.viewId?.toString(), toSampleFilter(args.filter as SampleFilterInput | null | undefined, (field) => `filter.${field}`)),
           toObjectFilter(args.objects, (field) => `objects.${field}`),
           toObjectSort(args.sort, (field) => `sort.${field}`),
           args,

@@ -107,9 +107,16 @@ describe('REST export (open server)', () => {
   it('GraphQL exportUrl hands out the REST URL of the same filter, unsigned on an open server', async () => {
     const r = await h.gql(`query($id: ID!) { dataset(id: $id) { exportUrl(filter: { category: "circle", maxAnnotations: 3 }) } }`, { id });
     const url = r.data.dataset.exportUrl as string;
-    expect(url).toBe(`${h.base}/datasets/${id}/export?format=coco&categories=circle&max_annotations=3`);
+    expect(url).toBe(`${h.base}/datasets/${id}/export?format=coco&category=circle&max_annotations=3`);
     const direct = await (await fetch(`${h.base}/datasets/${id}/export?category=circle&max_annotations=3`)).text();
     expect(await (await fetch(url)).text()).toBe(direct);
+    // Lists repeat their parameter; every filter field has its REST spelling.
+    const many = await h.gql(`query($id: ID!) { dataset(id: $id) { exportUrl(filter: { categories: ["circle", "star"], minWidth: 1, fileNameGlob: "*.*" }) } }`, { id });
+    const manyUrl = many.data.dataset.exportUrl as string;
+    expect(manyUrl).toBe(`${h.base}/datasets/${id}/export?format=coco&categories=circle&categories=star&file_name_glob=*.*&min_width=1`);
+    const filtered = JSON.parse(await (await fetch(manyUrl)).text());
+    expect(filtered.images.length).toBeGreaterThan(0);
+    expect(filtered).toEqual(JSON.parse(await (await fetch(`${h.base}/datasets/${id}/export?categories=star&categories=circle&min_width=1&file_name_glob=*.*`)).text()));
 
     const missing = await h.gql(`query($id: ID!) { dataset(id: $id) { exportUrl(predictions: "nope") } }`, { id });
     expect(missing.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
@@ -138,13 +145,13 @@ describe('REST export with DATAVISOR_API_TOKEN', () => {
       body: JSON.stringify({ query: `query($id: ID!) { dataset(id: $id) { exportUrl(filter: { category: "star" }) } }`, variables: { id } }),
     });
     const url = ((await res.json()) as { data: { dataset: { exportUrl: string } } }).data.dataset.exportUrl;
-    expect(url).toMatch(/\/export\?format=coco&categories=star&exp=\d+&sig=[A-Za-z0-9_-]{43}$/);
+    expect(url).toMatch(/\/export\?format=coco&category=star&exp=\d+&sig=[A-Za-z0-9_-]{43}$/);
     const signed = await fetch(url);
     expect(signed.status).toBe(200);
     const stars = demo().categories.find((c) => c.name === 'star')!.id;
     expect(((await signed.json()) as Coco).annotations.every((a) => a.category_id === stars)).toBe(true);
 
-    const changed = await fetch(url.replace('categories=star', 'categories=circle'));
+    const changed = await fetch(url.replace('category=star', 'category=circle'));
     expect(changed.status).toBe(403);
     expect(((await changed.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
   });

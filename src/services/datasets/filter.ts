@@ -3,7 +3,7 @@ import type { SampleQueryFilter } from '../db/samples.js';
 import { checkTags } from '../curation/names.js';
 import { BadInputError } from '../errors.js';
 import { isId } from '../ids.js';
-import { toMetadataConditions, type MetadataConditionInput } from './metadata-filter.js';
+import { metadataParamText, toMetadataConditions, type MetadataConditionInput } from './metadata-filter.js';
 
 /**
  * The one sample filter. REST query parameters and GraphQL's SampleFilter are two spellings of it
@@ -199,4 +199,32 @@ export function filterHash(filter: SampleFilter): string {
     .map(([k, v]) => [k, k === 'also' ? filterHash(v as SampleFilter) : Array.isArray(v) ? [...new Set(v.map((x: unknown) => (typeof x === 'string' ? x : JSON.stringify(x))))].sort() : v] as const)
     .sort(([a], [b]) => (a < b ? -1 : 1));
   return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 8);
+}
+
+/**
+ * A filter input in the spelling of REST's query parameters, as [parameter, value] pairs (a list
+ * is its parameter repeated): what a URL handed out for a filter carries (GraphQL's exportUrl).
+ */
+export function filterQueryParams(input: SampleFilterInput | null | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [field, spec] of Object.entries(SAMPLE_FILTER_FIELDS) as [keyof SampleFilterInput, (typeof SAMPLE_FILTER_FIELDS)[keyof SampleFilterInput]][]) {
+    const v = input?.[field];
+    if (v === undefined || v === null) continue;
+    if (spec.kind === 'evaluation') {
+      const e = v as NonNullable<SampleFilterInput['evaluation']>;
+      out.push([spec.param, e.id]);
+      for (const o of e.has ?? []) out.push(['evaluation_has', o]);
+      for (const k of e.errors ?? []) out.push(['evaluation_error', k]);
+      for (const c of e.categories ?? []) out.push(['evaluation_category', c]);
+    } else if (spec.kind === 'metadata') {
+      for (const c of v as readonly MetadataConditionInput[]) out.push([spec.param, metadataParamText(c)]);
+    } else if (Array.isArray(v)) {
+      // A parameter given no times is no condition: `[]` (which matches nothing) has no spelling there.
+      if (v.length === 0) throw new BadInputError(`${field}: an empty list selects no sample, and a URL cannot say so; leave the field out or name at least one`);
+      for (const item of v) out.push([spec.param, String(item)]);
+    } else {
+      out.push([spec.param, String(v)]);
+    }
+  }
+  return out;
 }

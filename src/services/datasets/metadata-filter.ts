@@ -87,6 +87,12 @@ export function toMetadataConditions(inputs: readonly MetadataConditionInput[], 
  * `aspect_ratio gte 1.5`, `$.lens exists`, `$.iso in [100,200]`. The value is JSON, so its type
  * is explicit (`"3"` is a string, `3` a number).
  */
+/** The text parseMetadataParam() reads back as the same condition (`$.orientation eq "portrait"`). */
+export function metadataParamText(c: MetadataConditionInput): string {
+  const value = c.values !== undefined ? c.values : c.value;
+  return value === undefined ? `${c.path} ${c.op}` : `${c.path} ${c.op} ${JSON.stringify(value)}`;
+}
+
 export function parseMetadataParam(text: string, label: string): MetadataConditionInput {
   const m = /^\s*(\S+)\s+([A-Za-z]+)(?:\s+(.+?))?\s*$/s.exec(text);
   if (!m) throw new BadInputError(`${label}: ${JSON.stringify(text)} is not a condition; write <path> <op> [<JSON value>], e.g. $.orientation eq "portrait"`);
