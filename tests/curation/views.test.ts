@@ -72,6 +72,22 @@ describe('saved views over REST', () => {
     expect(ids(both.body)).toEqual(sorted(atLeast(6)));
   });
 
+  it('is taken wherever a filter is: objects, aggregations and exports (REST), with the filter parameters ANDed', async () => {
+    const want = atLeast(4).filter((i) => counts.get(i)! <= 5);
+    const agg = await call('GET', `/datasets/${id}/aggregate?view=${viewId}&max_annotations=5`);
+    expect(agg.status).toBe(200);
+    expect(agg.body.sample_count).toBe(want.length);
+    expect(agg.body.annotation_count).toBe(want.reduce((n, i) => n + counts.get(i)!, 0));
+    const objects = await call('GET', `/datasets/${id}/objects?view=${viewId}&max_annotations=5&first=200&total=true`);
+    expect(objects.status).toBe(200);
+    expect(objects.body.total).toBe(want.reduce((n, i) => n + counts.get(i)!, 0));
+    expect(new Set(objects.body.items.map((o: { sample: { id: number } }) => o.sample.id))).toEqual(new Set(want.filter((i) => counts.get(i)! > 0)));
+    const exported = await call('GET', `/datasets/${id}/export?view=${viewId}&max_annotations=5`);
+    expect(exported.status).toBe(200);
+    expect(sorted(exported.body.images.map((im: { id: number }) => im.id))).toEqual(sorted(want));
+    expect((await call('GET', `/datasets/${id}/aggregate?view=nosuchviewaaaaaa`)).status).toBe(404);
+  });
+
   it('updates (PATCH): a new filter shows at once, the old ETag no longer matches; rename to a used name is 409', async () => {
     const before = await call('GET', `/samples?dataset_id=${id}&view=${viewId}&limit=200`);
     const patched = await call('PATCH', `/datasets/${id}/views/${viewId}`, { filter: { min_annotations: 2 }, sort: null });
@@ -136,6 +152,10 @@ describe('saved views over GraphQL', () => {
     const width = new Map(coco.images.map((im) => [im.id, im.width]));
     const byWidth = [...expected].sort((a, b) => width.get(a)! - width.get(b)! || fileOrder.get(a)! - fileOrder.get(b)!);
     expect(q.data.dataset.samples.edges.map((e: { node: { sampleId: number } }) => e.node.sampleId)).toEqual(byWidth);
+    const agg = await h.gql(`query($id: ID!, $view: ID!) { dataset(id: $id) { aggregate(viewId: $view) { sampleCount } objects(viewId: $view, first: 1) { totalCount } } }`, { id, view: view.id });
+    expect(agg.errors).toBeUndefined();
+    expect(agg.data.dataset.aggregate.sampleCount).toBe(atLeast(3).length);
+    expect(agg.data.dataset.objects.totalCount).toBe(atLeast(3).reduce((n, i) => n + counts.get(i)!, 0));
     // Top-level samples take it too, and tag counts under it.
     const top = await h.gql(`query($id: ID!, $view: ID!) { samples(datasetId: $id, viewId: $view, first: 1) { totalCount } }`, { id, view: view.id });
     expect(top.data.samples.totalCount).toBe(atLeast(3).length);
