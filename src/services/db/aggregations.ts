@@ -63,10 +63,15 @@ export async function splitCountRows(db: Database, scope: AggregateScope): Promi
   return db.query(`SELECT split, count(*) AS n ${sampleRows(scope, params)} GROUP BY split ORDER BY n DESC, split NULLS LAST`, params);
 }
 
-/** Every label set of the dataset (ground truth first) with its annotations in the selected samples. */
+/**
+ * Every label set of the dataset (ground truth first) with its annotations in the selected samples.
+ * No filter: the counts stored with the label sets (kept by every change's recount and each run's
+ * import), not a GROUP BY over every annotation (92 ms at 1M images).
+ */
 export async function labelSetCountRows(db: Database, scope: AggregateScope): Promise<Row[]> {
   const params: Param[] = [scope.datasetId];
   const selected = selectedOrds(scope.filter, params);
+  if (!selected) return db.query('SELECT label_set, name, kind, annotation_count AS n FROM label_sets WHERE dataset_id = $1 ORDER BY label_set', params);
   const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = a.sample_ord` : '';
   return db.query(
     `SELECT l.label_set, l.name, l.kind, coalesce(c.n, 0) AS n FROM label_sets l
