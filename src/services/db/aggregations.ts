@@ -72,10 +72,9 @@ export async function labelSetCountRows(db: Database, scope: AggregateScope): Pr
   const params: Param[] = [scope.datasetId];
   const selected = selectedOrds(scope.filter, params);
   if (!selected) return db.query('SELECT label_set, name, kind, annotation_count AS n FROM label_sets WHERE dataset_id = $1 ORDER BY label_set', params);
-  const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = a.sample_ord` : '';
   return db.query(
     `SELECT l.label_set, l.name, l.kind, coalesce(c.n, 0) AS n FROM label_sets l
-     LEFT JOIN (SELECT a.label_set, count(*) AS n FROM annotations a${sel} WHERE a.dataset_id = $1 GROUP BY a.label_set) c ON c.label_set = l.label_set
+     LEFT JOIN (SELECT a.label_set, count(*) AS n FROM annotations a JOIN (${selected}) sel ON sel.sel_ord = a.sample_ord WHERE a.dataset_id = $1 GROUP BY a.label_set) c ON c.label_set = l.label_set
      WHERE l.dataset_id = $1 ORDER BY l.label_set`,
     params,
   );
@@ -151,14 +150,14 @@ function histogramValues(scope: AggregateScope, field: HistogramField, params: P
  * (lo = hi) becomes [lo − 0.5, hi + 0.5], as in numpy. With `log` the same is done to ln(value).
  *
  * The counting is DuckDB's histogram(value, boundaries) aggregate, which counts each value under
- * the first boundary ≥ it (larger than all: under NULL). The boundaries are the double just below
- * each edge e_1 … e_n−1, then hi: v ≤ nextafter(e_i, −∞) is v < e_i, so v lands under the first
- * edge above it, i.e. in the bin of the last edge ≤ it (numpy's searchsorted right), and hi in the
- * last bin. One more boundary first, just below lo, takes the values under the range, and NULL
- * those over it; neither is a bin. So the range needs no filter, and the only per-value work is
- * a binary search in one aggregate state, no hash table: ~3× faster than grouping by a computed
- * bin (docs/curation.md). Lo and hi come from a min/max pass over the same values in the same
- * statement, none when the range and the bin count are given.
+ * the first boundary ≥ it (a value above all: under an overflow key, +∞ for doubles). The
+ * boundaries are the double just below each edge e_1 … e_n−1, then hi: v ≤ nextafter(e_i, −∞) is v
+ * < e_i, so v lands under the first edge above it, i.e. in the bin of the last edge ≤ it (numpy's
+ * searchsorted right), and hi in the last bin. One more boundary first, just below lo, takes the
+ * values under the range, and the overflow key those over it; neither is a bin. So the range needs
+ * no filter, and the only per-value work is a binary search in one aggregate state, no hash table:
+ * ~3× faster than grouping by a computed bin (docs/curation.md). Lo and hi come from a min/max pass
+ * over the same values in the same statement, none when the range and the bin count are given.
  * Answers one row: `edges` (bins + 1 values), `bounds` (the boundaries), and `keys` and `counts`:
  * the boundaries counted under and their counts (doubles: BIGINT in a list would stay a bigint).
  */
