@@ -11,7 +11,9 @@
 //    with its cache off (the SQL, every run), `--runs` times after one warm-up; the baseline is a bare
 //    `SELECT count(*)` of the dataset's annotations through the same connection pool, timed the same
 //    way, interleaved with the rows. One more row: an answer the service cache holds.
-// Prints a markdown table of medians (ms) and their ratio to the baseline, and the peak RSS.
+// Prints a markdown table of medians (ms) and their ratio to the baseline, the median CPU time of
+// each row (the process's, DuckDB's threads included: what other processes' load does not add to),
+// and the peak RSS.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,6 +64,12 @@ function prepare(scale) {
   return { db, dir };
 }
 
+/** The process's CPU time since `c0` (process.cpuUsage()), in ms. */
+const cpuMs = (c0) => {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+};
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -93,35 +101,44 @@ async function measureScale(scale) {
     const baseline = () => dv.db.query(baselineSql, [dataset.id]);
     const rows = [];
     const baselineTimes = [];
+    const baselineCpu = [];
     for (const [filterName, filter] of [['none', {}], ['category=person', { categories: ['person'] }]]) {
       const target = await uncached.target(dataset.id, filter);
       for (const [name, run] of CASES) {
         await run(uncached, target);
         await baseline();
         const times = [];
+        const cpu = [];
         for (let i = 0; i < RUNS; i++) {
           let t0 = performance.now();
+          let c0 = process.cpuUsage();
           await baseline();
           baselineTimes.push(performance.now() - t0);
+          baselineCpu.push(cpuMs(c0));
           t0 = performance.now();
+          c0 = process.cpuUsage();
           await run(uncached, target);
           times.push(performance.now() - t0);
+          cpu.push(cpuMs(c0));
         }
-        rows.push({ filter: filterName, name, p50: median(times) });
-        log(`${scale.name} ${filterName} ${name}: p50 ${median(times).toFixed(1)} ms`);
+        rows.push({ filter: filterName, name, p50: median(times), cpu: median(cpu) });
+        log(`${scale.name} ${filterName} ${name}: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
       }
     }
     // The service as the server runs it: the second ask of the same part is answered from memory.
     const target = await dv.aggregations.target(dataset.id, { categories: ['person'] });
     await dv.aggregations.histogram(target, { field: 'bbox_area', bins: 20 });
     const cachedTimes = [];
+    const cachedCpu = [];
     for (let i = 0; i < RUNS; i++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       await dv.aggregations.histogram(target, { field: 'bbox_area', bins: 20 });
       cachedTimes.push(performance.now() - t0);
+      cachedCpu.push(cpuMs(c0));
     }
-    rows.push({ filter: 'category=person', name: 'histogram bbox_area, 20 bins, from the service cache', p50: median(cachedTimes) });
-    return { scale, dataset, rows, baseline: median(baselineTimes) };
+    rows.push({ filter: 'category=person', name: 'histogram bbox_area, 20 bins, from the service cache', p50: median(cachedTimes), cpu: median(cachedCpu) });
+    return { scale, dataset, rows, baseline: median(baselineTimes), baselineCpu: median(baselineCpu) };
   } finally {
     await dv.close();
   }
@@ -134,14 +151,14 @@ const rssMB = process.resourceUsage().maxRSS / 1024;
 const out = [];
 out.push(`${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} at the end; Node ${process.version}; ${RUNS} runs per row after a warm-up; peak RSS ${rssMB.toFixed(0)} MB`);
 out.push('');
-const head = results.map((r) => `${r.scale.name} p50 ms (× baseline)`);
-out.push(`| aggregation | filter | ${head.join(' | ')} |${results.length > 1 ? ' 1m / 118k |' : ''}`);
+const head = results.flatMap((r) => [`${r.scale.name} p50 ms (× baseline)`, `${r.scale.name} CPU ms`]);
+out.push(`| aggregation | filter | ${head.join(' | ')} |${results.length > 1 ? ' 1m / 118k (CPU) |' : ''}`);
 out.push(`| --- | --- | ${head.map(() => '---:').join(' | ')} |${results.length > 1 ? ' ---: |' : ''}`);
-out.push(`| baseline: \`SELECT count(*)\` of the annotations | none | ${results.map((r) => `${r.baseline.toFixed(1)}`).join(' | ')} |${results.length > 1 ? ` ${(results[1].baseline / results[0].baseline).toFixed(1)} |` : ''}`);
+out.push(`| baseline: \`SELECT count(*)\` of the annotations | none | ${results.map((r) => `${r.baseline.toFixed(1)} | ${r.baselineCpu.toFixed(1)}`).join(' | ')} |${results.length > 1 ? ` ${(results[1].baselineCpu / results[0].baselineCpu).toFixed(1)} |` : ''}`);
 for (let i = 0; i < results[0].rows.length; i++) {
   const row = results[0].rows[i];
-  const cells = results.map((r) => `${r.rows[i].p50.toFixed(1)} (${(r.rows[i].p50 / r.baseline).toFixed(1)})`);
-  const growth = results.length > 1 ? ` ${(results[1].rows[i].p50 / results[0].rows[i].p50).toFixed(1)} |` : '';
+  const cells = results.map((r) => `${r.rows[i].p50.toFixed(1)} (${(r.rows[i].p50 / r.baseline).toFixed(1)}) | ${r.rows[i].cpu.toFixed(1)}`);
+  const growth = results.length > 1 ? ` ${(results[1].rows[i].cpu / Math.max(results[0].rows[i].cpu, 0.05)).toFixed(1)} |` : '';
   out.push(`| ${row.name} | ${row.filter} | ${cells.join(' | ')} |${growth}`);
 }
 process.stdout.write(`${out.join('\n')}\n`);

@@ -157,6 +157,23 @@ describe('the demo with a prediction run and metadata', () => {
   });
 });
 
+describe('histogram bins at their edges', () => {
+  // Widths are whole numbers: with a step of 1 every value lies on an edge, and a range far
+  // narrower than the values' spacing makes most edges the same double.
+  const widths = () => fieldValues(demo.coco, select(demo.coco), 'WIDTH');
+  it.each([
+    ['a value on every edge', (w: number[]) => [Math.min(...w), Math.min(...w) + 40, 40] as const],
+    ['equal edges (a range of a few ulps)', (w: number[]) => [w[0]!, w[0]! * (1 + 4 * Number.EPSILON), 1000] as const],
+    ['values on both sides of the range', (w: number[]) => [Math.min(...w) + 1, Math.max(...w) - 1, 7] as const],
+  ])('%s: counted as numpy counts them', async (_label, pick) => {
+    const [min, max, bins] = pick(widths());
+    const a = await aggregate(demo.id, `histogram(field: WIDTH, bins: ${bins}, min: ${min}, max: ${max}) { edges counts }`);
+    const want = numpyHistogram(widths(), bins, [min, max]);
+    expect(a.histogram.counts).toEqual(want.counts);
+    expect(a.histogram.edges).toEqual(want.edges);
+  });
+});
+
 describe('splits', () => {
   it('a YOLO export\'s splits, counted from its folders', async () => {
     let id = '';

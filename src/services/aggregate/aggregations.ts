@@ -8,7 +8,7 @@ import { hasFilter } from '../db/samples.js';
 import type { Dataset, DatasetService } from '../datasets/datasets.js';
 import { filterHash, type SampleFilter } from '../datasets/filter.js';
 import type { SampleService } from '../datasets/samples.js';
-import { BadInputError } from '../errors.js';
+import { BadInputError, DataVisorError } from '../errors.js';
 import type { PredictionService } from '../predictions/predictions.js';
 import { normalizeMetadataPath } from '../datasets/metadata-filter.js';
 
@@ -150,13 +150,22 @@ export class AggregationService {
     const scale = request.scale ?? 'linear';
     const range = checkRange(request.min ?? null, request.max ?? null, scale);
     const q = { field, bins, range, log: scale === 'log' };
-    const rows = await this.cached(t, `histogram/${JSON.stringify(q)}`, () => histogramRows(this.db, t.query, q));
-    const { lo, hi, n } = rows[0] as { lo: number; hi: number; n: number };
+    const row = await this.cached(t, `histogram/${JSON.stringify(q)}`, () => histogramRows(this.db, t.query, q));
+    const edges = row.edges as number[];
+    const n = edges.length - 1;
+    // Boundary j ≥ 1 closes bin j − 1 (the first of equal boundaries: edges can be equal when the
+    // range is tiny against lo); boundary 0 holds the values under the range, and the overflow
+    // bucket (keyed +∞ for doubles) those over it.
+    const bin = new Map<number, number>();
+    (row.bounds as number[]).forEach((b, j) => bin.has(b) || bin.set(b, j - 1));
+    const hi = edges[n]!;
     const counts = new Array<number>(n).fill(0);
-    for (const r of rows) if (r.bin !== null) counts[r.bin as number] = r.count as number;
-    // The SQL's own edges: i·step + lo, the last exactly hi (numpy.linspace); in ln(value) with log.
-    const step = (hi - lo) / n;
-    const edges = Array.from({ length: n + 1 }, (_, i) => (i === n ? hi : i * step + lo));
+    const keys = (row.keys as (number | null)[] | null) ?? [];
+    keys.forEach((key, k) => {
+      const i = key === null || key > hi ? -1 : bin.get(key);
+      if (i === undefined) throw new DataVisorError('INTERNAL', `histogram: a count under ${key}, which is not a boundary`);
+      if (i >= 0) counts[i]! += (row.counts as number[])[k]!;
+    });
     return { field, scale, edges: q.log ? edges.map(Math.exp) : edges, counts };
   }
 

@@ -155,6 +155,21 @@ export function sampleWhereClause(f: SampleQueryFilter, params: Param[]): string
   return parts.length ? ` AND ${parts.join(' AND ')}` : '';
 }
 
+/**
+ * The selected samples as a subquery for a join, one row per sample with its ord as `sel_ord`; ''
+ * without a filter. A filter on annotations alone is answered from the annotations alone: the
+ * distinct ords of the matching annotations, joined, cost about half of `ord IN (…)` over samples
+ * (10 against 16 ms CPU for `category=person` at train2017 scale, docs/curation.md).
+ */
+export function selectedOrds(f: SampleQueryFilter, params: Param[]): string {
+  if (!hasFilter(f)) return '';
+  const mark = params.length;
+  const ann = samplePredicates(f, params).length === 0 ? annotationConditionSql(f, params) : [];
+  if (ann.length > 0) return `SELECT DISTINCT sample_ord AS sel_ord FROM annotations WHERE dataset_id = $1 AND ${ann.join(' AND ')}`;
+  params.length = mark;
+  return `SELECT ord AS sel_ord FROM samples WHERE dataset_id = $1${sampleWhereClause(f, params)}`;
+}
+
 export async function countSampleRows(db: Database, datasetId: string, f: SampleQueryFilter): Promise<number> {
   const params: Param[] = [datasetId];
   const where = sampleWhereClause(f, params);
