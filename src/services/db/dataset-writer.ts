@@ -72,6 +72,16 @@ export class DatasetWriter {
   private readonly renumbering = new Map<number, number>();
   private imageCount = 0;
   private annotationCount = 0;
+  /**
+   * What the rows showed as they were appended, so that `finish` can skip work (docs/ingestion.md):
+   * every image id equals its sample's ord (readers that number images 0..n-1, as YOLO and VOC do);
+   * the first part's annotations came in non-decreasing image id order, and with increasing ids.
+   */
+  private imageIdsAreOrds = true;
+  private annotationsByImage = true;
+  private annotationIdsIncrease = true;
+  private lastImageId = -Infinity;
+  private lastAnnotationId = -Infinity;
   private listedFiles = false;
   private done = false;
   /** For DuckDB's memory limit and threads (ingest-resources.ts); null once committed or rolled back. */
@@ -134,6 +144,7 @@ export class DatasetWriter {
     const t = c.texts;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
+      if (n[o + I.id] !== this.imageCount) this.imageIdsAreOrds = false;
       a.num(0, this.imageCount++);
       a.num(1, n[o + I.id]!);
       a.text(2, textAt(t[IMG_TEXT.fileName]!, i));
@@ -164,6 +175,14 @@ export class DatasetWriter {
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
       const ord = part === 0 ? this.annotationCount++ : (this.partCounts[part] = (this.partCounts[part] ?? 0) + 1) - 1;
+      if (part === 0) {
+        const imageId = n[o + A.imageId]!;
+        const id = n[o + A.id]!;
+        if (!(imageId >= this.lastImageId)) this.annotationsByImage = false;
+        if (!(id > this.lastAnnotationId)) this.annotationIdsIncrease = false;
+        this.lastImageId = imageId;
+        this.lastAnnotationId = id;
+      }
       if (part !== 0) a.num(0, part);
       a.num(at, ord);
       a.num(at + 1, n[o + A.id]!);
@@ -247,6 +266,8 @@ export class DatasetWriter {
     this.samples = this.annotations = this.shapes = this.partAnnotations = this.partShapes = this.files = null;
     const ds = this.datasetId;
     const S = this.t('s');
+    // Decided before allAnnotations() folds the later parts' counts in.
+    const oneSequence = this.partCounts.length === 0;
     const AN = await this.renumbered(await this.allAnnotations());
     const F = this.t('f');
 
@@ -327,14 +348,22 @@ export class DatasetWriter {
     // Sorted by sample once, here: pages then read a narrow range (docs/storage.md).
     // Widened after the sort (the subquery's order is kept by the projection over it). Sorted by
     // sample alone: readers order a sample's annotations themselves, and one key sorts ~20% faster.
+    // When each image id is its sample's ord and the annotations came in image order (YOLO, VOC
+    // and COCO files written image by image), the staged table is that order already: a plain
+    // scan (insertion order is kept) replaces the join and the sort, which were most of this step.
+    // Only for the staged table itself: a renumbering view is a join, whose order is not promised.
+    const inSampleOrder = oneSequence && AN === this.t('a') && this.imageIdsAreOrds && this.annotationsByImage;
+    const columns = `annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
+              kind, polygon_count, point_count, num_keypoints, score, extra`;
     await this.exec(
-      `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS})
-       SELECT $1, sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
-              kind, polygon_count, point_count, num_keypoints, score, extra
+      inSampleOrder
+        ? `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS}) SELECT $1, image_id::INTEGER, ord, ${columns} FROM ${AN}`
+        : `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS})
+       SELECT $1, sample_ord, ord, ${columns}
        FROM (SELECT s.ord AS sample_ord, a.* FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id ORDER BY s.ord)`,
       [ds],
     );
-    const warnings = [...(await this.warnings(AN)), ...readerWarnings];
+    const warnings = [...(await this.warnings(AN, oneSequence && this.annotationIdsIncrease)), ...readerWarnings];
     await this.exec(`DROP VIEW IF EXISTS ${this.t('r')}`);
     await this.exec(`DROP VIEW IF EXISTS ${this.t('v')}`);
     for (const k of ['s', 'a', 'p', 'h', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
@@ -384,8 +413,8 @@ export class DatasetWriter {
     return this.t('v');
   }
 
-  /** `AN`: the staged annotations of every part. */
-  private async warnings(AN: string): Promise<Warning[]> {
+  /** `AN`: the staged annotations of every part; `idsUnique`: known from the appends, so not counted again. */
+  private async warnings(AN: string, idsUnique: boolean): Promise<Warning[]> {
     const ds = this.datasetId;
     const S = this.t('s');
     const out: Warning[] = [];
@@ -408,7 +437,7 @@ export class DatasetWriter {
          count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.areaNotFinite} <> 0) AS area_not_finite
        FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
     );
-    const [dup] = await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
+    const [dup] = idsUnique ? [] : await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
     await add('duplicate_annotation_ids', num(dup?.rows), `${num(dup?.rows)} annotations share ${num(dup?.n)} ids; each is kept and told apart by its position in the file`,
       `SELECT annotation_id AS x FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1 ORDER BY min(ord)`);
     await add('bbox_outside_image', num(q?.outside), `boxes reach more than ${t}px outside their image`,
