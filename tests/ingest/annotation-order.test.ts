@@ -5,10 +5,11 @@ import { RICE_PEST_YOLO } from '../helpers/fixtures.js';
 import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
- * Annotations are stored sorted by sample, each with its sample's ord, whichever way the writer
- * gets there: a plain copy of the staged rows when image ids are the samples' ords and the
- * annotations come in image order (YOLO, VOC, COCO files written image by image), a join and a sort
- * otherwise. Expected values come from the files written here, never from the writer.
+ * Annotations are stored sorted by sample, each with its sample's ord, and categories carry their
+ * counts, whichever way the writer gets there: a plain copy of the staged rows (and counts taken
+ * while appending) when image ids are the samples' ords and the annotations come in image order
+ * (YOLO, VOC, COCO files written image by image), a join, a sort and a GROUP BY otherwise.
+ * Expected values come from the files written here, never from the writer.
  */
 
 interface Coco {
@@ -75,6 +76,12 @@ describe('annotations stored sorted by sample', () => {
       const rows = await stored(last.dataset_id!);
       expect([...rows].sort((x, y) => Number(x.ord) - Number(y.ord))).toEqual(expected);
       expect(rows.every((r, i) => i === 0 || Number(r.sample_ord) >= Number(rows[i - 1]!.sample_ord))).toBe(true);
+      // Each category's annotations and distinct images, counted here from the file.
+      const categories = await env.dv.datasets.categories(last.dataset_id!);
+      expect(categories.map((c) => [c.categoryId, c.annotationCount, c.imageCount])).toEqual(file.categories.map((c) => {
+        const of = file.annotations.filter((a) => a.category_id === c.id);
+        return [c.id, of.length, new Set(of.map((a) => a.image_id)).size];
+      }));
       const counts = new Map<number, number>();
       for (const a of file.annotations) counts.set(a.id, (counts.get(a.id) ?? 0) + 1);
       const repeated = [...counts.values()].filter((c) => c > 1);

@@ -82,6 +82,11 @@ export class DatasetWriter {
   private annotationIdsIncrease = true;
   private lastImageId = -Infinity;
   private lastAnnotationId = -Infinity;
+  /**
+   * Per category id of the first part: its annotations, the images among them (exact while
+   * `annotationsByImage` holds: an image's annotations are then together) and the last image seen.
+   */
+  private readonly categoryCounts = new Map<number, { annotations: number; images: number; lastImage: number }>();
   private listedFiles = false;
   private done = false;
   /** For DuckDB's memory limit and threads (ingest-resources.ts); null once committed or rolled back. */
@@ -182,6 +187,7 @@ export class DatasetWriter {
         if (!(id > this.lastAnnotationId)) this.annotationIdsIncrease = false;
         this.lastImageId = imageId;
         this.lastAnnotationId = id;
+        if (this.annotationsByImage) this.countCategory(n[o + A.categoryId]!, imageId);
       }
       if (part !== 0) a.num(0, part);
       a.num(at, ord);
@@ -213,6 +219,34 @@ export class DatasetWriter {
         sh.endRow();
       }
     }
+  }
+
+  private countCategory(categoryId: number, imageId: number): void {
+    const c = this.categoryCounts.get(categoryId);
+    if (!c) this.categoryCounts.set(categoryId, { annotations: 1, images: 1, lastImage: imageId });
+    else {
+      c.annotations++;
+      if (c.lastImage !== imageId) {
+        c.images++;
+        c.lastImage = imageId;
+      }
+    }
+  }
+
+  /**
+   * The categories' counts by final id, as counted while appending; null when they cannot be
+   * trusted (annotations out of image order, later parts, or two ids renumbered into one, whose
+   * images could then be counted twice): SQL counts them instead.
+   */
+  private countsByCategory(oneSequence: boolean): Map<number, { annotations: number; images: number }> | null {
+    if (!oneSequence || !this.annotationsByImage) return null;
+    const out = new Map<number, { annotations: number; images: number }>();
+    for (const [id, c] of this.categoryCounts) {
+      const final = this.renumbering.get(id) ?? id;
+      if (out.has(final)) return null;
+      out.set(final, { annotations: c.annotations, images: c.images });
+    }
+    return out;
   }
 
   /** The parse's split did not hold: the later parts' rows go, and the first part reads them again. */
@@ -293,6 +327,9 @@ export class DatasetWriter {
       }
       seen.set(c.id, i);
     });
+    // Counted while appending when that was exact (YOLO, VOC, COCO written image by image): the
+    // GROUP BY with count(DISTINCT image_id) below took 0.3-0.6 s on train2017's 860K annotations.
+    const counted = this.countsByCategory(oneSequence);
     const cats = await this.conn.createAppender('categories');
     for (const c of this.categories) {
       cats.appendVarchar(ds);
@@ -300,8 +337,8 @@ export class DatasetWriter {
       cats.appendVarchar(c.name);
       appendText(cats, c.supercategory);
       appendText(cats, c.extra ? JSON.stringify(c.extra) : null);
-      cats.appendDouble(0);
-      cats.appendDouble(0);
+      cats.appendDouble(counted?.get(c.id)?.annotations ?? 0);
+      cats.appendDouble(counted?.get(c.id)?.images ?? 0);
       cats.endRow();
     }
     cats.flushSync();
@@ -316,12 +353,14 @@ export class DatasetWriter {
       throw new DataVisorError('INVALID_COCO', `Invalid COCO (in annotations[${o.ord}]): annotation ${o.annotation_id} has category_id ${o.category_id}, which is not in "categories" (${o.n} annotation(s) have unknown categories)`);
     }
 
-    await this.exec(
-      `UPDATE categories SET annotation_count = c.n, image_count = c.images
-       FROM (SELECT category_id, count(*) AS n, count(DISTINCT image_id) AS images FROM ${AN} GROUP BY category_id) c
-       WHERE categories.dataset_id = $1 AND categories.category_id = c.category_id`,
-      [ds],
-    );
+    if (!counted) {
+      await this.exec(
+        `UPDATE categories SET annotation_count = c.n, image_count = c.images
+         FROM (SELECT category_id, count(*) AS n, count(DISTINCT image_id) AS images FROM ${AN} GROUP BY category_id) c
+         WHERE categories.dataset_id = $1 AND categories.category_id = c.category_id`,
+        [ds],
+      );
+    }
     const lic = await this.conn.createAppender('licenses');
     for (const l of this.licenses) {
       if (l.id === null) continue;
