@@ -162,6 +162,17 @@ describe('Pascal VOC from a local folder', () => {
     expect(d).toMatchObject({ name: 'VOC2012', sourcePath: voc, imageDir: path.join(voc, 'JPEGImages') });
   });
 
+  it('stores the annotations sorted by sample, with their final category ids', async () => {
+    const last = await ingestOk(env, { annotationPath: voc, format: 'voc' });
+    // In the table's own order (rowid: as written): the hand-made table's, whose ids follow the samples.
+    const rows = await env.dv.db.query(
+      `SELECT sample_ord, annotation_id, category_id FROM annotations WHERE dataset_id = $1 AND label_set = 0 ORDER BY rowid`, [last.dataset_id!],
+    );
+    expect(rows.map((r) => [r.sample_ord, r.annotation_id, r.category_id])).toEqual(
+      ANNOTATIONS.map((a) => [a.sample, a.id, CATEGORY_IDS[a.category as keyof typeof CATEGORY_IDS]]),
+    );
+  });
+
   it('keeps what the file says of an image as metadata', async () => {
     const last = await ingestOk(env, { annotationPath: voc, format: 'voc' });
     const { samples } = await readBack(env, last.dataset_id!);

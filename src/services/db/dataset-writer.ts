@@ -16,6 +16,8 @@ export type { MergeOutcome, MergePlacement };
 /** Boxes may overshoot the image by rounding; COCO's own tools allow about a pixel. */
 const EDGE_TOLERANCE = 1;
 const EXAMPLES = 5;
+/** Category renumberings up to this many pairs are a CASE (order-keeping), larger ones a join. */
+const MAX_CASE_RENUMBERING = 256;
 
 /**
  * Staged rows are as narrow as the final checks allow: ids as DOUBLE (the parser hands every
@@ -302,7 +304,7 @@ export class DatasetWriter {
     const S = this.t('s');
     // Decided before allAnnotations() folds the later parts' counts in.
     const oneSequence = this.partCounts.length === 0;
-    const AN = await this.renumbered(await this.allAnnotations());
+    const { view: AN, ordered } = await this.renumbered(await this.allAnnotations());
     const F = this.t('f');
 
     const dupImages = await this.rows(
@@ -390,8 +392,8 @@ export class DatasetWriter {
     // When each image id is its sample's ord and the annotations came in image order (YOLO, VOC
     // and COCO files written image by image), the staged table is that order already: a plain
     // scan (insertion order is kept) replaces the join and the sort, which were most of this step.
-    // Only for the staged table itself: a renumbering view is a join, whose order is not promised.
-    const inSampleOrder = oneSequence && AN === this.t('a') && this.imageIdsAreOrds && this.annotationsByImage;
+    // Only for the staged table or a projection of it: a join does not promise to keep the order.
+    const inSampleOrder = oneSequence && ordered && this.imageIdsAreOrds && this.annotationsByImage;
     const columns = `annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
               kind, polygon_count, point_count, num_keypoints, score, extra`;
     await this.exec(
@@ -415,19 +417,25 @@ export class DatasetWriter {
   }
 
   /**
-   * The staged annotations (`AN`) as a view with the final category ids: a LEFT JOIN on the pairs
-   * (ids no pair names stay as they are, for the unknown-category check). A view, not an UPDATE of
-   * the staged rows: that UPDATE took 0.25-0.6 s on 48K staged annotations, the join costs a few
-   * ms per read. The pairs are numbers checked in renumberCategories, never user text.
+   * The staged annotations (`AN`) as a view with the final category ids (ids no pair names stay as
+   * they are, for the unknown-category check). A view, not an UPDATE of the staged rows: that
+   * UPDATE took 0.25-0.6 s on 48K staged annotations. A few pairs (VOC's classes) map in a CASE,
+   * a projection that keeps the staged rows' order (so the final INSERT may copy them as they
+   * are); many in a LEFT JOIN on the pairs, a few ms per read. The pairs are numbers checked in
+   * renumberCategories, never user text.
    */
-  private async renumbered(AN: string): Promise<string> {
-    if (this.renumbering.size === 0) return AN;
-    const pairs = [...this.renumbering].map(([f, t]) => `(${f}::DOUBLE, ${t}::DOUBLE)`).join(', ');
+  private async renumbered(AN: string): Promise<{ view: string; ordered: boolean }> {
+    if (this.renumbering.size === 0) return { view: AN, ordered: true };
+    const pairs = [...this.renumbering];
+    const ordered = pairs.length <= MAX_CASE_RENUMBERING;
     await this.exec(
-      `CREATE VIEW ${this.t('r')} AS SELECT x.* REPLACE (coalesce(m.new_id, x.category_id) AS category_id)
-       FROM ${AN} x LEFT JOIN (VALUES ${pairs}) m(old_id, new_id) ON x.category_id = m.old_id`,
+      ordered
+        ? `CREATE VIEW ${this.t('r')} AS SELECT * REPLACE (CASE category_id ${pairs.map(([f, t]) => `WHEN ${f} THEN ${t}`).join(' ')} ELSE category_id END AS category_id)
+           FROM ${AN}`
+        : `CREATE VIEW ${this.t('r')} AS SELECT x.* REPLACE (coalesce(m.new_id, x.category_id) AS category_id)
+           FROM ${AN} x LEFT JOIN (VALUES ${pairs.map(([f, t]) => `(${f}::DOUBLE, ${t}::DOUBLE)`).join(', ')}) m(old_id, new_id) ON x.category_id = m.old_id`,
     );
-    return this.t('r');
+    return { view: this.t('r'), ordered };
   }
 
   /**
