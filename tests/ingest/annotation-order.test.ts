@@ -91,6 +91,19 @@ describe('annotations stored sorted by sample', () => {
     });
   }
 
+  it('an annotation of an image id outside the samples is refused though image ids are ords', async () => {
+    for (const bad of [8, -1]) {
+      const file = coco([0, 1, 2, 3, 4, 5, 6, 7], 'by-image');
+      file.annotations.at(-1)!.image_id = bad;
+      const annotationPath = path.join(env.dir, `orphan-${n++}.json`);
+      fs.writeFileSync(annotationPath, JSON.stringify(file));
+      const last = (await ingestAll(env.dv, { annotationPath, imageDir: env.dir, format: 'coco' })).at(-1)!;
+      expect(last).toMatchObject({ stage: 'error', code: 'INVALID_COCO' });
+      expect(last.message).toContain(`annotations[${file.annotations.length - 1}]`);
+      expect(last.message).toContain(`image_id ${bad},`);
+    }
+  });
+
   it('a YOLO dataset: ids from 1, sorted by sample, each label line under its image', async () => {
     const last = await ingest({ annotationPath: path.join(RICE_PEST_YOLO, 'data.yaml'), format: 'yolo' });
     const rows = await stored(last.dataset_id!);

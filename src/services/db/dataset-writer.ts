@@ -84,6 +84,8 @@ export class DatasetWriter {
   private annotationIdsIncrease = true;
   private lastImageId = -Infinity;
   private lastAnnotationId = -Infinity;
+  /** Whether every annotation (of any part) named an image id that is a whole number in [0, images appended). */
+  private annotationImagesInRange = true;
   /**
    * Per category id of the first part: its annotations, the images among them (exact while
    * `annotationsByImage` holds: an image's annotations are then together) and the last image seen.
@@ -181,15 +183,16 @@ export class DatasetWriter {
     const at = part === 0 ? 0 : 1;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
+      const image = n[o + A.imageId]!;
+      if (!(Number.isInteger(image) && image >= 0 && image < this.imageCount)) this.annotationImagesInRange = false;
       const ord = part === 0 ? this.annotationCount++ : (this.partCounts[part] = (this.partCounts[part] ?? 0) + 1) - 1;
       if (part === 0) {
-        const imageId = n[o + A.imageId]!;
         const id = n[o + A.id]!;
-        if (!(imageId >= this.lastImageId)) this.annotationsByImage = false;
+        if (!(image >= this.lastImageId)) this.annotationsByImage = false;
         if (!(id > this.lastAnnotationId)) this.annotationIdsIncrease = false;
-        this.lastImageId = imageId;
+        this.lastImageId = image;
         this.lastAnnotationId = id;
-        if (this.annotationsByImage) this.countCategory(n[o + A.categoryId]!, imageId);
+        if (this.annotationsByImage) this.countCategory(n[o + A.categoryId]!, image);
       }
       if (part !== 0) a.num(0, part);
       a.num(at, ord);
@@ -307,14 +310,15 @@ export class DatasetWriter {
     const { view: AN, ordered } = await this.renumbered(await this.allAnnotations());
     const F = this.t('f');
 
-    const dupImages = await this.rows(
+    // With image ids that are the samples' ords, ids are unique and an id in range names an image.
+    const dupImages = this.imageIdsAreOrds ? [] : await this.rows(
       `SELECT image_id, count(*) AS n, min(ord) AS first, max(ord) AS last FROM ${S} GROUP BY image_id HAVING count(*) > 1 ORDER BY first LIMIT 1`,
     );
     if (dupImages[0]) {
       const d = dupImages[0];
       throw new DataVisorError('INVALID_COCO', `Invalid COCO: image id ${d.image_id} appears ${d.n} times (images[${d.first}] and images[${d.last}]); annotations could not tell them apart`);
     }
-    const orphans = await this.rows(
+    const orphans = this.imageIdsAreOrds && this.annotationImagesInRange ? [] : await this.rows(
       `SELECT a.ord, a.annotation_id, a.image_id, count(*) OVER () AS n FROM ${AN} a ANTI JOIN ${S} s ON a.image_id = s.image_id ORDER BY a.ord LIMIT 1`,
     );
     if (orphans[0]) {
