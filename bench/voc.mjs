@@ -40,8 +40,10 @@ async function main() {
   };
   const bareRuns = [];
   const ingestRuns = [];
+  const loads = [];
   for (let i = 0; i < runs; i++) {
     // Interleaved, so that each median is taken over the same stretch of a noisy machine.
+    loads.push(os.loadavg()[0]);
     bareRuns.push(child(['--child', 'bare', folder]));
     const dbDir = fs.mkdtempSync(path.join(opts.dir, 'db-'));
     try {
@@ -62,7 +64,9 @@ async function main() {
   const ing = ingestRuns[0];
   const mb = bareRuns[0].bytes / 1e6;
   console.log(`\nfolder: ${files.toLocaleString('en')} XML files (${mb.toFixed(1)} MB), ${ing.images.toLocaleString('en')} images, ${ing.annotations.toLocaleString('en')} annotations; ` +
-    `${runs} runs, medians; ${os.cpus().length} cores, node ${process.version}\n`);
+    `${runs} runs, medians; ${os.cpus().length} cores, node ${process.version}`);
+  loads.push(os.loadavg()[0]);
+  console.log(`load average (1 min) at each run's start and the end: ${loads.map((l) => l.toFixed(1)).join(', ')}\n`);
   console.log('| pass | wall | files/s | CPU (user+sys) | peak RSS | wall vs bare | CPU vs bare |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {

@@ -103,6 +103,7 @@ async function generate(dir, images, boxes) {
 async function bare(dataDir) {
   const { imageSize } = await import('image-size');
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const imgDir = path.join(dataDir, 'images/train2017');
   const lblDir = path.join(dataDir, 'labels/train2017');
   const names = fs.readdirSync(imgDir).sort();
@@ -145,7 +146,7 @@ async function bare(dataDir) {
       if (f.length === 5 && Number.isFinite(Number(f[1]) + Number(f[2]) + Number(f[3]) + Number(f[4])) && size.width > 0) lines++;
     }
   }
-  return { seconds: (performance.now() - t0) / 1000, images: names.length, annotations: lines };
+  return { seconds: (performance.now() - t0) / 1000, cpu: cpuSince(c0), images: names.length, annotations: lines };
 }
 
 async function ingest(dataDir, dbPath) {
@@ -161,6 +162,7 @@ async function ingest(dataDir, dbPath) {
   });
   const dv = await openDataVisor(settings, createLogger('error'));
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let last;
   let readSeconds = null;
   for await (const e of dv.ingestion.ingest({ annotationPath: path.join(dataDir, 'data.yaml'), format: 'yolo' })) {
@@ -169,16 +171,25 @@ async function ingest(dataDir, dbPath) {
     last = e;
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(c0);
   await dv.close();
   if (last?.stage !== 'complete') throw new Error(`ingest failed: ${JSON.stringify(last)}`);
-  return { seconds, readSeconds, images: last.image_count, annotations: last.annotation_count, warnings: last.warnings.map((w) => `${w.code} ${w.count}`) };
+  return { seconds, cpu, readSeconds, images: last.image_count, annotations: last.annotation_count, warnings: last.warnings.map((w) => `${w.code} ${w.count}`) };
+}
+
+/**
+ * CPU seconds of every thread of the process (user + system) over the same span as the wall time
+ * (so not DataVisor's start-up, ~0.5 s of loading modules and opening DuckDB, as in bench/voc.mjs):
+ * less at the mercy of a busy machine than wall time.
+ */
+function cpuSince(c0) {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
 }
 
 if (opts.child) {
   const r = opts.child === 'bare' ? await bare(opts.data) : await ingest(opts.data, opts.db);
-  const u = process.resourceUsage();
-  // CPU seconds of every thread of the process (user + system): less at the mercy of a busy machine than wall time.
-  process.stdout.write(`${JSON.stringify({ ...r, rssMB: u.maxRSS / 1024, cpu: (u.userCPUTime + u.systemCPUTime) / 1e6 })}\n`);
+  process.stdout.write(`${JSON.stringify({ ...r, rssMB: process.resourceUsage().maxRSS / 1024 })}\n`);
   process.exit(0);
 }
 
@@ -215,7 +226,9 @@ const ingestInto = (data) => {
   }
 };
 // Interleaved, so that each median is taken over the same stretch of a noisy machine.
+const loads = [];
 for (let i = 0; i < runs; i++) {
+  loads.push(os.loadavg()[0]);
   results.bare.push(child('bare'));
   results.ingest.push(ingestInto(dataDir));
   if (scale > 0) results.large.push(ingestInto(large));
@@ -230,7 +243,9 @@ const b0 = results.bare[0];
 if (g0.images !== b0.images || g0.annotations !== b0.annotations) throw new Error(`ingest read ${g0.images}/${g0.annotations}, bare pass ${b0.images}/${b0.annotations}`);
 const base = median(results.bare.map((r) => r.seconds));
 console.log(`\n${g0.images.toLocaleString('en')} images, ${g0.annotations.toLocaleString('en')} boxes; ${runs} runs, medians; ${os.cpus().length} cores, node ${process.version}`);
-console.log(`ingest warnings: ${g0.warnings.join(', ') || 'none'}\n`);
+console.log(`ingest warnings: ${g0.warnings.join(', ') || 'none'}`);
+loads.push(os.loadavg()[0]);
+console.log(`load average (1 min) at each run's start and the end: ${loads.map((l) => l.toFixed(1)).join(', ')}\n`);
 console.log('| pass | images | wall (s) | of which reading (s) | images/s | CPU (s, all threads) | peak RSS (MB) | wall vs bare | CPU vs bare |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 const baseCpu = median(results.bare.map((r) => r.cpu));

@@ -58,33 +58,33 @@ const SAMPLES = [
 
 /**
  * Boxes by hand: x = xmin - 1, y = ymin - 1, w = xmax - xmin + 1, h = ymax - ymin + 1.
- * Ids: in sample order, then in file order within a file.
+ * Ids: from 1, in sample order, then in file order within a file.
  */
 const ANNOTATIONS = [
-  { id: 0, sample: 0, category: 'dog', bbox: [0, 0, 64, 48], area: 3072, extra: { difficult: false, pose: 'Left', truncated: true } }, // 1,1,64,48: the whole image
+  { id: 1, sample: 0, category: 'dog', bbox: [0, 0, 64, 48], area: 3072, extra: { difficult: false, pose: 'Left', truncated: true } }, // 1,1,64,48: the whole image
   {
-    id: 1, sample: 0, category: 'person', bbox: [9, 4, 11, 26], area: 286, // 10,5,20,30
+    id: 2, sample: 0, category: 'person', bbox: [9, 4, 11, 26], area: 286, // 10,5,20,30
     extra: { difficult: true, pose: 'Frontal', truncated: false, parts: [{ name: 'head', bbox: [11, 4, 7, 6] }, { name: 'hand', bbox: [9, 19, 3, 4] }] },
   },
-  { id: 2, sample: 1, category: 'cat', bbox: [4, 5, 11, 11], area: 121, extra: { difficult: false, pose: 'Unspecified', truncated: false, occluded: true } }, // 5,6,15,16 in shuffled order
-  { id: 3, sample: 1, category: 'cat', bbox: [29, 9, 11, 11], area: 121, extra: { difficult: false, occluded: false } }, // no <difficult>: false
-  { id: 4, sample: 2, category: 'bird', bbox: [1, 1, 7, 7], area: 49, extra: { difficult: false } }, // 2,2,8,8
-  { id: 5, sample: 3, category: 'dog', bbox: [2, 2, 8, 8], area: 64, extra: { difficult: false } }, // 3,3,10,10
-  { id: 6, sample: 4, category: 'person', bbox: [0, 0, 5, 5], area: 25, extra: { difficult: false } }, // 1,1,5,5
-  { id: 7, sample: 5, category: 'person', bbox: [9, 9, 1, 11], area: 11, extra: { difficult: false } }, // 10,10,10,20: zero size in the file
-  { id: 8, sample: 5, category: 'dog', bbox: [29, 4, -9, 11], area: null, extra: { difficult: false } }, // 30,5,20,15: inverted
-  { id: 9, sample: 5, category: '', bbox: [0, 0, 4, 4], area: 16, extra: { difficult: false } }, // <name></name>
-  { id: 10, sample: 5, category: '', bbox: [1, 1, 5, 5], area: 25, extra: { difficult: false } }, // no <name>
-  { id: 11, sample: 7, category: 'cat', bbox: [0, 0, 10, 10], area: 100, extra: { difficult: false, truncated: false } },
-  { id: 12, sample: 8, category: 'bird', bbox: [0, 1, 3, 3], area: 9, extra: { difficult: false } }, // 1,2,3,4
-  { id: 13, sample: 9, category: '猫', bbox: [4, 4, 21, 21], area: 441, extra: { difficult: false } }, // 5,5,25,25
-  { id: 14, sample: 9, category: 'café', bbox: [29.5, 9, 11, 11], area: 121, extra: { difficult: true, pose: 'Rear', truncated: true } }, // 30.5,10,40.5,20
+  { id: 3, sample: 1, category: 'cat', bbox: [4, 5, 11, 11], area: 121, extra: { difficult: false, pose: 'Unspecified', truncated: false, occluded: true } }, // 5,6,15,16 in shuffled order
+  { id: 4, sample: 1, category: 'cat', bbox: [29, 9, 11, 11], area: 121, extra: { difficult: false, occluded: false } }, // no <difficult>: false
+  { id: 5, sample: 2, category: 'bird', bbox: [1, 1, 7, 7], area: 49, extra: { difficult: false } }, // 2,2,8,8
+  { id: 6, sample: 3, category: 'dog', bbox: [2, 2, 8, 8], area: 64, extra: { difficult: false } }, // 3,3,10,10
+  { id: 7, sample: 4, category: 'person', bbox: [0, 0, 5, 5], area: 25, extra: { difficult: false } }, // 1,1,5,5
+  { id: 8, sample: 5, category: 'person', bbox: [9, 9, 1, 11], area: 11, extra: { difficult: false } }, // 10,10,10,20: zero size in the file
+  { id: 9, sample: 5, category: 'dog', bbox: [29, 4, -9, 11], area: null, extra: { difficult: false } }, // 30,5,20,15: inverted
+  { id: 10, sample: 5, category: '', bbox: [0, 0, 4, 4], area: 16, extra: { difficult: false } }, // <name></name>
+  { id: 11, sample: 5, category: '', bbox: [1, 1, 5, 5], area: 25, extra: { difficult: false } }, // no <name>
+  { id: 12, sample: 7, category: 'cat', bbox: [0, 0, 10, 10], area: 100, extra: { difficult: false, truncated: false } },
+  { id: 13, sample: 8, category: 'bird', bbox: [0, 1, 3, 3], area: 9, extra: { difficult: false } }, // 1,2,3,4
+  { id: 14, sample: 9, category: '猫', bbox: [4, 4, 21, 21], area: 441, extra: { difficult: false } }, // 5,5,25,25
+  { id: 15, sample: 9, category: 'café', bbox: [29.5, 9, 11, 11], area: 121, extra: { difficult: true, pose: 'Rear', truncated: true } }, // 30.5,10,40.5,20
 ];
 
 /** Every warning with its count and examples, from the fixture's quirks. */
 const WARNINGS = {
   // The writer's, from the stored rows:
-  degenerate_bbox: { count: 1, examples: [8] },
+  degenerate_bbox: { count: 1, examples: [9] },
   images_without_annotations: { count: 3, examples: ['000007.jpg', 'broken.jpg', 'orphan.jpg'] },
   image_files_missing: { count: 1, examples: ['000005.jpg'] },
   // The reader's:
@@ -160,6 +160,17 @@ describe('Pascal VOC from a local folder', () => {
     await expectFixture(env, last);
     const d = await env.dv.datasets.get(last.dataset_id!);
     expect(d).toMatchObject({ name: 'VOC2012', sourcePath: voc, imageDir: path.join(voc, 'JPEGImages') });
+  });
+
+  it('stores the annotations sorted by sample, with their final category ids', async () => {
+    const last = await ingestOk(env, { annotationPath: voc, format: 'voc' });
+    // In the table's own order (rowid: as written): the hand-made table's, whose ids follow the samples.
+    const rows = await env.dv.db.query(
+      `SELECT sample_ord, annotation_id, category_id FROM annotations WHERE dataset_id = $1 AND label_set = 0 ORDER BY rowid`, [last.dataset_id!],
+    );
+    expect(rows.map((r) => [r.sample_ord, r.annotation_id, r.category_id])).toEqual(
+      ANNOTATIONS.map((a) => [a.sample, a.id, CATEGORY_IDS[a.category as keyof typeof CATEGORY_IDS]]),
+    );
   });
 
   it('keeps what the file says of an image as metadata', async () => {

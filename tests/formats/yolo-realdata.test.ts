@@ -142,9 +142,9 @@ describe.skipIf(!present)('YOLO reader on the rice-pest Roboflow export', () => 
     expect(complete.annotation_count).toBe(780);
   });
 
-  it('annotation ids are 0..n-1 in sample order', () => {
+  it('annotation ids are 1..n in sample order', () => {
     const ids = annotations.flat().map((a) => a.id);
-    expect(ids).toEqual(ids.map((_, i) => i));
+    expect(ids).toEqual(ids.map((_, i) => i + 1));
   });
 
   it('the folder holding data.yaml is the same dataset, and REST serves its splits', async () => {

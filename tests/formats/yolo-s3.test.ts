@@ -59,12 +59,12 @@ describe('a YOLO dataset in a bucket', () => {
     ]);
     const anns = (await env.dv.samples.annotationsOf(done.dataset_id!, samples.map((s) => s.ord))).flat();
     expect(anns.map((a) => [a.id, a.categoryName, [a.bbox!.x, a.bbox!.y, a.bbox!.w, a.bbox!.h].map((v) => Math.round(v * 1000) / 1000), a.segmentationKind])).toEqual([
-      [0, 'ant', [40, 15, 20, 20], 'none'],
-      [1, 'bee', [5, 2.5, 10, 5], 'none'],
+      [1, 'ant', [40, 15, 20, 20], 'none'],
+      [2, 'bee', [5, 2.5, 10, 5], 'none'],
       // A triangle (0.25,0.25) (0.5,0.5) (0.75,0.75) on 64×32: its extent.
-      [2, 'bee', [16, 8, 32, 16], 'polygon'],
-      [3, 'class_7', [28.8, 14.4, 6.4, 3.2], 'none'],
-      [4, 'ant', [0, 0, 10, 20], 'none'],
+      [3, 'bee', [16, 8, 32, 16], 'polygon'],
+      [4, 'class_7', [28.8, 14.4, 6.4, 3.2], 'none'],
+      [5, 'ant', [0, 0, 10, 20], 'none'],
     ]);
     expect(done.warnings!.map((w) => [w.code, w.count])).toEqual([
       ['images_without_annotations', 2],

@@ -112,8 +112,8 @@ describe('every warning kind, counted, and what could be read ingested', () => {
       empty_label_lines: [1, ['labels/train/e.txt:2']],
       unreadable_label_lines: [3, ['labels/train/e.txt:3', 'labels/train/e.txt:4', 'labels/train/e.txt:5']],
       // The writer's own checks, on the same rows:
-      bbox_outside_image: [1, [3]],
-      missing_bbox: [1, [6]],
+      bbox_outside_image: [1, [4]],
+      missing_bbox: [1, [7]],
       images_without_annotations: [2, ['train/c.jpg', 'train/d.jpg']],
       images_without_size: [1, ['train/f.jpg']],
     });
@@ -140,15 +140,15 @@ describe('every warning kind, counted, and what could be read ingested', () => {
     const anns = await annotationsOf(done.dataset_id, samples);
     const rows = anns.flat().map((a) => [a.id, a.sampleId, a.categoryName, a.bbox ? box(a) : null, a.area === null ? null : Math.round(a.area * 1e6) / 1e6, a.segmentationKind]);
     expect(rows).toEqual([
-      [0, 0, 'cat', [40, 15, 20, 20], 400, 'none'],
-      [1, 0, 'dog', [5, 2.5, 10, 5], 50, 'none'],
-      [2, 1, 'class_5', [28.8, 14.4, 6.4, 3.2], 20.48, 'none'],
-      [3, 1, 'cat', [73.6, 14.4, 6.4, 3.2], 20.48, 'none'],
-      [4, 4, 'cat', [4, 4, 2, 2], 4, 'none'],
-      [5, 4, 'dog', [3, 3, 4, 4], 16, 'none'],
-      [6, 5, 'cat', null, null, 'none'],
+      [1, 0, 'cat', [40, 15, 20, 20], 400, 'none'],
+      [2, 0, 'dog', [5, 2.5, 10, 5], 50, 'none'],
+      [3, 1, 'class_5', [28.8, 14.4, 6.4, 3.2], 20.48, 'none'],
+      [4, 1, 'cat', [73.6, 14.4, 6.4, 3.2], 20.48, 'none'],
+      [5, 4, 'cat', [4, 4, 2, 2], 4, 'none'],
+      [6, 4, 'dog', [3, 3, 4, 4], 16, 'none'],
+      [7, 5, 'cat', null, null, 'none'],
       // A square polygon of 0.8×0.8 on 200×100: box = its extent, area = shoelace.
-      [7, 6, 'dog', [20, 10, 160, 80], 12800, 'polygon'],
+      [8, 6, 'dog', [20, 10, 160, 80], 12800, 'polygon'],
     ]);
     const poly = anns.flat().at(-1)!;
     expect([poly.polygonCount, poly.pointCount, poly.segmentation]).toEqual([1, 4, [[20, 10, 180, 10, 180, 90, 20, 90]]]);

@@ -16,6 +16,8 @@ export type { MergeOutcome, MergePlacement };
 /** Boxes may overshoot the image by rounding; COCO's own tools allow about a pixel. */
 const EDGE_TOLERANCE = 1;
 const EXAMPLES = 5;
+/** Category renumberings up to this many pairs are a CASE (order-keeping), larger ones a join. */
+const MAX_CASE_RENUMBERING = 256;
 
 /**
  * Staged rows are as narrow as the final checks allow: ids as DOUBLE (the parser hands every
@@ -72,6 +74,23 @@ export class DatasetWriter {
   private readonly renumbering = new Map<number, number>();
   private imageCount = 0;
   private annotationCount = 0;
+  /**
+   * What the rows showed as they were appended, so that `finish` can skip work (docs/ingestion.md):
+   * every image id equals its sample's ord (readers that number images 0..n-1, as YOLO and VOC do);
+   * the first part's annotations came in non-decreasing image id order, and with increasing ids.
+   */
+  private imageIdsAreOrds = true;
+  private annotationsByImage = true;
+  private annotationIdsIncrease = true;
+  private lastImageId = -Infinity;
+  private lastAnnotationId = -Infinity;
+  /** Whether every annotation (of any part) named an image id that is a whole number in [0, images appended). */
+  private annotationImagesInRange = true;
+  /**
+   * Per category id of the first part: its annotations, the images among them (exact while
+   * `annotationsByImage` holds: an image's annotations are then together) and the last image seen.
+   */
+  private readonly categoryCounts = new Map<number, { annotations: number; images: number; lastImage: number }>();
   private listedFiles = false;
   private done = false;
   /** For DuckDB's memory limit and threads (ingest-resources.ts); null once committed or rolled back. */
@@ -134,6 +153,7 @@ export class DatasetWriter {
     const t = c.texts;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
+      if (n[o + I.id] !== this.imageCount) this.imageIdsAreOrds = false;
       a.num(0, this.imageCount++);
       a.num(1, n[o + I.id]!);
       a.text(2, textAt(t[IMG_TEXT.fileName]!, i));
@@ -163,7 +183,17 @@ export class DatasetWriter {
     const at = part === 0 ? 0 : 1;
     for (let i = 0; i < c.count; i++) {
       const o = i * c.stride;
+      const image = n[o + A.imageId]!;
+      if (!(Number.isInteger(image) && image >= 0 && image < this.imageCount)) this.annotationImagesInRange = false;
       const ord = part === 0 ? this.annotationCount++ : (this.partCounts[part] = (this.partCounts[part] ?? 0) + 1) - 1;
+      if (part === 0) {
+        const id = n[o + A.id]!;
+        if (!(image >= this.lastImageId)) this.annotationsByImage = false;
+        if (!(id > this.lastAnnotationId)) this.annotationIdsIncrease = false;
+        this.lastImageId = image;
+        this.lastAnnotationId = id;
+        if (this.annotationsByImage) this.countCategory(n[o + A.categoryId]!, image);
+      }
       if (part !== 0) a.num(0, part);
       a.num(at, ord);
       a.num(at + 1, n[o + A.id]!);
@@ -194,6 +224,34 @@ export class DatasetWriter {
         sh.endRow();
       }
     }
+  }
+
+  private countCategory(categoryId: number, imageId: number): void {
+    const c = this.categoryCounts.get(categoryId);
+    if (!c) this.categoryCounts.set(categoryId, { annotations: 1, images: 1, lastImage: imageId });
+    else {
+      c.annotations++;
+      if (c.lastImage !== imageId) {
+        c.images++;
+        c.lastImage = imageId;
+      }
+    }
+  }
+
+  /**
+   * The categories' counts by final id, as counted while appending; null when they cannot be
+   * trusted (annotations out of image order, later parts, or two ids renumbered into one, whose
+   * images could then be counted twice): SQL counts them instead.
+   */
+  private countsByCategory(oneSequence: boolean): Map<number, { annotations: number; images: number }> | null {
+    if (!oneSequence || !this.annotationsByImage) return null;
+    const out = new Map<number, { annotations: number; images: number }>();
+    for (const [id, c] of this.categoryCounts) {
+      const final = this.renumbering.get(id) ?? id;
+      if (out.has(final)) return null;
+      out.set(final, { annotations: c.annotations, images: c.images });
+    }
+    return out;
   }
 
   /** The parse's split did not hold: the later parts' rows go, and the first part reads them again. */
@@ -247,17 +305,20 @@ export class DatasetWriter {
     this.samples = this.annotations = this.shapes = this.partAnnotations = this.partShapes = this.files = null;
     const ds = this.datasetId;
     const S = this.t('s');
-    const AN = await this.renumbered(await this.allAnnotations());
+    // Decided before allAnnotations() folds the later parts' counts in.
+    const oneSequence = this.partCounts.length === 0;
+    const { view: AN, ordered } = await this.renumbered(await this.allAnnotations());
     const F = this.t('f');
 
-    const dupImages = await this.rows(
+    // With image ids that are the samples' ords, ids are unique and an id in range names an image.
+    const dupImages = this.imageIdsAreOrds ? [] : await this.rows(
       `SELECT image_id, count(*) AS n, min(ord) AS first, max(ord) AS last FROM ${S} GROUP BY image_id HAVING count(*) > 1 ORDER BY first LIMIT 1`,
     );
     if (dupImages[0]) {
       const d = dupImages[0];
       throw new DataVisorError('INVALID_COCO', `Invalid COCO: image id ${d.image_id} appears ${d.n} times (images[${d.first}] and images[${d.last}]); annotations could not tell them apart`);
     }
-    const orphans = await this.rows(
+    const orphans = this.imageIdsAreOrds && this.annotationImagesInRange ? [] : await this.rows(
       `SELECT a.ord, a.annotation_id, a.image_id, count(*) OVER () AS n FROM ${AN} a ANTI JOIN ${S} s ON a.image_id = s.image_id ORDER BY a.ord LIMIT 1`,
     );
     if (orphans[0]) {
@@ -272,6 +333,9 @@ export class DatasetWriter {
       }
       seen.set(c.id, i);
     });
+    // Counted while appending when that was exact (YOLO, VOC, COCO written image by image): the
+    // GROUP BY with count(DISTINCT image_id) below took 0.3-0.6 s on train2017's 860K annotations.
+    const counted = this.countsByCategory(oneSequence);
     const cats = await this.conn.createAppender('categories');
     for (const c of this.categories) {
       cats.appendVarchar(ds);
@@ -279,8 +343,8 @@ export class DatasetWriter {
       cats.appendVarchar(c.name);
       appendText(cats, c.supercategory);
       appendText(cats, c.extra ? JSON.stringify(c.extra) : null);
-      cats.appendDouble(0);
-      cats.appendDouble(0);
+      cats.appendDouble(counted?.get(c.id)?.annotations ?? 0);
+      cats.appendDouble(counted?.get(c.id)?.images ?? 0);
       cats.endRow();
     }
     cats.flushSync();
@@ -295,12 +359,14 @@ export class DatasetWriter {
       throw new DataVisorError('INVALID_COCO', `Invalid COCO (in annotations[${o.ord}]): annotation ${o.annotation_id} has category_id ${o.category_id}, which is not in "categories" (${o.n} annotation(s) have unknown categories)`);
     }
 
-    await this.exec(
-      `UPDATE categories SET annotation_count = c.n, image_count = c.images
-       FROM (SELECT category_id, count(*) AS n, count(DISTINCT image_id) AS images FROM ${AN} GROUP BY category_id) c
-       WHERE categories.dataset_id = $1 AND categories.category_id = c.category_id`,
-      [ds],
-    );
+    if (!counted) {
+      await this.exec(
+        `UPDATE categories SET annotation_count = c.n, image_count = c.images
+         FROM (SELECT category_id, count(*) AS n, count(DISTINCT image_id) AS images FROM ${AN} GROUP BY category_id) c
+         WHERE categories.dataset_id = $1 AND categories.category_id = c.category_id`,
+        [ds],
+      );
+    }
     const lic = await this.conn.createAppender('licenses');
     for (const l of this.licenses) {
       if (l.id === null) continue;
@@ -327,14 +393,22 @@ export class DatasetWriter {
     // Sorted by sample once, here: pages then read a narrow range (docs/storage.md).
     // Widened after the sort (the subquery's order is kept by the projection over it). Sorted by
     // sample alone: readers order a sample's annotations themselves, and one key sorts ~20% faster.
+    // When each image id is its sample's ord and the annotations came in image order (YOLO, VOC
+    // and COCO files written image by image), the staged table is that order already: a plain
+    // scan (insertion order is kept) replaces the join and the sort, which were most of this step.
+    // Only for the staged table or a projection of it: a join does not promise to keep the order.
+    const inSampleOrder = oneSequence && ordered && this.imageIdsAreOrds && this.annotationsByImage;
+    const columns = `annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
+              kind, polygon_count, point_count, num_keypoints, score, extra`;
     await this.exec(
-      `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS})
-       SELECT $1, sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
-              kind, polygon_count, point_count, num_keypoints, score, extra
+      inSampleOrder
+        ? `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS}) SELECT $1, image_id::INTEGER, ord, ${columns} FROM ${AN}`
+        : `INSERT INTO annotations (${ANNOTATION_STORED_COLUMNS})
+       SELECT $1, sample_ord, ord, ${columns}
        FROM (SELECT s.ord AS sample_ord, a.* FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id ORDER BY s.ord)`,
       [ds],
     );
-    const warnings = [...(await this.warnings(AN)), ...readerWarnings];
+    const warnings = [...(await this.warnings(AN, oneSequence && this.annotationIdsIncrease)), ...readerWarnings];
     await this.exec(`DROP VIEW IF EXISTS ${this.t('r')}`);
     await this.exec(`DROP VIEW IF EXISTS ${this.t('v')}`);
     for (const k of ['s', 'a', 'p', 'h', 'f'] as const) await this.exec(`DROP TABLE ${this.t(k)}`);
@@ -347,19 +421,25 @@ export class DatasetWriter {
   }
 
   /**
-   * The staged annotations (`AN`) as a view with the final category ids: a LEFT JOIN on the pairs
-   * (ids no pair names stay as they are, for the unknown-category check). A view, not an UPDATE of
-   * the staged rows: that UPDATE took 0.25-0.6 s on 48K staged annotations, the join costs a few
-   * ms per read. The pairs are numbers checked in renumberCategories, never user text.
+   * The staged annotations (`AN`) as a view with the final category ids (ids no pair names stay as
+   * they are, for the unknown-category check). A view, not an UPDATE of the staged rows: that
+   * UPDATE took 0.25-0.6 s on 48K staged annotations. A few pairs (VOC's classes) map in a CASE,
+   * a projection that keeps the staged rows' order (so the final INSERT may copy them as they
+   * are); many in a LEFT JOIN on the pairs, a few ms per read. The pairs are numbers checked in
+   * renumberCategories, never user text.
    */
-  private async renumbered(AN: string): Promise<string> {
-    if (this.renumbering.size === 0) return AN;
-    const pairs = [...this.renumbering].map(([f, t]) => `(${f}::DOUBLE, ${t}::DOUBLE)`).join(', ');
+  private async renumbered(AN: string): Promise<{ view: string; ordered: boolean }> {
+    if (this.renumbering.size === 0) return { view: AN, ordered: true };
+    const pairs = [...this.renumbering];
+    const ordered = pairs.length <= MAX_CASE_RENUMBERING;
     await this.exec(
-      `CREATE VIEW ${this.t('r')} AS SELECT x.* REPLACE (coalesce(m.new_id, x.category_id) AS category_id)
-       FROM ${AN} x LEFT JOIN (VALUES ${pairs}) m(old_id, new_id) ON x.category_id = m.old_id`,
+      ordered
+        ? `CREATE VIEW ${this.t('r')} AS SELECT * REPLACE (CASE category_id ${pairs.map(([f, t]) => `WHEN ${f} THEN ${t}`).join(' ')} ELSE category_id END AS category_id)
+           FROM ${AN}`
+        : `CREATE VIEW ${this.t('r')} AS SELECT x.* REPLACE (coalesce(m.new_id, x.category_id) AS category_id)
+           FROM ${AN} x LEFT JOIN (VALUES ${pairs.map(([f, t]) => `(${f}::DOUBLE, ${t}::DOUBLE)`).join(', ')}) m(old_id, new_id) ON x.category_id = m.old_id`,
     );
-    return this.t('r');
+    return { view: this.t('r'), ordered };
   }
 
   /**
@@ -384,8 +464,8 @@ export class DatasetWriter {
     return this.t('v');
   }
 
-  /** `AN`: the staged annotations of every part. */
-  private async warnings(AN: string): Promise<Warning[]> {
+  /** `AN`: the staged annotations of every part; `idsUnique`: known from the appends, so not counted again. */
+  private async warnings(AN: string, idsUnique: boolean): Promise<Warning[]> {
     const ds = this.datasetId;
     const S = this.t('s');
     const out: Warning[] = [];
@@ -408,7 +488,7 @@ export class DatasetWriter {
          count(*) FILTER (WHERE a.quirks & ${ANNOTATION_QUIRKS.areaNotFinite} <> 0) AS area_not_finite
        FROM ${AN} a JOIN ${S} s ON a.image_id = s.image_id`,
     );
-    const [dup] = await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
+    const [dup] = idsUnique ? [] : await this.rows(`SELECT count(*) AS n, sum(c) AS rows FROM (SELECT count(*) AS c FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1)`);
     await add('duplicate_annotation_ids', num(dup?.rows), `${num(dup?.rows)} annotations share ${num(dup?.n)} ids; each is kept and told apart by its position in the file`,
       `SELECT annotation_id AS x FROM ${AN} GROUP BY annotation_id HAVING count(*) > 1 ORDER BY min(ord)`);
     await add('bbox_outside_image', num(q?.outside), `boxes reach more than ${t}px outside their image`,

@@ -86,7 +86,9 @@ async function* readVoc(source: VocSource): AsyncGenerator<ReadStep, ReadSummary
 
   let bytesRead = splits.bytes;
   let imageId = 0;
-  let annotationId = 0;
+  // From 1, as COCO files and pycocotools' loadRes number them: its evaluation never counts a
+  // match to the object of id 0 as a true positive, so an id 0 could never be recalled.
+  let annotationId = 1;
   /** Name → provisional id (first seen); renumbered in sorted name order at the end. */
   const categories = new Map<string, number>();
   /** Stems of XML files that were skipped: their images are not "without XML". */

@@ -16,7 +16,7 @@ export interface RecordSettings {
 /** One batch of rows, with what its images and lines gave rise to. */
 export interface RecordBatch {
   images: Columns;
-  /** Annotation ids are numbered from 0 within the batch: the reader adds the count of the batches before. */
+  /** Annotation ids are numbered from 0 within the batch: the reader adds the count of the batches before, plus 1. */
   annotations: Columns;
   tally: TallyEntry[];
   unknownClassIds: number[];

@@ -97,10 +97,14 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
   const unknownClassIds = new Set<number>();
   let imagesSent = 0;
   let annotationsSeen = 0;
-  /** A batch as the ingest gets it: its annotations numbered after those of the batches before; its warnings tallied in order. */
+  /**
+   * A batch as the ingest gets it: its annotations numbered after those of the batches before,
+   * from 1 (as COCO files and pycocotools' loadRes: its evaluation never counts a match to the
+   * object of id 0 as a true positive); its warnings tallied in order.
+   */
   const stepOf = (b: RecordBatch): ReadStep => {
     const a = b.annotations;
-    for (let i = 0, o = A.id; i < a.count; i++, o += a.stride) a.nums[o] = a.nums[o]! + annotationsSeen;
+    for (let i = 0, o = A.id; i < a.count; i++, o += a.stride) a.nums[o] = a.nums[o]! + annotationsSeen + 1;
     annotationsSeen += a.count;
     tally.merge(b.tally);
     for (const id of b.unknownClassIds) unknownClassIds.add(id);
