@@ -87,13 +87,16 @@ describe('the scratch tables of a prediction import', () => {
     expect(await scratch('')).toBe(0);
   });
 
-  it('are dropped when an import fails its checks', async () => {
+  it('are dropped when an import fails its checks, before its error event', async () => {
     const file = path.join(env.dir, 'unknown.json');
     fs.writeFileSync(file, JSON.stringify([{ image_id: 404, category_id: 3, score: 1 }]));
-    const events: ImportEvent[] = [];
-    for await (const e of env.dv.predictions.import({ datasetId, resultsPath: file, name: 'unknown' })) events.push(e);
-    expect(events.at(-1)).toMatchObject({ stage: 'error', code: 'INVALID_RESULTS' });
+    const run = env.dv.predictions.import({ datasetId, resultsPath: file, name: 'unknown' });
+    let last: ImportEvent;
+    do last = (await run.next()).value as ImportEvent;
+    while (last.stage !== 'error');
+    expect(last).toMatchObject({ code: 'INVALID_RESULTS' });
     expect(await scratch('')).toBe(0);
+    expect((await run.next()).done).toBe(true);
   });
 });
 

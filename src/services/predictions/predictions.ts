@@ -102,6 +102,13 @@ export class PredictionService {
     });
     let change: Awaited<ReturnType<DatasetService['openChange']>> | null = null;
     let writer: PredictionWriter | null = null;
+    // Its scratch tables go before the last event: whoever reads it finds none. A failure to drop
+    // them fails nothing (the run is committed or rolled back by then): the next open drops them.
+    const discard = async () => {
+      const w = writer;
+      writer = null;
+      await w?.discard().catch((err: unknown) => log.warn({ err }, "could not drop a prediction import's scratch tables; the next open drops them"));
+    };
     // DuckDB's threads and memory follow the import as they follow an ingest (ingest-resources.ts):
     // its final statements sort and write millions of rows, which one thread did at half speed.
     let phase: IngestPhase | null = null;
@@ -182,6 +189,7 @@ export class PredictionService {
       const stored = await writer.store(change.tx);
       await change.commit();
       change = null;
+      await discard();
       const warnings: Warning[] = [];
       if (nonFiniteBoxes.count > 0) {
         warnings.push({
@@ -203,11 +211,12 @@ export class PredictionService {
       else log.warn({ dataset_id: request?.datasetId, code: e.code, reason: e.message }, 'prediction import failed');
       await change?.rollback();
       change = null;
+      await discard();
       yield { stage: 'error', current: 0, total: null, message: e.message, code: e.code, bytes_read: bytesRead, bytes_total: bytesTotal };
     } finally {
       // Also when the consumer stops early (client disconnect): nothing of the run stays.
       await change?.rollback();
-      await writer?.discard();
+      await discard();
       await enter(null);
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);
