@@ -72,6 +72,16 @@ async function migrate(conn: DuckDBConnection, dbPath: string, version: number):
 }
 
 /**
+ * Scratch tables a process left when it died: an import's committed staging tables
+ * (db/predictions.ts); an ingest's live in its transaction and die with it. Run at open, when no
+ * import of this process can be running.
+ */
+async function dropStagingTables(conn: DuckDBConnection): Promise<void> {
+  const left = await conn.runAndReadAll(`SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'staging_')`);
+  for (const [name] of left.getRows()) await conn.run(`DROP TABLE IF EXISTS "${String(name).replaceAll('"', '""')}"`);
+}
+
+/**
  * The one DuckDB instance of the process. Reads go through a small pool of connections; each
  * ingestion gets a connection of its own for its transaction, so readers never see a half dataset
  * (MVCC) and a killed process leaves only an uncommitted transaction, which DuckDB discards.
@@ -127,6 +137,7 @@ export class Database {
       } else {
         for (let v = Number(current); v < SCHEMA_VERSION; v++) await migrate(setup, dbPath, v);
       }
+      await dropStagingTables(setup);
     } catch (e) {
       // Let go of the file, so that the same process can open it again (after an upgrade, say).
       setup.closeSync();

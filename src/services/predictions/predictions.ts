@@ -47,8 +47,8 @@ export interface PredictionDeps {
 
 /**
  * Prediction runs: model outputs stored beside a dataset's ground truth, each a label set with a
- * name. An import streams its file into one change of the dataset (all or nothing; the dataset's
- * revision moves on when it commits).
+ * name. An import streams its file into scratch tables, checks it there, and writes it in one
+ * change of the dataset (all or nothing; the dataset's revision moves on when it commits).
  */
 export class PredictionService {
   private readonly running = new Set<AbortController>();
@@ -101,6 +101,14 @@ export class PredictionService {
       stage: 'parsing_predictions', current: count, total: null, message, bytes_read: bytesRead, bytes_total: bytesTotal,
     });
     let change: Awaited<ReturnType<DatasetService['openChange']>> | null = null;
+    let writer: PredictionWriter | null = null;
+    // Its scratch tables go before the last event: whoever reads it finds none. A failure to drop
+    // them fails nothing (the run is committed or rolled back by then): the next open drops them.
+    const discard = async () => {
+      const w = writer;
+      writer = null;
+      await w?.discard().catch((err: unknown) => log.warn({ err }, "could not drop a prediction import's scratch tables; the next open drops them"));
+    };
     // DuckDB's threads and memory follow the import as they follow an ingest (ingest-resources.ts):
     // its final statements sort and write millions of rows, which one thread did at half speed.
     let phase: IngestPhase | null = null;
@@ -123,10 +131,9 @@ export class PredictionService {
       const files = format === 'yolo' ? await listPredictionFiles(input) : null;
       bytesTotal = input.size;
       log.info({ dataset_id: req.datasetId, name: req.name, results_path: input.url, format }, 'prediction import started');
-      change = await datasets.openChange(req.datasetId);
       await enter('appending');
       // A used name is refused here, before any progress: nothing has been read yet.
-      const writer = await PredictionWriter.begin(change.tx, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url, yolo: files !== null });
+      writer = await PredictionWriter.begin(this.deps.db, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url, yolo: files !== null });
       yield progress('Reading predictions');
       let lastEmit = performance.now();
       let nonFiniteBoxes = { count: 0, examples: [] as number[] };
@@ -175,9 +182,14 @@ export class PredictionService {
       yield progress(`Read ${count} predictions; checking image and category ids`);
       throwIfAborted(controller);
       await enter('finishing');
-      const stored = await writer.finish({ split: req.split });
+      await writer.check({ split: req.split });
+      throwIfAborted(controller);
+      // Only the final write waits for the dataset's turn and runs in its change.
+      change = await datasets.openChange(req.datasetId);
+      const stored = await writer.store(change.tx);
       await change.commit();
       change = null;
+      await discard();
       const warnings: Warning[] = [];
       if (nonFiniteBoxes.count > 0) {
         warnings.push({
@@ -199,10 +211,12 @@ export class PredictionService {
       else log.warn({ dataset_id: request?.datasetId, code: e.code, reason: e.message }, 'prediction import failed');
       await change?.rollback();
       change = null;
+      await discard();
       yield { stage: 'error', current: 0, total: null, message: e.message, code: e.code, bytes_read: bytesRead, bytes_total: bytesTotal };
     } finally {
       // Also when the consumer stops early (client disconnect): nothing of the run stays.
       await change?.rollback();
+      await discard();
       await enter(null);
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);
