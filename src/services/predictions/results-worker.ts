@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { CHECKPOINT, pumpJsonTokens } from '../common/json-tokens.js';
+import { PartInbox } from '../common/part-inbox.js';
 import { DataVisorError } from '../errors.js';
 import { newAnnotationColumns, transferList, type ColumnBuffers, type Columns } from '../records/columns.js';
 import { ResultsParser } from './results-reader.js';
@@ -10,8 +11,6 @@ import type { PartSummary, ResultsRequest, ResultsResponse } from './results-wir
  * thread forwards and sends back the detections of each forwarded chunk as one column batch
  * (parse-results.ts).
  */
-/** stream-json's tokenizer slows down on large inputs, so forwarded chunks are fed in 16 KiB slices. */
-const SLICE = 16 * 1024;
 /** More than the batches in flight at once (IN_FLIGHT chunks, one batch each). */
 const SPARE_MAX = 8;
 
@@ -22,15 +21,14 @@ const parser = new ResultsParser();
 /** Arrays of sent batches the main thread handed back, to build the next batches in (no garbage there). */
 const spare: ColumnBuffers[] = [];
 
-const inbox: (Uint8Array | typeof CHECKPOINT | null)[] = [];
-let wake: (() => void) | null = null;
+/** Chunks arrive by message; the token pump pulls them through this queue. */
+const inbox = new PartInbox();
 port.on('message', (m: ResultsRequest) => {
   if (m.type === 'recycle') {
     for (const b of m.batches) if (spare.length < SPARE_MAX) spare.push(b.buffers);
     return;
   }
   inbox.push(m.type === 'chunk' ? m.data : m.type === 'checkpoint' ? CHECKPOINT : null);
-  wake?.();
 });
 
 /** The detections read since the last answer, if any. */
@@ -51,43 +49,23 @@ const send = (msg: ResultsResponse) => {
   port.postMessage(msg, transfer);
 };
 
-/** Bytes of the file read (a prefix is not counted). */
-let bytesRead = 0;
-
-async function* chunks(): AsyncGenerator<Buffer | string | typeof CHECKPOINT> {
-  if (prefix) yield prefix;
-  for (;;) {
-    while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
-    const item = inbox.shift()!;
-    if (item === null) return;
-    if (item === CHECKPOINT) {
-      yield item;
-      continue;
-    }
-    const buf = Buffer.from(item.buffer, item.byteOffset, item.byteLength);
-    for (let o = 0; o < buf.length; o += SLICE) yield buf.subarray(o, Math.min(o + SLICE, buf.length));
-    // The pump asks for the next slice only after feeding this one: the chunk is fully read. One
-    // answer per forwarded chunk is what the main thread's flow control counts, and the block
-    // goes back with it to be read into again.
-    bytesRead += buf.length;
-    send({ type: 'batch', bytesRead, columns: take(), block: item.buffer as ArrayBuffer });
-  }
-}
-
 const onCheckpoint = (closedObject: boolean) => {
-  send({ type: 'checkpoint', bytesRead, ok: closedObject && parser.betweenResults, columns: take(), summary: summary() });
+  send({ type: 'checkpoint', bytesRead: inbox.bytesRead, ok: closedObject && parser.betweenResults, columns: take(), summary: summary() });
 };
+
+/** A chunk fully read: its columns so far, and its block back. */
+const answered = (block: ArrayBuffer) => send({ type: 'batch', bytesRead: inbox.bytesRead, columns: take(), block });
 
 async function run(): Promise<void> {
   try {
-    const pump = pumpJsonTokens(chunks(), parser.onTokens, (relation) => parser.location(relation), {
+    const pump = pumpJsonTokens(inbox.chunks(prefix, answered), parser.onTokens, (relation) => parser.location(relation), {
       onNonStandardNumbers: parser.expectNonStandard,
       onCheckpoint,
     });
     let r = await pump.next();
     while (!r.done) r = await pump.next();
     parser.finish();
-    send({ type: 'done', bytesRead, columns: take(), summary: summary() });
+    send({ type: 'done', bytesRead: inbox.bytesRead, columns: take(), summary: summary() });
   } catch (e) {
     const err = e instanceof DataVisorError ? e : new DataVisorError('INVALID_JSON', (e as Error).message);
     send({ type: 'error', code: err.code, message: err.message });

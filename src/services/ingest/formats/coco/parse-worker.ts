@@ -6,6 +6,7 @@ import {
 } from '../../../records/columns.js';
 import { CocoReader } from './coco-reader.js';
 import { CHECKPOINT, pumpJsonTokens } from '../../../common/json-tokens.js';
+import { PartInbox } from '../../../common/part-inbox.js';
 import { ShapeSkipper } from './shape-skipper.js';
 import type { CocoSink, ParseEvent, WorkerRequest, WorkerResponse } from './wire.js';
 
@@ -14,8 +15,6 @@ import type { CocoSink, ParseEvent, WorkerRequest, WorkerResponse } from './wire
  * batches. Parsing is the cost of ingestion (~5.5 s for 450 MB) and DuckDB's appender another
  * ~2 s; on two cores they overlap, and the server's event loop stays free while a file parses.
  */
-/** stream-json's tokenizer slows down on large inputs, so forwarded chunks are fed in 16 KiB slices. */
-const SLICE = 16 * 1024;
 
 const port = parentPort!;
 let events: ParseEvent[] = [];
@@ -84,16 +83,14 @@ const shapePrefix = `dvshape-${randomBytes(8).toString('hex')}:`;
 const skipper = data.keepShapes === true ? null : new ShapeSkipper(shapePrefix);
 const reader = new CocoReader(sink, data.keepShapes === true, skipper ? shapePrefix : null);
 
-/** Chunks arrive by message; the token pump pulls them through this async queue. */
-const inbox: (Uint8Array | typeof CHECKPOINT | null)[] = [];
-let wake: (() => void) | null = null;
+/** Chunks arrive by message; the token pump pulls them through this queue. */
+const inbox = new PartInbox();
 port.on('message', (m: WorkerRequest) => {
   if (m.type === 'recycle') {
     for (const b of m.batches) if (spare[b.kind].length < SPARE_MAX) spare[b.kind].push(b.buffers);
     return;
   }
   inbox.push(m.type === 'chunk' ? m.data : m.type === 'checkpoint' ? CHECKPOINT : null);
-  wake?.();
 });
 
 const take = (): ParseEvent[] => {
@@ -110,39 +107,20 @@ const send = (msg: WorkerResponse) => {
   port.postMessage(msg, transfer);
 };
 
-/** Bytes of the file read (a prefix is not counted). */
-let bytesRead = 0;
-
-async function* chunks(): AsyncGenerator<Buffer | string | typeof CHECKPOINT> {
-  if (data.prefix) yield data.prefix;
-  for (;;) {
-    while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
-    const item = inbox.shift()!;
-    if (item === null) return;
-    if (item === CHECKPOINT) {
-      yield item;
-      continue;
-    }
-    const buf = Buffer.from(item.buffer, item.byteOffset, item.byteLength);
-    for (let o = 0; o < buf.length; o += SLICE) yield buf.subarray(o, Math.min(o + SLICE, buf.length));
-    // The pump asks for the next slice only after feeding this one: the chunk is fully read.
-    // One answer per forwarded chunk is what the main thread's flow control counts.
-    bytesRead += buf.length;
-    // The block goes back to be read into again. Dropped here, it would wait for a full
-    // collection (a young one does not free it once it has lived through two), tens of MB of
-    // them at a time (docs/ingestion.md, "The parser").
-    send({ type: 'batch', bytesRead, events: take(), block: item.buffer as ArrayBuffer });
-  }
-}
-
 const onCheckpoint = (closedObject: boolean) => {
   const ok = closedObject && reader.betweenAnnotations;
-  send({ type: 'checkpoint', bytesRead, ok, sections: reader.sections, nonStandardNumbers: reader.nonStandardNumbers, events: take() });
+  send({ type: 'checkpoint', bytesRead: inbox.bytesRead, ok, sections: reader.sections, nonStandardNumbers: reader.nonStandardNumbers, events: take() });
 };
+
+/** A chunk fully read: its events so far, and its block back. */
+// The block goes back to be read into again. Dropped here, it would wait for a full collection (a
+// young one does not free it once it has lived through two), tens of MB of them at a time
+// (docs/ingestion.md, "The parser").
+const answered = (block: ArrayBuffer) => send({ type: 'batch', bytesRead: inbox.bytesRead, events: take(), block });
 
 async function run(): Promise<void> {
   try {
-    const pump = pumpJsonTokens(chunks(), reader.onTokens, (relation) => reader.location(relation), {
+    const pump = pumpJsonTokens(inbox.chunks(data.prefix, answered), reader.onTokens, (relation) => reader.location(relation), {
       onNonStandardNumbers: reader.expectNonStandardNumbers,
       onCheckpoint,
       transform: skipper ? (text) => skipper.transform(text) : undefined,
@@ -150,7 +128,7 @@ async function run(): Promise<void> {
     let r = await pump.next();
     while (!r.done) r = await pump.next();
     reader.finish(!data.prefix);
-    send({ type: 'done', bytesRead, nonStandardNumbers: reader.nonStandardNumbers, sections: reader.sections, events: take() });
+    send({ type: 'done', bytesRead: inbox.bytesRead, nonStandardNumbers: reader.nonStandardNumbers, sections: reader.sections, events: take() });
   } catch (e) {
     const err = e instanceof DataVisorError ? e : new DataVisorError('INVALID_JSON', (e as Error).message);
     send({ type: 'error', code: err.code, message: err.message });
