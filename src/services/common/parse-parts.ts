@@ -196,6 +196,28 @@ export class Part<R extends PartResponse, Batch extends { buffers: ColumnBuffers
 }
 
 /**
+ * Opens each part's byte range of the file and hands it to its thread: with no cuts, the whole
+ * file to the first part; otherwise each part reads to its cut and stops at a checkpoint, the last
+ * to the end of the file.
+ */
+export async function planParts(
+  parts: readonly { plan(source: AsyncIterable<Uint8Array>, then: 'checkpoint' | 'end'): void }[],
+  cuts: readonly { end: number; next: number }[],
+  input: ParseInput,
+  spare: SpareBlocks,
+): Promise<void> {
+  if (cuts.length === 0) {
+    parts[0]!.plan(await input.open(undefined, spare), 'end');
+    return;
+  }
+  parts[0]!.plan(await input.open({ start: 0, end: cuts[0]!.end }, spare), 'checkpoint');
+  for (let k = 1; k < parts.length; k++) {
+    const end = k < cuts.length ? cuts[k]!.end : input.size!;
+    parts[k]!.plan(await input.open({ start: cuts[k - 1]!.next, end }, spare), k < cuts.length ? 'checkpoint' : 'end');
+  }
+}
+
+/**
  * Where to split the file: for each later part, the end of an array element (`}`) and the start of
  * the next (`{`) after an even split point. None when the file is small or its size unknown.
  */

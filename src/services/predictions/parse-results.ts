@@ -1,5 +1,5 @@
 import { DataVisorError, type ErrorCode } from '../errors.js';
-import { findCuts, IN_FLIGHT, Part as ThreadPart, SpareBlocks, Wakeup, type ParseInput } from '../common/parse-parts.js';
+import { findCuts, IN_FLIGHT, Part as ThreadPart, planParts, SpareBlocks, Wakeup, type ParseInput } from '../common/parse-parts.js';
 import { buffersOf, type Columns } from '../records/columns.js';
 import type { PartSummary, RecycledBatch, ResultsResponse } from './results-wire.js';
 
@@ -63,15 +63,7 @@ export async function* parseResults(input: ParseInput, options: { threads?: numb
   const head = parts[0]!;
   const last = parts[parts.length - 1]!;
   try {
-    if (cuts.length === 0) {
-      head.plan(await input.open(undefined, spare), 'end');
-    } else {
-      head.plan(await input.open({ start: 0, end: cuts[0]!.end }, spare), 'checkpoint');
-      for (let k = 1; k < parts.length; k++) {
-        const end = k < cuts.length ? cuts[k]!.end : input.size!;
-        parts[k]!.plan(await input.open({ start: cuts[k - 1]!.next, end }, spare), k < cuts.length ? 'checkpoint' : 'end');
-      }
-    }
+    await planParts(parts, cuts, input, spare);
 
     /** The consumer is done with `batches`: their arrays go back to the threads that filled them. */
     const handBack = (batches: ResultsBatch[]) => {

@@ -1,6 +1,6 @@
 import { DataVisorError, type ErrorCode } from '../../../errors.js';
 import { buffersOf } from '../../../records/columns.js';
-import { findCuts, IN_FLIGHT, Part as ThreadPart, SpareBlocks, Wakeup, type ParseInput } from '../../../common/parse-parts.js';
+import { findCuts, IN_FLIGHT, Part as ThreadPart, planParts, SpareBlocks, Wakeup, type ParseInput } from '../../../common/parse-parts.js';
 import type { ParseEvent, RecycledBatch, WorkerResponse } from './wire.js';
 import { requireSections } from './coco-reader.js';
 
@@ -62,15 +62,7 @@ export async function* parseCoco(input: ParseInput, options: ParseOptions = {}):
   const parts = [head, ...cuts.map((_, i) => new Part(i + 1, { keepShapes, prefix: PART_PREFIX }, wake, spare))];
   const last = parts[parts.length - 1]!;
   try {
-    if (cuts.length === 0) {
-      head.plan(await input.open(undefined, spare), 'end');
-    } else {
-      head.plan(await input.open({ start: 0, end: cuts[0]!.end }, spare), 'checkpoint');
-      for (let k = 1; k < parts.length; k++) {
-        const end = k < cuts.length ? cuts[k]!.end : input.size!;
-        parts[k]!.plan(await input.open({ start: cuts[k - 1]!.next, end }, spare), k < cuts.length ? 'checkpoint' : 'end');
-      }
-    }
+    await planParts(parts, cuts, input, spare);
 
     /** The consumer is done with `events`: their batches' arrays go back to the threads that filled them. */
     const handBack = (events: ParseEvent[]) => {
