@@ -12,7 +12,7 @@ import { DuckDBDataChunk, DuckDBEnumType, DuckDBTypeId, type DuckDBAppender } fr
 const FLUSH_ROWS = 32 * 2048;
 const CHUNK_ROWS = duckdb.vector_size();
 
-type NumberColumn = Float64Array | Int32Array | Uint8Array;
+type NumberColumn = Float64Array | Int32Array | Uint8Array | BigInt64Array;
 
 /**
  * A DuckDB appender fed whole data chunks that are filled column by column: numbers go into a
@@ -29,11 +29,15 @@ export class ChunkedAppender {
   private readonly chunk: DuckDBDataChunk;
   /** Per column: its values (numbers), or null for a VARCHAR column (its strings are in `texts`). */
   private readonly nums: (NumberColumn | null)[] = [];
+  /** Per BIGINT column, its values' memory as 32-bit halves (null for other columns). */
+  private readonly halves: (Int32Array | null)[] = [];
   private readonly texts: ((string | null)[] | null)[] = [];
   /** Per column, one bit per row of the chunk, set = valid (DuckDB's own layout, little-endian). */
   private readonly validity: Uint32Array[] = [];
   /** Columns that have held a NULL: their validity is copied with every chunk from then on. */
   private readonly nullable: boolean[] = [];
+  /** Per column, the value every row holds (a constant vector: nothing is set per row), or undefined. */
+  private readonly constants: (duckdb.Value | undefined)[] = [];
   /** Rows written into the chunk. */
   private n = 0;
   private pending = 0;
@@ -45,7 +49,9 @@ export class ChunkedAppender {
       types.push(type);
       // An ENUM of up to 256 values is stored as its one-byte code.
       const storage = type instanceof DuckDBEnumType ? type.internalTypeId : type.typeId;
-      this.nums.push(numberColumn(storage));
+      const values = numberColumn(storage);
+      this.nums.push(values);
+      this.halves.push(values instanceof BigInt64Array ? new Int32Array(values.buffer) : null);
       this.texts.push(type.typeId === DuckDBTypeId.VARCHAR ? new Array<string | null>(CHUNK_ROWS).fill(null) : null);
       this.validity.push(new Uint32Array(CHUNK_ROWS / 32).fill(0xffffffff));
       this.nullable.push(false);
@@ -53,10 +59,31 @@ export class ChunkedAppender {
     this.chunk = DuckDBDataChunk.create(types);
   }
 
+  /**
+   * Gives column `col` one value for every row from now on (null: NULL): one call per chunk of
+   * 2,048 rows into DuckDB instead of one per row. The column's per-row setters must not be used.
+   */
+  constant(col: number, v: string | number | boolean | null): void {
+    const type = this.nums[col] instanceof Int32Array ? 'int32' : this.nums[col] === null ? 'varchar' : this.nums[col] instanceof Uint8Array ? 'bool' : 'other';
+    if (v === null) this.constants[col] = duckdb.create_null_value();
+    else if (type === 'varchar' && typeof v === 'string') this.constants[col] = duckdb.create_varchar(v);
+    else if (type === 'int32' && typeof v === 'number') this.constants[col] = duckdb.create_int32(v);
+    else if (type === 'bool' && typeof v === 'boolean') this.constants[col] = duckdb.create_bool(v);
+    else throw new Error(`ChunkedAppender cannot hold ${JSON.stringify(v)} constant in column ${col}`);
+  }
+
   /** Sets a number column of the current row; NaN writes NULL. */
   num(col: number, v: number): void {
     if (v !== v) this.setNull(col);
-    else this.nums[col]![this.n] = v;
+    else {
+      const halves = this.halves[col];
+      if (halves) {
+        // An integer as its two 32-bit halves, little-endian: no BigInt made per value.
+        const hi = Math.floor(v / 4294967296);
+        halves[2 * this.n] = v - hi * 4294967296;
+        halves[2 * this.n + 1] = hi;
+      } else this.nums[col]![this.n] = v;
+    }
   }
 
   bool(col: number, v: boolean): void {
@@ -106,6 +133,11 @@ export class ChunkedAppender {
     const n = this.n;
     for (let col = 0; col < this.nums.length; col++) {
       const vector = duckdb.data_chunk_get_vector(raw, col);
+      const constant = this.constants[col];
+      if (constant) {
+        duckdb.vector_reference_value(vector, constant);
+        continue;
+      }
       const values = this.nums[col];
       if (values) {
         duckdb.copy_data_to_vector(vector, 0, values.buffer as ArrayBuffer, 0, n * values.BYTES_PER_ELEMENT);
@@ -136,6 +168,8 @@ function numberColumn(type: DuckDBTypeId): NumberColumn | null {
       return new Float64Array(CHUNK_ROWS);
     case DuckDBTypeId.INTEGER:
       return new Int32Array(CHUNK_ROWS);
+    case DuckDBTypeId.BIGINT:
+      return new BigInt64Array(CHUNK_ROWS);
     case DuckDBTypeId.BOOLEAN:
     case DuckDBTypeId.UTINYINT:
       return new Uint8Array(CHUNK_ROWS);
