@@ -111,6 +111,17 @@ describe('a results file parsed in parts', () => {
     expect(rows.map((r) => r.score)).toEqual(file.map((d) => d.score));
   });
 
+  it('reads a file whose cuts fall inside strings (a `},{` in a key it skips) as one tokenizer would', async () => {
+    // Each result opens with the skipped key, so the first `}` `,` `{` after any split point is in a string.
+    const file = results(1500).map((d) => ({ note: 'a},{"image_id": 1, "score": 0', ...d }));
+    const before = droppedSplits();
+    const events = await importAll(write(file), 'strings');
+    expect(events.at(-1)).toMatchObject({ stage: 'complete', prediction_count: file.length });
+    expect(droppedSplits()).toBe(before + 1);
+    const rows = await rowsOf('strings');
+    expect(rows.map((r) => [Number(r.position), Number(r.image_id), r.score])).toEqual(file.map((d, i) => [i, d.image_id, d.score]));
+  });
+
   it('reports NaN boxes at their positions in the file', async () => {
     const file = results(1500);
     const text = JSON.stringify(file, null, 1).split('\n');

@@ -57,6 +57,8 @@ export class SpareBlocks {
 
 /** What a part's thread is sent: the chunks of its range, then a checkpoint or the end; arrays handed back. */
 export type PartRequest<Batch> =
+  /** What follows is another range of the file, which starts inside the array the thread reads. */
+  | { type: 'fresh' }
   | { type: 'chunk'; data: Uint8Array }
   | { type: 'checkpoint' }
   | { type: 'end' }
@@ -108,6 +110,8 @@ export class Part<R extends PartResponse, Batch extends { buffers: ColumnBuffers
     private readonly what: string,
     private readonly wake: Wakeup,
     spare: SpareBlocks,
+    /** Chunks forwarded and not answered at most (more for a consumer that blocks for long, as an import's appends do). */
+    private readonly maxInFlight = IN_FLIGHT,
   ) {
     // The tokens are short-lived garbage: a young generation of 16 MB collects them as fast as the
     // default one does and keeps each thread's heap ~15 MB smaller.
@@ -132,16 +136,20 @@ export class Part<R extends PartResponse, Batch extends { buffers: ColumnBuffers
     return this.inbox.length > 0 || this.failure !== null;
   }
 
-  /** Feeds `source` next, then a checkpoint or the end of the text. */
-  plan(source: AsyncIterable<Uint8Array>, then: 'checkpoint' | 'end'): void {
+  /**
+   * Feeds `source` next, then a checkpoint or the end of the text. `fresh`: the source is another
+   * range of the file, read by a new tokenizer of the thread (its previous range checkpointed).
+   */
+  plan(source: AsyncIterable<Uint8Array>, then: 'checkpoint' | 'end', fresh = false): void {
+    if (fresh) this.post({ type: 'fresh' });
     this.source = source[Symbol.asyncIterator]();
     this.then = then;
     this.wake.notify();
   }
 
-  /** Forwards chunks until IN_FLIGHT are not taken by the consumer yet, or the source is spent. */
+  /** Forwards chunks until `maxInFlight` are not taken by the consumer yet, or the source is spent. */
   async fill(): Promise<void> {
-    while (this.source && this.inFlight < IN_FLIGHT) {
+    while (this.source && this.inFlight < this.maxInFlight) {
       const r = await this.source.next();
       if (r.done) {
         this.source = null;

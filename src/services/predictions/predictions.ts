@@ -1,5 +1,5 @@
 import type { Database } from '../db/connection.js';
-import { deletePredictionRun, listPredictionRuns, listPredictionRunsOf, PredictionWriter, type PredictionRunRow } from '../db/predictions.js';
+import { countTargetSamples, deletePredictionRun, listPredictionRuns, listPredictionRunsOf, refuseUsedName, RunWriter, splitsOf, type PredictionRunRow } from '../db/predictions.js';
 import type { DatasetService } from '../datasets/datasets.js';
 import { BadInputError, DataVisorError, isDataVisorError, NotFoundError } from '../errors.js';
 import type { IngestPhase } from '../db/ingest-resources.js';
@@ -7,6 +7,7 @@ import type { IngestEvent } from '../ingest/request.js';
 import type { Logger } from '../logger.js';
 import type { Warning } from '../records/types.js';
 import type { StorageService } from '../storage/index.js';
+import { SampleMatcher } from './match-samples.js';
 import { parseResults } from './parse-results.js';
 import { listPredictionFiles, readYoloPredictions } from './yolo-results.js';
 
@@ -47,8 +48,9 @@ export interface PredictionDeps {
 
 /**
  * Prediction runs: model outputs stored beside a dataset's ground truth, each a label set with a
- * name. An import streams its file into scratch tables, checks it there, and writes it in one
- * change of the dataset (all or nothing; the dataset's revision moves on when it commits).
+ * name. An import streams its file, matched to the dataset's samples and categories as it is
+ * read, into one change of the dataset (all or nothing; the dataset's revision moves on when it
+ * commits): the change holds the dataset's turn from the first detection to the last.
  */
 export class PredictionService {
   private readonly running = new Set<AbortController>();
@@ -101,14 +103,6 @@ export class PredictionService {
       stage: 'parsing_predictions', current: count, total: null, message, bytes_read: bytesRead, bytes_total: bytesTotal,
     });
     let change: Awaited<ReturnType<DatasetService['openChange']>> | null = null;
-    let writer: PredictionWriter | null = null;
-    // Its scratch tables go before the last event: whoever reads it finds none. A failure to drop
-    // them fails nothing (the run is committed or rolled back by then): the next open drops them.
-    const discard = async () => {
-      const w = writer;
-      writer = null;
-      await w?.discard().catch((err: unknown) => log.warn({ err }, "could not drop a prediction import's scratch tables; the next open drops them"));
-    };
     // DuckDB's threads and memory follow the import as they follow an ingest (ingest-resources.ts):
     // its final statements sort and write millions of rows, which one thread did at half speed.
     let phase: IngestPhase | null = null;
@@ -129,11 +123,17 @@ export class PredictionService {
         throw new BadInputError(`results_path ${input.url} is a folder; format "coco" reads a results file (a JSON array), format "yolo" a folder of .txt files`);
       }
       const files = format === 'yolo' ? await listPredictionFiles(input) : null;
+      // A used name or an unknown split is refused here, before any progress: nothing has been read yet.
+      await refuseUsedName(this.deps.db, req.datasetId, req.name, req.replace);
+      if (req.split !== null && (await countTargetSamples(this.deps.db, req.datasetId, req.split)) === 0) {
+        const splits = await splitsOf(this.deps.db, req.datasetId);
+        throw new BadInputError(`dataset ${req.datasetId} has no split "${req.split}"; its splits are ${splits.map((s) => `"${s}"`).join(', ') || 'none'}`);
+      }
       bytesTotal = input.size;
       log.info({ dataset_id: req.datasetId, name: req.name, results_path: input.url, format }, 'prediction import started');
       await enter('appending');
-      // A used name is refused here, before any progress: nothing has been read yet.
-      writer = await PredictionWriter.begin(this.deps.db, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url, yolo: files !== null });
+      change = await datasets.openChange(req.datasetId);
+      const writer = await RunWriter.begin(change.tx, req.datasetId, req.name, { replace: req.replace, sourcePath: input.url });
       yield progress('Reading predictions');
       let lastEmit = performance.now();
       let nonFiniteBoxes = { count: 0, examples: [] as number[] };
@@ -141,7 +141,7 @@ export class PredictionService {
         const read = readYoloPredictions(input, files);
         for (let step = await read.next(); !step.done; step = await read.next()) {
           throwIfAborted(controller);
-          writer.appendYolo(step.value.rows);
+          await writer.appendYolo(step.value.rows);
           count += step.value.rows.count;
           bytesRead = step.value.bytesRead;
           if (performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
@@ -149,7 +149,12 @@ export class PredictionService {
             yield progress(`Read ${count} predictions`);
           }
         }
+        yield progress(`Read ${count} predictions; matching their files to images`);
+        await enter('finishing');
+        await writer.resolveYolo(req.split);
       } else {
+        // Read while the dataset's turn is held: the samples matched against cannot change meanwhile.
+        const matcher = await SampleMatcher.load(this.deps.db, req.datasetId, req.split);
         const read = parseResults(
           { size: input.size, open: (range, spare) => storage.openInput(input, READ_CHUNK, range, spare) },
           { threads: this.deps.parseThreads, minPartBytes: this.deps.parseMinPartBytes },
@@ -158,12 +163,14 @@ export class PredictionService {
           let step = await read.next();
           while (!step.done) {
             throwIfAborted(controller);
-            for (const b of step.value.batches) writer.append(b.columns, b.part);
-            if (step.value.partsDropped) {
-              log.info({ dataset_id: req.datasetId }, 'the results file is read in one part: its split for parallel parsing did not hold');
-              await writer.dropParts();
+            if (step.value.resumed) {
+              log.info({ dataset_id: req.datasetId, from: matcher.count }, 'the rest of the results file is read in one part: its split for parallel parsing did not hold');
             }
-            count = writer.stagedCount;
+            for (const batch of step.value.batches) {
+              const samples = matcher.match(batch);
+              if (samples) await writer.append(batch, samples);
+            }
+            count = matcher.count;
             bytesRead = step.value.bytesRead;
             if (performance.now() - lastEmit >= PROGRESS_INTERVAL_MS) {
               lastEmit = performance.now();
@@ -178,18 +185,14 @@ export class PredictionService {
           // Terminates the parse threads and closes the file when the read is left early.
           await read.return(undefined as never);
         }
+        matcher.refuseUnknown();
+        yield progress(`Read ${count} predictions; writing them`);
+        await enter('finishing');
       }
-      yield progress(`Read ${count} predictions; checking image and category ids`);
       throwIfAborted(controller);
-      await enter('finishing');
-      await writer.check({ split: req.split });
-      throwIfAborted(controller);
-      // Only the final write waits for the dataset's turn and runs in its change.
-      change = await datasets.openChange(req.datasetId);
-      const stored = await writer.store(change.tx);
+      const stored = await writer.finish();
       await change.commit();
       change = null;
-      await discard();
       const warnings: Warning[] = [];
       if (nonFiniteBoxes.count > 0) {
         warnings.push({
@@ -211,12 +214,10 @@ export class PredictionService {
       else log.warn({ dataset_id: request?.datasetId, code: e.code, reason: e.message }, 'prediction import failed');
       await change?.rollback();
       change = null;
-      await discard();
       yield { stage: 'error', current: 0, total: null, message: e.message, code: e.code, bytes_read: bytesRead, bytes_total: bytesTotal };
     } finally {
       // Also when the consumer stops early (client disconnect): nothing of the run stays.
       await change?.rollback();
-      await discard();
       await enter(null);
       options.signal?.removeEventListener('abort', onOuterAbort);
       this.running.delete(controller);

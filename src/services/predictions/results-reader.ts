@@ -11,7 +11,7 @@ import { rleArea, rleToBbox, segmentationToRle, type CocoSegmentation, type Rle 
  * write them, or a COCO dataset file whose annotations carry a score (its `annotations` array is
  * read the same way and every other key skipped). One element is held at a time; each becomes an
  * annotation record numbered by its position (`id` = position + 1, as pycocotools numbers
- * results; in a later part of a split file, its position in the part). It runs in the threads of
+ * results; in a range of a split file, its position in the range). It runs in the threads of
  * parse-results.ts. Keys pycocotools overwrites or ignores (`id`, `area`, `iscrowd`, `category_name`…)
  * are skipped: they never fail an import.
  */
@@ -19,8 +19,12 @@ import { rleArea, rleToBbox, segmentationToRle, type CocoSegmentation, type Rle 
 type Where = 'top' | 'skip' | 'list' | 'element' | 'bbox' | 'raw';
 
 export class ResultsParser {
-  count = 0;
-  firstHasBbox: boolean | null = null;
+  /**
+   * The next detection's position: in the file, or, for a range read in parallel with others, in
+   * the range (an error there is never shown: the file is read again from that range's start).
+   */
+  count: number;
+  firstHasBbox: boolean | null;
   nonFinite = 0;
   readonly nonFiniteExamples: number[] = [];
   /** The batch being filled; whoever takes it starts the next (ColumnsBuilder.build). */
@@ -50,6 +54,20 @@ export class ResultsParser {
   private segObject = false;
   private segStringCounts = false;
 
+  /** Detections before the range this parser reads (0 at the file's start). */
+  private readonly from: number;
+
+  /** `resume`: the range starts after `count` detections of a file whose first detection's box decided `firstHasBbox`. */
+  constructor(resume?: { count: number; firstHasBbox: boolean | null }) {
+    this.from = this.count = resume?.count ?? 0;
+    this.firstHasBbox = resume?.firstHasBbox ?? null;
+  }
+
+  /** Detections this parser read. */
+  get read(): number {
+    return this.count - this.from;
+  }
+
   readonly expectNonStandard = () => {
     this.nonStandard = true;
   };
@@ -66,7 +84,7 @@ export class ResultsParser {
    * for parallel parsing meet (parse-results.ts).
    */
   get betweenResults(): boolean {
-    return this.where === 'list' && this.listDepth === 1 && this.depth === 1 && this.count > 0;
+    return this.where === 'list' && this.listDepth === 1 && this.depth === 1 && this.read > 0;
   }
 
   finish(): void {
@@ -252,7 +270,7 @@ export class ResultsParser {
       if (this.bbox.length !== 4) throw this.invalid(`"bbox" must be [x, y, width, height], found ${this.bbox.length} numbers`);
       if (this.badBox) {
         this.nonFinite++;
-        if (this.nonFiniteExamples.length < 5) this.nonFiniteExamples.push(position);
+        if (this.nonFiniteExamples.length < 5) this.nonFiniteExamples.push(position - this.from);
       } else {
         bbox = this.bbox as [number, number, number, number];
       }

@@ -10,7 +10,22 @@ export interface RecycledBatch {
 
 export type ResultsRequest = PartRequest<RecycledBatch>;
 
-/** What a part read, its positions within the part. */
+/** A results thread's start: where its first range begins. */
+export interface ResultsThreadOptions {
+  /** Puts the tokenizer inside the results array (a range after the file's first); null at the file's start. */
+  prefix: string | null;
+  /** Reading on from the middle of the file: the detections before, and the file's loadRes rule. */
+  resume?: ResumeAt;
+}
+
+export interface ResumeAt {
+  /** Detections before the range: the positions its errors name follow them. */
+  count: number;
+  /** Whether the file's first detection had a box (pycocotools' area rule follows it). */
+  firstHasBbox: boolean | null;
+}
+
+/** What a range read, its positions within the range. */
 export interface PartSummary {
   count: number;
   nonFinite: number;
