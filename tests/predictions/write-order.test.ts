@@ -93,6 +93,27 @@ describe('a prediction run', () => {
     expect(order).toEqual(['import', 'change']);
   });
 
+  it('gives the turn back when its consumer leaves early or it is cancelled, leaving nothing', async () => {
+    const file = write(detections(Array.from({ length: 20_000 }, (_, i) => IMAGES[Math.floor((i * IMAGES.length) / 20_000)]!)));
+    const left = env.dv.predictions.import({ datasetId, resultsPath: file, name: 'left' });
+    expect((await left.next()).value).toMatchObject({ message: 'Reading predictions' });
+    await left.return(undefined);
+    const controller = new AbortController();
+    const events: ImportEvent[] = [];
+    for await (const e of env.dv.predictions.import({ datasetId, resultsPath: file, name: 'cancelled' }, { signal: controller.signal })) {
+      events.push(e);
+      if (e.message === 'Reading predictions') controller.abort();
+    }
+    expect(events.at(-1)).toMatchObject({ stage: 'error', code: 'INGEST_CANCELLED' });
+    // A change of the dataset goes through at once: neither import holds its turn.
+    const { revision } = await env.dv.datasets.change(datasetId, async () => undefined);
+    expect(revision).toBeGreaterThan(0);
+    const names = (await env.dv.predictions.list(datasetId)).map((r) => r.name);
+    expect(names).not.toContain('left');
+    expect(names).not.toContain('cancelled');
+    expect(await tables()).toEqual([]);
+  });
+
   it('leaves no row and no table when it fails, out of order or not', async () => {
     const before = await env.dv.db.query(`SELECT count(*) AS n FROM annotations WHERE dataset_id = $1`, [datasetId]);
     for (const order of [[5, 7, 404], [9, 5, 7, 404]]) {
