@@ -12,7 +12,7 @@ import { DuckDBDataChunk, DuckDBEnumType, DuckDBTypeId, type DuckDBAppender } fr
 const FLUSH_ROWS = 32 * 2048;
 const CHUNK_ROWS = duckdb.vector_size();
 
-type NumberColumn = Float64Array | Int32Array | Uint8Array | BigInt64Array;
+type NumberColumn = Float64Array | Int32Array | Uint8Array;
 
 /**
  * A DuckDB appender fed whole data chunks that are filled column by column: numbers go into a
@@ -23,21 +23,22 @@ type NumberColumn = Float64Array | Int32Array | Uint8Array | BigInt64Array;
  * 0.29 s (bench numbers in docs/storage.md).
  *
  * Every column of every row must be set before `endRow()`: a cell left unset keeps the value of
- * the row written there one chunk earlier.
+ * the row written there one chunk earlier. BIGINT columns are set with `int()`, the others' numbers
+ * with `num()`.
  */
 export class ChunkedAppender {
   private readonly chunk: DuckDBDataChunk;
   /** Per column: its values (numbers), or null for a VARCHAR column (its strings are in `texts`). */
   private readonly nums: (NumberColumn | null)[] = [];
-  /** Per BIGINT column, its values' memory as 32-bit halves (null for other columns). */
-  private readonly halves: (Int32Array | null)[] = [];
+  /** BIGINT columns: the same bytes as their `nums` entry, as 32-bit halves (`int()` writes them). */
+  private readonly halves: (Uint32Array | null)[] = [];
   private readonly texts: ((string | null)[] | null)[] = [];
   /** Per column, one bit per row of the chunk, set = valid (DuckDB's own layout, little-endian). */
   private readonly validity: Uint32Array[] = [];
+  /** Columns whose every row holds one value (`constant()`): a constant vector per chunk, nothing per row. */
+  private readonly constants: (duckdb.Value | null)[] = [];
   /** Columns that have held a NULL: their validity is copied with every chunk from then on. */
   private readonly nullable: boolean[] = [];
-  /** Per column, the value every row holds (a constant vector: nothing is set per row), or undefined. */
-  private readonly constants: (duckdb.Value | undefined)[] = [];
   /** Rows written into the chunk. */
   private n = 0;
   private pending = 0;
@@ -55,49 +56,59 @@ export class ChunkedAppender {
       const storage = type instanceof DuckDBEnumType ? type.internalTypeId : type.typeId;
       const values = numberColumn(storage);
       this.nums.push(values);
-      this.halves.push(values instanceof BigInt64Array ? new Int32Array(values.buffer) : null);
+      this.halves.push(storage === DuckDBTypeId.BIGINT ? new Uint32Array(values!.buffer) : null);
       this.texts.push(type.typeId === DuckDBTypeId.VARCHAR ? new Array<string | null>(CHUNK_ROWS).fill(null) : null);
       this.validity.push(new Uint32Array(CHUNK_ROWS / 32).fill(0xffffffff));
+      this.constants.push(null);
       this.nullable.push(false);
     }
     this.chunk = DuckDBDataChunk.create(types);
   }
 
-  /**
-   * Gives column `col` one value for every row from now on (null: NULL): one call per chunk of
-   * 2,048 rows into DuckDB instead of one per row. The column's per-row setters must not be used.
-   */
-  constant(col: number, v: string | number | boolean | null): void {
-    const type = this.nums[col] instanceof Int32Array ? 'int32' : this.nums[col] === null ? 'varchar' : this.nums[col] instanceof Uint8Array ? 'bool' : 'other';
-    if (v === null) this.constants[col] = duckdb.create_null_value();
-    else if (type === 'varchar' && typeof v === 'string') this.constants[col] = duckdb.create_varchar(v);
-    else if (type === 'int32' && typeof v === 'number') this.constants[col] = duckdb.create_int32(v);
-    else if (type === 'bool' && typeof v === 'boolean') this.constants[col] = duckdb.create_bool(v);
-    else throw new Error(`ChunkedAppender cannot hold ${JSON.stringify(v)} constant in column ${col}`);
-  }
-
   /** Sets a number column of the current row; NaN writes NULL. */
   num(col: number, v: number): void {
     if (v !== v) this.setNull(col);
-    else {
-      const halves = this.halves[col];
-      if (halves) {
-        // An integer as its two 32-bit halves, little-endian: no BigInt made per value.
-        const hi = Math.floor(v / 4294967296);
-        halves[2 * this.n] = v - hi * 4294967296;
-        halves[2 * this.n + 1] = hi;
-      } else this.nums[col]![this.n] = v;
-    }
+    else this.nums[col]![this.n] = v;
+  }
+
+  /**
+   * Sets a BIGINT column of the current row to `v`, a safe integer (the caller checks), without a
+   * BigInt: its two's complement as two 32-bit halves; NaN writes NULL.
+   */
+  int(col: number, v: number): void {
+    if (v !== v) return this.setNull(col);
+    const hi = Math.floor(v / 4294967296);
+    const h = this.halves[col]!;
+    h[2 * this.n] = v - hi * 4294967296;
+    h[2 * this.n + 1] = hi >>> 0;
   }
 
   bool(col: number, v: boolean): void {
     this.nums[col]![this.n] = v ? 1 : 0;
   }
 
+  /**
+   * Every row of column `col` is `v` (a dataset id on every row of a large table; null: NULL):
+   * each chunk gets a constant vector instead of a value per row, and the column's per-row setter
+   * is not called. A string for VARCHAR, a number for INTEGER, a boolean for BOOLEAN.
+   */
+  constant(col: number, v: string | number | boolean | null): void {
+    const values = this.nums[col];
+    if (v === null) this.constants[col] = duckdb.create_null_value();
+    else if (values === null && typeof v === 'string') this.constants[col] = duckdb.create_varchar(v);
+    else if (values instanceof Int32Array && typeof v === 'number') this.constants[col] = duckdb.create_int32(v);
+    else if (values instanceof Uint8Array && typeof v === 'boolean') this.constants[col] = duckdb.create_bool(v);
+    else throw new Error(`ChunkedAppender cannot give column ${col} the constant ${JSON.stringify(v)}`);
+  }
+
   /** Sets a VARCHAR column of the current row; null writes NULL. */
   text(col: number, v: string | null): void {
     this.texts[col]![this.n] = v;
     if (v === null) this.setNull(col);
+  }
+
+  get columnCount(): number {
+    return this.nums.length;
   }
 
   endRow(): void {
@@ -137,13 +148,13 @@ export class ChunkedAppender {
     const n = this.n;
     for (let col = 0; col < this.nums.length; col++) {
       const vector = duckdb.data_chunk_get_vector(raw, col);
+      const values = this.nums[col];
       const constant = this.constants[col];
       if (constant) {
+        // DataChunk reset (below) gives the column its flat vector back for the next chunk.
         duckdb.vector_reference_value(vector, constant);
         continue;
-      }
-      const values = this.nums[col];
-      if (values) {
+      } else if (values) {
         duckdb.copy_data_to_vector(vector, 0, values.buffer as ArrayBuffer, 0, n * values.BYTES_PER_ELEMENT);
       } else {
         const strings = this.texts[col]!;
@@ -169,11 +180,11 @@ export class ChunkedAppender {
 function numberColumn(type: DuckDBTypeId): NumberColumn | null {
   switch (type) {
     case DuckDBTypeId.DOUBLE:
+    case DuckDBTypeId.BIGINT:
+      // BIGINT: 8 bytes a row too, written through `halves`.
       return new Float64Array(CHUNK_ROWS);
     case DuckDBTypeId.INTEGER:
       return new Int32Array(CHUNK_ROWS);
-    case DuckDBTypeId.BIGINT:
-      return new BigInt64Array(CHUNK_ROWS);
     case DuckDBTypeId.BOOLEAN:
     case DuckDBTypeId.UTINYINT:
       return new Uint8Array(CHUNK_ROWS);

@@ -189,9 +189,9 @@ export class RunWriter {
         const ord = this.ordBase + first + i;
         a.num(1, sample);
         a.num(2, ord);
-        a.num(3, first + i + 1);
-        a.num(4, samples.imageIds[i]!);
-        a.num(5, n[o + A.categoryId]!);
+        a.int(3, first + i + 1);
+        a.int(4, samples.imageIds[i]!);
+        a.int(5, n[o + A.categoryId]!);
         a.num(6, n[o + A.x]!);
         a.num(7, n[o + A.y]!);
         a.num(8, n[o + A.w]!);
