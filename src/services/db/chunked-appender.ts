@@ -23,12 +23,15 @@ type NumberColumn = Float64Array | Int32Array | Uint8Array;
  * 0.29 s (bench numbers in docs/storage.md).
  *
  * Every column of every row must be set before `endRow()`: a cell left unset keeps the value of
- * the row written there one chunk earlier.
+ * the row written there one chunk earlier. BIGINT columns are set with `int()`, the others' numbers
+ * with `num()`.
  */
 export class ChunkedAppender {
   private readonly chunk: DuckDBDataChunk;
   /** Per column: its values (numbers), or null for a VARCHAR column (its strings are in `texts`). */
   private readonly nums: (NumberColumn | null)[] = [];
+  /** BIGINT columns: the same bytes as their `nums` entry, as 32-bit halves (`int()` writes them). */
+  private readonly halves: (Uint32Array | null)[] = [];
   private readonly texts: ((string | null)[] | null)[] = [];
   /** Per column, one bit per row of the chunk, set = valid (DuckDB's own layout, little-endian). */
   private readonly validity: Uint32Array[] = [];
@@ -45,7 +48,9 @@ export class ChunkedAppender {
       types.push(type);
       // An ENUM of up to 256 values is stored as its one-byte code.
       const storage = type instanceof DuckDBEnumType ? type.internalTypeId : type.typeId;
-      this.nums.push(numberColumn(storage));
+      const values = numberColumn(storage);
+      this.nums.push(values);
+      this.halves.push(storage === DuckDBTypeId.BIGINT ? new Uint32Array(values!.buffer) : null);
       this.texts.push(type.typeId === DuckDBTypeId.VARCHAR ? new Array<string | null>(CHUNK_ROWS).fill(null) : null);
       this.validity.push(new Uint32Array(CHUNK_ROWS / 32).fill(0xffffffff));
       this.nullable.push(false);
@@ -59,6 +64,18 @@ export class ChunkedAppender {
     else this.nums[col]![this.n] = v;
   }
 
+  /**
+   * Sets a BIGINT column of the current row to `v`, a safe integer (the caller checks), without a
+   * BigInt: its two's complement as two 32-bit halves; NaN writes NULL.
+   */
+  int(col: number, v: number): void {
+    if (v !== v) return this.setNull(col);
+    const hi = Math.floor(v / 4294967296);
+    const h = this.halves[col]!;
+    h[2 * this.n] = v - hi * 4294967296;
+    h[2 * this.n + 1] = hi >>> 0;
+  }
+
   bool(col: number, v: boolean): void {
     this.nums[col]![this.n] = v ? 1 : 0;
   }
@@ -67,6 +84,10 @@ export class ChunkedAppender {
   text(col: number, v: string | null): void {
     this.texts[col]![this.n] = v;
     if (v === null) this.setNull(col);
+  }
+
+  get columnCount(): number {
+    return this.nums.length;
   }
 
   endRow(): void {
@@ -133,6 +154,8 @@ export class ChunkedAppender {
 function numberColumn(type: DuckDBTypeId): NumberColumn | null {
   switch (type) {
     case DuckDBTypeId.DOUBLE:
+    case DuckDBTypeId.BIGINT:
+      // BIGINT: 8 bytes a row too, written through `halves`.
       return new Float64Array(CHUNK_ROWS);
     case DuckDBTypeId.INTEGER:
       return new Int32Array(CHUNK_ROWS);
