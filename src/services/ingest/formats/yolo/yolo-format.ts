@@ -50,6 +50,9 @@ export const yoloFormat: FormatReader = {
     const layout = await resolveLayout(request.annotationPath, request.imageDir, storage);
     const source: YoloSource = {
       storage, annotation: layout.config, images: layout.images, bytesTotal: null, defaultName: layout.defaultName, plan: layout.plan,
+      // Images are numbered in the order they are sent, each batch's annotations follow its images,
+      // and class ids are the categories' ids (unknown ones get a category of their own id).
+      rowsInOrder: true,
     };
     return source;
   },
