@@ -86,6 +86,9 @@ describe('annotations written straight into their table (rowsInOrder)', () => {
     ['kept: ids past 32 bits and below 0 (written as two halves)', [
       { images: [0, 1], annotations: [ann(-(2 ** 40) - 3, 0, 0), ann(-7, 0, 1), ann(2 ** 33 + 1, 1, 1), ann(Number.MAX_SAFE_INTEGER, 1, 0)] },
     ]],
+    ['kept: more rows than an appender flush (65,536), over many chunks', [
+      { images: [0, 1, 2], annotations: Array.from({ length: 70_000 }, (_, k) => ann(k + 1, Math.floor((k * 3) / 70_000), k % 2)) },
+    ]],
     ['broken midway: an annotation of an earlier image', [...inOrder, { annotations: [ann(6, 0, 1)] }]],
     ['broken by a row with a quirk', [inOrder[0]!, { images: [2], annotations: [{ ...ann(4, 2, 0), quirks: 2 }] }]],
     ['broken after the rows: categories renumbered', [...inOrder, { renumber: [[0, 1], [1, 0]] }]],

@@ -35,6 +35,8 @@ export class ChunkedAppender {
   private readonly texts: ((string | null)[] | null)[] = [];
   /** Per column, one bit per row of the chunk, set = valid (DuckDB's own layout, little-endian). */
   private readonly validity: Uint32Array[] = [];
+  /** VARCHAR columns whose every row holds one value (`constant()`): a constant vector per chunk, no string per row. */
+  private readonly constants: (duckdb.Value | null)[] = [];
   /** Columns that have held a NULL: their validity is copied with every chunk from then on. */
   private readonly nullable: boolean[] = [];
   /** Rows written into the chunk. */
@@ -53,6 +55,7 @@ export class ChunkedAppender {
       this.halves.push(storage === DuckDBTypeId.BIGINT ? new Uint32Array(values!.buffer) : null);
       this.texts.push(type.typeId === DuckDBTypeId.VARCHAR ? new Array<string | null>(CHUNK_ROWS).fill(null) : null);
       this.validity.push(new Uint32Array(CHUNK_ROWS / 32).fill(0xffffffff));
+      this.constants.push(null);
       this.nullable.push(false);
     }
     this.chunk = DuckDBDataChunk.create(types);
@@ -78,6 +81,14 @@ export class ChunkedAppender {
 
   bool(col: number, v: boolean): void {
     this.nums[col]![this.n] = v ? 1 : 0;
+  }
+
+  /**
+   * Every row of VARCHAR column `col` is `v` (a dataset id on every row of a large table): each
+   * chunk gets a constant vector instead of a string per row, and `text()` is not called for it.
+   */
+  constant(col: number, v: string): void {
+    this.constants[col] = duckdb.create_varchar(v);
   }
 
   /** Sets a VARCHAR column of the current row; null writes NULL. */
@@ -128,7 +139,12 @@ export class ChunkedAppender {
     for (let col = 0; col < this.nums.length; col++) {
       const vector = duckdb.data_chunk_get_vector(raw, col);
       const values = this.nums[col];
-      if (values) {
+      const constant = this.constants[col];
+      if (constant) {
+        // DataChunk reset (below) gives the column its flat vector back for the next chunk.
+        duckdb.vector_reference_value(vector, constant);
+        continue;
+      } else if (values) {
         duckdb.copy_data_to_vector(vector, 0, values.buffer as ArrayBuffer, 0, n * values.BYTES_PER_ELEMENT);
       } else {
         const strings = this.texts[col]!;

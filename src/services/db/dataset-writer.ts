@@ -142,6 +142,7 @@ export class DatasetWriter {
       w.partShapes = await appender(w.t('h'));
       if (options.rowsInOrder) {
         w.direct = await appender('annotations');
+        w.direct.constant(0, datasetId);
         // The stored columns and label_set (`source` is generated, not appended): directAppend's layout.
         if (w.direct.columnCount !== DIRECT_COLUMNS) throw new DataVisorError('INTERNAL', `the annotations table has ${w.direct.columnCount} columns to append, not ${DIRECT_COLUMNS}`);
       }
@@ -260,7 +261,7 @@ export class DatasetWriter {
     const a = this.direct!;
     const n = c.nums;
     const o = i * c.stride;
-    a.text(0, this.datasetId);
+    // Column 0, the dataset id, is constant (begin()).
     a.num(1, n[o + A.imageId]!);
     a.num(2, ord);
     a.int(3, n[o + A.id]!);
