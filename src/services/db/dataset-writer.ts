@@ -57,7 +57,8 @@ export interface FinalCounts {
 
 /**
  * Writes one dataset inside one transaction on a connection of its own. Rows go through DuckDB
- * appenders into per-ingest staging tables (file order, references unresolved); `finish` checks
+ * appenders into per-ingest staging tables (file order, references unresolved), or, while a
+ * reader's `rowsInOrder` promise holds, annotations straight into `annotations`; `finish` checks
  * references in SQL, writes the final tables sorted for reading, and computes the warnings.
  * Nothing is visible to readers before `commit`; `rollback` (or a killed process) leaves nothing.
  */
