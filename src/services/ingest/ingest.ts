@@ -105,7 +105,7 @@ export class IngestionService {
       const context: IngestContext = { datasetId: target?.id ?? datasetId, datasetName: name, annotationPath, imageDir, split: req.split };
       log.info({ dataset_id: datasetId, into: target?.id, format: reader.name, annotation_path: annotationPath, image_dir: imageDir }, 'ingest started');
 
-      writer = await DatasetWriter.begin(this.deps.db, datasetId, req.split, log);
+      writer = await DatasetWriter.begin(this.deps.db, datasetId, req.split, log, { rowsInOrder: source.rowsInOrder === true });
       await this.deps.plugins.ingestStart(context);
       const hooks = this.deps.plugins.hasSampleHooks ? this.deps.plugins.sampleRunner(context) : null;
 

@@ -44,6 +44,12 @@ export interface ReaderSource {
   bytesTotal: number | null;
   /** The dataset's name when the request gives none. */
   defaultName: string;
+  /**
+   * The reader promises the writer's `rowsInOrder` (db/dataset-writer.ts: image ids 0..n-1 in
+   * order, each image's annotations right after it, final category ids), so annotations can be
+   * written straight into their table. Checked row by row by the writer.
+   */
+  rowsInOrder?: boolean;
 }
 
 export interface ReadOptions {

@@ -1,4 +1,3 @@
-import fsc from 'node:fs';
 import path from 'node:path';
 import { isDataVisorError } from '../../../errors.js';
 import { buffersOf, newAnnotationColumns, newImageColumns, pushAnnotation, pushImage, type Columns } from '../../../records/columns.js';
@@ -11,13 +10,18 @@ import { readImageSize } from './image-size.js';
 import { ImageIndex, isImageName, listXmlFiles, resolveLayout, SplitIndex, stemOf, type VocLayout } from './layout.js';
 import { attribute, boxFault, dimension, numberOrText, toCocoBox } from './voc-records.js';
 import { decodeXml, record, VocXmlError, VocXmlParser, type VocDocument, type VocObject } from './voc-xml.js';
+import { XmlReads, type XmlRead } from './xml-reads.js';
 
 /**
- * XML files read at once. Each is ~1 KB, so memory is bounded by the count (and MAX_XML_BYTES);
- * local reads go through libuv's 4 threads, bucket reads wait on the network, hence more of them.
+ * Files in flight at once: bucket reads (each ~1 KB, so memory is bounded by the count and
+ * MAX_XML_BYTES) wait on the network, hence many; locally, files already read whose image header
+ * is still being read (an XML without <size>).
  */
 const XML_WINDOW_LOCAL = 16;
 const XML_WINDOW_BUCKET = 32;
+/** Local XML files go to the read thread in batches of this many, with this many batches ahead of the one in use. */
+const XML_BATCH = 128;
+const XML_BATCHES_AHEAD = 3;
 /** A VOC file is a few KB (one with 1,000 objects ~300 KB); anything far larger is not one. */
 const MAX_XML_BYTES = 8 * 1024 * 1024;
 /** A step is emitted after this many images or annotations (the writer appends 2,048 rows a chunk). */
@@ -82,7 +86,6 @@ async function* readVoc(source: VocSource): AsyncGenerator<ReadStep, ReadSummary
   const xml = await listXmlFiles(voc.annotations);
   const images = (source.listing = await ImageIndex.list(voc.images));
   const window = voc.annotations.location.kind === 'local' ? XML_WINDOW_LOCAL : XML_WINDOW_BUCKET;
-  const parser = new VocXmlParser();
 
   let bytesRead = splits.bytes;
   let imageId = 0;
@@ -114,22 +117,11 @@ async function* readVoc(source: VocSource): AsyncGenerator<ReadStep, ReadSummary
     };
   };
 
-  const task = async (name: string): Promise<Parsed> => {
-    const read = await readXml(storage, voc, name, xml.links.has(name));
-    const parsed: Parsed = { name, bytes: 0, doc: null, error: null, imageIndex: -1, fileName: '', width: null, height: null };
-    if (typeof read === 'string') {
-      parsed.error = read;
-      return parsed;
-    }
-    parsed.bytes = read.byteLength;
-    try {
-      parsed.doc = parser.parse(decodeXml(read));
-    } catch (e) {
-      if (!(e instanceof VocXmlError)) throw e;
-      parsed.error = e.message;
-      return parsed;
-    }
-    const doc = parsed.doc;
+  /** A file read (and parsed, or skipped): where its image is and the image's size. */
+  const complete = async ({ name, read }: { name: string; read: XmlRead }): Promise<Parsed> => {
+    const parsed: Parsed = { name, bytes: read.bytes, doc: read.doc, error: read.error, imageIndex: -1, fileName: '', width: null, height: null };
+    const doc = read.doc;
+    if (doc === null) return parsed;
     // <filename> names the image in the image folder; <path> (usually a path on the annotator's
     // machine) stands in only when <filename> is absent or empty. A name the folder does not hold
     // is looked for without its extension, then as the XML file's own name (000005.xml →
@@ -151,8 +143,9 @@ async function* readVoc(source: VocSource): AsyncGenerator<ReadStep, ReadSummary
     }
     return parsed;
   };
+  const files = voc.annotations.location.kind === 'local' ? readLocalXml(storage, voc, xml.names, xml.links) : readBucketXml(voc, xml.names);
 
-  for await (const r of ordered(xml.names, window, task)) {
+  for await (const r of ordered(files, window, complete)) {
     bytesRead += r.bytes;
     const xmlStem = stemOf(r.name);
     if (r.doc === null) {
@@ -240,58 +233,64 @@ async function* readVoc(source: VocSource): AsyncGenerator<ReadStep, ReadSummary
   return { bytesRead, parts: 1, warnings: warnings.list() };
 }
 
-/** An XML file's bytes, or why it is skipped. I/O failures other than a refusal are the ingest's errors. */
-async function readXml(storage: StorageService, voc: VocLayout, name: string, isLink: boolean): Promise<Uint8Array | string> {
-  const dir = voc.annotations;
-  if (dir.location.kind !== 'local') {
+/**
+ * Local XML files, read and parsed in the read thread a batch at a time, a few batches ahead of
+ * the one being used; in name order. Symlinks are resolved here first: followed only within the
+ * data roots. I/O failures other than a skip are the ingest's errors.
+ */
+async function* readLocalXml(storage: StorageService, voc: VocLayout, names: readonly string[], links: ReadonlySet<string>): AsyncGenerator<{ name: string; read: XmlRead }> {
+  const dir = voc.annotations.key;
+  const fileOf = async (name: string): Promise<string | { skip: string }> => {
+    const file = path.join(dir, ...name.split('/'));
+    if (!links.has(name)) return file;
     try {
-      return await dir.store.readAll(dir.key === '' ? name : `${dir.key}/${name}`, { maxBytes: MAX_XML_BYTES });
+      return (await storage.resolveInput('annotation file', file, 'file')).key;
     } catch (e) {
-      if (isDataVisorError(e) && e.code === 'PAYLOAD_TOO_LARGE') return `larger than ${MAX_XML_BYTES} bytes`;
+      if (isDataVisorError(e) && (e.code === 'FORBIDDEN' || e.code === 'FILE_NOT_FOUND' || e.code === 'BAD_USER_INPUT')) return { skip: 'a symlink that leads out of the data roots or to no file' };
       throw e;
     }
-  }
-  let file = path.join(dir.key, ...name.split('/'));
-  if (isLink) {
-    // A symlink is followed only within the data roots.
-    try {
-      file = (await storage.resolveInput('annotation file', file, 'file')).key;
-    } catch (e) {
-      if (isDataVisorError(e) && (e.code === 'FORBIDDEN' || e.code === 'FILE_NOT_FOUND' || e.code === 'BAD_USER_INPUT')) return 'a symlink that leads out of the data roots or to no file';
-      throw e;
+  };
+  const reads = new XmlReads();
+  const ahead: { names: readonly string[]; read: Promise<XmlRead[]> }[] = [];
+  const take = async function* () {
+    const b = ahead.shift()!;
+    const read = await b.read;
+    for (let k = 0; k < b.names.length; k++) yield { name: b.names[k]!, read: read[k]! };
+  };
+  try {
+    for (let i = 0; i < names.length; i += XML_BATCH) {
+      const batch = names.slice(i, i + XML_BATCH);
+      const files = links.size === 0 ? batch.map((n) => path.join(dir, ...n.split('/'))) : await Promise.all(batch.map(fileOf));
+      const read = reads.read(files, MAX_XML_BYTES);
+      // Awaited in turn below; until then a failure must not count as unhandled.
+      read.catch(() => undefined);
+      ahead.push({ names: batch, read });
+      if (ahead.length > XML_BATCHES_AHEAD) yield* take();
     }
+    while (ahead.length > 0) yield* take();
+  } finally {
+    await reads.close();
   }
-  return readLocalFile(file, MAX_XML_BYTES);
 }
 
-/**
- * A small local file, whole: open, fstat, read, close through fs's callbacks. For 20,000 files of
- * ~1 KB this costs ~35% less CPU than fs.promises (FileHandle objects, a promise per step), which
- * is most of what reading them costs (bench/voc.mjs's bare pass reads them the same way).
- */
-export function readLocalFile(file: string, maxBytes: number): Promise<Uint8Array | string> {
-  return new Promise((resolve, reject) => {
-    fsc.open(file, 'r', (err, fd) => {
-      if (err) return reject(err);
-      const done = (e: Error | null, result?: Uint8Array | string) => fsc.close(fd, (closeErr) => {
-        if (e || closeErr) reject(e ?? closeErr);
-        else resolve(result!);
-      });
-      fsc.fstat(fd, (statErr, st) => {
-        if (statErr) return done(statErr);
-        if (st.size > maxBytes) return done(null, `larger than ${maxBytes} bytes`);
-        const buf = Buffer.allocUnsafe(st.size);
-        const readAt = (at: number) => {
-          if (at >= st.size) return done(null, buf);
-          fsc.read(fd, buf, at, st.size - at, at, (readErr, n) => {
-            if (readErr) done(readErr);
-            else if (n === 0) done(null, buf.subarray(0, at));
-            else readAt(at + n);
-          });
-        };
-        readAt(0);
-      });
-    });
+/** XML objects in a bucket, fetched a few dozen at a time (requests wait on the network) and parsed here, in name order. */
+function readBucketXml(voc: VocLayout, names: readonly string[]): AsyncGenerator<{ name: string; read: XmlRead }> {
+  const dir = voc.annotations;
+  const parser = new VocXmlParser();
+  return ordered(names, XML_WINDOW_BUCKET, async (name) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await dir.store.readAll(dir.key === '' ? name : `${dir.key}/${name}`, { maxBytes: MAX_XML_BYTES });
+    } catch (e) {
+      if (isDataVisorError(e) && e.code === 'PAYLOAD_TOO_LARGE') return { name, read: { bytes: 0, doc: null, error: `larger than ${MAX_XML_BYTES} bytes` } };
+      throw e;
+    }
+    try {
+      return { name, read: { bytes: bytes.byteLength, doc: parser.parse(decodeXml(bytes)), error: null } };
+    } catch (e) {
+      if (!(e instanceof VocXmlError)) throw e;
+      return { name, read: { bytes: bytes.byteLength, doc: null, error: e.message } };
+    }
   });
 }
 
@@ -350,22 +349,23 @@ async function* replay(names: readonly string[]): AsyncGenerator<string> {
  * fail the iteration when their turn comes (never as unhandled rejections); leaving early waits
  * for the running ones, so no read outlives the reader.
  */
-async function* ordered<T, R>(items: readonly T[], width: number, task: (item: T) => Promise<R>): AsyncGenerator<R> {
+async function* ordered<T, R>(items: AsyncIterable<T> | Iterable<T>, width: number, task: (item: T) => Promise<R>): AsyncGenerator<R> {
   type Settled = { ok: true; value: R } | { ok: false; error: unknown };
   const running: Promise<Settled>[] = [];
-  let next = 0;
-  const start = () => {
-    const item = items[next++]!;
+  const start = (item: T) => {
     running.push(task(item).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })));
   };
+  const next = async (): Promise<R> => {
+    const r = await running.shift()!;
+    if (!r.ok) throw r.error;
+    return r.value;
+  };
   try {
-    while (next < items.length && running.length < width) start();
-    while (running.length > 0) {
-      const r = await running.shift()!;
-      if (next < items.length) start();
-      if (!r.ok) throw r.error;
-      yield r.value;
+    for await (const item of items) {
+      start(item);
+      if (running.length >= width) yield await next();
     }
+    while (running.length > 0) yield await next();
   } finally {
     await Promise.all(running);
   }

@@ -7,7 +7,7 @@ import { describeInput } from '../probe.js';
 import type { FormatReader, ReadOptions, ReaderSource, ReadStep, ReadSummary } from '../reader.js';
 import { looksLikeDatasetYaml } from './dataset-config.js';
 import { readHeaderStore, readLabelStore } from './file-reads.js';
-import { listedImages, walkBucket, walkLocal, type ImageEntry, type WalkHooks } from './file-tree.js';
+import { listedImageChunks, listedImages, walkBucket, walkLocal, type ImageEntry, type WalkHooks } from './file-tree.js';
 import { commonDir } from '../../../storage/index.js';
 import { resolveLayout, type SplitEntry, type YoloPlan } from './layout.js';
 import { LocalReads, type ReadBatch } from './local-reads.js';
@@ -50,6 +50,9 @@ export const yoloFormat: FormatReader = {
     const layout = await resolveLayout(request.annotationPath, request.imageDir, storage);
     const source: YoloSource = {
       storage, annotation: layout.config, images: layout.images, bytesTotal: null, defaultName: layout.defaultName, plan: layout.plan,
+      // Images are numbered in the order they are sent, each batch's annotations follow its images,
+      // and class ids are the categories' ids (unknown ones get a category of their own id).
+      rowsInOrder: true,
     };
     return source;
   },
@@ -120,7 +123,8 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
       let batch: ImageEntry[] = [];
       let batchSplit: string | null = null;
       const send = async () => {
-        const labels = await Promise.all(batch.map((e) => labelToRead(e, labelDirUsable)));
+        // A walk's images have their label from the label folder's listing: no check to wait for.
+        const labels = batch.every((e) => e.labelListed) ? batch.map((e) => e.label) : await Promise.all(batch.map((e) => labelToRead(e, labelDirUsable)));
         const p = reads.read(batchSplit, imagesSent, batch.map((e) => e.key), labels, giveBack);
         imagesSent += batch.length;
         // Awaited in turn below; until then a failure must not count as unhandled.
@@ -138,13 +142,16 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
       };
       for (const split of plan.splits) {
         for (const entry of split.entries) {
-          for await (const e of entriesOf(entry, plan, store, hooks)) {
-            if (batch.length > 0 && batchSplit !== split.name) await send();
-            batchSplit = split.name;
-            batch.push(e);
-            if (batch.length < BATCH_IMAGES) continue;
-            await send();
-            if (ahead.length > BATCHES_AHEAD_PER_THREAD * threads) yield* next();
+          const chunks = entry.kind === 'list' ? listedImageChunks(entry.images) : walkLocal(entry.key, hooks);
+          for await (const chunk of chunks) {
+            for (const e of chunk) {
+              if (batch.length > 0 && batchSplit !== split.name) await send();
+              batchSplit = split.name;
+              batch.push(e);
+              if (batch.length < BATCH_IMAGES) continue;
+              await send();
+              if (ahead.length > BATCHES_AHEAD_PER_THREAD * threads) yield* next();
+            }
           }
         }
       }
@@ -166,7 +173,7 @@ async function* readYolo(source: ReaderSource, options: ReadOptions): AsyncGener
     };
     for (const split of plan.splits) {
       for (const entry of split.entries) {
-        for await (const f of mapOrdered(entriesOf(entry, plan, store, hooks), IN_FLIGHT_BUCKET, fetchBucket)) {
+        for await (const f of mapOrdered(entriesOf(entry, store), IN_FLIGHT_BUCKET, fetchBucket)) {
           if (builder.pending === 0) builder.begin(imagesSent);
           builder.add(f.entry.key, split.name, f.width, f.height, f.reason, f.label === null ? null : f.entry.label, f.label);
           imagesSent++;
@@ -194,9 +201,9 @@ function stepEvents(imgs: Columns, anns: Columns): RecordEvent[] {
   return events;
 }
 
-function entriesOf(entry: SplitEntry, plan: YoloPlan, store: ObjectStore, hooks: WalkHooks): AsyncIterable<ImageEntry> | Iterable<ImageEntry> {
-  if (entry.kind === 'list') return listedImages(entry.images);
-  return plan.local ? walkLocal(entry.key, hooks) : walkBucket(store.list(entry.key), entry.key);
+/** A bucket split's images, one at a time (local ones come from walkLocal, a few hundred at a time). */
+function entriesOf(entry: SplitEntry, store: ObjectStore): AsyncIterable<ImageEntry> | Iterable<ImageEntry> {
+  return entry.kind === 'list' ? listedImages(entry.images) : walkBucket(store.list(entry.key), entry.key);
 }
 
 /** The label file to try for an image: null when there is none, or its folder is missing. */
