@@ -122,6 +122,23 @@ describe('a results file parsed in parts', () => {
     expect(rows.map((r) => [Number(r.position), Number(r.image_id), r.score])).toEqual(file.map((d, i) => [i, d.image_id, d.score]));
   });
 
+  it('reads results read in place and results the token reader reads, mixed in every range, as one read', async () => {
+    // Every 7th result has a polygon (the token reader's), the others are plain (read in place).
+    const file = results(1500).map((d, i) => (i % 7 === 3 ? { ...d, segmentation: [[d.bbox[0], d.bbox[1], d.bbox[0] + 5, d.bbox[1], d.bbox[0], d.bbox[1] + 5]] } : d));
+    const events = await importAll(write(file), 'mixed');
+    expect(events.at(-1)).toMatchObject({ stage: 'complete', prediction_count: file.length });
+    const rows = await rowsOf('mixed');
+    expect(rows.map((r) => [Number(r.position), Number(r.image_id), Number(r.category_id), r.score, [r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h], r.area])).toEqual(
+      file.map((d, i) => [i, d.image_id, d.category_id, d.score, d.bbox, d.bbox[2]! * d.bbox[3]!]),
+    );
+    const run = await env.dv.predictions.get(datasetId, 'mixed');
+    const kinds = await env.dv.db.query(
+      `SELECT ord - $3 AS position FROM annotations WHERE dataset_id = $1 AND label_set = $2 AND segmentation_kind = 'polygon' ORDER BY ord`,
+      [datasetId, run.labelSet, run.ordBase],
+    );
+    expect(kinds.map((r) => Number(r.position))).toEqual(file.flatMap((_, i) => (i % 7 === 3 ? [i] : [])));
+  });
+
   it('reports NaN boxes at their positions in the file', async () => {
     const file = results(1500);
     const text = JSON.stringify(file, null, 1).split('\n');

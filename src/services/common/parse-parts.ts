@@ -28,6 +28,8 @@ export interface ByteRange {
 export interface ParseInput {
   /** The file's size; null when unknown (then it is read in one part). */
   size: number | null;
+  /** A local file's path, for threads that read their ranges themselves (results-worker.ts). */
+  localPath?: string;
   /** The file, or one range of it, in blocks; read into buffers from `spare` where the source can. */
   open(range?: ByteRange, spare?: SpareBlocks): Promise<AsyncIterable<Uint8Array>>;
 }
@@ -59,6 +61,8 @@ export class SpareBlocks {
 export type PartRequest<Batch> =
   /** What follows is another range of the file, which starts inside the array the thread reads. */
   | { type: 'fresh' }
+  /** Bytes `start`…`end` of a local file, which the thread reads itself, then a checkpoint or the end. */
+  | { type: 'file'; path: string; start: number; end: number; then: 'checkpoint' | 'end' }
   | { type: 'chunk'; data: Uint8Array }
   | { type: 'checkpoint' }
   | { type: 'end' }
@@ -99,6 +103,7 @@ export class Part<R extends PartResponse, Batch extends { buffers: ColumnBuffers
   private source: AsyncIterator<Uint8Array> | null = null;
   private then: 'checkpoint' | 'end' = 'end';
   private inFlight = 0;
+  private filling: Promise<void> | null = null;
   private closed = false;
   bytesRead = 0;
 
@@ -147,8 +152,25 @@ export class Part<R extends PartResponse, Batch extends { buffers: ColumnBuffers
     this.wake.notify();
   }
 
-  /** Forwards chunks until `maxInFlight` are not taken by the consumer yet, or the source is spent. */
-  async fill(): Promise<void> {
+  /**
+   * Has the thread read bytes `range` of the local file `path` itself (no chunk crosses the main
+   * thread, whose event loop an import's appends keep busy), then a checkpoint or the end.
+   */
+  planFile(path: string, range: ByteRange, then: 'checkpoint' | 'end', fresh = false): void {
+    if (fresh) this.post({ type: 'fresh' });
+    this.post({ type: 'file', path, start: range.start, end: range.end, then });
+  }
+
+  /**
+   * Forwards chunks until `maxInFlight` are not taken by the consumer yet, or the source is spent.
+   * Calls while one runs share it (so the limit holds).
+   */
+  fill(): Promise<void> {
+    this.filling ??= this.forward().finally(() => (this.filling = null));
+    return this.filling;
+  }
+
+  private async forward(): Promise<void> {
     while (this.source && this.inFlight < this.maxInFlight) {
       const r = await this.source.next();
       if (r.done) {
@@ -164,7 +186,8 @@ export class Part<R extends PartResponse, Batch extends { buffers: ColumnBuffers
   /** The oldest answer, or the thread's failure as an error answer. */
   answer(): R | Extract<PartResponse, { type: 'error' }> {
     const m = this.inbox.shift();
-    if (m?.type === 'batch') this.inFlight--;
+    // A batch of a chunk that was forwarded hands its block back; one the thread read itself has none.
+    if (m?.type === 'batch' && m.block) this.inFlight--;
     if (m) return m;
     const e = this.failure;
     const code = e instanceof DataVisorError ? e.code : 'INGEST_FAILED';

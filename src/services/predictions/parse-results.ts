@@ -13,7 +13,7 @@ const EXAMPLES = 5;
  * thread ~0.1 s at a time (DuckDB's appender), and with the parse-parts default of 4 the threads
  * ran dry and idled for half of an import.
  */
-const IN_FLIGHT = 16;
+const IN_FLIGHT = 32;
 
 export interface ResultsStep {
   bytesRead: number;
@@ -53,8 +53,8 @@ interface RangeRead {
  * over twice the smallest part worth a thread is cut after even points at `}` `,` `{` into ranges
  * of ~8 MB, which the threads read round robin, each range with a tokenizer of its own started
  * inside the array; a range's detections are handed on once every range before it has been. So
- * the consumer gets the file's order while every thread parses, and at most two ranges per thread
- * are read ahead of it (memory bounded whatever the file's size).
+ * the consumer gets the file's order while every thread parses, and at most one range per thread
+ * is read ahead of the next one it gets (memory bounded whatever the file's size).
  *
  * The cuts are guesses the ranges check, in file order: a range before the last must end right
  * after an element of the array (its last `}` tokenized alone must close a result), and its first
@@ -96,20 +96,25 @@ export async function* parseResults(input: ParseInput, options: { threads?: numb
     count += s.count;
   };
   const open = (r: Range) => (size === null ? input.open(undefined, spare) : input.open({ start: r.start, end: r.end }, spare));
+  /** A range for `thread`: read by the thread itself from a local file, else forwarded chunk by chunk. */
+  const plan = async (thread: Part, r: Range, fresh: boolean) => {
+    if (input.localPath !== undefined && size !== null) thread.planFile(input.localPath, r, r.then, fresh);
+    else thread.plan(await open(r), r.then, fresh);
+  };
 
   try {
     if (ranges.length > 1) {
       for (let t = 0; t < threadCount; t++) threads.push(new Part({ prefix: t === 0 ? null : RANGE_PREFIX }, wake, spare));
-      /** The next range a thread may start: its own, round robin, at most two per thread ahead of the consumer. */
+      /** The next range a thread may start: its own, round robin, at most one per thread ahead of the next one handed on. */
       const schedule = async (next: number) => {
         for (let t = 0; t < threadCount; t++) {
           if (reading[t] != null || failed.has(t)) continue;
           const last = given[t];
           const r = last === undefined ? t : last + threadCount;
-          if (r >= ranges.length || r >= next + 2 * threadCount) continue;
+          if (r >= ranges.length || r > next + threadCount) continue;
           reading[t] = given[t] = r;
           reads[r] = { thread: threads[t]!, batches: [], summary: null, ok: false };
-          threads[t]!.plan(await open(ranges[r]!), ranges[r]!.then, last !== undefined);
+          await plan(threads[t]!, ranges[r]!, last !== undefined);
         }
       };
       let next = 0;
@@ -122,6 +127,9 @@ export async function* parseResults(input: ParseInput, options: { threads?: numb
           if (next === 0) firstHasBbox = rule;
           add(done.summary);
           next++;
+          // The threads' next chunks are read while the consumer works on this range (a failed read
+          // is answered when the loop waits for them).
+          for (const t of threads) t.fill().catch(() => undefined);
           if (done.batches.length > 0) yield { bytesRead: ranges[next - 1]!.end, batches: done.batches, resumed: false };
           done.thread.recycle(done.batches.map((b) => ({ buffers: buffersOf(b) })));
           if (next === ranges.length) return { bytesRead: size!, count, nonFiniteBoxes: nonFinite, firstHasBbox };
@@ -151,11 +159,11 @@ export async function* parseResults(input: ParseInput, options: { threads?: numb
       await Promise.all(threads.splice(0).map((p) => p.close()));
       const from = ranges[next]!;
       threads.push(new Part({ prefix: next === 0 ? null : RANGE_PREFIX, resume: { count, firstHasBbox } }, wake, spare));
-      threads[0]!.plan(await open({ ...from, end: size!, then: 'end' }), 'end');
+      await plan(threads[0]!, { ...from, end: size!, then: 'end' }, false);
       yield* readOn(threads[0]!, from.start, true);
     } else {
       threads.push(new Part({ prefix: null }, wake, spare));
-      threads[0]!.plan(await open(ranges[0]!), 'end');
+      await plan(threads[0]!, ranges[0]!, false);
       yield* readOn(threads[0]!, 0, false);
     }
     return { bytesRead: size ?? threads[0]!.bytesRead, count, nonFiniteBoxes: nonFinite, firstHasBbox };

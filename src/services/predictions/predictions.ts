@@ -156,7 +156,11 @@ export class PredictionService {
         // Read while the dataset's turn is held: the samples matched against cannot change meanwhile.
         const matcher = await SampleMatcher.load(this.deps.db, req.datasetId, req.split);
         const read = parseResults(
-          { size: input.size, open: (range, spare) => storage.openInput(input, READ_CHUNK, range, spare) },
+          {
+            size: input.size,
+            localPath: input.store.kind === 'local' ? input.key : undefined,
+            open: (range, spare) => storage.openInput(input, READ_CHUNK, range, spare),
+          },
           { threads: this.deps.parseThreads, minPartBytes: this.deps.parseMinPartBytes },
         );
         try {
