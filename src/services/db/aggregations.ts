@@ -1,5 +1,6 @@
+import { summaryOf } from './category-summaries.js';
 import type { Database, Param, Row } from './connection.js';
-import { selectedOrds, type SampleQueryFilter } from './samples.js';
+import { hasFilter, selectedOrds, type SampleQueryFilter } from './samples.js';
 
 /**
  * Aggregations over the samples a filter selects (docs/curation.md, "Aggregations"), each one SQL
@@ -13,17 +14,48 @@ export interface AggregateScope {
   filter: SampleQueryFilter;
   /** The label set annotation-level parts count: 0 is the ground truth, else a prediction run. */
   labelSet: number;
+  /**
+   * The revision of the category summaries (db/category-summaries.ts) held for this read: they hold
+   * `labelSet`, and the filter's label set when it is a category filter alone (categoryFilterLabelSet).
+   * Absent: the parts read the annotations.
+   */
+  summary?: number;
+}
+
+/** A scope with the category summaries held. */
+type SummaryScope = AggregateScope & { summary: number };
+
+/**
+ * The label set a filter of categories alone (no other condition on annotations or samples) reads:
+ * such a selection is the samples of those categories in the category summaries. Null for any other filter.
+ */
+export function categoryFilterLabelSet(f: SampleQueryFilter): number | null {
+  if (f.categoryIds === undefined || hasFilter({ ...f, categoryIds: undefined, labelSet: undefined })) return null;
+  return f.labelSet ?? 0;
+}
+
+/**
+ * The ords of the selected samples as a subquery (column `sel_ord`, each once), or '' for every
+ * sample. A category filter alone with the summaries held reads them: one row per (sample,
+ * category), so one category needs no DISTINCT (at 1M images 5 against 67 ms for person).
+ */
+function selection(scope: AggregateScope, params: Param[]): string {
+  const labelSet = categoryFilterLabelSet(scope.filter);
+  if (scope.summary === undefined || labelSet === null) return selectedOrds(scope.filter, params);
+  const ids = scope.filter.categoryIds!;
+  const categories = ids.length === 0 ? 'false' : `(${ids.map((id) => `c.category_id = $${params.push(id)}::BIGINT`).join(' OR ')})`;
+  return `SELECT ${ids.length > 1 ? 'DISTINCT ' : ''}c.sample_ord AS sel_ord FROM sample_categories c WHERE ${summaryOf('c', scope.summary, labelSet, params)} AND ${categories}`;
 }
 
 /** The selected samples' rows (table name `samples`), values bound into `params` (which start with the dataset id). */
 function sampleRows(scope: AggregateScope, params: Param[]): string {
-  const selected = selectedOrds(scope.filter, params);
+  const selected = selection(scope, params);
   return selected ? `FROM samples JOIN (${selected}) sel ON sel.sel_ord = samples.ord WHERE samples.dataset_id = $1` : 'FROM samples WHERE dataset_id = $1';
 }
 
 /** Annotations (alias `a`, `join` adding tables) of the label set in the selected samples. */
 function annotationRows(scope: AggregateScope, params: Param[], join = ''): string {
-  const selected = selectedOrds(scope.filter, params);
+  const selected = selection(scope, params);
   params.push(scope.labelSet);
   const labelSet = `a.label_set = $${params.length}::INTEGER`;
   // No filter: the scan alone. Else a join on the selected ords, not `IN`: each ord comes once, so
@@ -33,29 +65,44 @@ function annotationRows(scope: AggregateScope, params: Param[], join = ''): stri
   return `FROM annotations a${sel}${join} WHERE a.dataset_id = $1 AND ${labelSet}`;
 }
 
-/** Samples selected, and annotations of the label set in them. Ground truth: the stored per-sample counts, no join. */
+/**
+ * Samples selected, and annotations of the label set in them. Ground truth: the stored per-sample
+ * counts, no join; a prediction run: its category summary (counts per sample and category).
+ */
 export async function countRows(db: Database, scope: AggregateScope): Promise<{ samples: number; annotations: number }> {
   const params: Param[] = [scope.datasetId];
   let sql: string;
   if (scope.labelSet === 0) {
     sql = `SELECT count(*) AS samples, coalesce(sum(annotation_count), 0)::BIGINT AS annotations ${sampleRows(scope, params)}`;
   } else {
-    const annotations = annotationRows(scope, params);
-    // The same placeholders serve both subqueries: the filter's values are bound once.
-    sql = `SELECT (SELECT count(*) ${sampleRows(scope, [scope.datasetId])}) AS samples, (SELECT count(*) ${annotations}) AS annotations`;
+    const annotations = summaryCounts(held(scope), params, 'sum(c.n)');
+    // The same placeholders serve both subqueries: the selection's values are bound once, first.
+    sql = `SELECT (SELECT count(*) ${sampleRows(scope, [scope.datasetId])}) AS samples, (${annotations}) AS annotations`;
   }
   const [r] = await db.query(sql, params);
   return { samples: Number(r?.samples ?? 0), annotations: Number(r?.annotations ?? 0) };
 }
 
+function held(scope: AggregateScope): SummaryScope {
+  if (scope.summary === undefined) throw new Error('this part reads the category summaries: hold them first (AggregationService.read)');
+  return scope as SummaryScope;
+}
+
+/** A SELECT of `columns` over the category summary rows (alias `c`) of the selected samples; `tail` after its WHERE. */
+function summaryCounts(scope: SummaryScope, params: Param[], columns: string, tail = ''): string {
+  const selected = selection(scope, params);
+  const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = c.sample_ord` : '';
+  return `SELECT ${columns} FROM sample_categories c${sel} WHERE ${summaryOf('c', scope.summary, scope.labelSet, params)}${tail}`;
+}
+
 /**
- * Per category id: annotations, and with `samples` the samples holding one (a distinct count, which
- * costs several times the rest: asked for only when wanted). Categories without any are left out.
+ * Per category id: annotations, and the samples holding one, from the category summary (one row
+ * per sample and category: the sample count is a count, not a distinct count of the annotations'
+ * samples, 49 → 6 ms for person at train2017 scale). Categories without any are left out.
  */
-export async function categoryCountRows(db: Database, scope: AggregateScope, samples: boolean): Promise<Row[]> {
+export async function categoryCountRows(db: Database, scope: AggregateScope): Promise<Row[]> {
   const params: Param[] = [scope.datasetId];
-  const distinct = samples ? ', count(DISTINCT a.sample_ord) AS samples' : '';
-  return db.query(`SELECT a.category_id, count(*) AS annotations${distinct} ${annotationRows(scope, params)} GROUP BY a.category_id`, params);
+  return db.query(summaryCounts(held(scope), params, 'c.category_id, sum(c.n)::BIGINT AS annotations, count(*) AS samples', ' GROUP BY c.category_id'), params);
 }
 
 export async function splitCountRows(db: Database, scope: AggregateScope): Promise<Row[]> {
@@ -70,7 +117,7 @@ export async function splitCountRows(db: Database, scope: AggregateScope): Promi
  */
 export async function labelSetCountRows(db: Database, scope: AggregateScope): Promise<Row[]> {
   const params: Param[] = [scope.datasetId];
-  const selected = selectedOrds(scope.filter, params);
+  const selected = selection(scope, params);
   if (!selected) return db.query('SELECT label_set, name, kind, annotation_count AS n FROM label_sets WHERE dataset_id = $1 ORDER BY label_set', params);
   return db.query(
     `SELECT l.label_set, l.name, l.kind, coalesce(c.n, 0) AS n FROM label_sets l
@@ -82,16 +129,21 @@ export async function labelSetCountRows(db: Database, scope: AggregateScope): Pr
 
 /**
  * Pairs of categories (a < b by id) and the samples holding both, most frequent first, at most
- * `limit`: each sample's distinct categories joined with themselves.
+ * `limit`. Every sample: the pairs counted when the summary was built; a selection: its samples'
+ * category summary rows joined with themselves.
  */
-export async function cooccurrenceRows(db: Database, scope: AggregateScope, limit: number): Promise<Row[]> {
+export async function cooccurrenceRows(db: Database, query: AggregateScope, limit: number): Promise<Row[]> {
+  const scope = held(query);
   const params: Param[] = [scope.datasetId];
-  const cats = `SELECT DISTINCT a.sample_ord, a.category_id ${annotationRows(scope, params)}`;
-  params.push(limit);
+  const order = () => `ORDER BY n DESC, a, b LIMIT $${params.push(limit)}::INTEGER`;
+  if (!selection(scope, [scope.datasetId])) {
+    return db.query(`SELECT p.a, p.b, p.n FROM category_pairs p WHERE ${summaryOf('p', scope.summary, scope.labelSet, params)} ${order()}`, params);
+  }
+  const cats = summaryCounts(scope, params, 'c.sample_ord, c.category_id');
   return db.query(
     `WITH c AS (${cats})
      SELECT x.category_id AS a, y.category_id AS b, count(*) AS n FROM c x JOIN c y ON x.sample_ord = y.sample_ord AND x.category_id < y.category_id
-     GROUP BY ALL ORDER BY n DESC, a, b LIMIT $${params.length}::INTEGER`,
+     GROUP BY ALL ${order()}`,
     params,
   );
 }
@@ -135,7 +187,7 @@ function histogramValues(scope: AggregateScope, field: HistogramField, params: P
   }
   if (field === 'annotations_per_sample' && scope.labelSet !== 0) {
     // A run's count per sample, 0 for the selected samples without one of its annotations.
-    const selected = selectedOrds(scope.filter, params) || 'SELECT ord AS sel_ord FROM samples WHERE dataset_id = $1';
+    const selected = selection(scope, params) || 'SELECT ord AS sel_ord FROM samples WHERE dataset_id = $1';
     params.push(scope.labelSet);
     return `SELECT coalesce(c.n, 0)::DOUBLE AS x FROM (${selected}) s
       LEFT JOIN (SELECT sample_ord, count(*) AS n FROM annotations WHERE dataset_id = $1 AND label_set = $${params.length}::INTEGER GROUP BY sample_ord) c ON c.sample_ord = s.sel_ord`;
