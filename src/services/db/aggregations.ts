@@ -1,6 +1,9 @@
-import { summaryOf } from './category-summaries.js';
+import { ANNOTATION_VALUES, IMAGE_SIZES, isAnnotationField, type HistogramField } from './annotation-values.js';
 import type { Database, Param, Row } from './connection.js';
 import { hasFilter, selectedOrds, type SampleQueryFilter } from './samples.js';
+import { summaryOf, type SummaryNeed, type SummaryPart } from './summaries.js';
+
+export type { HistogramField };
 
 /**
  * Aggregations over the samples a filter selects (docs/curation.md, "Aggregations"), each one SQL
@@ -15,15 +18,26 @@ export interface AggregateScope {
   /** The label set annotation-level parts count: 0 is the ground truth, else a prediction run. */
   labelSet: number;
   /**
-   * The revision of the category summaries (db/category-summaries.ts) held for this read: they hold
-   * `labelSet`, and the filter's label set when it is a category filter alone (categoryFilterLabelSet).
+   * The revision of the summaries (db/summaries.ts) held for this read: those summaryNeeds names.
    * Absent: the parts read the annotations.
    */
   summary?: number;
 }
 
-/** A scope with the category summaries held. */
+/** A scope with the summaries held. */
 type SummaryScope = AggregateScope & { summary: number };
+
+/**
+ * The summaries a part reads: `part` of the counted label set (categories: categories and
+ * co-occurrence; an annotation field: a histogram without a range, histogramPart), and the
+ * categories of a category filter's label set, whose selection they answer.
+ */
+export function summaryNeeds(scope: AggregateScope, part: SummaryPart | null): SummaryNeed[] {
+  const needs: SummaryNeed[] = part ? [{ labelSet: scope.labelSet, part }] : [];
+  const filtered = categoryFilterLabelSet(scope.filter);
+  if (filtered !== null && !(part === 'categories' && filtered === scope.labelSet)) needs.push({ labelSet: filtered, part: 'categories' });
+  return needs;
+}
 
 /**
  * The label set a filter of categories alone (no other condition on annotations or samples) reads:
@@ -148,17 +162,6 @@ export async function cooccurrenceRows(db: Database, query: AggregateScope, limi
   );
 }
 
-/** What a histogram counts: one value per annotation of the label set, or per sample. */
-export type HistogramField = 'bbox_area' | 'aspect_ratio' | 'relative_size' | 'score' | 'annotations_per_sample' | 'width' | 'height' | 'pixels';
-
-/** The value of each field, as SQL over the rows its level reads (fixed text, never input). */
-const ANNOTATION_VALUES: Partial<Record<HistogramField, string>> = {
-  bbox_area: 'a.bbox_w * a.bbox_h',
-  aspect_ratio: 'a.bbox_w / nullif(a.bbox_h, 0)',
-  // sqrt of the box's share of the image: a length ratio (COCO's size classes use the sqrt of areas).
-  relative_size: 'sqrt(a.bbox_w * a.bbox_h / nullif(s.width::DOUBLE * s.height, 0))',
-  score: 'a.score',
-};
 const SAMPLE_VALUES: Partial<Record<HistogramField, string>> = {
   width: 'width',
   height: 'height',
@@ -178,12 +181,9 @@ export interface HistogramQuery {
 
 /** The values a field histograms, one per row, named x (nulls and non-finite values left out). */
 function histogramValues(scope: AggregateScope, field: HistogramField, params: Param[]): string {
-  const annotationValue = ANNOTATION_VALUES[field];
-  if (annotationValue !== undefined) {
-    // The image sizes as a subquery of the dataset's samples, joined on ord alone: a join on
-    // (dataset_id, ord) compares the id's text per row (32 against 6.5 ms CPU at train2017 scale).
-    const join = field === 'relative_size' ? ' JOIN (SELECT ord, width, height FROM samples WHERE dataset_id = $1) s ON s.ord = a.sample_ord' : '';
-    return `SELECT (${annotationValue})::DOUBLE AS x ${annotationRows(scope, params, join)}`;
+  if (isAnnotationField(field)) {
+    const annotationValue = ANNOTATION_VALUES[field];
+    return `SELECT (${annotationValue})::DOUBLE AS x ${annotationRows(scope, params, field === 'relative_size' ? IMAGE_SIZES : '')}`;
   }
   if (field === 'annotations_per_sample' && scope.labelSet !== 0) {
     // A run's count per sample, 0 for the selected samples without one of its annotations.
@@ -213,6 +213,15 @@ function histogramValues(scope: AggregateScope, field: HistogramField, params: P
  * Answers one row: `edges` (bins + 1 values), `bounds` (the boundaries), and `keys` and `counts`:
  * the boundaries counted under and their counts (doubles: BIGINT in a list would stay a bigint).
  */
+/**
+ * The summary part a histogram's range can come from: an annotation field's per-sample minimum,
+ * maximum and finite count (db/summaries.ts), when no range is given (a given range needs no
+ * minimum, and Sturges' count within it needs the values).
+ */
+export function histogramPart(q: HistogramQuery): SummaryPart | null {
+  return q.range === null && isAnnotationField(q.field) ? q.field : null;
+}
+
 export async function histogramRows(db: Database, scope: AggregateScope, q: HistogramQuery): Promise<Row> {
   const params: Param[] = [scope.datasetId];
   const values = histogramValues(scope, q.field, params);
@@ -231,7 +240,16 @@ export async function histogramRows(db: Database, scope: AggregateScope, q: Hist
     q.range ? null : 'min(t) FILTER (WHERE isfinite(t)) AS mn, max(t) FILTER (WHERE isfinite(t)) AS mx',
     q.bins === null ? `count(*) FILTER (WHERE ${q.range ? `t >= ${lo} AND t <= ${hi}` : 'isfinite(t)'}) AS c` : null,
   ].filter((x) => x !== null);
-  const r0 = `SELECT ${lo} AS lo, ${hi} AS hi, ${bins} AS n${needs.length > 0 ? ` FROM (SELECT ${needs.join(', ')} FROM v)` : ''}`;
+  const part = histogramPart(q);
+  let from = needs.length > 0 ? ` FROM (SELECT ${needs.join(', ')} FROM v)` : '';
+  if (part !== null && scope.summary !== undefined) {
+    // The same minimum, maximum and finite count from the per-sample summary of the field's values.
+    const selected = selection(scope, params);
+    const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = v.sample_ord` : '';
+    from = ` FROM (SELECT min(v.mn) AS mn, max(v.mx) AS mx, coalesce(sum(v.c), 0) AS c FROM sample_values v${sel}
+      WHERE ${summaryOf('v', scope.summary, scope.labelSet, params)} AND v.field = ${bind(part, 'VARCHAR')} AND v.log = ${bind(q.log, 'BOOLEAN')})`;
+  }
+  const r0 = `SELECT ${lo} AS lo, ${hi} AS hi, ${bins} AS n${from}`;
   const below = (x: string) => `nextafter(${x}, '-inf'::DOUBLE)`;
   const [row] = await db.query(
     `WITH v AS (${v}),

@@ -123,16 +123,17 @@ const CURATION_TABLES = [
 ];
 
 /**
- * Per-revision summaries the aggregations build when first needed (db/category-summaries.ts). Derived
- * data stamped with the revision it was built at: a file without these tables gets them at open, and
- * a DataVisor that does not know them ignores them (its changes bump the revision too), so they need
+ * Per-revision summaries the aggregations build when first needed (db/summaries.ts). Derived data
+ * stamped with the revision it was built at: a file without these tables gets them at open, and a
+ * DataVisor that does not know them ignores them (its changes bump the revision too), so they need
  * no schema version.
  */
-const CATEGORY_SUMMARY_TABLES = [
+const SUMMARY_TABLES = [
   `CREATE TABLE IF NOT EXISTS summary_builds (
     dataset_id VARCHAR NOT NULL,
     revision BIGINT NOT NULL,
-    label_set INTEGER NOT NULL
+    label_set INTEGER NOT NULL,
+    part VARCHAR NOT NULL
   )`,
   `CREATE TABLE IF NOT EXISTS sample_categories (
     dataset_id VARCHAR NOT NULL,
@@ -150,7 +151,19 @@ const CATEGORY_SUMMARY_TABLES = [
     b BIGINT NOT NULL,
     n BIGINT NOT NULL
   )`,
+  `CREATE TABLE IF NOT EXISTS sample_values (
+    dataset_id VARCHAR NOT NULL,
+    revision BIGINT NOT NULL,
+    label_set INTEGER NOT NULL,
+    field VARCHAR NOT NULL,
+    log BOOLEAN NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    mn DOUBLE NOT NULL,
+    mx DOUBLE NOT NULL,
+    c INTEGER NOT NULL
+  )`,
 ];
+
 
 /**
  * The annotations table, under `name` (a migration builds it beside the old one). `source` follows
@@ -232,7 +245,7 @@ export const SCHEMA_STATEMENTS = [
   LABEL_SETS_TABLE,
   ...EVALUATION_TABLES,
   ...CURATION_TABLES,
-  ...CATEGORY_SUMMARY_TABLES,
+  ...SUMMARY_TABLES,
   `CREATE TABLE IF NOT EXISTS licenses (
     dataset_id VARCHAR NOT NULL,
     license_id BIGINT NOT NULL,

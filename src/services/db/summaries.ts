@@ -1,0 +1,150 @@
+import { ANNOTATION_VALUES, IMAGE_SIZES, type AnnotationField } from './annotation-values.js';
+import type { Database, Param, Row } from './connection.js';
+
+/**
+ * What a summary holds, per label set of a dataset at one revision:
+ * - `categories`: `sample_categories`, one row per (sample, category) with its annotation count,
+ *   and `category_pairs`, the pairs of categories found together with the samples holding both;
+ * - an annotation field (`bbox_area`, …): `sample_values`, per sample the minimum, maximum and
+ *   count of the field's finite values, and of their ln (values > 0): what a histogram's range and
+ *   Sturges' bin count need, read from a row per sample instead of a value per annotation.
+ */
+export type SummaryPart = 'categories' | AnnotationField;
+
+/** One summary a read needs: a part of a label set. */
+export interface SummaryNeed {
+  labelSet: number;
+  part: SummaryPart;
+}
+
+/** The conditions naming one dataset's summary rows (`alias`) of a revision and label set; `$1` is the dataset id, the rest bound into `params`. */
+export function summaryOf(alias: string, revision: number, labelSet: number, params: Param[]): string {
+  params.push(revision, labelSet);
+  return `${alias}.dataset_id = $1 AND ${alias}.revision = $${params.length - 1}::BIGINT AND ${alias}.label_set = $${params.length}::INTEGER`;
+}
+
+const BUILT = `SELECT d.revision, list(b.label_set || ':' || b.part) FILTER (WHERE b.part IS NOT NULL) AS built
+  FROM datasets d LEFT JOIN summary_builds b ON b.dataset_id = d.id AND b.revision = d.revision WHERE d.id = $1 GROUP BY d.revision`;
+
+const needKey = (n: SummaryNeed) => `${n.labelSet}:${n.part}`;
+const built = (row: Row): string[] => (row.built as string[] | null) ?? [];
+
+/**
+ * The statements building one part; `$1` dataset id, `$2` revision, `$3` label set. Each first
+ * deletes what rows of the part there are at that revision (none, unless summary_builds lost its row).
+ */
+function buildStatements(part: SummaryPart): string[] {
+  const mine = 'dataset_id = $1 AND revision = $2 AND label_set = $3';
+  if (part === 'categories') {
+    return [
+      `DELETE FROM sample_categories WHERE ${mine}`,
+      `DELETE FROM category_pairs WHERE ${mine}`,
+      `INSERT INTO sample_categories SELECT $1, $2, label_set, sample_ord, category_id, count(*)
+       FROM annotations WHERE dataset_id = $1 AND label_set = $3 GROUP BY ALL`,
+      `INSERT INTO category_pairs SELECT $1, $2, $3, x.category_id, y.category_id, count(*)
+       FROM sample_categories x JOIN sample_categories y ON y.sample_ord = x.sample_ord AND x.category_id < y.category_id
+       WHERE x.dataset_id = $1 AND x.revision = $2 AND x.label_set = $3 AND y.dataset_id = $1 AND y.revision = $2 AND y.label_set = $3
+       GROUP BY ALL`,
+    ];
+  }
+  // The histogram's own value expression (annotation-values.ts), its finite values, and ln of those > 0.
+  const values = `SELECT a.sample_ord, (${ANNOTATION_VALUES[part]})::DOUBLE AS x
+    FROM annotations a${part === 'relative_size' ? IMAGE_SIZES : ''} WHERE a.dataset_id = $1 AND a.label_set = $3`;
+  const stats = (log: boolean, t: string, from: string) => `SELECT $1, $2, $3, '${part}', ${log}, sample_ord,
+    min(${t}) FILTER (WHERE isfinite(${t})), max(${t}) FILTER (WHERE isfinite(${t})), count(*) FILTER (WHERE isfinite(${t}))
+    FROM (${from}) GROUP BY sample_ord HAVING count(*) FILTER (WHERE isfinite(${t})) > 0`;
+  return [`DELETE FROM sample_values WHERE ${mine} AND field = '${part}'`, `INSERT INTO sample_values ${stats(false, 'x', values)} UNION ALL ${stats(true, 't', `SELECT sample_ord, ln(x) AS t FROM (${values}) WHERE x > 0`)}`];
+}
+
+/** Every summary table, for the sweep of what no read can use any more. */
+const TABLES = ['summary_builds', 'sample_categories', 'category_pairs', 'sample_values'];
+
+/** A revision's summaries held for a read; `release` lets the next build delete them. */
+export interface SummaryLease {
+  revision: number;
+  release: () => void;
+}
+
+/**
+ * Summaries kept per dataset revision for the aggregations (docs/curation.md, "Summaries").
+ *
+ * Rows are stamped with the revision they were built at and read only at that revision, so a change
+ * (which always bumps the revision) never shows through an old summary. They are built when an
+ * aggregation first needs them after a change, in one transaction that reads the revision and the
+ * annotations in the same snapshot. Older revisions' rows, and those of deleted datasets, are deleted
+ * by the next build, except a revision a read is using (leases). Only builds write these tables, one
+ * at a time in this process (the only writer of the file), so a build conflicts with no change.
+ */
+class Summaries {
+  /** Builds, one after another. */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Builds committed so far: a check that saw fewer may have raced one that deleted what it saw. */
+  private builds = 0;
+  /** Reads using each `datasetId@revision`. */
+  private readonly leases = new Map<string, number>();
+
+  constructor(private readonly db: Database) {}
+
+  /** The summaries `needs` at the dataset's current revision (built first if missing), held until `release`; null when the dataset does not exist. */
+  async lease(datasetId: string, needs: readonly SummaryNeed[]): Promise<SummaryLease | null> {
+    for (;;) {
+      const seen = this.builds;
+      const [row] = await this.db.query(BUILT, [datasetId]);
+      if (!row) return null;
+      const revision = row.revision as number;
+      if (needs.every((n) => built(row).includes(needKey(n)))) {
+        const key = `${datasetId}@${revision}`;
+        this.leases.set(key, (this.leases.get(key) ?? 0) + 1);
+        let held = true;
+        const release = () => {
+          if (!held) return;
+          held = false;
+          const n = this.leases.get(key)! - 1;
+          if (n > 0) this.leases.set(key, n);
+          else this.leases.delete(key);
+        };
+        if (this.builds === seen) return { revision, release };
+        release(); // a build ran meanwhile and may have deleted these rows: look again
+        continue;
+      }
+      const build = this.queue.then(() => this.build(datasetId, needs));
+      this.queue = build.catch(() => undefined);
+      await build;
+    }
+  }
+
+  /** Builds what is missing at the current revision, and deletes what no read can use. */
+  private async build(datasetId: string, needs: readonly SummaryNeed[]): Promise<void> {
+    const tx = await this.db.begin();
+    try {
+      const [row] = await tx.query(BUILT, [datasetId]);
+      if (row) {
+        const revision = row.revision as number;
+        for (const n of needs) {
+          if (built(row).includes(needKey(n))) continue;
+          for (const sql of buildStatements(n.part)) await tx.run(sql, [datasetId, revision, n.labelSet]);
+          await tx.run('INSERT INTO summary_builds VALUES ($1, $2, $3, $4)', [datasetId, revision, n.labelSet, n.part]);
+        }
+      }
+      // Revisions leased by a read stay; every other one is older than its dataset's current one.
+      const kept = [...this.leases.keys()];
+      const leased = kept.length > 0 ? ` AND NOT list_contains($1::VARCHAR[], t.dataset_id || '@' || t.revision)` : '';
+      for (const table of TABLES) {
+        await tx.run(`DELETE FROM ${table} t WHERE NOT EXISTS (SELECT 1 FROM datasets d WHERE d.id = t.dataset_id AND d.revision = t.revision)${leased}`, kept.length > 0 ? [kept] : []);
+      }
+      await tx.commit();
+      this.builds++;
+    } finally {
+      await tx.rollback();
+    }
+  }
+}
+
+const summaries = new WeakMap<Database, Summaries>();
+
+/** The summaries `needs` at the dataset's current revision, held until released (null: no such dataset). */
+export function leaseSummaries(db: Database, datasetId: string, needs: readonly SummaryNeed[]): Promise<SummaryLease | null> {
+  let s = summaries.get(db);
+  if (!s) summaries.set(db, (s = new Summaries(db)));
+  return s.lease(datasetId, needs);
+}
