@@ -181,18 +181,20 @@ export class AggregationService {
   /**
    * Runs a part's SQL with the summaries it reads held (db/summaries.ts): `part` of the counted
    * label set, and a category filter's (summaryNeeds). The first read after a change builds them
-   * (docs/curation.md, "Summaries").
+   * (docs/curation.md, "Summaries"). Both run with DuckDB's worker threads (db/ingest-resources.ts).
    */
   private async read<T>(t: AggregateTarget, part: SummaryPart | null, run: (scope: AggregateScope) => Promise<T>): Promise<T> {
-    const needs = summaryNeeds(t.query, part);
-    if (needs.length === 0) return run(t.query);
-    const lease = await leaseSummaries(this.db, t.dataset.id, needs);
-    if (!lease) throw new NotFoundError('dataset', t.dataset.id);
-    try {
-      return await run({ ...t.query, summary: lease.revision });
-    } finally {
-      lease.release();
-    }
+    return this.db.ingestResources.analyse(async () => {
+      const needs = summaryNeeds(t.query, part);
+      if (needs.length === 0) return run(t.query);
+      const lease = await leaseSummaries(this.db, t.dataset.id, needs);
+      if (!lease) throw new NotFoundError('dataset', t.dataset.id);
+      try {
+        return await run({ ...t.query, summary: lease.revision });
+      } finally {
+        lease.release();
+      }
+    });
   }
 
   /** One part's answer, computed once per key and kept (a failure is not). */

@@ -21,11 +21,14 @@ export type IngestPhase = 'appending' | 'finishing';
  * (tens of ms of CPU per trim in a burst of cold thumbnails; ~1% of their throughput in paired
  * runs). The server's reads are lookups of a few pages that a second thread does not speed up
  * (the GraphQL bench is unchanged), while the ingest's final statements need the workers (with
- * one thread the 118K file's runs out of memory).
+ * one thread the 118K file's runs out of memory). Aggregations (analyse()) get them too: each
+ * scans every annotation of a dataset, which two threads do in about half the wall time on an
+ * otherwise idle machine; the workers stop when the last one ends, before an idle one trims.
  */
 export class IngestResources {
   private appending = 0;
   private finishing = 0;
+  private analysing = 0;
   private appliedLimit: string | undefined;
   private appliedThreads: number | undefined;
   /** SET statements run one at a time, in the order the phases changed. */
@@ -48,8 +51,25 @@ export class IngestResources {
   move(from: IngestPhase | null, to: IngestPhase | null): Promise<void> {
     if (from) this[from]--;
     if (to) this[to]++;
+    return this.apply();
+  }
+
+  /** Runs `read`, an analytical statement (an aggregation), with DuckDB's worker threads. */
+  async analyse<T>(read: () => Promise<T>): Promise<T> {
+    this.analysing++;
+    try {
+      await this.apply();
+      return await read();
+    } finally {
+      this.analysing--;
+      void this.apply();
+    }
+  }
+
+  /** Applies the settings the running ingests and analytical reads ask for, after those asked before. */
+  private apply(): Promise<void> {
     const limit = this.limits && (this.appending > 0 && this.finishing === 0 ? this.limits.ingest : this.limits.full);
-    const threads = this.appending + this.finishing > 0 ? this.threads.ingest : this.threads.idle;
+    const threads = this.appending + this.finishing + this.analysing > 0 ? this.threads.ingest : this.threads.idle;
     this.queue = this.queue.then(async () => {
       if (threads !== this.appliedThreads && (await this.set('threads', String(threads)))) this.appliedThreads = threads;
       if (limit && limit !== this.appliedLimit && (await this.set('memory_limit', `'${limit.replaceAll("'", "''")}'`))) this.appliedLimit = limit;
