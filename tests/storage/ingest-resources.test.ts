@@ -10,9 +10,9 @@ import { DEMO, openTestEnv, type TestEnv } from '../helpers/env.js';
 /**
  * DuckDB's memory_limit and threads follow the ingests (src/services/db/ingest-resources.ts): the
  * ingest limit while ingests only append their rows, the full limit whenever one writes its final
- * tables, and when none runs; DuckDB's own thread count while any ingest runs, one thread when none
- * does. An ingest's event iterator pauses the ingest at each event, so each phase can be held and
- * looked at.
+ * tables, and when none runs; DuckDB's own thread count while any ingest or aggregation runs, one
+ * thread when none does. An ingest's event iterator pauses the ingest at each event, so each phase
+ * can be held and looked at.
  */
 
 const FULL = '122.0 MiB'; // 128MB as DuckDB prints it
@@ -107,6 +107,26 @@ describe('DuckDB threads during ingests', () => {
     const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: DEMO.images })[Symbol.asyncIterator]();
     expect((await until(failing, (e) => e.stage === 'error')).code).toBe('INVALID_JSON');
     expect(await threads()).toBe(1);
+  });
+});
+
+describe('DuckDB threads during aggregations', () => {
+  it.skipIf(availableParallelism() < 2)('are DuckDB’s default count while an aggregation runs, and one again once it ends, also after a failure', async () => {
+    const resources = t.dv.db.ingestResources;
+    // The switch back is not waited for by the read (its answer goes out first): idle() waits for it.
+    const after = async () => (await resources.idle(), threads());
+    const cores = await resources.analyse(() => threads());
+    expect(cores).toBeGreaterThan(1);
+    expect(await after()).toBe(1);
+    await expect(resources.analyse(() => t.dv.db.query('SELECT * FROM no_such_table'))).rejects.toThrow(/no_such_table/);
+    expect(await after()).toBe(1);
+    // Through the service: a histogram of a dataset's boxes (a statement, not a stored count).
+    const events = [];
+    for await (const e of t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })) events.push(e);
+    const target = await t.dv.aggregations.target(events.at(-1)!.dataset_id!, {});
+    const histogram = await t.dv.aggregations.histogram(target, { field: 'bbox_area', bins: 4 });
+    expect(histogram.counts.reduce((x, y) => x + y, 0)).toBeGreaterThan(0);
+    expect(await after()).toBe(1);
   });
 });
 
