@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leaseSummaries } from '../../dist/services/db/summaries.js';
+import { buildOptions, leaseSummaries } from '../../dist/services/db/summaries.js';
 import { DEMO, ingestAll, openTestEnv, RBC, readJson, type TestEnv } from '../helpers/env.js';
 import { categoryCounts, cooccurrence, fieldValues, numpyHistogram, select, type Coco } from './oracle.js';
 
@@ -99,6 +99,20 @@ describe('summaries', () => {
     expect(await rows('sample_categories', id)).toEqual([{ revision: r1, n: pairsOf(valid) + pairsOf(test) }]);
     expect((await rows('sample_values', id)).map((r) => r.revision)).toEqual([r1]);
     expect((await rows('category_pairs', id)).map((r) => r.revision)).toEqual([r1]);
+  });
+
+  it('built in several ranges of samples (as large datasets are), answer the same', async () => {
+    const valid = readJson<Coco>(RBC('valid').annotations);
+    const chunk = buildOptions.chunkSamples;
+    buildOptions.chunkSamples = 7; // the file's 20 images in 3 ranges
+    try {
+      const id = await ingest(RBC('valid').annotations, RBC('valid').images, { format: 'coco' });
+      const { got, want } = await answers(id, valid);
+      expectClose(got, want);
+      expect(await rows('sample_categories', id)).toEqual([{ revision: 0, n: pairsOf(valid) }]);
+    } finally {
+      buildOptions.chunkSamples = chunk;
+    }
   });
 
   it('of a deleted dataset go with the next build', async () => {

@@ -151,7 +151,8 @@ export async function cooccurrenceRows(db: Database, query: AggregateScope, limi
   const params: Param[] = [scope.datasetId];
   const order = () => `ORDER BY n DESC, a, b LIMIT $${params.push(limit)}::INTEGER`;
   if (!selection(scope, [scope.datasetId])) {
-    return db.query(`SELECT p.a, p.b, p.n FROM category_pairs p WHERE ${summaryOf('p', scope.summary, scope.labelSet, params)} ${order()}`, params);
+    // One row per pair and range of samples built (db/summaries.ts): summed here.
+    return db.query(`SELECT p.a, p.b, sum(p.n) AS n FROM category_pairs p WHERE ${summaryOf('p', scope.summary, scope.labelSet, params)} GROUP BY p.a, p.b ${order()}`, params);
   }
   const cats = summaryCounts(scope, params, 'c.sample_ord, c.category_id');
   return db.query(
@@ -181,6 +182,12 @@ export interface HistogramQuery {
 
 /** The values a field histograms, one per row, named x (nulls and non-finite values left out). */
 function histogramValues(scope: AggregateScope, field: HistogramField, params: Param[]): string {
+  if (field === 'relative_size' && scope.summary !== undefined) {
+    // Each annotation's value kept with the summary: no join with the image sizes.
+    const selected = selection(scope, params);
+    const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = r.sample_ord` : '';
+    return `SELECT r.x FROM relative_sizes r${sel} WHERE ${summaryOf('r', scope.summary, scope.labelSet, params)}`;
+  }
   if (isAnnotationField(field)) {
     const annotationValue = ANNOTATION_VALUES[field];
     return `SELECT (${annotationValue})::DOUBLE AS x ${annotationRows(scope, params, field === 'relative_size' ? IMAGE_SIZES : '')}`;
@@ -214,12 +221,12 @@ function histogramValues(scope: AggregateScope, field: HistogramField, params: P
  * the boundaries counted under and their counts (doubles: BIGINT in a list would stay a bigint).
  */
 /**
- * The summary part a histogram's range can come from: an annotation field's per-sample minimum,
- * maximum and finite count (db/summaries.ts), when no range is given (a given range needs no
- * minimum, and Sturges' count within it needs the values).
+ * The summary part a histogram reads: an annotation field's per-sample minimum, maximum and finite
+ * count (db/summaries.ts) when no range is given (a given range needs no minimum, and Sturges'
+ * count within it needs the values), and relative sizes always (their values are kept with it).
  */
 export function histogramPart(q: HistogramQuery): SummaryPart | null {
-  return q.range === null && isAnnotationField(q.field) ? q.field : null;
+  return isAnnotationField(q.field) && (q.range === null || q.field === 'relative_size') ? q.field : null;
 }
 
 export async function histogramRows(db: Database, scope: AggregateScope, q: HistogramQuery): Promise<Row> {
@@ -242,7 +249,7 @@ export async function histogramRows(db: Database, scope: AggregateScope, q: Hist
   ].filter((x) => x !== null);
   const part = histogramPart(q);
   let from = needs.length > 0 ? ` FROM (SELECT ${needs.join(', ')} FROM v)` : '';
-  if (part !== null && scope.summary !== undefined) {
+  if (part !== null && q.range === null && scope.summary !== undefined) {
     // The same minimum, maximum and finite count from the per-sample summary of the field's values.
     const selected = selection(scope, params);
     const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = v.sample_ord` : '';

@@ -151,6 +151,13 @@ const SUMMARY_TABLES = [
     b BIGINT NOT NULL,
     n BIGINT NOT NULL
   )`,
+  `CREATE TABLE IF NOT EXISTS relative_sizes (
+    dataset_id VARCHAR NOT NULL,
+    revision BIGINT NOT NULL,
+    label_set INTEGER NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    x DOUBLE NOT NULL
+  )`,
   `CREATE TABLE IF NOT EXISTS sample_values (
     dataset_id VARCHAR NOT NULL,
     revision BIGINT NOT NULL,

@@ -1,4 +1,4 @@
-import { ANNOTATION_VALUES, IMAGE_SIZES, type AnnotationField } from './annotation-values.js';
+import { ANNOTATION_VALUES, type AnnotationField } from './annotation-values.js';
 import type { Database, Param, Row } from './connection.js';
 
 /**
@@ -7,7 +7,9 @@ import type { Database, Param, Row } from './connection.js';
  *   and `category_pairs`, the pairs of categories found together with the samples holding both;
  * - an annotation field (`bbox_area`, …): `sample_values`, per sample the minimum, maximum and
  *   count of the field's finite values, and of their ln (values > 0): what a histogram's range and
- *   Sturges' bin count need, read from a row per sample instead of a value per annotation.
+ *   Sturges' bin count need, read from a row per sample instead of a value per annotation. For
+ *   `relative_size` also `relative_sizes`, the value of each annotation (sample_ord, x): the only
+ *   field that needs the image's size, a join of every annotation with its sample otherwise.
  */
 export type SummaryPart = 'categories' | AnnotationField;
 
@@ -30,34 +32,55 @@ const needKey = (n: SummaryNeed) => `${n.labelSet}:${n.part}`;
 const built = (row: Row): string[] => (row.built as string[] | null) ?? [];
 
 /**
- * The statements building one part; `$1` dataset id, `$2` revision, `$3` label set. Each first
- * deletes what rows of the part there are at that revision (none, unless summary_builds lost its row).
+ * Samples a build statement covers at most: the annotations lie in sample order, so a range of
+ * samples is a range of row groups, and each statement's hash tables hold a range's groups. At 1M
+ * images one GROUP BY of the whole dataset ran out of the 128MB memory limit. (Tests build small
+ * datasets in several ranges by setting a small one.)
  */
-function buildStatements(part: SummaryPart): string[] {
+export const buildOptions = { chunkSamples: 100_000 };
+
+/**
+ * The statements building one part: `clear` once (what rows of the part there are at that
+ * revision: none, unless summary_builds lost its row), then `chunk` for each range of sample ords
+ * [$4, $5). `$1` dataset id, `$2` revision, `$3` label set.
+ */
+function buildStatements(part: SummaryPart): { clear: string[]; chunk: string[] } {
+  const of = (alias: string) => `${alias}.dataset_id = $1 AND ${alias}.revision = $2 AND ${alias}.label_set = $3`;
   const mine = 'dataset_id = $1 AND revision = $2 AND label_set = $3';
+  const range = (alias: string) => `${alias}.sample_ord >= $4 AND ${alias}.sample_ord < $5`;
   if (part === 'categories') {
-    return [
-      `DELETE FROM sample_categories WHERE ${mine}`,
-      `DELETE FROM category_pairs WHERE ${mine}`,
-      `INSERT INTO sample_categories SELECT $1, $2, label_set, sample_ord, category_id, count(*)
-       FROM annotations WHERE dataset_id = $1 AND label_set = $3 GROUP BY ALL`,
-      `INSERT INTO category_pairs SELECT $1, $2, $3, x.category_id, y.category_id, count(*)
-       FROM sample_categories x JOIN sample_categories y ON y.sample_ord = x.sample_ord AND x.category_id < y.category_id
-       WHERE x.dataset_id = $1 AND x.revision = $2 AND x.label_set = $3 AND y.dataset_id = $1 AND y.revision = $2 AND y.label_set = $3
-       GROUP BY ALL`,
-    ];
+    return {
+      clear: [`DELETE FROM sample_categories WHERE ${mine}`, `DELETE FROM category_pairs WHERE ${mine}`],
+      // Pairs per range: category_pairs holds one row per pair and range, summed when read.
+      chunk: [
+        `INSERT INTO sample_categories SELECT $1, $2, $3, a.sample_ord, a.category_id, count(*)
+         FROM annotations a WHERE a.dataset_id = $1 AND a.label_set = $3 AND ${range('a')} GROUP BY ALL`,
+        `INSERT INTO category_pairs SELECT $1, $2, $3, x.category_id, y.category_id, count(*)
+         FROM sample_categories x JOIN sample_categories y ON y.sample_ord = x.sample_ord AND x.category_id < y.category_id
+         WHERE ${of('x')} AND ${range('x')} AND ${of('y')} AND ${range('y')}
+         GROUP BY ALL`,
+      ],
+    };
   }
   // The histogram's own value expression (annotation-values.ts), its finite values, and ln of those > 0.
-  const values = `SELECT a.sample_ord, (${ANNOTATION_VALUES[part]})::DOUBLE AS x
-    FROM annotations a${part === 'relative_size' ? IMAGE_SIZES : ''} WHERE a.dataset_id = $1 AND a.label_set = $3`;
+  const sizes = part === 'relative_size' ? ' JOIN samples s ON s.ord = a.sample_ord AND s.dataset_id = $1 AND s.ord >= $4 AND s.ord < $5' : '';
+  let values = `SELECT a.sample_ord, (${ANNOTATION_VALUES[part]})::DOUBLE AS x FROM annotations a${sizes} WHERE a.dataset_id = $1 AND a.label_set = $3 AND ${range('a')}`;
+  const clear = [`DELETE FROM sample_values WHERE ${mine} AND field = '${part}'`];
+  const chunk: string[] = [];
+  if (part === 'relative_size') {
+    clear.push(`DELETE FROM relative_sizes WHERE ${mine}`);
+    chunk.push(`INSERT INTO relative_sizes SELECT $1, $2, $3, sample_ord, x FROM (${values}) WHERE x IS NOT NULL`);
+    values = `SELECT r.sample_ord, r.x FROM relative_sizes r WHERE ${of('r')} AND ${range('r')}`;
+  }
   const stats = (log: boolean, t: string, from: string) => `SELECT $1, $2, $3, '${part}', ${log}, sample_ord,
     min(${t}) FILTER (WHERE isfinite(${t})), max(${t}) FILTER (WHERE isfinite(${t})), count(*) FILTER (WHERE isfinite(${t}))
     FROM (${from}) GROUP BY sample_ord HAVING count(*) FILTER (WHERE isfinite(${t})) > 0`;
-  return [`DELETE FROM sample_values WHERE ${mine} AND field = '${part}'`, `INSERT INTO sample_values ${stats(false, 'x', values)} UNION ALL ${stats(true, 't', `SELECT sample_ord, ln(x) AS t FROM (${values}) WHERE x > 0`)}`];
+  chunk.push(`INSERT INTO sample_values ${stats(false, 'x', values)} UNION ALL ${stats(true, 't', `SELECT sample_ord, ln(x) AS t FROM (${values}) WHERE x > 0`)}`);
+  return { clear, chunk };
 }
 
 /** Every summary table, for the sweep of what no read can use any more. */
-const TABLES = ['summary_builds', 'sample_categories', 'category_pairs', 'sample_values'];
+const TABLES = ['summary_builds', 'sample_categories', 'category_pairs', 'sample_values', 'relative_sizes'];
 
 /** A revision's summaries held for a read; `release` lets the next build delete them. */
 export interface SummaryLease {
@@ -120,9 +143,14 @@ class Summaries {
       const [row] = await tx.query(BUILT, [datasetId]);
       if (row) {
         const revision = row.revision as number;
+        const [size] = await tx.query('SELECT coalesce(max(ord) + 1, 0) AS n FROM samples WHERE dataset_id = $1', [datasetId]);
         for (const n of needs) {
           if (built(row).includes(needKey(n))) continue;
-          for (const sql of buildStatements(n.part)) await tx.run(sql, [datasetId, revision, n.labelSet]);
+          const { clear, chunk } = buildStatements(n.part);
+          for (const sql of clear) await tx.run(sql, [datasetId, revision, n.labelSet]);
+          for (let lo = 0; lo < Number(size!.n); lo += buildOptions.chunkSamples) {
+            for (const sql of chunk) await tx.run(sql, [datasetId, revision, n.labelSet, lo, lo + buildOptions.chunkSamples]);
+          }
           await tx.run('INSERT INTO summary_builds VALUES ($1, $2, $3, $4)', [datasetId, revision, n.labelSet, n.part]);
         }
       }
