@@ -99,7 +99,7 @@ async function hasSummaries(db) {
 
 async function dropSummaries(db, datasetId) {
   const tx = await db.begin();
-  for (const table of ['summary_builds', 'sample_categories', 'category_pairs', 'sample_values', 'relative_sizes']) await tx.run(`DELETE FROM ${table} WHERE dataset_id = $1`, [datasetId]);
+  for (const table of ['summary_builds', 'sample_categories', 'category_pairs', 'field_stats']) await tx.run(`DELETE FROM ${table} WHERE dataset_id = $1`, [datasetId]);
   await tx.commit();
 }
 

@@ -97,7 +97,7 @@ describe('summaries', () => {
     expect(after.got).not.toEqual(before.got);
     // The older revision's rows went with the build of the new one.
     expect(await rows('sample_categories', id)).toEqual([{ revision: r1, n: pairsOf(valid) + pairsOf(test) }]);
-    expect((await rows('sample_values', id)).map((r) => r.revision)).toEqual([r1]);
+    expect((await rows('field_stats', id)).map((r) => r.revision)).toEqual([r1]);
     expect((await rows('category_pairs', id)).map((r) => r.revision)).toEqual([r1]);
   });
 

@@ -151,7 +151,7 @@ export class AggregationService {
     const scale = request.scale ?? 'linear';
     const range = checkRange(request.min ?? null, request.max ?? null, scale);
     const q = { field, bins, range, log: scale === 'log' };
-    const row = await this.cached(t, `histogram/${JSON.stringify(q)}`, () => this.read(t, histogramPart(q), (scope) => histogramRows(this.db, scope, q)));
+    const row = await this.cached(t, `histogram/${JSON.stringify(q)}`, () => this.read(t, histogramPart(t.query, q), (scope) => histogramRows(this.db, scope, q)));
     const edges = row.edges as number[];
     const n = edges.length - 1;
     // Boundary j ≥ 1 closes bin j − 1 (the first of equal boundaries: edges can be equal when the

@@ -182,12 +182,6 @@ export interface HistogramQuery {
 
 /** The values a field histograms, one per row, named x (nulls and non-finite values left out). */
 function histogramValues(scope: AggregateScope, field: HistogramField, params: Param[]): string {
-  if (field === 'relative_size' && scope.summary !== undefined) {
-    // Each annotation's value kept with the summary: no join with the image sizes.
-    const selected = selection(scope, params);
-    const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = r.sample_ord` : '';
-    return `SELECT r.x FROM relative_sizes r${sel} WHERE ${summaryOf('r', scope.summary, scope.labelSet, params)}`;
-  }
   if (isAnnotationField(field)) {
     const annotationValue = ANNOTATION_VALUES[field];
     return `SELECT (${annotationValue})::DOUBLE AS x ${annotationRows(scope, params, field === 'relative_size' ? IMAGE_SIZES : '')}`;
@@ -221,12 +215,12 @@ function histogramValues(scope: AggregateScope, field: HistogramField, params: P
  * the boundaries counted under and their counts (doubles: BIGINT in a list would stay a bigint).
  */
 /**
- * The summary part a histogram reads: an annotation field's per-sample minimum, maximum and finite
- * count (db/summaries.ts) when no range is given (a given range needs no minimum, and Sturges'
- * count within it needs the values), and relative sizes always (their values are kept with it).
+ * The summary part a histogram reads: an annotation field's minimum, maximum and finite count over
+ * the whole label set (db/summaries.ts), without a filter or a range (a given range needs no
+ * minimum, and Sturges' count within it needs the values).
  */
-export function histogramPart(q: HistogramQuery): SummaryPart | null {
-  return isAnnotationField(q.field) && (q.range === null || q.field === 'relative_size') ? q.field : null;
+export function histogramPart(scope: AggregateScope, q: HistogramQuery): SummaryPart | null {
+  return isAnnotationField(q.field) && q.range === null && !hasFilter(scope.filter) ? q.field : null;
 }
 
 export async function histogramRows(db: Database, scope: AggregateScope, q: HistogramQuery): Promise<Row> {
@@ -247,14 +241,11 @@ export async function histogramRows(db: Database, scope: AggregateScope, q: Hist
     q.range ? null : 'min(t) FILTER (WHERE isfinite(t)) AS mn, max(t) FILTER (WHERE isfinite(t)) AS mx',
     q.bins === null ? `count(*) FILTER (WHERE ${q.range ? `t >= ${lo} AND t <= ${hi}` : 'isfinite(t)'}) AS c` : null,
   ].filter((x) => x !== null);
-  const part = histogramPart(q);
   let from = needs.length > 0 ? ` FROM (SELECT ${needs.join(', ')} FROM v)` : '';
-  if (part !== null && q.range === null && scope.summary !== undefined) {
-    // The same minimum, maximum and finite count from the per-sample summary of the field's values.
-    const selected = selection(scope, params);
-    const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = v.sample_ord` : '';
-    from = ` FROM (SELECT min(v.mn) AS mn, max(v.mx) AS mx, coalesce(sum(v.c), 0) AS c FROM sample_values v${sel}
-      WHERE ${summaryOf('v', scope.summary, scope.labelSet, params)} AND v.field = ${bind(part, 'VARCHAR')} AND v.log = ${bind(q.log, 'BOOLEAN')})`;
+  const part = histogramPart(scope, q);
+  if (part !== null && scope.summary !== undefined) {
+    // The same minimum, maximum and finite count, kept with the summary.
+    from = ` FROM field_stats f WHERE ${summaryOf('f', scope.summary, scope.labelSet, params)} AND f.field = ${bind(part, 'VARCHAR')} AND f.log = ${bind(q.log, 'BOOLEAN')}`;
   }
   const r0 = `SELECT ${lo} AS lo, ${hi} AS hi, ${bins} AS n${from}`;
   const below = (x: string) => `nextafter(${x}, '-inf'::DOUBLE)`;

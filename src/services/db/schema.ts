@@ -151,23 +151,15 @@ const SUMMARY_TABLES = [
     b BIGINT NOT NULL,
     n BIGINT NOT NULL
   )`,
-  `CREATE TABLE IF NOT EXISTS relative_sizes (
-    dataset_id VARCHAR NOT NULL,
-    revision BIGINT NOT NULL,
-    label_set INTEGER NOT NULL,
-    sample_ord INTEGER NOT NULL,
-    x DOUBLE NOT NULL
-  )`,
-  `CREATE TABLE IF NOT EXISTS sample_values (
+  `CREATE TABLE IF NOT EXISTS field_stats (
     dataset_id VARCHAR NOT NULL,
     revision BIGINT NOT NULL,
     label_set INTEGER NOT NULL,
     field VARCHAR NOT NULL,
     log BOOLEAN NOT NULL,
-    sample_ord INTEGER NOT NULL,
-    mn DOUBLE NOT NULL,
-    mx DOUBLE NOT NULL,
-    c INTEGER NOT NULL
+    mn DOUBLE,
+    mx DOUBLE,
+    c BIGINT NOT NULL
   )`,
 ];
 

@@ -1,15 +1,13 @@
-import { ANNOTATION_VALUES, type AnnotationField } from './annotation-values.js';
+import { ANNOTATION_VALUES, IMAGE_SIZES, type AnnotationField } from './annotation-values.js';
 import type { Database, Param, Row } from './connection.js';
 
 /**
  * What a summary holds, per label set of a dataset at one revision:
  * - `categories`: `sample_categories`, one row per (sample, category) with its annotation count,
  *   and `category_pairs`, the pairs of categories found together with the samples holding both;
- * - an annotation field (`bbox_area`, …): `sample_values`, per sample the minimum, maximum and
- *   count of the field's finite values, and of their ln (values > 0): what a histogram's range and
- *   Sturges' bin count need, read from a row per sample instead of a value per annotation. For
- *   `relative_size` also `relative_sizes`, the value of each annotation (sample_ord, x): the only
- *   field that needs the image's size, a join of every annotation with its sample otherwise.
+ * - an annotation field (`bbox_area`, …): `field_stats`, the minimum, maximum and count of the
+ *   field's finite values, and of their ln (values > 0): what an unfiltered histogram's range and
+ *   Sturges' bin count need, instead of a pass over every annotation before the counting one.
  */
 export type SummaryPart = 'categories' | AnnotationField;
 
@@ -62,25 +60,26 @@ function buildStatements(part: SummaryPart): { clear: string[]; chunk: string[] 
       ],
     };
   }
-  // The histogram's own value expression (annotation-values.ts), its finite values, and ln of those > 0.
-  const sizes = part === 'relative_size' ? ' JOIN samples s ON s.ord = a.sample_ord AND s.dataset_id = $1 AND s.ord >= $4 AND s.ord < $5' : '';
-  let values = `SELECT a.sample_ord, (${ANNOTATION_VALUES[part]})::DOUBLE AS x FROM annotations a${sizes} WHERE a.dataset_id = $1 AND a.label_set = $3 AND ${range('a')}`;
-  const clear = [`DELETE FROM sample_values WHERE ${mine} AND field = '${part}'`];
+  // The histogram's own value expression (annotation-values.ts), its finite values, and ln of those
+  // > 0 (else null, which no aggregate counts). One pass, no groups: no ranges needed.
+  const values = `SELECT (${ANNOTATION_VALUES[part]})::DOUBLE AS x
+    FROM annotations a${part === 'relative_size' ? IMAGE_SIZES : ''} WHERE a.dataset_id = $1 AND a.label_set = $3`;
+  const stats = (v: string, [mn, mx, c]: string[]) => {
+    const finite = `FILTER (WHERE isfinite(${v}))`;
+    return `min(${v}) ${finite} AS ${mn}, max(${v}) ${finite} AS ${mx}, count(*) ${finite} AS ${c}`;
+  };
+  const clear = [
+    `DELETE FROM field_stats WHERE ${mine} AND field = '${part}'`,
+    `INSERT INTO field_stats
+     WITH g AS (SELECT ${stats('x', ['mn', 'mx', 'c'])}, ${stats('t', ['lmn', 'lmx', 'lc'])} FROM (SELECT x, CASE WHEN x > 0 THEN ln(x) END AS t FROM (${values})))
+     SELECT $1, $2, $3, '${part}', false, mn, mx, c FROM g UNION ALL SELECT $1, $2, $3, '${part}', true, lmn, lmx, lc FROM g`,
+  ];
   const chunk: string[] = [];
-  if (part === 'relative_size') {
-    clear.push(`DELETE FROM relative_sizes WHERE ${mine}`);
-    chunk.push(`INSERT INTO relative_sizes SELECT $1, $2, $3, sample_ord, x FROM (${values}) WHERE x IS NOT NULL`);
-    values = `SELECT r.sample_ord, r.x FROM relative_sizes r WHERE ${of('r')} AND ${range('r')}`;
-  }
-  const stats = (log: boolean, t: string, from: string) => `SELECT $1, $2, $3, '${part}', ${log}, sample_ord,
-    min(${t}) FILTER (WHERE isfinite(${t})), max(${t}) FILTER (WHERE isfinite(${t})), count(*) FILTER (WHERE isfinite(${t}))
-    FROM (${from}) GROUP BY sample_ord HAVING count(*) FILTER (WHERE isfinite(${t})) > 0`;
-  chunk.push(`INSERT INTO sample_values ${stats(false, 'x', values)} UNION ALL ${stats(true, 't', `SELECT sample_ord, ln(x) AS t FROM (${values}) WHERE x > 0`)}`);
   return { clear, chunk };
 }
 
 /** Every summary table, for the sweep of what no read can use any more. */
-const TABLES = ['summary_builds', 'sample_categories', 'category_pairs', 'sample_values', 'relative_sizes'];
+const TABLES = ['summary_builds', 'sample_categories', 'category_pairs', 'field_stats'];
 
 /** A revision's summaries held for a read; `release` lets the next build delete them. */
 export interface SummaryLease {
@@ -140,6 +139,18 @@ class Summaries {
   private async build(datasetId: string, needs: readonly SummaryNeed[]): Promise<void> {
     const tx = await this.db.begin();
     try {
+      // First what no read can use: every revision but the current one of its dataset (none for a
+      // deleted dataset), unless a read holds it. Found in summary_builds (a row per part built)
+      // and deleted revision by revision: a join of each summary row with the datasets ran out of
+      // the 128MB limit at 1M images.
+      const stale = await tx.query(
+        `SELECT DISTINCT b.dataset_id, b.revision FROM summary_builds b
+         WHERE NOT EXISTS (SELECT 1 FROM datasets d WHERE d.id = b.dataset_id AND d.revision = b.revision)`,
+      );
+      for (const r of stale) {
+        if (this.leases.has(`${r.dataset_id as string}@${r.revision as number}`)) continue;
+        for (const table of TABLES) await tx.run(`DELETE FROM ${table} WHERE dataset_id = $1 AND revision = $2`, [r.dataset_id as string, r.revision as number]);
+      }
       const [row] = await tx.query(BUILT, [datasetId]);
       if (row) {
         const revision = row.revision as number;
@@ -153,12 +164,6 @@ class Summaries {
           }
           await tx.run('INSERT INTO summary_builds VALUES ($1, $2, $3, $4)', [datasetId, revision, n.labelSet, n.part]);
         }
-      }
-      // Revisions leased by a read stay; every other one is older than its dataset's current one.
-      const kept = [...this.leases.keys()];
-      const leased = kept.length > 0 ? ` AND NOT list_contains($1::VARCHAR[], t.dataset_id || '@' || t.revision)` : '';
-      for (const table of TABLES) {
-        await tx.run(`DELETE FROM ${table} t WHERE NOT EXISTS (SELECT 1 FROM datasets d WHERE d.id = t.dataset_id AND d.revision = t.revision)${leased}`, kept.length > 0 ? [kept] : []);
       }
       await tx.commit();
       this.builds++;
