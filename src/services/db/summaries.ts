@@ -38,19 +38,19 @@ const built = (row: Row): string[] => (row.built as string[] | null) ?? [];
 export const buildOptions = { chunkSamples: 100_000 };
 
 /**
- * The statements building one part: `clear` once (what rows of the part there are at that
- * revision: none, unless summary_builds lost its row), then `chunk` for each range of sample ords
- * [$4, $5). `$1` dataset id, `$2` revision, `$3` label set.
+ * The statements building one part: `once` (first deleting what rows of the part there are at that
+ * revision: none, unless summary_builds lost its row), then `perRange` for each range of sample
+ * ords [$4, $5). `$1` dataset id, `$2` revision, `$3` label set.
  */
-function buildStatements(part: SummaryPart): { clear: string[]; chunk: string[] } {
+function buildStatements(part: SummaryPart): { once: string[]; perRange: string[] } {
   const of = (alias: string) => `${alias}.dataset_id = $1 AND ${alias}.revision = $2 AND ${alias}.label_set = $3`;
   const mine = 'dataset_id = $1 AND revision = $2 AND label_set = $3';
   const range = (alias: string) => `${alias}.sample_ord >= $4 AND ${alias}.sample_ord < $5`;
   if (part === 'categories') {
     return {
-      clear: [`DELETE FROM sample_categories WHERE ${mine}`, `DELETE FROM category_pairs WHERE ${mine}`],
+      once: [`DELETE FROM sample_categories WHERE ${mine}`, `DELETE FROM category_pairs WHERE ${mine}`],
       // Pairs per range: category_pairs holds one row per pair and range, summed when read.
-      chunk: [
+      perRange: [
         `INSERT INTO sample_categories SELECT $1, $2, $3, a.sample_ord, a.category_id, count(*)
          FROM annotations a WHERE a.dataset_id = $1 AND a.label_set = $3 AND ${range('a')} GROUP BY ALL`,
         `INSERT INTO category_pairs SELECT $1, $2, $3, x.category_id, y.category_id, count(*)
@@ -68,14 +68,13 @@ function buildStatements(part: SummaryPart): { clear: string[]; chunk: string[] 
     const finite = `FILTER (WHERE isfinite(${v}))`;
     return `min(${v}) ${finite} AS ${mn}, max(${v}) ${finite} AS ${mx}, count(*) ${finite} AS ${c}`;
   };
-  const clear = [
+  const once = [
     `DELETE FROM field_stats WHERE ${mine} AND field = '${part}'`,
     `INSERT INTO field_stats
      WITH g AS (SELECT ${stats('x', ['mn', 'mx', 'c'])}, ${stats('t', ['lmn', 'lmx', 'lc'])} FROM (SELECT x, CASE WHEN x > 0 THEN ln(x) END AS t FROM (${values})))
      SELECT $1, $2, $3, '${part}', false, mn, mx, c FROM g UNION ALL SELECT $1, $2, $3, '${part}', true, lmn, lmx, lc FROM g`,
   ];
-  const chunk: string[] = [];
-  return { clear, chunk };
+  return { once, perRange: [] };
 }
 
 /** Every summary table, for the sweep of what no read can use any more. */
@@ -157,10 +156,10 @@ class Summaries {
         const [size] = await tx.query('SELECT coalesce(max(ord) + 1, 0) AS n FROM samples WHERE dataset_id = $1', [datasetId]);
         for (const n of needs) {
           if (built(row).includes(needKey(n))) continue;
-          const { clear, chunk } = buildStatements(n.part);
-          for (const sql of clear) await tx.run(sql, [datasetId, revision, n.labelSet]);
-          for (let lo = 0; lo < Number(size!.n); lo += buildOptions.chunkSamples) {
-            for (const sql of chunk) await tx.run(sql, [datasetId, revision, n.labelSet, lo, lo + buildOptions.chunkSamples]);
+          const { once, perRange } = buildStatements(n.part);
+          for (const sql of once) await tx.run(sql, [datasetId, revision, n.labelSet]);
+          for (let lo = 0; perRange.length > 0 && lo < Number(size!.n); lo += buildOptions.chunkSamples) {
+            for (const sql of perRange) await tx.run(sql, [datasetId, revision, n.labelSet, lo, lo + buildOptions.chunkSamples]);
           }
           await tx.run('INSERT INTO summary_builds VALUES ($1, $2, $3, $4)', [datasetId, revision, n.labelSet, n.part]);
         }
