@@ -4,6 +4,7 @@ import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
+import { ANALYSIS_LINGER_MS } from '../../dist/services/db/ingest-resources.js';
 import type { IngestEvent } from '../../dist/services/ingest/ingest.js';
 import { DEMO, openTestEnv, type TestEnv } from '../helpers/env.js';
 
@@ -113,8 +114,12 @@ describe('DuckDB threads during ingests', () => {
 describe('DuckDB threads during aggregations', () => {
   it.skipIf(availableParallelism() < 2)('are DuckDB’s default count while an aggregation runs, and one again once it ends, also after a failure', async () => {
     const resources = t.dv.db.ingestResources;
-    // The switch back is not waited for by the read (its answer goes out first): idle() waits for it.
-    const after = async () => (await resources.idle(), threads());
+    // The threads stay up ANALYSIS_LINGER_MS after the last read (a dashboard's parts come together), then go.
+    const after = async () => {
+      await new Promise((resolve) => setTimeout(resolve, ANALYSIS_LINGER_MS + 50));
+      await resources.idle();
+      return threads();
+    };
     const cores = await resources.analyse(() => threads());
     expect(cores).toBeGreaterThan(1);
     expect(await after()).toBe(1);
