@@ -3,7 +3,10 @@
 // on a train2017-scale dataset (118,287 images, 860,001 annotations) and on 1M images / 7.3M
 // annotations, with and without a category filter (person), against a baseline in the same run.
 //
-//   node bench/aggregate.mjs [--runs 9] [--scratch DIR] [--only 118k|1m]
+//   node bench/aggregate.mjs [--runs 9] [--scratch DIR] [--only 118k|1m] [--one-thread]
+//
+// --one-thread: aggregations on one DuckDB thread, as other reads (they run with DuckDB's workers:
+// docs/storage.md, "Threads"), to compare the two on the same checkout.
 //
 // 1. Generates (once; reused) the COCO files with ../shared/bench/gen-coco.mjs and ingests each
 //    (once; reused) into a DuckDB file of its own in the scratch folder, outside the repository.
@@ -107,6 +110,7 @@ async function measureScale(scale) {
   const { db: dbPath, dir } = prepare(scale);
   const settings = loadSettings({ DATAVISOR_DB_PATH: dbPath, DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'), DATAVISOR_PLUGIN_DIR: path.join(dir, 'no-plugins'), DATAVISOR_DEMO: '0' });
   const dv = await openDataVisor(settings, createLogger('error'));
+  if (args['one-thread'] && dv.db.ingestResources.analyse) dv.db.ingestResources.analyse = (read) => read();
   try {
     const [dataset] = await dv.datasets.list();
     log(`${scale.name}: ${dataset.imageCount} images, ${dataset.annotationCount} annotations`);
