@@ -135,6 +135,24 @@ describe('DuckDB threads during aggregations', () => {
   });
 });
 
+describe('DATAVISOR_AGGREGATE_THREADS', () => {
+  it('defaults to DuckDB’s count (null), takes a count of at least 1, and refuses anything else naming the variable', () => {
+    expect(loadSettings({}, '/tmp').aggregateThreads).toBeNull();
+    expect(loadSettings({ DATAVISOR_AGGREGATE_THREADS: '1' }, '/tmp').aggregateThreads).toBe(1);
+    for (const v of ['0', '-2', '1.5', 'two']) expect(() => loadSettings({ DATAVISOR_AGGREGATE_THREADS: v }, '/tmp'), v).toThrow(/DATAVISOR_AGGREGATE_THREADS must be an integer >= 1/);
+  });
+
+  it('1 keeps aggregations on one thread', async () => {
+    const one = await openTestEnv({ DATAVISOR_AGGREGATE_THREADS: '1' });
+    try {
+      const count = async () => Number((await one.dv.db.query(`SELECT value AS v FROM duckdb_settings() WHERE name = 'threads'`))[0]!.v);
+      expect(await one.dv.db.ingestResources.analyse(count)).toBe(1);
+    } finally {
+      await one.close();
+    }
+  });
+});
+
 describe('memory limit settings', () => {
   const load = (env: Record<string, string>) => loadSettings(env, '/tmp');
 

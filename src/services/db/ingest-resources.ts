@@ -43,12 +43,13 @@ export class IngestResources {
 
   /**
    * `limits` null: memory_limit stays as it is. `threads.ingest` is DuckDB's own thread count (its
-   * default is the number of cores), `threads.idle` the count while no ingest runs.
+   * default is the number of cores), `threads.analysis` the count while only aggregations run,
+   * `threads.idle` the count while neither runs.
    */
   constructor(
     private readonly conn: DuckDBConnection,
     private readonly limits: { full: string; ingest: string } | null,
-    private readonly threads: { ingest: number; idle: number },
+    private readonly threads: { ingest: number; idle: number; analysis: number },
   ) {
     this.appliedLimit = limits?.full;
     this.appliedThreads = threads.ingest;
@@ -83,7 +84,8 @@ export class IngestResources {
   /** Applies the settings the running ingests and analytical reads ask for, after those asked before. */
   private apply(): Promise<void> {
     const limit = this.limits && (this.appending > 0 && this.finishing === 0 ? this.limits.ingest : this.limits.full);
-    const threads = this.appending + this.finishing + this.analysing > 0 || this.lingering ? this.threads.ingest : this.threads.idle;
+    const threads =
+      this.appending + this.finishing > 0 ? this.threads.ingest : this.analysing > 0 || this.lingering ? this.threads.analysis : this.threads.idle;
     this.queue = this.queue.then(async () => {
       if (threads !== this.appliedThreads && (await this.set('threads', String(threads)))) this.appliedThreads = threads;
       if (limit && limit !== this.appliedLimit && (await this.set('memory_limit', `'${limit.replaceAll("'", "''")}'`))) this.appliedLimit = limit;
