@@ -115,6 +115,26 @@ describe('summaries', () => {
     }
   });
 
+  it('filtered co-occurrence is exact whether the selection holds more or less than half the (sample, category) rows', async () => {
+    // Past half, the pairs of the other samples are taken from every sample's: both ways are checked.
+    const coco = readJson<Coco>(DEMO.annotations);
+    const id = await ingest(DEMO.annotations, DEMO.images);
+    const rowsOf = (images: Set<number>) => new Set(coco.annotations.filter((a) => images.has(a.image_id)).map((a) => `${a.image_id}/${a.category_id}`)).size;
+    const all = rowsOf(new Set(coco.images.map((i) => i.id)));
+    const shares: number[] = [];
+    // Each category alone, and each two together (a larger selection).
+    const names = coco.categories.map((c) => c.name);
+    const filters = [...names.map((n) => [n]), ...names.flatMap((n, i) => names.slice(i + 1).map((m) => [n, m]))];
+    for (const categories of filters) {
+      const s = select(coco, categories);
+      shares.push(rowsOf(new Set(s.images.map((i) => i.id))) / all);
+      const got = await env.dv.aggregations.cooccurrence(await env.dv.aggregations.target(id, { categories }), 1000);
+      expect(got, categories.join('+')).toEqual(cooccurrence(coco, s, 1000));
+    }
+    expect(Math.max(...shares)).toBeGreaterThan(0.5);
+    expect(Math.min(...shares)).toBeLessThan(0.5);
+  });
+
   it('of a deleted dataset go with the next build', async () => {
     const gone = await ingest(DEMO.annotations, DEMO.images);
     await env.dv.aggregations.cooccurrence(await env.dv.aggregations.target(gone, {}));

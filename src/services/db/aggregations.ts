@@ -144,22 +144,30 @@ export async function labelSetCountRows(db: Database, scope: AggregateScope): Pr
 
 /**
  * Pairs of categories (a < b by id) and the samples holding both, most frequent first, at most
- * `limit`. Every sample: the pairs counted when the summary was built; a selection: its samples'
- * category summary rows joined with themselves.
+ * `limit`. Every sample: the pairs counted when the summary was built. A selection: its samples'
+ * category summary rows joined with themselves, or, when it holds more than half the rows, the
+ * other samples' rows, whose pairs are taken from every sample's: the self-join's cost grows with
+ * the rows it reads (category=person: 54 → 26 ms CPU at train2017 scale, 452 → 255 at 1M images).
  */
 export async function cooccurrenceRows(db: Database, query: AggregateScope, limit: number): Promise<Row[]> {
   const scope = held(query);
   const params: Param[] = [scope.datasetId];
   const order = () => `ORDER BY n DESC, a, b LIMIT $${params.push(limit)}::INTEGER`;
-  if (!selection(scope, [scope.datasetId])) {
-    // One row per pair and range of samples built (db/summaries.ts): summed here.
-    return db.query(`SELECT p.a, p.b, sum(p.n) AS n FROM category_pairs p WHERE ${summaryOf('p', scope.summary, scope.labelSet, params)} GROUP BY p.a, p.b ${order()}`, params);
-  }
-  const cats = summaryCounts(scope, params, 'c.sample_ord, c.category_id');
+  // One row per pair and range of samples built (db/summaries.ts): summed here.
+  const total = () => `SELECT p.a, p.b, sum(p.n) AS n FROM category_pairs p WHERE ${summaryOf('p', scope.summary, scope.labelSet, params)} GROUP BY p.a, p.b`;
+  const selected = selection(scope, params);
+  if (!selected) return db.query(`${total()} ${order()}`, params);
   return db.query(
-    `WITH c AS (${cats})
-     SELECT x.category_id AS a, y.category_id AS b, count(*) AS n FROM c x JOIN c y ON x.sample_ord = y.sample_ord AND x.category_id < y.category_id
-     GROUP BY ALL ${order()}`,
+    `WITH c AS (SELECT c.sample_ord, c.category_id, sel.sel_ord IS NOT NULL AS inside
+       FROM sample_categories c LEFT JOIN (${selected}) sel ON sel.sel_ord = c.sample_ord WHERE ${summaryOf('c', scope.summary, scope.labelSet, params)}),
+     side AS (SELECT 2 * count(*) FILTER (WHERE inside) > count(*) AS outside FROM c),
+     x AS (SELECT sample_ord, category_id FROM c WHERE inside <> (SELECT outside FROM side)),
+     counted AS (SELECT x.category_id AS a, y.category_id AS b, count(*) AS n FROM x JOIN x y ON x.sample_ord = y.sample_ord AND x.category_id < y.category_id GROUP BY ALL),
+     total AS (${total()})
+     SELECT a, b, n FROM (
+       SELECT t.a, t.b, t.n - coalesce(k.n, 0) AS n FROM total t LEFT JOIN counted k ON k.a = t.a AND k.b = t.b WHERE (SELECT outside FROM side)
+       UNION ALL SELECT a, b, n FROM counted WHERE NOT (SELECT outside FROM side)
+     ) WHERE n > 0 ${order()}`,
     params,
   );
 }
