@@ -3,14 +3,20 @@
 // on a train2017-scale dataset (118,287 images, 860,001 annotations) and on 1M images / 7.3M
 // annotations, with and without a category filter (person), against a baseline in the same run.
 //
-//   node bench/aggregate.mjs [--runs 9] [--scratch DIR] [--only 118k|1m]
+//   node bench/aggregate.mjs [--runs 9] [--scratch DIR] [--only 118k|1m] [--one-thread]
+//
+// --one-thread: aggregations on one DuckDB thread, as other reads (they run with DuckDB's workers:
+// docs/storage.md, "Threads"), to compare the two on the same checkout.
 //
 // 1. Generates (once; reused) the COCO files with ../shared/bench/gen-coco.mjs and ingests each
 //    (once; reused) into a DuckDB file of its own in the scratch folder, outside the repository.
 // 2. Opens each database as the server does and times every aggregation through AggregationService
 //    with its cache off (the SQL, every run), `--runs` times after one warm-up; the baseline is a bare
 //    `SELECT count(*)` of the dataset's annotations through the same connection pool, timed the same
-//    way, interleaved with the rows. One more row: an answer the service cache holds.
+//    way, interleaved with the rows. The category summaries (docs/curation.md) are built by the
+//    warm-up and read by the timed runs; one row times their build (the first filtered categories
+//    after a change: the summaries dropped before each run). One more row: an answer the service
+//    cache holds.
 // Prints a markdown table of medians (ms) and their ratio to the baseline, the median CPU time of
 // each row (the process's, DuckDB's threads included: what other processes' load does not add to),
 // and the peak RSS.
@@ -89,10 +95,22 @@ const CASES = [
   ['metadata values of a path', (a, t) => a.metadata(t, 'camera.model')],
 ];
 
+/** Whether this checkout keeps category summaries (an older one, measured as a baseline, does not). */
+async function hasSummaries(db) {
+  return (await db.query(`SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'summary_builds'`))[0].n > 0;
+}
+
+async function dropSummaries(db, datasetId) {
+  const tx = await db.begin();
+  for (const table of ['summary_builds', 'sample_categories', 'category_pairs', 'field_stats']) await tx.run(`DELETE FROM ${table} WHERE dataset_id = $1`, [datasetId]);
+  await tx.commit();
+}
+
 async function measureScale(scale) {
   const { db: dbPath, dir } = prepare(scale);
   const settings = loadSettings({ DATAVISOR_DB_PATH: dbPath, DATAVISOR_CACHE_DIR: path.join(dir, 'thumbs'), DATAVISOR_PLUGIN_DIR: path.join(dir, 'no-plugins'), DATAVISOR_DEMO: '0' });
   const dv = await openDataVisor(settings, createLogger('error'));
+  if (args['one-thread'] && dv.db.ingestResources.analyse) dv.db.ingestResources.analyse = (read) => read();
   try {
     const [dataset] = await dv.datasets.list();
     log(`${scale.name}: ${dataset.imageCount} images, ${dataset.annotationCount} annotations`);
@@ -124,6 +142,22 @@ async function measureScale(scale) {
         rows.push({ filter: filterName, name, p50: median(times), cpu: median(cpu) });
         log(`${scale.name} ${filterName} ${name}: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
       }
+    }
+    // The first aggregation after a change builds the category summaries: dropped before each run.
+    if (await hasSummaries(dv.db)) {
+      const target = await uncached.target(dataset.id, { categories: ['person'] });
+      const times = [];
+      const cpu = [];
+      for (let i = 0; i < RUNS; i++) {
+        await dropSummaries(dv.db, dataset.id);
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        await uncached.categories(target, { sampleCounts: true });
+        times.push(performance.now() - t0);
+        cpu.push(cpuMs(c0));
+      }
+      rows.push({ filter: 'category=person', name: 'categories + samples per category, first after a change (builds the summaries)', p50: median(times), cpu: median(cpu) });
+      log(`${scale.name} summaries build: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
     }
     // The service as the server runs it: the second ask of the same part is answered from memory.
     const target = await dv.aggregations.target(dataset.id, { categories: ['person'] });

@@ -25,6 +25,11 @@ export interface Settings {
    * (none is writing its final tables); null when not below dbMemoryLimit (docs/storage.md, "Memory").
    */
   dbIngestMemoryLimit: string | null;
+  /**
+   * DATAVISOR_AGGREGATE_THREADS: DuckDB threads an aggregation runs on (other reads run on one;
+   * docs/storage.md, "Threads"); null: DuckDB's default, the cores.
+   */
+  aggregateThreads: number | null;
   /** DATAVISOR_PARSE_THREADS: threads one large annotation file is parsed on (default: cores, at most 4; 1: no split). */
   parseThreads: number;
   /** DATAVISOR_PARSE_MIN_PART_BYTES: the smallest part of a file worth a thread of its own (default 32 MiB). */
@@ -89,6 +94,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     imageUrlTtl: intSetting(env, 'DATAVISOR_IMAGE_URL_TTL', 3600, 1),
     corsOrigins: corsOrigins(env.DATAVISOR_CORS_ORIGINS ?? ''),
     ...memoryLimits(env.DATAVISOR_DB_MEMORY_LIMIT || '128MB', env.DATAVISOR_DB_INGEST_MEMORY_LIMIT || '64MB'),
+    aggregateThreads: env.DATAVISOR_AGGREGATE_THREADS ? intSetting(env, 'DATAVISOR_AGGREGATE_THREADS', 1, 1) : null,
     parseThreads: intSetting(env, 'DATAVISOR_PARSE_THREADS', Math.min(4, os.availableParallelism()), 1),
     parseMinPartBytes: intSetting(env, 'DATAVISOR_PARSE_MIN_PART_BYTES', 32 * 1024 * 1024, 1),
     storeShapes: (env.DATAVISOR_STORE_SHAPES ?? '0') === '1',

@@ -25,7 +25,7 @@ const TARGET_PARAMS = {
 const AggregateQuery = strictQuery({
   ...TARGET_PARAMS,
   include: list().optional().openapi({ description: `Parts to add beside the counts: ${PARTS.join(', ')} (repeat the parameter or separate by commas)` }),
-  category_samples: queryBool().optional().openapi({ description: 'With include=categories: also the samples holding each category (a distinct count, costlier)' }),
+  category_samples: queryBool().optional().openapi({ description: 'With include=categories: also the samples holding each category' }),
   cooccurrence_limit: queryInt(1, MAX_LIST).optional().openapi({ description: 'Pairs answered at most (default 20)' }),
   histogram: list().optional().openapi({ description: `Histograms, each \`field\` or \`field:bins\` (bins 1..${MAX_BINS}; left out: Sturges' rule); fields ${HISTOGRAM_FIELDS.join(', ')}. GET …/aggregate/histogram takes a range and a log scale`, example: 'bbox_area:20' }),
   // Not `metadata`: that is the filter's metadata condition (`<path> <op> <value>`).

@@ -39,7 +39,7 @@ const CategoryCountType = builder.objectRef<CategoryCount>('CategoryCount').impl
     categoryId: t.field({ type: 'SafeInt', resolve: (c) => c.categoryId }),
     name: t.exposeString('name'),
     count: t.exposeInt('count', { description: 'Annotations of the category in the selected samples.' }),
-    sampleCount: t.int({ description: 'Selected samples with at least one (a distinct count: selecting it costs more).', resolve: (c) => c.sampleCount ?? 0 }),
+    sampleCount: t.int({ description: 'Selected samples with at least one.', resolve: (c) => c.sampleCount ?? 0 }),
   }),
 });
 

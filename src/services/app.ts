@@ -60,7 +60,7 @@ export interface OpenOptions {
 }
 
 export async function openDataVisor(settings: Settings, log: Logger, options: OpenOptions = {}): Promise<DataVisor> {
-  const db = await Database.open(settings.dbPath, { memoryLimit: settings.dbMemoryLimit, ingestMemoryLimit: settings.dbIngestMemoryLimit });
+  const db = await Database.open(settings.dbPath, { memoryLimit: settings.dbMemoryLimit, ingestMemoryLimit: settings.dbIngestMemoryLimit, aggregateThreads: settings.aggregateThreads });
   try {
     const storage = new StorageService({
       dataRoots: settings.dataRoots, s3: settings.s3, gcs: settings.gcs, presign: settings.presign, log, ...options.storage,

@@ -4,15 +4,16 @@ import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../dist/config.js';
+import { ANALYSIS_LINGER_MS } from '../../dist/services/db/ingest-resources.js';
 import type { IngestEvent } from '../../dist/services/ingest/ingest.js';
 import { DEMO, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * DuckDB's memory_limit and threads follow the ingests (src/services/db/ingest-resources.ts): the
  * ingest limit while ingests only append their rows, the full limit whenever one writes its final
- * tables, and when none runs; DuckDB's own thread count while any ingest runs, one thread when none
- * does. An ingest's event iterator pauses the ingest at each event, so each phase can be held and
- * looked at.
+ * tables, and when none runs; DuckDB's own thread count while any ingest or aggregation runs, one
+ * thread when none does. An ingest's event iterator pauses the ingest at each event, so each phase
+ * can be held and looked at.
  */
 
 const FULL = '122.0 MiB'; // 128MB as DuckDB prints it
@@ -107,6 +108,48 @@ describe('DuckDB threads during ingests', () => {
     const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: DEMO.images })[Symbol.asyncIterator]();
     expect((await until(failing, (e) => e.stage === 'error')).code).toBe('INVALID_JSON');
     expect(await threads()).toBe(1);
+  });
+});
+
+describe('DuckDB threads during aggregations', () => {
+  it.skipIf(availableParallelism() < 2)('are DuckDB’s default count while an aggregation runs, and one again once it ends, also after a failure', async () => {
+    const resources = t.dv.db.ingestResources;
+    // The threads stay up ANALYSIS_LINGER_MS after the last read (a dashboard's parts come together), then go.
+    const after = async () => {
+      await new Promise((resolve) => setTimeout(resolve, ANALYSIS_LINGER_MS + 50));
+      await resources.idle();
+      return threads();
+    };
+    const cores = await resources.analyse(() => threads());
+    expect(cores).toBeGreaterThan(1);
+    expect(await after()).toBe(1);
+    await expect(resources.analyse(() => t.dv.db.query('SELECT * FROM no_such_table'))).rejects.toThrow(/no_such_table/);
+    expect(await after()).toBe(1);
+    // Through the service: a histogram of a dataset's boxes (a statement, not a stored count).
+    const events = [];
+    for await (const e of t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })) events.push(e);
+    const target = await t.dv.aggregations.target(events.at(-1)!.dataset_id!, {});
+    const histogram = await t.dv.aggregations.histogram(target, { field: 'bbox_area', bins: 4 });
+    expect(histogram.counts.reduce((x, y) => x + y, 0)).toBeGreaterThan(0);
+    expect(await after()).toBe(1);
+  });
+});
+
+describe('DATAVISOR_AGGREGATE_THREADS', () => {
+  it('defaults to DuckDB’s count (null), takes a count of at least 1, and refuses anything else naming the variable', () => {
+    expect(loadSettings({}, '/tmp').aggregateThreads).toBeNull();
+    expect(loadSettings({ DATAVISOR_AGGREGATE_THREADS: '1' }, '/tmp').aggregateThreads).toBe(1);
+    for (const v of ['0', '-2', '1.5', 'two']) expect(() => loadSettings({ DATAVISOR_AGGREGATE_THREADS: v }, '/tmp'), v).toThrow(/DATAVISOR_AGGREGATE_THREADS must be an integer >= 1/);
+  });
+
+  it('1 keeps aggregations on one thread', async () => {
+    const one = await openTestEnv({ DATAVISOR_AGGREGATE_THREADS: '1' });
+    try {
+      const count = async () => Number((await one.dv.db.query(`SELECT value AS v FROM duckdb_settings() WHERE name = 'threads'`))[0]!.v);
+      expect(await one.dv.db.ingestResources.analyse(count)).toBe(1);
+    } finally {
+      await one.close();
+    }
   });
 });
 

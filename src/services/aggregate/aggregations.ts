@@ -1,14 +1,15 @@
 import { ByteLru } from '../common/byte-lru.js';
 import type { Database } from '../db/connection.js';
 import {
-  categoryCountRows, cooccurrenceRows, countRows, histogramRows, labelSetCountRows, metadataValueRows, splitCountRows,
+  categoryCountRows, cooccurrenceRows, countRows, histogramPart, histogramRows, labelSetCountRows, metadataValueRows, splitCountRows, summaryNeeds,
   type AggregateScope, type HistogramField,
 } from '../db/aggregations.js';
+import { leaseSummaries, type SummaryPart } from '../db/summaries.js';
 import { hasFilter } from '../db/samples.js';
 import type { Dataset, DatasetService } from '../datasets/datasets.js';
 import { filterHash, type SampleFilter } from '../datasets/filter.js';
 import type { SampleService } from '../datasets/samples.js';
-import { BadInputError, DataVisorError } from '../errors.js';
+import { BadInputError, DataVisorError, NotFoundError } from '../errors.js';
 import type { PredictionService } from '../predictions/predictions.js';
 import { normalizeMetadataPath } from '../datasets/metadata-filter.js';
 
@@ -92,7 +93,7 @@ export class AggregationService {
 
   async counts(t: AggregateTarget): Promise<{ sampleCount: number; annotationCount: number }> {
     if (!hasFilter(t.query.filter) && t.query.labelSet === 0) return { sampleCount: t.dataset.imageCount, annotationCount: t.dataset.annotationCount };
-    const { samples, annotations } = await this.cached(t, 'counts', () => countRows(this.db, t.query));
+    const { samples, annotations } = await this.cached(t, 'counts', () => this.read(t, t.query.labelSet !== 0 ? 'categories' : null, (q) => countRows(this.db, q)));
     return { sampleCount: samples, annotationCount: annotations };
   }
 
@@ -105,7 +106,7 @@ export class AggregationService {
       counts = all.map((c) => ({ categoryId: c.categoryId, count: c.annotationCount, sampleCount: c.imageCount }));
     } else {
       const samples = options.sampleCounts === true;
-      counts = (await this.cached(t, `categories/${samples}`, () => categoryCountRows(this.db, t.query, samples))).map((r) => ({
+      counts = (await this.cached(t, 'categories', () => this.read(t, 'categories', (q) => categoryCountRows(this.db, q)))).map((r) => ({
         categoryId: r.category_id as number,
         count: r.annotations as number,
         sampleCount: samples ? (r.samples as number) : null,
@@ -120,20 +121,20 @@ export class AggregationService {
 
   /** Selected samples per split (null: no split), most first. */
   async splits(t: AggregateTarget): Promise<{ name: string | null; count: number }[]> {
-    const rows = await this.cached(t, 'splits', () => splitCountRows(this.db, t.query));
+    const rows = await this.cached(t, 'splits', () => this.read(t, null, (q) => splitCountRows(this.db, q)));
     return rows.map((r) => ({ name: (r.split as string | null) ?? null, count: r.n as number }));
   }
 
   /** Every label set of the dataset (ground truth first, then runs) with its annotations in the selected samples. */
   async labelSets(t: AggregateTarget): Promise<{ name: string; kind: string; count: number }[]> {
-    const rows = await this.cached(t, 'label-sets', () => labelSetCountRows(this.db, t.query));
+    const rows = await this.cached(t, 'label-sets', () => this.read(t, null, (q) => labelSetCountRows(this.db, q)));
     return rows.map((r) => ({ name: r.name as string, kind: r.kind as string, count: r.n as number }));
   }
 
   /** Pairs of categories found together in selected samples, with how many samples hold both; most first. */
   async cooccurrence(t: AggregateTarget, limit = 20): Promise<{ a: string; b: string; count: number }[]> {
     checkLimit(limit);
-    const [rows, all] = await Promise.all([this.cached(t, `cooccurrence/${limit}`, () => cooccurrenceRows(this.db, t.query, limit)), this.datasets.categories(t.dataset.id)]);
+    const [rows, all] = await Promise.all([this.cached(t, `cooccurrence/${limit}`, () => this.read(t, 'categories', (q) => cooccurrenceRows(this.db, q, limit))), this.datasets.categories(t.dataset.id)]);
     const names = new Map(all.map((c) => [c.categoryId, c.name]));
     const name = (id: unknown) => names.get(id as number) ?? String(id);
     return rows.map((r) => ({ a: name(r.a), b: name(r.b), count: r.n as number }));
@@ -150,7 +151,7 @@ export class AggregationService {
     const scale = request.scale ?? 'linear';
     const range = checkRange(request.min ?? null, request.max ?? null, scale);
     const q = { field, bins, range, log: scale === 'log' };
-    const row = await this.cached(t, `histogram/${JSON.stringify(q)}`, () => histogramRows(this.db, t.query, q));
+    const row = await this.cached(t, `histogram/${JSON.stringify(q)}`, () => this.read(t, histogramPart(t.query, q), (scope) => histogramRows(this.db, scope, q)));
     const edges = row.edges as number[];
     const n = edges.length - 1;
     // Boundary j ≥ 1 closes bin j − 1 (the first of equal boundaries: edges can be equal when the
@@ -173,8 +174,27 @@ export class AggregationService {
   async metadata(t: AggregateTarget, path: string, limit = 100): Promise<{ value: unknown; count: number }[]> {
     checkLimit(limit);
     const jsonPath = normalizeMetadataPath(path, 'path');
-    const rows = await this.cached(t, `metadata/${jsonPath}/${limit}`, () => metadataValueRows(this.db, t.query, jsonPath, limit));
+    const rows = await this.cached(t, `metadata/${jsonPath}/${limit}`, () => this.read(t, null, (q) => metadataValueRows(this.db, q, jsonPath, limit)));
     return rows.map((r) => ({ value: JSON.parse(r.value as string) as unknown, count: r.n as number }));
+  }
+
+  /**
+   * Runs a part's SQL with the summaries it reads held (db/summaries.ts): `part` of the counted
+   * label set, and a category filter's (summaryNeeds). The first read after a change builds them
+   * (docs/curation.md, "Summaries"). Both run with DuckDB's worker threads (db/ingest-resources.ts).
+   */
+  private async read<T>(t: AggregateTarget, part: SummaryPart | null, run: (scope: AggregateScope) => Promise<T>): Promise<T> {
+    return this.db.ingestResources.analyse(async () => {
+      const needs = summaryNeeds(t.query, part);
+      if (needs.length === 0) return run(t.query);
+      const lease = await leaseSummaries(this.db, t.dataset.id, needs);
+      if (!lease) throw new NotFoundError('dataset', t.dataset.id);
+      try {
+        return await run({ ...t.query, summary: lease.revision });
+      } finally {
+        lease.release();
+      }
+    });
   }
 
   /** One part's answer, computed once per key and kept (a failure is not). */

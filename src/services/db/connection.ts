@@ -55,6 +55,8 @@ export interface DatabaseOptions {
   memoryLimit?: string;
   /** Its value while ingests only append rows (ingest-resources.ts); needs memoryLimit. */
   ingestMemoryLimit?: string | null;
+  /** DuckDB threads an aggregation runs on (IngestResources.analyse); null or absent: DuckDB's default, the cores. */
+  aggregateThreads?: number | null;
 }
 
 /** Brings the schema from `version` to the next, all or nothing. */
@@ -153,7 +155,7 @@ export class Database {
       const { memoryLimit: full, ingestMemoryLimit: ingest } = options;
       // DuckDB's default thread count (the cores) is what ingests get; no ingest runs yet.
       const threads = Number((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = 'threads'`)).getRows()[0]?.[0]) || availableParallelism();
-      const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1 });
+      const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1, analysis: options.aggregateThreads ?? threads });
       await resources.move(null, null);
       return new Database(dbPath, instance, readers, resources);
     } catch (e) {

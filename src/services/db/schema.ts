@@ -123,6 +123,48 @@ const CURATION_TABLES = [
 ];
 
 /**
+ * Per-revision summaries the aggregations build when first needed (db/summaries.ts). Derived data
+ * stamped with the revision it was built at: a file without these tables gets them at open, and a
+ * DataVisor that does not know them ignores them (its changes bump the revision too), so they need
+ * no schema version.
+ */
+const SUMMARY_TABLES = [
+  `CREATE TABLE IF NOT EXISTS summary_builds (
+    dataset_id VARCHAR NOT NULL,
+    revision BIGINT NOT NULL,
+    label_set INTEGER NOT NULL,
+    part VARCHAR NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS sample_categories (
+    dataset_id VARCHAR NOT NULL,
+    revision BIGINT NOT NULL,
+    label_set INTEGER NOT NULL,
+    sample_ord INTEGER NOT NULL,
+    category_id BIGINT NOT NULL,
+    n INTEGER NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS category_pairs (
+    dataset_id VARCHAR NOT NULL,
+    revision BIGINT NOT NULL,
+    label_set INTEGER NOT NULL,
+    a BIGINT NOT NULL,
+    b BIGINT NOT NULL,
+    n BIGINT NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS field_stats (
+    dataset_id VARCHAR NOT NULL,
+    revision BIGINT NOT NULL,
+    label_set INTEGER NOT NULL,
+    field VARCHAR NOT NULL,
+    log BOOLEAN NOT NULL,
+    mn DOUBLE,
+    mx DOUBLE,
+    c BIGINT NOT NULL
+  )`,
+];
+
+
+/**
  * The annotations table, under `name` (a migration builds it beside the old one). `source` follows
  * from `score` and is computed when read: storing it per row (and the kind as text) cost a
  * train2017-scale ingest ~0.17 s of its final write (docs/storage.md).
@@ -202,6 +244,7 @@ export const SCHEMA_STATEMENTS = [
   LABEL_SETS_TABLE,
   ...EVALUATION_TABLES,
   ...CURATION_TABLES,
+  ...SUMMARY_TABLES,
   `CREATE TABLE IF NOT EXISTS licenses (
     dataset_id VARCHAR NOT NULL,
     license_id BIGINT NOT NULL,

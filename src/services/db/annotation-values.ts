@@ -1,0 +1,27 @@
+/** What a histogram counts: one value per annotation of the label set, or per sample. */
+export type HistogramField = 'bbox_area' | 'aspect_ratio' | 'relative_size' | 'score' | 'annotations_per_sample' | 'width' | 'height' | 'pixels';
+
+/** The fields with one value per annotation. */
+export type AnnotationField = 'bbox_area' | 'aspect_ratio' | 'relative_size' | 'score';
+
+/**
+ * The value of each annotation field as SQL over `annotations a` (and the image sizes `s`, see
+ * IMAGE_SIZES): fixed text, never input. The histograms and the per-sample summaries of their
+ * values (db/summaries.ts) both compute `(expression)::DOUBLE` from this text, so the minimum a
+ * summary keeps is the very double the histogram counts.
+ */
+export const ANNOTATION_VALUES: Record<AnnotationField, string> = {
+  bbox_area: 'a.bbox_w * a.bbox_h',
+  aspect_ratio: 'a.bbox_w / nullif(a.bbox_h, 0)',
+  // sqrt of the box's share of the image: a length ratio (COCO's size classes use the sqrt of areas).
+  relative_size: 'sqrt(a.bbox_w * a.bbox_h / nullif(s.width::DOUBLE * s.height, 0))',
+  score: 'a.score',
+};
+
+export const isAnnotationField = (f: HistogramField): f is AnnotationField => f in ANNOTATION_VALUES;
+
+/**
+ * The image sizes for `relative_size` (alias `s`), joined on `ord` alone: a join on (dataset_id,
+ * ord) compares the id's text per row (32 against 6.5 ms CPU at train2017 scale). `$1` is the dataset id.
+ */
+export const IMAGE_SIZES = ' JOIN (SELECT ord, width, height FROM samples WHERE dataset_id = $1) s ON s.ord = a.sample_ord';
