@@ -43,11 +43,7 @@ export class ChunkedAppender {
   private n = 0;
   private pending = 0;
 
-  constructor(
-    private readonly appender: DuckDBAppender,
-    /** Rows handed to DuckDB's table at a time: more costs memory, fewer costs DuckDB's time. */
-    private readonly flushRows = FLUSH_ROWS,
-  ) {
+  constructor(private readonly appender: DuckDBAppender) {
     const types = [];
     for (let col = 0; col < appender.columnCount; col++) {
       const type = appender.columnType(col);
@@ -113,7 +109,7 @@ export class ChunkedAppender {
 
   endRow(): void {
     if (++this.n === CHUNK_ROWS) this.appendChunk();
-    if (++this.pending === this.flushRows) this.flush();
+    if (++this.pending === FLUSH_ROWS) this.flush();
   }
 
   /** Hands every queued row to DuckDB's table (still inside the transaction). */

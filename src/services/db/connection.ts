@@ -30,8 +30,7 @@ export interface Transaction {
   run(sql: string, params?: Params): Promise<void>;
   query(sql: string, params?: Params): Promise<Row[]>;
   /** Appends rows to a table inside the transaction (close it before the SQL that reads them). */
-  /** `flushRows`: see ChunkedAppender. */
-  appender(table: string, flushRows?: number): Promise<ChunkedAppender>;
+  appender(table: string): Promise<ChunkedAppender>;
 }
 
 /** Reads of one state of the database (Database.snapshot). */
@@ -219,8 +218,8 @@ export class Database {
     return {
       run: async (sql, params = []) => void (await conn.run(sql, params.map(toValue))),
       query: async (sql, params = []) => rowsOf(await conn.run(sql, params.map(toValue))),
-      appender: async (table, flushRows) => {
-        const a = new ChunkedAppender(await conn.createAppender(table), flushRows);
+      appender: async (table) => {
+        const a = new ChunkedAppender(await conn.createAppender(table));
         appenders.push(a);
         return a;
       },

@@ -33,12 +33,6 @@ const TARGET_SAMPLES = `SELECT ord, image_id, width, height, file_name, split,
 const STAGED = 'prediction_rows_staged';
 const YOLO_LINES = 'prediction_yolo_lines';
 
-/**
- * A run's rows go to the table a DuckDB row group at a time: half as often as the default, which
- * took 10–20% more of the main thread's time for 2.3M rows (docs/evaluation.md, "Import").
- */
-const ROW_GROUP_ROWS = 122_880;
-
 const EXAMPLES = 5;
 const MAX_ORD = 2_147_483_647;
 
@@ -151,7 +145,7 @@ export class RunWriter {
               coalesce((SELECT max(ord) FROM annotations WHERE dataset_id = $1), -1) + 1 AS ord_base`,
       [datasetId],
     );
-    const rows = await tx.appender('annotations', ROW_GROUP_ROWS);
+    const rows = await tx.appender('annotations');
     const shapes = await tx.appender('annotation_shapes');
     const labelSet = ids!.label_set as number;
     rows.constant(0, datasetId);

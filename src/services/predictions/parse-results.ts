@@ -5,15 +5,15 @@ import type { PartSummary, RecycledBatch, ResultsResponse, ResultsThreadOptions,
 
 /** Bytes looked at for the file's first character. */
 const HEAD_BYTES = 1024;
-/** A split file's ranges: small enough that the few parsed ahead of the consumer stay small (~10 MB of rows each). */
-const RANGE_BYTES = 8 * 1024 * 1024;
+/** A split file's ranges: small enough that the few parsed ahead of the consumer stay small (~5 MB of rows each). */
+const RANGE_BYTES = 4 * 1024 * 1024;
 const EXAMPLES = 5;
 /**
- * Chunks (256 KiB) a thread is sent ahead of its answers: the import's appends block the main
- * thread ~0.1 s at a time (DuckDB's appender), and with the parse-parts default of 4 the threads
- * ran dry and idled for half of an import.
+ * Chunks (256 KiB) of a bucket's file a thread is sent ahead of its answers: a whole range. The
+ * import's appends keep the main thread from forwarding for ~0.1 s at a time, and with the
+ * parse-parts default of 4 the threads ran dry and idled for half of an import.
  */
-const IN_FLIGHT = 32;
+const IN_FLIGHT = 16;
 
 export interface ResultsStep {
   bytesRead: number;
@@ -51,7 +51,7 @@ interface RangeRead {
  * Parses a COCO results file in worker threads (results-worker.ts, the ResultsParser) and yields
  * its detections in column batches, in file order (docs/evaluation.md, "Import"). A results array
  * over twice the smallest part worth a thread is cut after even points at `}` `,` `{` into ranges
- * of ~8 MB, which the threads read round robin, each range with a tokenizer of its own started
+ * of ~4 MB, which the threads read round robin, each range with a tokenizer of its own started
  * inside the array; a range's detections are handed on once every range before it has been. So
  * the consumer gets the file's order while every thread parses, and at most one range per thread
  * is read ahead of the next one it gets (memory bounded whatever the file's size).
