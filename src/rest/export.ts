@@ -95,14 +95,13 @@ function gzipOnly(acceptEncoding: string): string {
  */
 function bodyOf(prepared: PreparedExport, log: Logger): ReadableStream<Uint8Array> {
   const chunks = prepared.chunks();
-  const encoder = new TextEncoder();
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
           const next = await chunks.next();
           if (next.done) controller.close();
-          else controller.enqueue(encoder.encode(next.value));
+          else controller.enqueue(next.value);
         } catch (err) {
           log.error({ err, dataset_id: prepared.dataset.id }, 'export failed while streaming');
           controller.error(err);

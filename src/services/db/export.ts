@@ -42,7 +42,8 @@ export function imagesQuery(s: ExportSelection): ExportQuery {
   const params: Param[] = [s.datasetId];
   const where = sampleWhereClause(s.filter, params);
   return {
-    sql: `SELECT image_id, file_name, width, height, license_id, coco_url, flickr_url, date_captured, metadata, split
+    sql: `SELECT image_id::DOUBLE AS image_id, file_name, width::DOUBLE AS width, height::DOUBLE AS height, license_id::DOUBLE AS license_id,
+        coco_url, flickr_url, date_captured, metadata::VARCHAR AS metadata
       FROM samples WHERE dataset_id = $1${where} ORDER BY ord`,
     params,
   };
@@ -50,16 +51,18 @@ export function imagesQuery(s: ExportSelection): ExportQuery {
 
 /**
  * Annotations in file order (`ord`), with their shapes when the dataset stored any (`withShapes`:
- * the join is left out otherwise, so a dataset without shapes does not pay for it).
+ * the join is left out otherwise, so a dataset without shapes does not pay for it). Numbers as
+ * DOUBLE (ids fit: they are safe integers) and the rest as text: the columns the export reads whole.
  */
 export function annotationsQuery(s: ExportSelection, withShapes: boolean): ExportQuery {
   const params: Param[] = [s.datasetId];
   const where = annotationWhere(s, params);
-  const shapes = withShapes ? 'sh.segmentation, sh.keypoints' : 'NULL AS segmentation, NULL AS keypoints';
+  const shapes = withShapes ? 'sh.segmentation, sh.keypoints' : 'NULL::VARCHAR AS segmentation, NULL::VARCHAR AS keypoints';
   const join = withShapes ? ' LEFT JOIN (SELECT ord, segmentation, keypoints FROM annotation_shapes WHERE dataset_id = $1) sh ON sh.ord = a.ord' : '';
   return {
-    sql: `SELECT a.annotation_id, a.image_id, a.category_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd,
-        a.segmentation_kind, a.num_keypoints, a.score, a.extra, ${shapes}
+    sql: `SELECT a.annotation_id::DOUBLE AS annotation_id, a.image_id::DOUBLE AS image_id, a.category_id::DOUBLE AS category_id,
+        a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd::DOUBLE AS is_crowd, a.num_keypoints::DOUBLE AS num_keypoints,
+        a.score, a.extra, ${shapes}
       FROM annotations a${join} WHERE ${where} ORDER BY a.ord`,
     params,
   };

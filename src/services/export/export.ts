@@ -1,12 +1,14 @@
-import type { Database, Row, Snapshot } from '../db/connection.js';
-import { annotationsQuery, exportCategoryRows, exportCounts, imagesQuery, licenseRows, type ExportSelection } from '../db/export.js';
+import type { ColumnTable, Database, Snapshot } from '../db/connection.js';
+import { annotationsQuery, exportCategoryRows, exportCounts, imagesQuery, licenseRows, type ExportQuery, type ExportSelection } from '../db/export.js';
 import type { Dataset, DatasetService } from '../datasets/datasets.js';
 import type { SampleFilter } from '../datasets/filter.js';
 import type { SampleService } from '../datasets/samples.js';
 import { BadInputError } from '../errors.js';
 import type { PredictionService } from '../predictions/predictions.js';
 import type { StorageService } from '../storage/index.js';
-import { annotationJson, categoryJson, imageJson, licenseJson, resultJson } from './coco-json.js';
+import { categoryJson, licenseJson } from './coco-json.js';
+import { formatChunk, type RowKind } from './format-rows.js';
+import { FormatThread } from './format-thread.js';
 import { writeYolo, type YoloExportOptions, type YoloExportSummary } from './yolo.js';
 
 /** `coco`: the ground truth as a COCO dataset; `coco_results`: a prediction run as a COCO results file. */
@@ -52,7 +54,8 @@ export interface PreparedExport {
   counts: { images: number; annotations: number };
   /** What the file cannot hold as the dataset had it (one sentence each), for a header or stderr. */
   warnings: string[];
-  chunks(onProgress?: (p: ExportProgress) => void): AsyncGenerator<string, void, undefined>;
+  /** The file's bytes (UTF-8), ~1 MB a chunk. */
+  chunks(onProgress?: (p: ExportProgress) => void): AsyncGenerator<Uint8Array, void, undefined>;
   close(): void;
 }
 
@@ -149,38 +152,86 @@ export class ExportService {
       const head = dataset.info ? `{"info":${JSON.stringify(dataset.info)},` : '{';
       const licenses = (await licenseRows(db, s.datasetId)).map(licenseJson);
       const categories = (await exportCategoryRows(db, s.datasetId, s.categoryIds)).map(categoryJson);
-      yield `${head}"licenses":[${licenses.join(',')}],\n"categories":[\n${categories.join(',\n')}\n],\n"images":[\n`;
-      yield* section(db, imagesQuery(s), imageJson, (done) => onProgress({ section: 'images', done, total: counts.images }));
-      yield '\n],\n"annotations":[\n';
-      yield* section(db, annotationsQuery(s, withShapes), annotationJson, (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
-      yield '\n]}\n';
+      const format = formatter(counts.images + counts.annotations);
+      try {
+        yield bytes(`${head}"licenses":[${licenses.join(',')}],\n"categories":[\n${categories.join(',\n')}\n],\n"images":[\n`);
+        yield* section(db, imagesQuery(s), 'images', format, (done) => onProgress({ section: 'images', done, total: counts.images }));
+        yield bytes('\n],\n"annotations":[\n');
+        yield* section(db, annotationsQuery(s, withShapes), 'annotations', format, (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
+        yield bytes('\n]}\n');
+      } finally {
+        await format.close();
+      }
     };
   }
 
   /** A results file: the run's detections in the order of the file it was imported from. */
   private results(db: Snapshot, s: ExportSelection, withShapes: boolean) {
     return async function* (onProgress: (p: ExportProgress) => void, counts: { images: number; annotations: number }) {
-      yield '[\n';
-      yield* section(db, annotationsQuery(s, withShapes), resultJson, (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
-      yield '\n]\n';
+      const format = formatter(counts.annotations);
+      try {
+        yield bytes('[\n');
+        yield* section(db, annotationsQuery(s, withShapes), 'results', format, (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
+        yield bytes('\n]\n');
+      } finally {
+        await format.close();
+      }
     };
   }
 }
 
-/** The rows of one query as JSON objects, one a line, a chunk of rows per string. */
-async function* section(db: Snapshot, q: { sql: string; params: Parameters<Snapshot['stream']>[1] }, toJson: (r: Row) => string, progress: (done: number) => void) {
+const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
+
+/** Rows from which an export formats its text in a thread of its own (fewer: the thread's start-up is not worth it). */
+const THREAD_ROWS = 50_000;
+/** Chunks of rows sent to the format thread and not yet written: enough to keep it busy, few enough to bound memory. */
+const FORMAT_AHEAD = 3;
+
+interface Formatter {
+  format(kind: RowKind, table: ColumnTable, first: boolean): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** A format thread for a large export, else the same formatting on this thread. */
+function formatter(rows: number): Formatter {
+  if (rows >= THREAD_ROWS) return new FormatThread();
+  return { format: async (kind, table, first) => bytes(formatChunk(kind, table, first)), close: async () => undefined };
+}
+
+/** The rows of one query as JSON objects, one a line, in the order of the query; a chunk of bytes per chunk of rows. */
+async function* section(db: Snapshot, q: ExportQuery, kind: RowKind, format: Formatter, progress: (done: number) => void) {
+  let sent = 0;
   let done = 0;
-  for await (const rows of db.stream(q.sql, q.params)) {
-    let text = done === 0 ? '' : ',\n';
-    for (let i = 0; i < rows.length; i++) text += (i === 0 ? '' : ',\n') + toJson(rows[i]!);
-    done += rows.length;
-    yield text;
-    progress(done);
+  const ahead: { text: Promise<Uint8Array>; rows: number }[] = [];
+  const next = async () => {
+    const { text, rows } = ahead.shift()!;
+    const out = await text;
+    done += rows;
+    return out;
+  };
+  try {
+    for await (const table of db.columns(q.sql, q.params)) {
+      const text = format.format(kind, table, sent === 0);
+      // Awaited in turn below; until then a failure must not count as unhandled.
+      text.catch(() => undefined);
+      ahead.push({ text, rows: table.count });
+      sent += table.count;
+      if (ahead.length >= FORMAT_AHEAD) {
+        yield await next();
+        progress(done);
+      }
+    }
+    while (ahead.length > 0) {
+      yield await next();
+      progress(done);
+    }
+  } finally {
+    ahead.length = 0;
   }
 }
 
 /** Closes the snapshot however the stream ends: read to its end, failed, or stopped by its reader. */
-async function* closing(snapshot: Snapshot, chunks: AsyncGenerator<string>): AsyncGenerator<string, void, undefined> {
+async function* closing(snapshot: Snapshot, chunks: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
   try {
     yield* chunks;
   } finally {
