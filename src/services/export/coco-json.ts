@@ -61,14 +61,10 @@ export function imageJson(r: Row): string {
 /**
  * A ground-truth annotation. `segmentation` is the stored polygons or RLE; without one (boxes only,
  * or shapes not stored at ingest: the export's warning counts those) it is `[]`, as box-only COCO
- * exports write it. `keypoints` only when stored.
+ * exports write it. `keypoints` only when stored. (The common row, a box and nothing else, is
+ * written straight from the columns by format-rows.ts, the same text.)
  */
 export function annotationJson(r: Row): string {
-  // The common row (no extra keys, no shape, no keypoints, no score) in one template: a third less
-  // time and garbage than the general path on train2017 (bench/export.mjs).
-  if (r.extra === null && r.segmentation === null && r.num_keypoints === null && r.score === null && r.bbox_x !== null && r.area !== null) {
-    return `{"id":${r.annotation_id as number},"image_id":${r.image_id as number},"category_id":${r.category_id as number},"bbox":[${box(r)}],"area":${numberText(r.area as number)},"iscrowd":${r.is_crowd ? 1 : 0},"segmentation":[]}`;
-  }
   const x = parse(r.extra);
   const own = (k: string) => x === null || !(k in x);
   let out = `{"id":${r.annotation_id as number},"image_id":${r.image_id as number},"category_id":${r.category_id as number}`;
