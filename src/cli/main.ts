@@ -3,7 +3,6 @@ import { Command, Option } from 'commander';
 import { loadSettings } from '../config.js';
 import { openDataVisor } from '../services/app.js';
 import { isDataVisorError } from '../services/errors.js';
-import { datasetJson } from '../services/datasets/json-views.js';
 import { DEFAULT_FORMAT, FORMAT_CHOICES } from '../services/ingest/formats/registry.js';
 import { createLogger } from '../services/logger.js';
 import { datasetTable, listDatasets } from './datasets.js';

@@ -8,7 +8,7 @@ import { MAX_PAGE_SIZE } from '../services/datasets/paging.js';
 import { BadInputError } from '../services/errors.js';
 import { errorResponses } from './errors.js';
 import { ResponseCache } from './response-cache.js';
-import { newRouter, queryBool, queryInt, queryNumber, requestOrigin, strictQuery } from './router.js';
+import { newRouter, queryBool, queryInt, queryNumber, requestOrigin } from './router.js';
 
 /** The SQL binds offsets as 32-bit integers; no dataset comes near this many samples. */
 const MAX_OFFSET = 2_000_000_000;

@@ -79,8 +79,6 @@ export class PlainResults {
   private categoryId = 0;
   private score = 0;
   private readonly box = new Float64Array(4);
-  /** The end of the value read by number() / skip(). */
-  private end = 0;
 
   constructor(
     /** Where rows go: `builder` is read for every row (its owner replaces it when a batch is taken). */
