@@ -1,3 +1,5 @@
+import { A } from '../records/columns.js';
+import type { ChunkedAppender } from './chunked-appender.js';
 import type { Database, Row } from './connection.js';
 
 const ANNOTATION_COLUMNS = `sample_ord, ord, annotation_id, image_id, category_id, bbox_x, bbox_y, bbox_w, bbox_h, area, is_crowd,
@@ -45,4 +47,22 @@ const SHAPES = `SELECT ord, segmentation, keypoints FROM annotation_shapes
 export async function shapeRows(db: Database, datasetId: string, ords: readonly number[]): Promise<Row[]> {
   if (ords.length === 0) return [];
   return db.query(SHAPES, [datasetId, Math.min(...ords), Math.max(...ords), ords]);
+}
+
+/**
+ * The columns of an `annotations` row (appended straight into the table: ANNOTATION_STORED_COLUMNS,
+ * then label_set) that every writer takes as they are from an annotation batch's numbers at `o`:
+ * the box, the area, the segmentation's kind and counts, and the score. The ids, the sample, the
+ * flags, the extra JSON and the label set are the writer's own.
+ */
+export function appendAnnotationValues(a: ChunkedAppender, n: Float64Array, o: number): void {
+  a.num(6, n[o + A.x]!);
+  a.num(7, n[o + A.y]!);
+  a.num(8, n[o + A.w]!);
+  a.num(9, n[o + A.h]!);
+  a.num(10, n[o + A.area]!);
+  a.num(12, n[o + A.kind]!);
+  a.num(13, n[o + A.polygonCount]!);
+  a.num(14, n[o + A.pointCount]!);
+  a.num(16, n[o + A.score]!);
 }

@@ -5,6 +5,7 @@ import type { CategoryRecord, LicenseRecord, Warning } from '../records/types.js
 import type { Logger } from '../logger.js';
 import { DataVisorError } from '../errors.js';
 import { isDatasetId } from '../ids.js';
+import { appendAnnotationValues } from './annotations.js';
 import { ChunkedAppender } from './chunked-appender.js';
 import type { IngestPhase } from './ingest-resources.js';
 import { plainRow, type Database, type Row } from './connection.js';
@@ -268,17 +269,9 @@ export class DatasetWriter {
     a.int(3, n[o + A.id]!);
     a.int(4, n[o + A.imageId]!);
     a.int(5, n[o + A.categoryId]!);
-    a.num(6, n[o + A.x]!);
-    a.num(7, n[o + A.y]!);
-    a.num(8, n[o + A.w]!);
-    a.num(9, n[o + A.h]!);
-    a.num(10, n[o + A.area]!);
+    appendAnnotationValues(a, n, o);
     a.bool(11, n[o + A.isCrowd] === 1);
-    a.num(12, n[o + A.kind]!);
-    a.num(13, n[o + A.polygonCount]!);
-    a.num(14, n[o + A.pointCount]!);
     a.num(15, n[o + A.numKeypoints]!);
-    a.num(16, n[o + A.score]!);
     a.text(17, textAt(c.texts[ANN_TEXT.extra]!, i));
     a.num(18, 0);
     a.endRow();

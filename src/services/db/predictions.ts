@@ -1,6 +1,7 @@
 import { DataVisorError } from '../errors.js';
 import { isDatasetId } from '../ids.js';
 import { A, ANN_TEXT, textAt, type Columns } from '../records/columns.js';
+import { appendAnnotationValues } from './annotations.js';
 import type { ChunkedAppender } from './chunked-appender.js';
 import type { ColumnChunk, Database, Row, Transaction } from './connection.js';
 import { deleteEvaluations } from './evaluations.js';
@@ -186,15 +187,7 @@ export class RunWriter {
         a.int(3, first + i + 1);
         a.int(4, samples.imageIds[i]!);
         a.int(5, n[o + A.categoryId]!);
-        a.num(6, n[o + A.x]!);
-        a.num(7, n[o + A.y]!);
-        a.num(8, n[o + A.w]!);
-        a.num(9, n[o + A.h]!);
-        a.num(10, n[o + A.area]!);
-        a.num(12, n[o + A.kind]!);
-        a.num(13, n[o + A.polygonCount]!);
-        a.num(14, n[o + A.pointCount]!);
-        a.num(16, n[o + A.score]!);
+        appendAnnotationValues(a, n, o);
         a.endRow();
         const text = textAt(seg, i);
         if (text !== null) {
