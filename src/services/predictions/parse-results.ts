@@ -1,7 +1,7 @@
 import { DataVisorError, type ErrorCode } from '../errors.js';
 import { findCuts, Part as ThreadPart, SpareBlocks, Wakeup, type ParseInput } from '../common/parse-parts.js';
 import { buffersOf, type Columns } from '../records/columns.js';
-import type { PartSummary, RecycledBatch, ResultsResponse, ResultsThreadOptions, ResumeAt } from './results-wire.js';
+import type { PartSummary, RecycledBatch, ResultsResponse, ResultsThreadOptions } from './results-wire.js';
 
 /** Bytes looked at for the file's first character. */
 const HEAD_BYTES = 1024;
@@ -210,4 +210,3 @@ class Part extends ThreadPart<ResultsResponse, RecycledBatch> {
   }
 }
 
-export type { ResumeAt };
