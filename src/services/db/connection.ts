@@ -251,11 +251,7 @@ export class Database {
     this.queryCount++;
     const conn = await this.connect();
     try {
-      const result = await conn.stream(sql, params.map(toValue));
-      const types = result.columnTypes();
-      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        yield new ColumnChunk(chunk, types);
-      }
+      for await (const { chunk, types } of resultChunks(conn, sql, params)) yield new ColumnChunk(chunk, types);
     } finally {
       conn.closeSync();
     }
@@ -283,21 +279,11 @@ export class Database {
       },
       async *stream(sql, params = []) {
         self.queryCount++;
-        const result = await conn.stream(sql, params.map(toValue));
-        const names = result.columnNames();
-        const types = result.columnTypes();
-        for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-          yield rowsOfChunk(chunk, names, types);
-        }
+        for await (const { chunk, names, types } of resultChunks(conn, sql, params)) yield rowsOfChunk(chunk, names, types);
       },
       async *columns(sql, params = []) {
         self.queryCount++;
-        const result = await conn.stream(sql, params.map(toValue));
-        const names = result.columnNames();
-        const types = result.columnTypes();
-        for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-          yield new ColumnChunk(chunk, types).table(names);
-        }
+        for await (const { chunk, names, types } of resultChunks(conn, sql, params)) yield new ColumnChunk(chunk, types).table(names);
       },
       close() {
         if (!open) return;
@@ -484,6 +470,14 @@ function rowsOf(result: DuckDBMaterializedResult): Row[] {
 }
 
 /** Appends a chunk's rows to `rows` (and answers it). */
+/** A statement's result on `conn`, a chunk (2,048 rows at most) at a time, with its columns' names and types. */
+async function* resultChunks(conn: DuckDBConnection, sql: string, params: Params): AsyncGenerator<{ chunk: DuckDBDataChunk; names: string[]; types: DuckDBType[] }> {
+  const result = await conn.stream(sql, params.map(toValue));
+  const names = result.columnNames();
+  const types = result.columnTypes();
+  for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) yield { chunk, names, types };
+}
+
 function rowsOfChunk(chunk: DuckDBDataChunk, names: readonly string[], types: readonly DuckDBType[], rows: Row[] = []): Row[] {
   const vectors = names.map((_, c) => chunk.getColumnVector(c));
   for (let i = 0; i < chunk.rowCount; i++) {

@@ -1,5 +1,5 @@
 import type { Database } from '../db/connection.js';
-import { countTargetSamples, deletePredictionRun, listPredictionRuns, listPredictionRunsOf, refuseUsedName, RunWriter, splitsOf, type PredictionRunRow } from '../db/predictions.js';
+import { deletePredictionRun, listPredictionRuns, listPredictionRunsOf, refuseUsedName, RunWriter, splitsOf, type PredictionRunRow } from '../db/predictions.js';
 import type { DatasetService } from '../datasets/datasets.js';
 import { BadInputError, DataVisorError, isDataVisorError, NotFoundError } from '../errors.js';
 import type { IngestPhase } from '../db/ingest-resources.js';
@@ -125,9 +125,9 @@ export class PredictionService {
       const files = format === 'yolo' ? await listPredictionFiles(input) : null;
       // A used name or an unknown split is refused here, before any progress: nothing has been read yet.
       await refuseUsedName(this.deps.db, req.datasetId, req.name, req.replace);
-      if (req.split !== null && (await countTargetSamples(this.deps.db, req.datasetId, req.split)) === 0) {
+      if (req.split !== null) {
         const splits = await splitsOf(this.deps.db, req.datasetId);
-        throw new BadInputError(`dataset ${req.datasetId} has no split "${req.split}"; its splits are ${splits.map((s) => `"${s}"`).join(', ') || 'none'}`);
+        if (!splits.includes(req.split)) throw new BadInputError(`dataset ${req.datasetId} has no split "${req.split}"; its splits are ${splits.map((s) => `"${s}"`).join(', ') || 'none'}`);
       }
       bytesTotal = input.size;
       log.info({ dataset_id: req.datasetId, name: req.name, results_path: input.url, format }, 'prediction import started');
