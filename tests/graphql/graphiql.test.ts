@@ -46,6 +46,9 @@ describe.skipIf(!available)('GraphiQL at /graphql', () => {
     const page = await browser.newPage();
     const requests: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
+    // Monaco starts its language worker when the editor wants it, which may come after the answer.
+    const worker = page.waitForRequest((r) => r.url().startsWith(`${h.base}/graphql/assets/`) && r.url().endsWith('/graphql.worker.js'), { timeout: 30_000 });
+    worker.catch(() => undefined); // awaited below; a test failing earlier must not leave it unhandled
     try {
       await page.goto(`${h.base}/graphql`);
       const answer = page.waitForResponse((r) => r.url() === `${h.base}/graphql` && r.request().method() === 'POST' && (r.request().postData() ?? '').includes('FirstSamples'));
@@ -67,6 +70,7 @@ describe.skipIf(!available)('GraphiQL at /graphql', () => {
       expect(outside).toEqual([]);
       expect(requests.some((u) => u.startsWith(`${h.base}/graphql`))).toBe(true);
       // The bundle comes from the links of the page (src/schema/graphiql-page.ts), workers included.
+      await worker;
       const assets = requests.filter((u) => u.startsWith(`${h.base}/graphql/assets/`)).map((u) => u.split('/').at(-1));
       expect(assets).toEqual(expect.arrayContaining(['graphiql.css', 'graphiql.js', 'graphql.worker.js']));
     } finally {
