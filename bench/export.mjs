@@ -66,7 +66,7 @@ const row = (name, xs) => ({
   cpuSeconds: median(xs.map((x) => x.cpuSeconds)),
   rssMB: median(xs.map((x) => x.rssMB)),
 });
-const b = row('baseline: the same SELECTs streamed, rows dropped', baseline);
+const b = row('baseline: the same rows streamed out of DuckDB, dropped', baseline);
 const x = row('COCO export to a file', exported);
 console.log(`${os.cpus().length} cores, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${e.images} images, ${e.annotations} annotations, ${(e.bytes / 1e6).toFixed(0)} MB written; medians of ${runs}`);
 console.log('| pass | wall (s) | CPU (s) | peak RSS (MB) | wall vs baseline |');

@@ -1,4 +1,5 @@
 import type { Param, Row, Snapshot } from './connection.js';
+import { jsonNumber, jsonObject, jsonString, type JsonField } from './json-text.js';
 import { sampleWhereClause, type SampleQueryFilter } from './samples.js';
 
 /**
@@ -38,34 +39,88 @@ export interface ExportQuery {
   params: Param[];
 }
 
-export function imagesQuery(s: ExportSelection): ExportQuery {
-  const params: Param[] = [s.datasetId];
-  const where = sampleWhereClause(s.filter, params);
-  return {
-    sql: `SELECT image_id::DOUBLE AS image_id, file_name, width::DOUBLE AS width, height::DOUBLE AS height, license_id::DOUBLE AS license_id,
-        coco_url, flickr_url, date_captured, metadata::VARCHAR AS metadata
-      FROM samples WHERE dataset_id = $1${where} ORDER BY ord`,
-    params,
-  };
+/**
+ * One column, `text`: each row's JSON object as DuckDB writes it (json-text.ts), in file order
+ * (`ord`). The object is built after the sort, in an outer SELECT of the sorted rows, which keeps
+ * their order (DuckDB's order preservation): the sort carries the narrow columns, not the text.
+ */
+function textQuery(sorted: string, line: string, params: Param[]): ExportQuery {
+  return { sql: `SELECT ${line} AS text FROM (${sorted}) r`, params };
 }
 
 /**
- * Annotations in file order (`ord`), with their shapes when the dataset stored any (`withShapes`:
- * the join is left out otherwise, so a dataset without shapes does not pay for it). Numbers as
- * DOUBLE (ids fit: they are safe integers) and the rest as text: the columns the export reads whole.
+ * The images as COCO image objects: `id`, `file_name`, then each field the image has (none is
+ * written as null) unless its metadata holds that key (a value that did not fit the column,
+ * written once, from there), then the metadata's keys.
  */
-export function annotationsQuery(s: ExportSelection, withShapes: boolean): ExportQuery {
+export function imagesText(s: ExportSelection): ExportQuery {
+  const params: Param[] = [s.datasetId];
+  const where = sampleWhereClause(s.filter, params);
+  const column = (key: string, name: string, text = `r.${name}::VARCHAR`): JsonField => ({ key, value: text, nullWhen: `r.${name}` });
+  const line = jsonObject(
+    [`'{"id":'`, 'r.image_id', `',"file_name":'`, jsonString('r.file_name')],
+    [
+      column('width', 'width'), column('height', 'height'), column('license', 'license_id'), column('coco_url', 'coco_url', jsonString('r.coco_url')),
+      column('date_captured', 'date_captured', jsonString('r.date_captured')), column('flickr_url', 'flickr_url', jsonString('r.flickr_url')),
+    ],
+    'r.metadata',
+  );
+  const sorted = `SELECT image_id, file_name, width, height, license_id, coco_url, date_captured, flickr_url, metadata
+    FROM samples WHERE dataset_id = $1${where} ORDER BY ord`;
+  return textQuery(sorted, line, params);
+}
+
+/** `[x,y,w,h]`; a box is stored whole or not at all. */
+const box: JsonField = {
+  key: 'bbox',
+  value: `CASE WHEN r.bbox_x IS NULL THEN NULL ELSE concat('[', ${jsonNumber('r.bbox_x')}, ',', ${jsonNumber('r.bbox_y')}, ',', ${jsonNumber('r.bbox_w')}, ',', ${jsonNumber('r.bbox_h')}, ']') END`,
+  nullWhen: 'r.bbox_x',
+};
+
+/**
+ * The annotations' text: `line` over the selection's annotations in file order, with their
+ * shapes when the dataset stored any (`withShapes`: the join is left out otherwise, so a dataset
+ * without shapes does not pay for it).
+ */
+function annotationsTextQuery(s: ExportSelection, withShapes: boolean, line: string): ExportQuery {
   const params: Param[] = [s.datasetId];
   const where = annotationWhere(s, params);
   const shapes = withShapes ? 'sh.segmentation, sh.keypoints' : 'NULL::VARCHAR AS segmentation, NULL::VARCHAR AS keypoints';
   const join = withShapes ? ' LEFT JOIN (SELECT ord, segmentation, keypoints FROM annotation_shapes WHERE dataset_id = $1) sh ON sh.ord = a.ord' : '';
-  return {
-    sql: `SELECT a.annotation_id::DOUBLE AS annotation_id, a.image_id::DOUBLE AS image_id, a.category_id::DOUBLE AS category_id,
-        a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd::DOUBLE AS is_crowd, a.num_keypoints::DOUBLE AS num_keypoints,
-        a.score, a.extra, ${shapes}
-      FROM annotations a${join} WHERE ${where} ORDER BY a.ord`,
-    params,
-  };
+  const sorted = `SELECT a.annotation_id, a.image_id, a.category_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area, a.is_crowd, a.num_keypoints, a.score, a.extra, ${shapes}
+    FROM annotations a${join} WHERE ${where} ORDER BY a.ord`;
+  return textQuery(sorted, line, params);
+}
+
+/**
+ * Ground-truth annotations as COCO annotation objects: `id`, `image_id`, `category_id`, then
+ * `bbox`, `area`, `iscrowd`, `segmentation` (the stored polygons or RLE, or `[]` as box-only
+ * exports write it: the export's warning counts shapes the ingest did not keep), `num_keypoints`,
+ * `keypoints`, `score` when the row has them, each unless the row's extra keys hold it, then the
+ * extra keys.
+ */
+export function annotationsText(s: ExportSelection, withShapes: boolean): ExportQuery {
+  const line = jsonObject(
+    [`'{"id":'`, 'r.annotation_id', `',"image_id":'`, 'r.image_id', `',"category_id":'`, 'r.category_id'],
+    [
+      box,
+      { key: 'area', value: jsonNumber('r.area'), nullWhen: 'r.area' },
+      { key: 'iscrowd', value: "CASE WHEN r.is_crowd THEN '1' ELSE '0' END" },
+      { key: 'segmentation', value: "coalesce(r.segmentation, '[]')" },
+      { key: 'num_keypoints', value: 'r.num_keypoints::VARCHAR', nullWhen: 'r.num_keypoints' },
+      { key: 'keypoints', value: 'r.keypoints', nullWhen: 'r.keypoints' },
+      { key: 'score', value: jsonNumber('r.score'), nullWhen: 'r.score' },
+    ],
+    'r.extra',
+  );
+  return annotationsTextQuery(s, withShapes, line);
+}
+
+/** A prediction run's detections in its file's order, as pycocotools' loadRes reads them. */
+export function resultsText(s: ExportSelection, withShapes: boolean): ExportQuery {
+  const line = `concat('{"image_id":', r.image_id, ',"category_id":', r.category_id, CASE WHEN r.bbox_x IS NULL THEN NULL ELSE ',"bbox":' END, ${box.value},
+    ',"score":', coalesce(${jsonNumber('r.score')}, 'null'), CASE WHEN r.segmentation IS NULL THEN NULL ELSE ',"segmentation":' END, r.segmentation, '}')`;
+  return annotationsTextQuery(s, withShapes, line);
 }
 
 /**

@@ -1,5 +1,5 @@
-import type { ColumnTable, Database, Snapshot } from '../db/connection.js';
-import { annotationsQuery, exportCategoryRows, exportCounts, imagesQuery, licenseRows, type ExportQuery, type ExportSelection } from '../db/export.js';
+import type { Database, Snapshot } from '../db/connection.js';
+import { annotationsText, exportCategoryRows, exportCounts, imagesText, licenseRows, resultsText, type ExportQuery, type ExportSelection } from '../db/export.js';
 import type { Dataset, DatasetService } from '../datasets/datasets.js';
 import type { SampleFilter } from '../datasets/filter.js';
 import type { SampleService } from '../datasets/samples.js';
@@ -7,8 +7,6 @@ import { BadInputError } from '../errors.js';
 import type { PredictionService } from '../predictions/predictions.js';
 import type { StorageService } from '../storage/index.js';
 import { categoryJson, licenseJson } from './coco-json.js';
-import { formatChunk, type RowKind } from './format-rows.js';
-import { FormatThread } from './format-thread.js';
 import { writeYolo, type YoloExportOptions, type YoloExportSummary } from './yolo.js';
 
 /** `coco`: the ground truth as a COCO dataset; `coco_results`: a prediction run as a COCO results file. */
@@ -152,81 +150,38 @@ export class ExportService {
       const head = dataset.info ? `{"info":${JSON.stringify(dataset.info)},` : '{';
       const licenses = (await licenseRows(db, s.datasetId)).map(licenseJson);
       const categories = (await exportCategoryRows(db, s.datasetId, s.categoryIds)).map(categoryJson);
-      const format = formatter(counts.images + counts.annotations);
-      try {
-        yield bytes(`${head}"licenses":[${licenses.join(',')}],\n"categories":[\n${categories.join(',\n')}\n],\n"images":[\n`);
-        yield* section(db, imagesQuery(s), 'images', format, (done) => onProgress({ section: 'images', done, total: counts.images }));
-        yield bytes('\n],\n"annotations":[\n');
-        yield* section(db, annotationsQuery(s, withShapes), 'annotations', format, (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
-        yield bytes('\n]}\n');
-      } finally {
-        await format.close();
-      }
+      yield bytes(`${head}"licenses":[${licenses.join(',')}],\n"categories":[\n${categories.join(',\n')}\n],\n"images":[\n`);
+      yield* section(db, imagesText(s), (done) => onProgress({ section: 'images', done, total: counts.images }));
+      yield bytes('\n],\n"annotations":[\n');
+      yield* section(db, annotationsText(s, withShapes), (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
+      yield bytes('\n]}\n');
     };
   }
 
   /** A results file: the run's detections in the order of the file it was imported from. */
   private results(db: Snapshot, s: ExportSelection, withShapes: boolean) {
     return async function* (onProgress: (p: ExportProgress) => void, counts: { images: number; annotations: number }) {
-      const format = formatter(counts.annotations);
-      try {
-        yield bytes('[\n');
-        yield* section(db, annotationsQuery(s, withShapes), 'results', format, (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
-        yield bytes('\n]\n');
-      } finally {
-        await format.close();
-      }
+      yield bytes('[\n');
+      yield* section(db, resultsText(s, withShapes), (done) => onProgress({ section: 'annotations', done, total: counts.annotations }));
+      yield bytes('\n]\n');
     };
   }
 }
 
 const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
 
-/** Rows from which an export formats its text in a thread of its own (fewer: the thread's start-up is not worth it). */
-const THREAD_ROWS = 50_000;
-/** Chunks of rows sent to the format thread and not yet written: enough to keep it busy, few enough to bound memory. */
-const FORMAT_AHEAD = 3;
+const SEPARATOR = bytes(',\n');
 
-interface Formatter {
-  format(kind: RowKind, table: ColumnTable, first: boolean): Promise<Uint8Array>;
-  close(): Promise<void>;
-}
-
-/** A format thread for a large export, else the same formatting on this thread. */
-function formatter(rows: number): Formatter {
-  if (rows >= THREAD_ROWS) return new FormatThread();
-  return { format: async (kind, table, first) => bytes(formatChunk(kind, table, first)), close: async () => undefined };
-}
-
-/** The rows of one query as JSON objects, one a line, in the order of the query; a chunk of bytes per chunk of rows. */
-async function* section(db: Snapshot, q: ExportQuery, kind: RowKind, format: Formatter, progress: (done: number) => void) {
-  let sent = 0;
+/**
+ * The rows of one section as JSON objects, one a line, in file order: the text DuckDB writes
+ * (db/export.ts), a chunk of rows' bytes at a time.
+ */
+async function* section(db: Snapshot, q: ExportQuery, progress: (done: number) => void) {
   let done = 0;
-  const ahead: { text: Promise<Uint8Array>; rows: number }[] = [];
-  const next = async () => {
-    const { text, rows } = ahead.shift()!;
-    const out = await text;
-    done += rows;
-    return out;
-  };
-  try {
-    for await (const table of db.columns(q.sql, q.params)) {
-      const text = format.format(kind, table, sent === 0);
-      // Awaited in turn below; until then a failure must not count as unhandled.
-      text.catch(() => undefined);
-      ahead.push({ text, rows: table.count });
-      sent += table.count;
-      if (ahead.length >= FORMAT_AHEAD) {
-        yield await next();
-        progress(done);
-      }
-    }
-    while (ahead.length > 0) {
-      yield await next();
-      progress(done);
-    }
-  } finally {
-    ahead.length = 0;
+  for await (const chunk of db.chunks(q.sql, q.params)) {
+    yield chunk.joinedText(0, SEPARATOR, done === 0);
+    done += chunk.rowCount;
+    progress(done);
   }
 }
 
