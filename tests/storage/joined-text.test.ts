@@ -18,24 +18,35 @@ afterAll(() => db?.close());
 
 const value = (i: number): string | null => (i % 7 === 3 ? null : i % 5 === 0 ? '' : i % 2 ? `r${i}` : `ünï ${i} ${'x'.repeat(i % 30)} 😀`);
 
+const SQL = (n: number) => `SELECT CASE WHEN i % 7 = 3 THEN NULL WHEN i % 5 = 0 THEN '' WHEN i % 2 = 1 THEN 'r' || i
+  ELSE 'ünï ' || i || ' ' || repeat('x', (i % 30)::INTEGER) || ' 😀' END AS t FROM range(${n}) r(i) ORDER BY i`;
+
+/** Every chunk of `sql`'s first column through joinedText, separated by `|`. */
+async function joined(sql: string): Promise<{ text: string; chunks: number }> {
+  const snapshot = await db.snapshot();
+  const parts: Uint8Array[] = [];
+  try {
+    for await (const chunk of snapshot.chunks(sql)) parts.push(chunk.joinedText(0, Buffer.from('|'), parts.length === 0));
+  } finally {
+    snapshot.close();
+  }
+  return { text: Buffer.concat(parts).toString('utf8'), chunks: parts.length };
+}
+
 describe('ColumnChunk.joinedText', () => {
-  it('gives every non-NULL row\'s UTF-8 bytes, in order, a separator between them', async () => {
-    const n = 5_000;
-    const snapshot = await db.snapshot();
-    const parts: Uint8Array[] = [];
-    try {
-      const sql = `SELECT CASE WHEN i % 7 = 3 THEN NULL WHEN i % 5 = 0 THEN '' WHEN i % 2 = 1 THEN 'r' || i
-        ELSE 'ünï ' || i || ' ' || repeat('x', (i % 30)::INTEGER) || ' 😀' END AS t FROM range(${n}) r(i) ORDER BY i`;
-      let first = true;
-      for await (const chunk of snapshot.chunks(sql)) {
-        parts.push(chunk.joinedText(0, Buffer.from('|'), first));
-        first = false;
-      }
-    } finally {
-      snapshot.close();
-    }
-    const expected = Array.from({ length: n }, (_, i) => value(i)).filter((v) => v !== null);
-    expect(parts.length).toBe(Math.ceil(n / 2048));
-    expect(Buffer.concat(parts).toString('utf8')).toBe(expected.join('|'));
+  const n = 5_000;
+  const expected = Array.from({ length: n }, (_, i) => value(i)).filter((v) => v !== null).join('|');
+
+  it("gives every non-NULL row's UTF-8 bytes in order, a separator between them: strings a query builds", async () => {
+    const { text, chunks } = await joined(SQL(n));
+    expect(chunks).toBe(Math.ceil(n / 2048));
+    expect(text).toBe(expected);
+  });
+
+  it('the same for strings read from a table, wherever its storage keeps them', async () => {
+    const tx = await db.begin();
+    await tx.run(`CREATE TABLE stored AS SELECT row_number() OVER () AS i, t FROM (${SQL(n)})`);
+    await tx.commit();
+    expect((await joined('SELECT t FROM stored ORDER BY i')).text).toBe(expected);
   });
 });
