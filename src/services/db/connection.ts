@@ -40,7 +40,6 @@ export interface Snapshot {
   stream(sql: string, params?: Params): AsyncGenerator<Row[]>;
   /** The same, each chunk read column by column (ColumnChunk). */
   chunks(sql: string, params?: Params): AsyncGenerator<ColumnChunk>;
-
   close(): void;
 }
 
@@ -276,7 +275,6 @@ export class Database {
         self.queryCount++;
         for await (const { chunk, types } of resultChunks(conn, sql, params)) yield new ColumnChunk(chunk, types);
       },
-
       close() {
         if (!open) return;
         open = false;
