@@ -1,7 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * An export of many chunks writes the file it reads, value for value: every image and annotation
@@ -47,8 +45,7 @@ const file = cocoFile();
 
 beforeAll(async () => {
   env = await openTestEnv();
-  fs.writeFileSync(path.join(env.dir, 'big.json'), JSON.stringify(file));
-  datasetId = (await ingestAll(env.dv, { annotationPath: path.join(env.dir, 'big.json'), imageDir: env.dir })).at(-1)!.dataset_id!;
+  datasetId = await ingestJson(env, 'big.json', file);
 });
 afterAll(() => env?.close());
 

@@ -1,7 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * Every kind of image and annotation row a COCO export writes (the text DuckDB builds,
@@ -37,9 +35,7 @@ let lines: { images: string[]; annotations: string[] };
 
 beforeAll(async () => {
   env = await openTestEnv();
-  const file = path.join(env.dir, 'kinds.json');
-  fs.writeFileSync(file, JSON.stringify({ images, annotations, categories }));
-  const id = (await ingestAll(env.dv, { annotationPath: file, imageDir: env.dir, storeShapes: true })).at(-1)!.dataset_id!;
+  const id = await ingestJson(env, 'kinds.json', { images, annotations, categories }, { storeShapes: true });
   const prepared = await env.dv.exports.prepare({ datasetId: id });
   const parts: Uint8Array[] = [];
   for await (const chunk of prepared.chunks()) parts.push(chunk);

@@ -57,6 +57,13 @@ export async function ingestAll(dv: DataVisor, request: IngestRequest): Promise<
   return events;
 }
 
+/** Writes `coco` as `name` in the env's folder and ingests it whole (its images, if any, in that folder); answers the dataset id. */
+export async function ingestJson(env: TestEnv, name: string, coco: unknown, request: Partial<IngestRequest> = {}): Promise<string> {
+  const annotationPath = path.join(env.dir, name);
+  fs.writeFileSync(annotationPath, JSON.stringify(coco));
+  return (await ingestAll(env.dv, { annotationPath, imageDir: env.dir, ...request })).at(-1)!.dataset_id!;
+}
+
 /** Rows left in every table for a dataset id, plus leftover staging tables: all zero after a failed ingest. */
 export async function traces(dv: DataVisor): Promise<Record<string, number>> {
   const q = async (sql: string) => Number((await dv.db.query(sql))[0]!.n);

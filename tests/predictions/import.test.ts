@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImportEvent } from '../../dist/services/predictions/predictions.js';
-import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * Prediction runs: a COCO results file becomes a named label set beside the ground truth, all or
@@ -51,9 +51,7 @@ const traces = async () => ({
 
 beforeAll(async () => {
   env = await openTestEnv();
-  fs.writeFileSync(path.join(env.dir, 'gt.json'), JSON.stringify(gt));
-  const events = await ingestAll(env.dv, { annotationPath: path.join(env.dir, 'gt.json'), imageDir: env.dir });
-  datasetId = events.at(-1)!.dataset_id!;
+  datasetId = await ingestJson(env, 'gt.json', gt);
 });
 afterAll(() => env?.close());
 

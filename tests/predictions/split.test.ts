@@ -3,7 +3,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImportEvent } from '../../dist/services/predictions/predictions.js';
-import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * A results file large enough to be parsed in parts (three threads, parts of ≥ 20 KB): the rows
@@ -62,9 +62,7 @@ const droppedSplits = () => logs.filter((l) => /read in one part/.test(String(l.
 beforeAll(async () => {
   const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   env = await openTestEnv({ DATAVISOR_PARSE_THREADS: '3', DATAVISOR_PARSE_MIN_PART_BYTES: '20000' }, {}, log);
-  fs.writeFileSync(path.join(env.dir, 'gt.json'), JSON.stringify(gt));
-  const events = await ingestAll(env.dv, { annotationPath: path.join(env.dir, 'gt.json'), imageDir: env.dir });
-  datasetId = events.at(-1)!.dataset_id!;
+  datasetId = await ingestJson(env, 'gt.json', gt);
 });
 afterAll(() => env?.close());
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../dist/services/db/connection.js';
 import type { ImportEvent } from '../../dist/services/predictions/predictions.js';
-import { ingestAll, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
+import { ingestJson, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
 
 /**
  * How an import writes its run (db/predictions.ts, RunWriter): in one change of the dataset that
@@ -51,8 +51,7 @@ const tables = async () => (await env.dv.db.query(`SELECT table_name FROM duckdb
 
 beforeAll(async () => {
   env = await openTestEnv();
-  fs.writeFileSync(path.join(env.dir, 'gt.json'), JSON.stringify(gt));
-  datasetId = (await ingestAll(env.dv, { annotationPath: path.join(env.dir, 'gt.json'), imageDir: env.dir })).at(-1)!.dataset_id!;
+  datasetId = await ingestJson(env, 'gt.json', gt);
 });
 afterAll(() => env?.close());
 
