@@ -9,10 +9,11 @@ import type { IngestEvent } from '../../dist/services/ingest/ingest.js';
 import { DEMO, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
- * DuckDB's memory_limit and threads follow the ingests (src/services/db/ingest-resources.ts): the
- * ingest limit while ingests only append their rows, the full limit whenever one writes its final
- * tables, and when none runs; DuckDB's own thread count while any ingest or aggregation runs, one
- * thread when none does. An ingest's event iterator pauses the ingest at each event, so each phase
+ * DuckDB's memory_limit, allocator flush thresholds and threads follow the ingests
+ * (src/services/db/ingest-resources.ts): the ingest limit while ingests only append their rows, the
+ * full limit whenever one writes its final tables, and when none runs; freed pages handed back
+ * after each task while any ingest runs; DuckDB's own thread count while any ingest or aggregation
+ * runs, one thread when none does. An ingest's event iterator pauses the ingest at each event, so each phase
  * can be held and looked at.
  */
 
@@ -75,6 +76,37 @@ describe('DuckDB memory limit during ingests', () => {
     expect(await limit()).toBe(LOW);
     await dropped.return!(undefined);
     expect(await limit()).toBe(FULL);
+  });
+});
+
+describe('DuckDB allocator flush thresholds during ingests', () => {
+  const flush = async () => [await setting('allocator_flush_threshold'), await setting('allocator_bulk_deallocation_flush_threshold')];
+
+  it('are 0 while any ingest runs (its freed pages go back after each task) and DuckDB’s own when none does, also after a failure', async () => {
+    // What DuckDB has by itself, read from an instance of its own.
+    const own = await DuckDBInstance.create(':memory:');
+    const conn = await own.connect();
+    const ownSetting = async (name: string) => (await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = $1`, [name])).getRows()[0]![0];
+    const idle = [await ownSetting('allocator_flush_threshold'), await ownSetting('allocator_bulk_deallocation_flush_threshold')];
+    conn.closeSync();
+    own.closeSync();
+    const atOnce = ['0 bytes', '0 bytes'];
+    expect(idle).not.toEqual(atOnce);
+
+    expect(await flush()).toEqual(idle);
+    const a = t.dv.ingestion.ingest({ annotationPath: DEMO.annotations, imageDir: DEMO.images })[Symbol.asyncIterator]();
+    await until(a, (e) => e.stage === 'parsing_annotations');
+    expect(await flush()).toEqual(atOnce);
+    await until(a, (e) => e.stage === 'thumbnails');
+    expect(await flush()).toEqual(atOnce);
+    await until(a, (e) => e.stage === 'complete');
+    expect(await flush()).toEqual(idle);
+
+    const bad = path.join(t.dir, 'truncated-flush.json');
+    fs.writeFileSync(bad, fs.readFileSync(DEMO.annotations, 'utf8').slice(0, 40_000));
+    const failing = t.dv.ingestion.ingest({ annotationPath: bad, imageDir: DEMO.images })[Symbol.asyncIterator]();
+    expect((await until(failing, (e) => e.stage === 'error')).code).toBe('INVALID_JSON');
+    expect(await flush()).toEqual(idle);
   });
 });
 

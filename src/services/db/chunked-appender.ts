@@ -1,5 +1,3 @@
-// Before DuckDB loads: it configures DuckDB's allocator.
-import './allocator.js';
 import duckdb from '@duckdb/node-bindings';
 import { DuckDBDataChunk, DuckDBEnumType, DuckDBTypeId, type DuckDBAppender } from '@duckdb/node-api';
 

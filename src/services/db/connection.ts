@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-// Before DuckDB loads: it configures DuckDB's allocator.
-import './allocator.js';
 import duckdb from '@duckdb/node-bindings';
 import {
   DuckDBConnection,
@@ -155,8 +153,10 @@ export class Database {
       for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
       const { memoryLimit: full, ingestMemoryLimit: ingest } = options;
       // DuckDB's default thread count (the cores) is what ingests get; no ingest runs yet.
-      const threads = Number((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = 'threads'`)).getRows()[0]?.[0]) || availableParallelism();
-      const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1, analysis: options.aggregateThreads ?? threads });
+      const setting = async (name: string) => String((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = $1`, [name])).getRows()[0]?.[0]);
+      const threads = Number(await setting('threads')) || availableParallelism();
+      const flush = { task: await setting('allocator_flush_threshold'), bulk: await setting('allocator_bulk_deallocation_flush_threshold') };
+      const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1, analysis: options.aggregateThreads ?? threads }, flush);
       await resources.move(null, null);
       return new Database(dbPath, instance, readers, resources);
     } catch (e) {
