@@ -105,6 +105,45 @@ describe.each(['demo', 'rbc', 'coco128'])('%s', (name) => {
   });
 });
 
+describe('boxes of zero width or height (real exporters write them)', () => {
+  // The demo with every fourth box flattened: zero width, zero height, or both. A log scale leaves
+  // their zero areas and sizes out, an aspect ratio the zero heights; the rest count as they are.
+  let flat: { id: string; coco: Coco };
+  beforeAll(async () => {
+    const base = await readCoco(DEMO_JSON);
+    const annotations = base.annotations.map((a, k) => {
+      if (k % 4 !== 0) return a;
+      const [x, y, w, hh] = a.bbox;
+      const kind = (k / 4) % 3;
+      return { ...a, bbox: [x!, y!, kind === 1 ? w! : 0, kind === 0 ? hh! : 0] };
+    });
+    const coco: Coco = { ...base, annotations };
+    const file = path.join(h.tmp, 'demo-flat.json');
+    await fs.writeFile(file, JSON.stringify(coco));
+    flat = { id: await h.ingest(file, DEMO_IMAGES, { datasetName: 'flat' }), coco };
+  });
+
+  it.each([
+    ['BBOX_AREA', 8, null, true],
+    ['BBOX_AREA', null, null, true],
+    ['BBOX_AREA', 6, [50, 20000], true],
+    ['RELATIVE_SIZE', 5, null, true],
+    ['RELATIVE_SIZE', 7, null, false],
+    ['ASPECT_RATIO', null, null, false],
+    ['ASPECT_RATIO', 4, null, true],
+  ] as const)('histogram %s, bins %s, range %s, log %s, with and without a category filter', async (field, bins, range, log) => {
+    expect(fieldValues(flat.coco, select(flat.coco, undefined), field).filter((v) => v === 0).length).toBeGreaterThan(0);
+    for (const categories of [undefined, CATEGORY_FILTER.demo]) {
+      const s = select(flat.coco, categories);
+      const args = [`field: ${field}`, bins !== null ? `bins: ${bins}` : '', range ? `min: ${range[0]}, max: ${range[1]}` : '', log ? 'scale: LOG' : ''].filter(Boolean).join(', ');
+      const a = await aggregate(flat.id, `histogram(${args}) { edges counts }`, '', { f: categories ? { categories } : null });
+      const want = numpyHistogram(fieldValues(flat.coco, s, field), bins, range ? [...range] : null, log);
+      expect(a.histogram.counts, String(categories)).toEqual(want.counts);
+      expectEdges(a.histogram.edges, want.edges);
+    }
+  });
+});
+
 describe('the demo with a prediction run and metadata', () => {
   it.each(FILTERS)('annotation-level parts count the run with `predictions`, under %s', async (_label, categories) => {
     const f = categories ? { categories } : null;

@@ -229,7 +229,9 @@ export function histogramPart(scope: AggregateScope, q: HistogramQuery): Summary
  * searchsorted right), and hi in the last bin. One more boundary first, just below lo, takes the
  * values under the range, and the overflow key those over it; neither is a bin. So the range needs
  * no filter, and the only per-value work is a binary search in one aggregate state, no hash table:
- * ~3× faster than grouping by a computed bin (docs/curation.md). Lo and hi come from a min/max pass
+ * ~3× faster than grouping by a computed bin (docs/curation.md). The boundaries join the values
+ * (one row): as a scalar subquery in the aggregate's arguments DuckDB planned a grouped aggregate,
+ * ~3 ms slower at train2017 scale. Lo and hi come from a min/max pass
  * over the same values in the same statement, none when the range and the bin count are given.
  * Answers one row: `edges` (bins + 1 values), `bounds` (the boundaries), and `keys` and `counts`:
  * the boundaries counted under and their counts (doubles: BIGINT in a list would stay a bigint).
@@ -241,8 +243,9 @@ export async function histogramRows(db: Database, scope: AggregateScope, q: Hist
     params.push(v);
     return `$${params.length}::${cast}`;
   };
-  // ln of a value ≤ 0 is not finite: those are left out first.
-  const v = q.log ? `SELECT ln(x) AS t FROM (${values}) WHERE x > 0` : `SELECT x AS t FROM (${values})`;
+  // ln of a value ≤ 0 is not finite: those are null, which no aggregate counts (a null rather
+  // than a WHERE: no filtered copy of the rows, ~1 ms of 27 at train2017 scale).
+  const v = q.log ? `SELECT CASE WHEN x > 0 THEN ln(x) END AS t FROM (${values})` : `SELECT x AS t FROM (${values})`;
   const lo = q.range ? (q.log ? `ln(${bind(q.range.min, 'DOUBLE')})` : bind(q.range.min, 'DOUBLE')) : 'mn';
   const hi = q.range ? (q.log ? `ln(${bind(q.range.max, 'DOUBLE')})` : bind(q.range.max, 'DOUBLE')) : 'mx';
   const bins = q.bins === null ? 'CAST(ceil(log2(greatest(c, 1)) + 1) AS INTEGER)' : bind(q.bins, 'INTEGER');
@@ -269,7 +272,7 @@ export async function histogramRows(db: Database, scope: AggregateScope, q: Hist
      e AS (SELECT lo, hi, n, [CASE WHEN i = n THEN hi ELSE i * ((hi - lo) / n) + lo END FOR i IN range(n + 1)] AS edges FROM r),
      b AS (SELECT edges, [${below('lo')}] || [${below('edges[i + 1]')} FOR i IN range(1, n)] || [hi] AS bounds FROM e)
      SELECT b.edges, b.bounds, map_keys(h.h) AS keys, [c::DOUBLE FOR c IN map_values(h.h)] AS counts
-     FROM b, (SELECT histogram(t, (SELECT bounds FROM b)) AS h FROM v) h`,
+     FROM b, (SELECT histogram(t, bounds) AS h FROM v, b) h`,
     params,
   );
   return row!;
