@@ -47,7 +47,7 @@ export function childOf(dir: InputLocation, ...segments: string[]): string {
 export async function resolveLayout(annotationPath: string, imageDir: string | null, storage: StorageService): Promise<VocLayout> {
   const root = await resolveRoot(annotationPath, storage);
   const annotations = await optional(storage.resolveInput('annotation_path', childOf(root, 'Annotations'), 'directory'));
-  if (!annotations) throw new BadInputError(await notVocMessage(annotationPath, root, storage));
+  if (!annotations) throw new BadInputError(await notVocMessage(annotationPath, root));
   let images: InputLocation | null;
   if (imageDir !== null) images = await storage.resolveInput('image_dir', imageDir, 'directory');
   else {
@@ -94,7 +94,7 @@ async function optional(p: Promise<InputLocation>): Promise<InputLocation | null
 }
 
 /** The top-level entries of a folder (folders end in `/`), at most `limit`. */
-export async function topEntries(storage: StorageService, dir: InputLocation, limit = 300): Promise<string[]> {
+export async function topEntries(dir: InputLocation, limit = 300): Promise<string[]> {
   if (dir.location.kind === 'local') {
     const out: string[] = [];
     const handle = await fs.opendir(dir.key, { bufferSize: 64 });
@@ -114,8 +114,8 @@ export async function topEntries(storage: StorageService, dir: InputLocation, li
   return [...seen];
 }
 
-async function notVocMessage(annotationPath: string, root: InputLocation, storage: StorageService): Promise<string> {
-  const entries = await topEntries(storage, root).catch(() => [] as string[]);
+async function notVocMessage(annotationPath: string, root: InputLocation): Promise<string> {
+  const entries = await topEntries(root).catch(() => [] as string[]);
   const has = (e: string) => entries.includes(e);
   const own = root.location.kind === 'local' ? path.basename(root.key) : (root.key.split('/').at(-1) ?? '');
   const years = entries.filter((e) => /^VOC\d{4}\/$/.test(e));
