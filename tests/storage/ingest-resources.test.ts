@@ -13,8 +13,8 @@ import { DEMO, openTestEnv, type TestEnv } from '../helpers/env.js';
  * (src/services/db/ingest-resources.ts): the ingest limit while ingests only append their rows, the
  * full limit whenever one writes its final tables, and when none runs; freed pages handed back
  * after each task while any ingest runs; DuckDB's own thread count while any ingest or aggregation
- * runs, one thread when none does. An ingest's event iterator pauses the ingest at each event, so each phase
- * can be held and looked at.
+ * runs, one thread when none does. An ingest's event iterator pauses the ingest at each event, so
+ * each phase can be held and looked at.
  */
 
 const FULL = '122.0 MiB'; // 128MB as DuckDB prints it
@@ -101,6 +101,11 @@ describe('DuckDB allocator flush thresholds during ingests', () => {
     expect(await flush()).toEqual(atOnce);
     await until(a, (e) => e.stage === 'complete');
     expect(await flush()).toEqual(idle);
+    // An aggregation keeps the freed pages it reuses (analyse() switches the threads, not these);
+    // its threads go once it has lingered.
+    expect(await t.dv.db.ingestResources.analyse(flush)).toEqual(idle);
+    await new Promise((resolve) => setTimeout(resolve, ANALYSIS_LINGER_MS + 50));
+    await t.dv.db.ingestResources.idle();
 
     const bad = path.join(t.dir, 'truncated-flush.json');
     fs.writeFileSync(bad, fs.readFileSync(DEMO.annotations, 'utf8').slice(0, 40_000));

@@ -231,7 +231,7 @@ export function histogramPart(scope: AggregateScope, q: HistogramQuery): Summary
  * no filter, and the only per-value work is a binary search in one aggregate state, no hash table:
  * ~3× faster than grouping by a computed bin (docs/curation.md). The boundaries join the values
  * (one row): as a scalar subquery in the aggregate's arguments DuckDB planned a grouped aggregate,
- * ~3 ms slower at train2017 scale. Lo and hi come from a min/max pass
+ * 1–3 ms slower at train2017 scale. Lo and hi come from a min/max pass
  * over the same values in the same statement, none when the range and the bin count are given.
  * Answers one row: `edges` (bins + 1 values), `bounds` (the boundaries), and `keys` and `counts`:
  * the boundaries counted under and their counts (doubles: BIGINT in a list would stay a bigint).

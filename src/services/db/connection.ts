@@ -153,9 +153,11 @@ export class Database {
       for (let i = 0; i < (options.readers ?? 3); i++) readers.push(new Reader(await instance.connect()));
       const { memoryLimit: full, ingestMemoryLimit: ingest } = options;
       // DuckDB's default thread count (the cores) is what ingests get; no ingest runs yet.
-      const setting = async (name: string) => String((await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = $1`, [name])).getRows()[0]?.[0]);
+      const setting = async (name: string) => (await conn.runAndReadAll(`SELECT value FROM duckdb_settings() WHERE name = $1`, [name])).getRows()[0]?.[0];
       const threads = Number(await setting('threads')) || availableParallelism();
-      const flush = { task: await setting('allocator_flush_threshold'), bulk: await setting('allocator_bulk_deallocation_flush_threshold') };
+      const [task, bulk] = [await setting('allocator_flush_threshold'), await setting('allocator_bulk_deallocation_flush_threshold')];
+      // A DuckDB without these settings: its allocator is left as it is.
+      const flush = typeof task === 'string' && typeof bulk === 'string' ? { task, bulk } : null;
       const resources = new IngestResources(conn, full && ingest ? { full, ingest } : null, { ingest: threads, idle: 1, analysis: options.aggregateThreads ?? threads }, flush);
       await resources.move(null, null);
       return new Database(dbPath, instance, readers, resources);

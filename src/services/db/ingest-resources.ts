@@ -6,6 +6,17 @@ export type IngestPhase = 'appending' | 'finishing';
 /** How long DuckDB's workers stay up after the last aggregation (see below). */
 export const ANALYSIS_LINGER_MS = 200;
 
+/** DuckDB's two allocator flush thresholds (sizes as DuckDB reads them): after a task, and after a bulk deallocation. */
+export interface AllocatorFlush {
+  task: string;
+  bulk: string;
+}
+
+/** What an ingest runs with: freed pages handed back when each task ends. */
+const FLUSH_AT_ONCE: AllocatorFlush = { task: '0 bytes', bulk: '0 bytes' };
+
+const quoted = (value: string) => `'${value.replaceAll("'", "''")}'`;
+
 /**
  * Three instance-wide DuckDB settings follow the running ingests (docs/storage.md, "Memory" and
  * "Threads"). An ingest here is anything that moves through the phases: a dataset's ingest, a
@@ -21,7 +32,7 @@ export const ANALYSIS_LINGER_MS = 200;
  *
  * allocator flush thresholds: DuckDB's jemalloc keeps freed pages for a second, so a statement
  * reuses the pages the one before it freed. An ingest frees and allocates hundreds of MB within
- * that second, and its peak RSS would hold both (~390 against ~290 MB on the train2017-scale
+ * that second, and its peak RSS would hold both (~390 against ~285 MB on the train2017-scale
  * file); while any ingest runs, each of DuckDB's tasks hands what it freed back when it ends
  * (`allocator_flush_threshold` and `allocator_bulk_deallocation_flush_threshold` 0), and when none
  * does they are DuckDB's own again. Returning pages at once for every statement instead cost
@@ -39,17 +50,6 @@ export const ANALYSIS_LINGER_MS = 200;
  * asks for its parts together, and a switch there and back costs ~3.5 ms (a worker started and joined),
  * while an idle worker trims only after half a second.
  */
-/** DuckDB's two allocator flush thresholds (sizes as DuckDB reads them): after a task, and after a bulk deallocation. */
-export interface AllocatorFlush {
-  task: string;
-  bulk: string;
-}
-
-/** What an ingest runs with: freed pages handed back when each task ends. */
-const FLUSH_AT_ONCE: AllocatorFlush = { task: '0 bytes', bulk: '0 bytes' };
-
-const quoted = (value: string) => `'${value.replaceAll("'", "''")}'`;
-
 export class IngestResources {
   private appending = 0;
   private finishing = 0;
@@ -58,7 +58,7 @@ export class IngestResources {
   private lingering: ReturnType<typeof setTimeout> | null = null;
   private appliedLimit: string | undefined;
   private appliedThreads: number | undefined;
-  private appliedFlush: AllocatorFlush;
+  private appliedFlush: AllocatorFlush | null;
   /** SET statements run one at a time, in the order the phases changed. */
   private queue: Promise<void> = Promise.resolve();
 
@@ -66,13 +66,13 @@ export class IngestResources {
    * `limits` null: memory_limit stays as it is. `threads.ingest` is DuckDB's own thread count (its
    * default is the number of cores), `threads.analysis` the count while only aggregations run,
    * `threads.idle` the count while neither runs. `flush` is DuckDB's allocator flush thresholds
-   * as they were at open: what they are while no ingest runs.
+   * as they were at open, what they are while no ingest runs (null: they stay as they are).
    */
   constructor(
     private readonly conn: DuckDBConnection,
     private readonly limits: { full: string; ingest: string } | null,
     private readonly threads: { ingest: number; idle: number; analysis: number },
-    private readonly flush: AllocatorFlush,
+    private readonly flush: AllocatorFlush | null,
   ) {
     this.appliedLimit = limits?.full;
     this.appliedThreads = threads.ingest;
@@ -110,13 +110,15 @@ export class IngestResources {
     const limit = this.limits && (this.appending > 0 && this.finishing === 0 ? this.limits.ingest : this.limits.full);
     const ingesting = this.appending + this.finishing > 0;
     const threads = ingesting ? this.threads.ingest : this.analysing > 0 || this.lingering ? this.threads.analysis : this.threads.idle;
-    const flush = ingesting ? FLUSH_AT_ONCE : this.flush;
+    const flush = this.flush && (ingesting ? FLUSH_AT_ONCE : this.flush);
     this.queue = this.queue.then(async () => {
       if (threads !== this.appliedThreads && (await this.set('threads', String(threads)))) this.appliedThreads = threads;
       if (limit && limit !== this.appliedLimit && (await this.set('memory_limit', quoted(limit)))) this.appliedLimit = limit;
-      if (flush !== this.appliedFlush) {
-        const applied = (await this.set('allocator_flush_threshold', quoted(flush.task))) && (await this.set('allocator_bulk_deallocation_flush_threshold', quoted(flush.bulk)));
-        if (applied) this.appliedFlush = flush;
+      if (flush && this.appliedFlush) {
+        // Each on its own, as the settings above: one refused must not keep the other from going back.
+        const task = flush.task !== this.appliedFlush.task && (await this.set('allocator_flush_threshold', quoted(flush.task)));
+        const bulk = flush.bulk !== this.appliedFlush.bulk && (await this.set('allocator_bulk_deallocation_flush_threshold', quoted(flush.bulk)));
+        this.appliedFlush = { task: task ? flush.task : this.appliedFlush.task, bulk: bulk ? flush.bulk : this.appliedFlush.bulk };
       }
     });
     return this.queue;
