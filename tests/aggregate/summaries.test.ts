@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOptions, leaseSummaries } from '../../dist/services/db/summaries.js';
 import { DEMO, ingestAll, openTestEnv, RBC, readJson, type TestEnv } from '../helpers/env.js';
@@ -146,23 +148,58 @@ describe('summaries', () => {
   });
 
   it('a revision a read holds keeps its rows through a build of the next; released, the build after drops them', async () => {
-    const id = await ingest(DEMO.annotations, DEMO.images);
+    const id = await ingest(RBC('valid').annotations, RBC('valid').images, { format: 'coco', split: 'valid' });
     const need = [{ labelSet: 0, part: 'categories' as const }];
     const held = (await leaseSummaries(env.dv.db, id, need))!;
-    const tag = () => env.dv.tags.tagSamples(id, { sampleIds: [DEMO_FIRST_IMAGE] }, [`t${Math.random()}`]);
-    await tag();
+    // A change of the ground truth's annotations: another split added to it.
+    await ingest(RBC('test').annotations, RBC('test').images, { format: 'coco', split: 'test', into: id });
     const next = (await leaseSummaries(env.dv.db, id, need))!;
-    expect(next.revision).toBeGreaterThan(held.revision);
-    expect((await rows('sample_categories', id)).map((r) => r.revision)).toEqual([held.revision, next.revision]);
+    const [before, after] = [held.revisions.get(0)!, next.revisions.get(0)!];
+    expect(after).toBeGreaterThan(before);
+    expect((await rows('sample_categories', id)).map((r) => r.revision)).toEqual([before, after]);
     held.release();
     next.release();
-    await tag();
-    const last = (await leaseSummaries(env.dv.db, id, need))!;
-    last.release();
-    expect((await rows('sample_categories', id)).map((r) => r.revision)).toEqual([last.revision]);
+    // Any build (here another part's) drops what no read holds.
+    (await leaseSummaries(env.dv.db, id, [{ labelSet: 0, part: 'bbox_area' }]))!.release();
+    expect((await rows('sample_categories', id)).map((r) => r.revision)).toEqual([after]);
     expect(await leaseSummaries(env.dv.db, 'aaaaaaaaaaaaaaaa', need)).toBeNull();
+    expect(await leaseSummaries(env.dv.db, id, [{ labelSet: 7, part: 'categories' }])).toBeNull();
+  });
+
+  it('outlive a change that leaves the annotations as they are (a tag): nothing is built again, and the answers stay exact', async () => {
+    const coco = readJson<Coco>(RBC('valid').annotations);
+    const id = await ingest(RBC('valid').annotations, RBC('valid').images, { format: 'coco' });
+    const first = await answers(id, coco);
+    expectClose(first.got, first.want);
+    const builds = await env.dv.db.query('SELECT revision, label_set, part FROM summary_builds WHERE dataset_id = $1 ORDER BY ALL', [id]);
+    expect(builds.map((b) => b.part).sort()).toEqual(['bbox_area', 'categories', 'relative_size']);
+    const r0 = (await env.dv.datasets.get(id)).revision;
+    await env.dv.tags.tagSamples(id, { sampleIds: [coco.images[0]!.id] }, ['checked']);
+    expect((await env.dv.datasets.get(id)).revision).toBeGreaterThan(r0);
+    const { got, want } = await answers(id, coco);
+    expectClose(got, want);
+    expect(await env.dv.db.query('SELECT revision, label_set, part FROM summary_builds WHERE dataset_id = $1 ORDER BY ALL', [id])).toEqual(builds);
+    // A tag filter selects through the tags, which the summaries do not hold: its answer is exact too.
+    const t = await env.dv.aggregations.target(id, { tags: ['checked'] });
+    expect(await env.dv.aggregations.counts(t)).toEqual({ sampleCount: 1, annotationCount: coco.annotations.filter((a) => a.image_id === coco.images[0]!.id).length });
+  });
+
+  it('of a prediction run are its own: built at its revision, and gone with the run', async () => {
+    const coco = readJson<Coco>(DEMO.annotations);
+    const id = await ingest(DEMO.annotations, DEMO.images);
+    const predictions = coco.annotations.filter((_, k) => k % 2 === 0).map((a, k) => ({ image_id: a.image_id, category_id: a.category_id, bbox: a.bbox, score: (k % 10) / 10 + 0.05 }));
+    const file = path.join(env.dir, 'summaries-run.json');
+    fs.writeFileSync(file, JSON.stringify(predictions));
+    for await (const e of env.dv.predictions.import({ datasetId: id, resultsPath: file, name: 'run' })) if (e.stage === 'error') throw new Error(e.message);
+    const t = await env.dv.aggregations.target(id, {}, 'run');
+    const counted = await env.dv.aggregations.categories(t, { sampleCounts: true });
+    const want = new Map<number, number>();
+    for (const p of predictions) want.set(p.category_id, (want.get(p.category_id) ?? 0) + 1);
+    expect(new Map(counted.map((c) => [c.categoryId, c.count]))).toEqual(want);
+    const labelSets = async () => (await env.dv.db.query('SELECT DISTINCT label_set FROM summary_builds WHERE dataset_id = $1 ORDER BY 1', [id])).map((r) => r.label_set);
+    expect(await labelSets()).toEqual([1]);
+    await env.dv.predictions.delete(id, 'run');
+    await env.dv.aggregations.cooccurrence(await env.dv.aggregations.target(id, {}));
+    expect(await labelSets()).toEqual([0]);
   });
 });
-
-/** The demo file's first image id (tags name samples by image id). */
-const DEMO_FIRST_IMAGE = readJson<Coco>(DEMO.annotations).images[0]!.id;

@@ -190,7 +190,7 @@ export class AggregationService {
       const lease = await leaseSummaries(this.db, t.dataset.id, needs);
       if (!lease) throw new NotFoundError('dataset', t.dataset.id);
       try {
-        return await run({ ...t.query, summary: lease.revision });
+        return await run({ ...t.query, summaries: lease.revisions });
       } finally {
         lease.release();
       }

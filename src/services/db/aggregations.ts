@@ -18,14 +18,21 @@ export interface AggregateScope {
   /** The label set annotation-level parts count: 0 is the ground truth, else a prediction run. */
   labelSet: number;
   /**
-   * The revision of the summaries (db/summaries.ts) held for this read: those summaryNeeds names.
-   * Absent: the parts read the annotations.
+   * The summaries (db/summaries.ts) held for this read, those summaryNeeds names: label set → the
+   * revision their rows are stamped with. Absent: the parts read the annotations.
    */
-  summary?: number;
+  summaries?: ReadonlyMap<number, number>;
 }
 
 /** A scope with the summaries held. */
-type SummaryScope = AggregateScope & { summary: number };
+type SummaryScope = AggregateScope & { summaries: ReadonlyMap<number, number> };
+
+/** The revision a held summary of `labelSet` is stamped with. */
+function summaryRevision(scope: SummaryScope, labelSet: number): number {
+  const revision = scope.summaries.get(labelSet);
+  if (revision === undefined) throw new Error(`the summaries of label set ${labelSet} are not held for this read (summaryNeeds)`);
+  return revision;
+}
 
 /**
  * The summaries a part reads: `part` of the counted label set (categories: categories and
@@ -56,10 +63,11 @@ function categoryFilterLabelSet(f: SampleQueryFilter): number | null {
  */
 function selection(scope: AggregateScope, params: Param[]): string {
   const labelSet = categoryFilterLabelSet(scope.filter);
-  if (scope.summary === undefined || labelSet === null) return selectedOrds(scope.filter, params);
+  if (labelSet === null || !scope.summaries?.has(labelSet)) return selectedOrds(scope.filter, params);
   const ids = scope.filter.categoryIds!;
   const categories = ids.length === 0 ? 'false' : `(${ids.map((id) => `c.category_id = $${params.push(id)}::BIGINT`).join(' OR ')})`;
-  return `SELECT ${ids.length > 1 ? 'DISTINCT ' : ''}c.sample_ord AS sel_ord FROM sample_categories c WHERE ${summaryOf('c', scope.summary, labelSet, params)} AND ${categories}`;
+  const revision = summaryRevision(scope as SummaryScope, labelSet);
+  return `SELECT ${ids.length > 1 ? 'DISTINCT ' : ''}c.sample_ord AS sel_ord FROM sample_categories c WHERE ${summaryOf('c', revision, labelSet, params)} AND ${categories}`;
 }
 
 /** The selected samples' rows (table name `samples`), values bound into `params` (which start with the dataset id). */
@@ -101,7 +109,7 @@ export async function countRows(db: Database, scope: AggregateScope): Promise<{ 
 }
 
 function held(scope: AggregateScope): SummaryScope {
-  if (scope.summary === undefined) throw new Error('this part reads the category summaries: hold them first (AggregationService.read)');
+  if (scope.summaries === undefined) throw new Error('this part reads the category summaries: hold them first (AggregationService.read)');
   return scope as SummaryScope;
 }
 
@@ -109,7 +117,7 @@ function held(scope: AggregateScope): SummaryScope {
 function summaryCounts(scope: SummaryScope, params: Param[], columns: string, tail = ''): string {
   const selected = selection(scope, params);
   const sel = selected ? ` JOIN (${selected}) sel ON sel.sel_ord = c.sample_ord` : '';
-  return `SELECT ${columns} FROM sample_categories c${sel} WHERE ${summaryOf('c', scope.summary, scope.labelSet, params)}${tail}`;
+  return `SELECT ${columns} FROM sample_categories c${sel} WHERE ${summaryOf('c', summaryRevision(scope, scope.labelSet), scope.labelSet, params)}${tail}`;
 }
 
 /**
@@ -156,12 +164,13 @@ export async function cooccurrenceRows(db: Database, query: AggregateScope, limi
   const params: Param[] = [scope.datasetId];
   const order = () => `ORDER BY n DESC, a, b LIMIT $${params.push(limit)}::INTEGER`;
   // One row per pair and range of samples built (db/summaries.ts): summed here.
-  const total = () => `SELECT p.a, p.b, sum(p.n) AS n FROM category_pairs p WHERE ${summaryOf('p', scope.summary, scope.labelSet, params)} GROUP BY p.a, p.b`;
+  const revision = summaryRevision(scope, scope.labelSet);
+  const total = () => `SELECT p.a, p.b, sum(p.n) AS n FROM category_pairs p WHERE ${summaryOf('p', revision, scope.labelSet, params)} GROUP BY p.a, p.b`;
   const selected = selection(scope, params);
   if (!selected) return db.query(`${total()} ${order()}`, params);
   return db.query(
     `WITH c AS (SELECT c.sample_ord, c.category_id, sel.sel_ord IS NOT NULL AS inside
-       FROM sample_categories c LEFT JOIN (${selected}) sel ON sel.sel_ord = c.sample_ord WHERE ${summaryOf('c', scope.summary, scope.labelSet, params)}),
+       FROM sample_categories c LEFT JOIN (${selected}) sel ON sel.sel_ord = c.sample_ord WHERE ${summaryOf('c', revision, scope.labelSet, params)}),
      side AS (SELECT 2 * count(*) FILTER (WHERE inside) > count(*) AS outside FROM c),
      x AS (SELECT sample_ord, category_id FROM c WHERE inside <> (SELECT outside FROM side)),
      counted AS (SELECT x.category_id AS a, y.category_id AS b, count(*) AS n FROM x JOIN x y ON x.sample_ord = y.sample_ord AND x.category_id < y.category_id GROUP BY ALL),
@@ -257,9 +266,9 @@ export async function histogramRows(db: Database, scope: AggregateScope, q: Hist
   ].filter((x) => x !== null);
   let from = needs.length > 0 ? ` FROM (SELECT ${needs.join(', ')} FROM v)` : '';
   const part = histogramPart(scope, q);
-  if (part !== null && scope.summary !== undefined) {
+  if (part !== null && scope.summaries?.has(scope.labelSet)) {
     // The same minimum, maximum and finite count, kept with the summary.
-    from = ` FROM field_stats f WHERE ${summaryOf('f', scope.summary, scope.labelSet, params)} AND f.field = ${bind(part, 'VARCHAR')} AND f.log = ${bind(q.log, 'BOOLEAN')}`;
+    from = ` FROM field_stats f WHERE ${summaryOf('f', summaryRevision(scope as SummaryScope, scope.labelSet), scope.labelSet, params)} AND f.field = ${bind(part, 'VARCHAR')} AND f.log = ${bind(q.log, 'BOOLEAN')}`;
   }
   const r0 = `SELECT ${lo} AS lo, ${hi} AS hi, ${bins} AS n${from}`;
   const below = (x: string) => `nextafter(${x}, '-inf'::DOUBLE)`;

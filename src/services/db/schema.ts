@@ -123,10 +123,10 @@ const CURATION_TABLES = [
 ];
 
 /**
- * Per-revision summaries the aggregations build when first needed (db/summaries.ts). Derived data
- * stamped with the revision it was built at: a file without these tables gets them at open, and a
- * DataVisor that does not know them ignores them (its changes bump the revision too), so they need
- * no schema version.
+ * Summaries the aggregations build when first needed (db/summaries.ts). Derived data stamped with
+ * the revision of the label set they summarize: a file without these tables gets them at open, and
+ * a DataVisor that does not know them ignores them (its changes of annotations move the label
+ * sets' revisions too), so they need no schema version.
  */
 const SUMMARY_TABLES = [
   `CREATE TABLE IF NOT EXISTS summary_builds (

@@ -2,7 +2,8 @@ import { ANNOTATION_VALUES, IMAGE_SIZES, type AnnotationField } from './annotati
 import type { Database, Param, Row } from './connection.js';
 
 /**
- * What a summary holds, per label set of a dataset at one revision:
+ * What a summary holds, per label set of a dataset at one revision of that label set (its
+ * `label_sets.revision`: the dataset's revision when its annotations last changed):
  * - `categories`: `sample_categories`, one row per (sample, category) with its annotation count,
  *   and `category_pairs`, the pairs of categories found together with the samples holding both;
  * - an annotation field (`bbox_area`, …): `field_stats`, the minimum, maximum and count of the
@@ -23,11 +24,16 @@ export function summaryOf(alias: string, revision: number, labelSet: number, par
   return `${alias}.dataset_id = $1 AND ${alias}.revision = $${params.length - 1}::BIGINT AND ${alias}.label_set = $${params.length}::INTEGER`;
 }
 
-const BUILT = `SELECT d.revision, list(b.label_set || ':' || b.part) FILTER (WHERE b.part IS NOT NULL) AS built
-  FROM datasets d LEFT JOIN summary_builds b ON b.dataset_id = d.id AND b.revision = d.revision WHERE d.id = $1 GROUP BY d.revision`;
+/** Each label set of a dataset: the revision its summaries are stamped with, and the parts built at it. */
+const BUILT = `SELECT l.label_set, l.revision, list(b.part) FILTER (WHERE b.part IS NOT NULL) AS built
+  FROM label_sets l LEFT JOIN summary_builds b ON b.dataset_id = l.dataset_id AND b.label_set = l.label_set AND b.revision = l.revision
+  WHERE l.dataset_id = $1 GROUP BY l.label_set, l.revision`;
 
-const needKey = (n: SummaryNeed) => `${n.labelSet}:${n.part}`;
-const built = (row: Row): string[] => (row.built as string[] | null) ?? [];
+/** What BUILT answers, by label set. */
+function labelSetsOf(rows: Row[]): Map<number, { revision: number; built: string[] }> {
+  return new Map(rows.map((r) => [r.label_set as number, { revision: r.revision as number, built: (r.built as string[] | null) ?? [] }]));
+}
+
 
 /**
  * Samples a build statement covers at most: the annotations lie in sample order, so a range of
@@ -80,51 +86,57 @@ function buildStatements(part: SummaryPart): { once: string[]; perRange: string[
 /** Every summary table, for the sweep of what no read can use any more. */
 const TABLES = ['summary_builds', 'sample_categories', 'category_pairs', 'field_stats'];
 
-/** A revision's summaries held for a read; `release` lets the next build delete them. */
+/** The summaries of a read's label sets, held for it; `release` lets the next build delete them. */
 export interface SummaryLease {
-  revision: number;
+  /** Label set → the revision its summary rows are stamped with (summaryOf's `revision`). */
+  revisions: ReadonlyMap<number, number>;
   release: () => void;
 }
 
 /**
- * Summaries kept per dataset revision for the aggregations (docs/curation.md, "Summaries").
+ * Summaries kept per label set revision for the aggregations (docs/curation.md, "Summaries").
  *
- * Rows are stamped with the revision they were built at and read only at that revision, so a change
- * (which always bumps the revision) never shows through an old summary. They are built when an
- * aggregation first needs them after a change, in one transaction that reads the revision and the
- * annotations in the same snapshot. Older revisions' rows, and those of deleted datasets, are deleted
- * by the next build, except a revision a read is using (leases). Only builds write these tables, one
- * at a time in this process (the only writer of the file), so a build conflicts with no change.
+ * Rows are stamped with the revision of the label set they summarize, which every change of its
+ * annotations moves (an ingest `--into` the ground truth's, an import a run's; a deleted run takes
+ * its label set along), and are read only at that revision. A change that leaves the annotations
+ * as they are (tags, views, evaluations) moves the dataset's revision, not the label sets', so
+ * what was built stays good. Summaries are built when an aggregation first needs them, in one
+ * transaction that reads the label sets' revisions and the annotations in the same snapshot.
+ * Other revisions' rows, and those of deleted label sets and datasets, are deleted by the next
+ * build, except a revision a read is using (leases). Only builds write these tables, one at a time
+ * in this process (the only writer of the file), so a build conflicts with no change.
  */
 class Summaries {
   /** Builds, one after another. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Builds committed so far: a check that saw fewer may have raced one that deleted what it saw. */
   private builds = 0;
-  /** Reads using each `datasetId@revision`. */
+  /** Reads using each `datasetId/labelSet@revision`. */
   private readonly leases = new Map<string, number>();
 
   constructor(private readonly db: Database) {}
 
-  /** The summaries `needs` at the dataset's current revision (built first if missing), held until `release`; null when the dataset does not exist. */
+  /** The summaries `needs` at their label sets' current revisions (built first if missing), held until `release`; null when the dataset or a label set does not exist. */
   async lease(datasetId: string, needs: readonly SummaryNeed[]): Promise<SummaryLease | null> {
     for (;;) {
       const seen = this.builds;
-      const [row] = await this.db.query(BUILT, [datasetId]);
-      if (!row) return null;
-      const revision = row.revision as number;
-      if (needs.every((n) => built(row).includes(needKey(n)))) {
-        const key = `${datasetId}@${revision}`;
-        this.leases.set(key, (this.leases.get(key) ?? 0) + 1);
+      const sets = labelSetsOf(await this.db.query(BUILT, [datasetId]));
+      if (needs.some((n) => !sets.has(n.labelSet))) return null;
+      if (needs.every((n) => sets.get(n.labelSet)!.built.includes(n.part))) {
+        const revisions = new Map(needs.map((n) => [n.labelSet, sets.get(n.labelSet)!.revision]));
+        const keys = [...revisions].map(([labelSet, revision]) => `${datasetId}/${labelSet}@${revision}`);
+        for (const key of keys) this.leases.set(key, (this.leases.get(key) ?? 0) + 1);
         let held = true;
         const release = () => {
           if (!held) return;
           held = false;
-          const n = this.leases.get(key)! - 1;
-          if (n > 0) this.leases.set(key, n);
-          else this.leases.delete(key);
+          for (const key of keys) {
+            const n = this.leases.get(key)! - 1;
+            if (n > 0) this.leases.set(key, n);
+            else this.leases.delete(key);
+          }
         };
-        if (this.builds === seen) return { revision, release };
+        if (this.builds === seen) return { revisions, release };
         release(); // a build ran meanwhile and may have deleted these rows: look again
         continue;
       }
@@ -134,35 +146,35 @@ class Summaries {
     }
   }
 
-  /** Builds what is missing at the current revision, and deletes what no read can use. */
+  /** Builds what is missing at the label sets' current revisions, and deletes what no read can use. */
   private async build(datasetId: string, needs: readonly SummaryNeed[]): Promise<void> {
     const tx = await this.db.begin();
     try {
-      // First what no read can use: every revision but the current one of its dataset (none for a
-      // deleted dataset), unless a read holds it. Found in summary_builds (a row per part built)
-      // and deleted revision by revision: a join of each summary row with the datasets ran out of
-      // the 128MB limit at 1M images.
+      // First what no read can use: every revision of a label set but its current one (none for a
+      // deleted label set or dataset), unless a read holds it. Found in summary_builds (a row per
+      // part built) and deleted revision by revision: a join of each summary row with the label
+      // sets ran out of the 128MB limit at 1M images.
       const stale = await tx.query(
-        `SELECT DISTINCT b.dataset_id, b.revision FROM summary_builds b
-         WHERE NOT EXISTS (SELECT 1 FROM datasets d WHERE d.id = b.dataset_id AND d.revision = b.revision)`,
+        `SELECT DISTINCT b.dataset_id, b.label_set, b.revision FROM summary_builds b
+         WHERE NOT EXISTS (SELECT 1 FROM label_sets l WHERE l.dataset_id = b.dataset_id AND l.label_set = b.label_set AND l.revision = b.revision)`,
       );
       for (const r of stale) {
-        if (this.leases.has(`${r.dataset_id as string}@${r.revision as number}`)) continue;
-        for (const table of TABLES) await tx.run(`DELETE FROM ${table} WHERE dataset_id = $1 AND revision = $2`, [r.dataset_id as string, r.revision as number]);
+        const [id, labelSet, revision] = [r.dataset_id as string, r.label_set as number, r.revision as number];
+        if (this.leases.has(`${id}/${labelSet}@${revision}`)) continue;
+        for (const table of TABLES) await tx.run(`DELETE FROM ${table} WHERE dataset_id = $1 AND label_set = $2 AND revision = $3`, [id, labelSet, revision]);
       }
-      const [row] = await tx.query(BUILT, [datasetId]);
-      if (row) {
-        const revision = row.revision as number;
-        const [size] = await tx.query('SELECT coalesce(max(ord) + 1, 0) AS n FROM samples WHERE dataset_id = $1', [datasetId]);
-        for (const n of needs) {
-          if (built(row).includes(needKey(n))) continue;
-          const { once, perRange } = buildStatements(n.part);
-          for (const sql of once) await tx.run(sql, [datasetId, revision, n.labelSet]);
-          for (let lo = 0; perRange.length > 0 && lo < Number(size!.n); lo += buildOptions.chunkSamples) {
-            for (const sql of perRange) await tx.run(sql, [datasetId, revision, n.labelSet, lo, lo + buildOptions.chunkSamples]);
-          }
-          await tx.run('INSERT INTO summary_builds VALUES ($1, $2, $3, $4)', [datasetId, revision, n.labelSet, n.part]);
+      const sets = labelSetsOf(await tx.query(BUILT, [datasetId]));
+      const [size] = await tx.query('SELECT coalesce(max(ord) + 1, 0) AS n FROM samples WHERE dataset_id = $1', [datasetId]);
+      for (const n of needs) {
+        const set = sets.get(n.labelSet);
+        if (!set || set.built.includes(n.part)) continue;
+        const { once, perRange } = buildStatements(n.part);
+        for (const sql of once) await tx.run(sql, [datasetId, set.revision, n.labelSet]);
+        for (let lo = 0; perRange.length > 0 && lo < Number(size!.n); lo += buildOptions.chunkSamples) {
+          for (const sql of perRange) await tx.run(sql, [datasetId, set.revision, n.labelSet, lo, lo + buildOptions.chunkSamples]);
         }
+        await tx.run('INSERT INTO summary_builds VALUES ($1, $2, $3, $4)', [datasetId, set.revision, n.labelSet, n.part]);
+        set.built.push(n.part);
       }
       await tx.commit();
       this.builds++;
