@@ -15,8 +15,8 @@
 //    `SELECT count(*)` of the dataset's annotations through the same connection pool, timed the same
 //    way, interleaved with the rows. The category summaries (docs/curation.md) are built by the
 //    warm-up and read by the timed runs; one row times their build (the first filtered categories
-//    after a change: the summaries dropped before each run). One more row: an answer the service
-//    cache holds.
+//    after a change: the summaries dropped before each run), one the first after a tag (which
+//    changes no annotation: nothing is built). One more row: an answer the service cache holds.
 // Prints a markdown table of medians (ms) and their ratio to the baseline, the median CPU time of
 // each row (the process's, DuckDB's threads included: what other processes' load does not add to),
 // and the peak RSS.
@@ -158,6 +158,27 @@ async function measureScale(scale) {
       }
       rows.push({ filter: 'category=person', name: 'categories + samples per category, first after a change (builds the summaries)', p50: median(times), cpu: median(cpu) });
       log(`${scale.name} summaries build: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
+    }
+    // A tag changes the dataset's revision but no annotation: the summaries stay (docs/curation.md,
+    // "Summaries"), so the first aggregation after it builds nothing. Tagged and untagged again
+    // before each run, so the database is left as it was.
+    {
+      const target = () => uncached.target(dataset.id, { categories: ['person'] });
+      const [first] = (await dv.db.query('SELECT image_id FROM samples WHERE dataset_id = $1 ORDER BY ord LIMIT 1', [dataset.id]));
+      const times = [];
+      const cpu = [];
+      for (let i = 0; i < RUNS; i++) {
+        await dv.tags.tagSamples(dataset.id, { sampleIds: [Number(first.image_id)] }, ['bench-aggregate']);
+        await dv.tags.untagSamples(dataset.id, { sampleIds: [Number(first.image_id)] }, ['bench-aggregate']);
+        const t = await target();
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        await uncached.categories(t, { sampleCounts: true });
+        times.push(performance.now() - t0);
+        cpu.push(cpuMs(c0));
+      }
+      rows.push({ filter: 'category=person', name: 'categories + samples per category, first after a tag', p50: median(times), cpu: median(cpu) });
+      log(`${scale.name} first after a tag: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
     }
     // The service as the server runs it: the second ask of the same part is answered from memory.
     const target = await dv.aggregations.target(dataset.id, { categories: ['person'] });
