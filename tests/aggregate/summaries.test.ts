@@ -184,22 +184,40 @@ describe('summaries', () => {
     expect(await env.dv.aggregations.counts(t)).toEqual({ sampleCount: 1, annotationCount: coco.annotations.filter((a) => a.image_id === coco.images[0]!.id).length });
   });
 
-  it('of a prediction run are its own: built at its revision, and gone with the run', async () => {
+  it('of a prediction run are its own: built at its revision, gone with the run, and not mistaken for a run imported under its number', async () => {
     const coco = readJson<Coco>(DEMO.annotations);
     const id = await ingest(DEMO.annotations, DEMO.images);
-    const predictions = coco.annotations.filter((_, k) => k % 2 === 0).map((a, k) => ({ image_id: a.image_id, category_id: a.category_id, bbox: a.bbox, score: (k % 10) / 10 + 0.05 }));
-    const file = path.join(env.dir, 'summaries-run.json');
-    fs.writeFileSync(file, JSON.stringify(predictions));
-    for await (const e of env.dv.predictions.import({ datasetId: id, resultsPath: file, name: 'run' })) if (e.stage === 'error') throw new Error(e.message);
-    const t = await env.dv.aggregations.target(id, {}, 'run');
-    const counted = await env.dv.aggregations.categories(t, { sampleCounts: true });
-    const want = new Map<number, number>();
-    for (const p of predictions) want.set(p.category_id, (want.get(p.category_id) ?? 0) + 1);
-    expect(new Map(counted.map((c) => [c.categoryId, c.count]))).toEqual(want);
-    const labelSets = async () => (await env.dv.db.query('SELECT DISTINCT label_set FROM summary_builds WHERE dataset_id = $1 ORDER BY 1', [id])).map((r) => r.label_set);
-    expect(await labelSets()).toEqual([1]);
+    const importRun = async (keep: (k: number) => boolean) => {
+      const predictions = coco.annotations.filter((_, k) => keep(k)).map((a, k) => ({ image_id: a.image_id, category_id: a.category_id, bbox: a.bbox, score: (k % 10) / 10 + 0.05 }));
+      const file = path.join(env.dir, 'summaries-run.json');
+      fs.writeFileSync(file, JSON.stringify(predictions));
+      for await (const e of env.dv.predictions.import({ datasetId: id, resultsPath: file, name: 'run' })) if (e.stage === 'error') throw new Error(e.message);
+      const want = new Map<number, number>();
+      for (const p of predictions) want.set(p.category_id, (want.get(p.category_id) ?? 0) + 1);
+      return want;
+    };
+    const counted = async () => new Map((await env.dv.aggregations.categories(await env.dv.aggregations.target(id, {}, 'run'))).map((c) => [c.categoryId, c.count]));
+    const builds = async () => (await env.dv.db.query('SELECT label_set, revision FROM summary_builds WHERE dataset_id = $1 ORDER BY ALL', [id])).map((r) => [r.label_set, r.revision]);
+
+    const first = await importRun((k) => k % 2 === 0);
+    expect(await counted()).toEqual(first);
+    const [[set, revision]] = (await builds()) as [number, number][];
+    expect(set).toBe(1);
+
+    // Replaced at once, no build between: the next run takes the deleted one's number (the largest
+    // + 1), while the old rows are still there. Its summaries are built anew, and the old go.
+    await env.dv.predictions.delete(id, 'run');
+    const second = await importRun((k) => k % 3 === 0);
+    expect(second).not.toEqual(first);
+    expect(await counted()).toEqual(second);
+    const again = await builds();
+    expect(again).toHaveLength(1);
+    expect(again[0]![0]).toBe(1);
+    expect(again[0]![1]).toBeGreaterThan(revision);
+
+    // Deleted, its rows go with the next build (here the ground truth's).
     await env.dv.predictions.delete(id, 'run');
     await env.dv.aggregations.cooccurrence(await env.dv.aggregations.target(id, {}));
-    expect(await labelSets()).toEqual([0]);
+    expect((await builds()).map(([l]) => l)).toEqual([0]);
   });
 });

@@ -188,7 +188,8 @@ export class AggregationService {
       const needs = summaryNeeds(t.query, part);
       if (needs.length === 0) return run(t.query);
       const lease = await leaseSummaries(this.db, t.dataset.id, needs);
-      if (!lease) throw new NotFoundError('dataset', t.dataset.id);
+      // The dataset, or a run the read counts or filters on, was deleted meanwhile.
+      if (!lease) throw t.predictions ? new NotFoundError('prediction run', t.predictions) : new NotFoundError('dataset', t.dataset.id);
       try {
         return await run({ ...t.query, summaries: lease.revisions });
       } finally {

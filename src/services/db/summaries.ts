@@ -111,6 +111,8 @@ class Summaries {
   private queue: Promise<unknown> = Promise.resolve();
   /** Builds committed so far: a check that saw fewer may have raced one that deleted what it saw. */
   private builds = 0;
+  /** Set while a build runs: it may have deleted, before a read's lease, the rows that read saw. */
+  private building = false;
   /** Reads using each `datasetId/labelSet@revision`. */
   private readonly leases = new Map<string, number>();
 
@@ -136,8 +138,10 @@ class Summaries {
             else this.leases.delete(key);
           }
         };
-        if (this.builds === seen) return { revisions, release };
-        release(); // a build ran meanwhile and may have deleted these rows: look again
+        if (!this.building && this.builds === seen) return { revisions, release };
+        // A build ran or runs meanwhile and may have deleted these rows: look again after it.
+        release();
+        await this.queue;
         continue;
       }
       const build = this.queue.then(() => this.build(datasetId, needs));
@@ -148,7 +152,11 @@ class Summaries {
 
   /** Builds what is missing at the label sets' current revisions, and deletes what no read can use. */
   private async build(datasetId: string, needs: readonly SummaryNeed[]): Promise<void> {
-    const tx = await this.db.begin();
+    this.building = true;
+    const tx = await this.db.begin().catch((e: unknown) => {
+      this.building = false;
+      throw e;
+    });
     try {
       // First what no read can use: every revision of a label set but its current one (none for a
       // deleted label set or dataset), unless a read holds it. Found in summary_builds (a row per
@@ -180,6 +188,7 @@ class Summaries {
       this.builds++;
     } finally {
       await tx.rollback();
+      this.building = false;
     }
   }
 }
