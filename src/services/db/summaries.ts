@@ -34,7 +34,6 @@ function labelSetsOf(rows: Row[]): Map<number, { revision: number; built: string
   return new Map(rows.map((r) => [r.label_set as number, { revision: r.revision as number, built: (r.built as string[] | null) ?? [] }]));
 }
 
-
 /**
  * Samples a build statement covers at most: the annotations lie in sample order, so a range of
  * samples is a range of row groups, and each statement's hash tables hold a range's groups. At 1M
@@ -160,8 +159,8 @@ class Summaries {
     try {
       // First what no read can use: every revision of a label set but its current one (none for a
       // deleted label set or dataset), unless a read holds it. Found in summary_builds (a row per
-      // part built) and deleted revision by revision: a join of each summary row with the label
-      // sets ran out of the 128MB limit at 1M images.
+      // part built) and deleted revision by revision: a join of each summary row with the datasets
+      // ran out of the 128MB limit at 1M images.
       const stale = await tx.query(
         `SELECT DISTINCT b.dataset_id, b.label_set, b.revision FROM summary_builds b
          WHERE NOT EXISTS (SELECT 1 FROM label_sets l WHERE l.dataset_id = b.dataset_id AND l.label_set = b.label_set AND l.revision = b.revision)`,
