@@ -143,56 +143,43 @@ async function measureScale(scale) {
         log(`${scale.name} ${filterName} ${name}: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
       }
     }
-    // The first aggregation after a change builds the category summaries: dropped before each run.
-    if (await hasSummaries(dv.db)) {
-      const target = await uncached.target(dataset.id, { categories: ['person'] });
+    /** `run` timed RUNS times, each after `before` (untimed): a row of its wall and CPU medians. */
+    const timed = async (name, before, run) => {
       const times = [];
       const cpu = [];
       for (let i = 0; i < RUNS; i++) {
-        await dropSummaries(dv.db, dataset.id);
+        const arg = await before();
         const t0 = performance.now();
         const c0 = process.cpuUsage();
-        await uncached.categories(target, { sampleCounts: true });
+        await run(arg);
         times.push(performance.now() - t0);
         cpu.push(cpuMs(c0));
       }
-      rows.push({ filter: 'category=person', name: 'categories + samples per category, first after a change (builds the summaries)', p50: median(times), cpu: median(cpu) });
-      log(`${scale.name} summaries build: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
+      rows.push({ filter: 'category=person', name, p50: median(times), cpu: median(cpu) });
+      log(`${scale.name} ${name}: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
+    };
+    const person = () => uncached.target(dataset.id, { categories: ['person'] });
+    const categories = (target) => uncached.categories(target, { sampleCounts: true });
+    // The first aggregation after a change builds the category summaries: dropped before each run.
+    if (await hasSummaries(dv.db)) {
+      const target = await person();
+      await timed('categories + samples per category, first after a change (builds the summaries)', () => dropSummaries(dv.db, dataset.id).then(() => target), categories);
     }
     // A tag changes the dataset's revision but no annotation: the summaries stay (docs/curation.md,
     // "Summaries"), so the first aggregation after it builds nothing. Tagged and untagged again
     // before each run, so the database is left as it was.
-    {
-      const target = () => uncached.target(dataset.id, { categories: ['person'] });
-      const [first] = (await dv.db.query('SELECT image_id FROM samples WHERE dataset_id = $1 ORDER BY ord LIMIT 1', [dataset.id]));
-      const times = [];
-      const cpu = [];
-      for (let i = 0; i < RUNS; i++) {
-        await dv.tags.tagSamples(dataset.id, { sampleIds: [Number(first.image_id)] }, ['bench-aggregate']);
-        await dv.tags.untagSamples(dataset.id, { sampleIds: [Number(first.image_id)] }, ['bench-aggregate']);
-        const t = await target();
-        const t0 = performance.now();
-        const c0 = process.cpuUsage();
-        await uncached.categories(t, { sampleCounts: true });
-        times.push(performance.now() - t0);
-        cpu.push(cpuMs(c0));
-      }
-      rows.push({ filter: 'category=person', name: 'categories + samples per category, first after a tag', p50: median(times), cpu: median(cpu) });
-      log(`${scale.name} first after a tag: p50 ${median(times).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms`);
-    }
+    const [first] = await dv.db.query('SELECT image_id FROM samples WHERE dataset_id = $1 ORDER BY ord LIMIT 1', [dataset.id]);
+    const sampleIds = [Number(first.image_id)];
+    await timed('categories + samples per category, first after a tag', async () => {
+      await dv.tags.tagSamples(dataset.id, { sampleIds }, ['bench-aggregate']);
+      await dv.tags.untagSamples(dataset.id, { sampleIds }, ['bench-aggregate']);
+      return person();
+    }, categories);
     // The service as the server runs it: the second ask of the same part is answered from memory.
-    const target = await dv.aggregations.target(dataset.id, { categories: ['person'] });
-    await dv.aggregations.histogram(target, { field: 'bbox_area', bins: 20 });
-    const cachedTimes = [];
-    const cachedCpu = [];
-    for (let i = 0; i < RUNS; i++) {
-      const t0 = performance.now();
-      const c0 = process.cpuUsage();
-      await dv.aggregations.histogram(target, { field: 'bbox_area', bins: 20 });
-      cachedTimes.push(performance.now() - t0);
-      cachedCpu.push(cpuMs(c0));
-    }
-    rows.push({ filter: 'category=person', name: 'histogram bbox_area, 20 bins, from the service cache', p50: median(cachedTimes), cpu: median(cachedCpu) });
+    const served = await dv.aggregations.target(dataset.id, { categories: ['person'] });
+    const cachedPart = () => dv.aggregations.histogram(served, { field: 'bbox_area', bins: 20 });
+    await cachedPart();
+    await timed('histogram bbox_area, 20 bins, from the service cache', () => undefined, cachedPart);
     return { scale, dataset, rows, baseline: median(baselineTimes), baselineCpu: median(baselineCpu) };
   } finally {
     await dv.close();
