@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOptions, leaseSummaries } from '../../dist/services/db/summaries.js';
-import { DEMO, ingestAll, openTestEnv, RBC, readJson, type TestEnv } from '../helpers/env.js';
+import { DEMO, importAll, ingestAll, openTestEnv, RBC, readJson, type TestEnv } from '../helpers/env.js';
 import { categoryCounts, cooccurrence, fieldValues, numpyHistogram, select, type Coco } from './oracle.js';
 
 /**
@@ -191,7 +191,8 @@ describe('summaries', () => {
       const predictions = coco.annotations.filter((_, k) => keep(k)).map((a, k) => ({ image_id: a.image_id, category_id: a.category_id, bbox: a.bbox, score: (k % 10) / 10 + 0.05 }));
       const file = path.join(env.dir, 'summaries-run.json');
       fs.writeFileSync(file, JSON.stringify(predictions));
-      for await (const e of env.dv.predictions.import({ datasetId: id, resultsPath: file, name: 'run' })) if (e.stage === 'error') throw new Error(e.message);
+      const done = (await importAll(env.dv, { datasetId: id, resultsPath: file, name: 'run' })).at(-1)!;
+      if (done.stage !== 'complete') throw new Error(done.message);
       const want = new Map<number, number>();
       for (const p of predictions) want.set(p.category_id, (want.get(p.category_id) ?? 0) + 1);
       return want;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { loadSettings } from '../../dist/config.js';
 import { openDataVisor, type DataVisor, type OpenOptions } from '../../dist/services/app.js';
 import type { IngestEvent, IngestRequest } from '../../dist/services/ingest/ingest.js';
+import type { ImportEvent, ImportRequest } from '../../dist/services/predictions/predictions.js';
 import { createLogger, type Logger } from '../../dist/services/logger.js';
 import { dataRoots } from './fixtures.js';
 
@@ -54,6 +55,13 @@ export async function openTestEnv(env: Record<string, string> = {}, options: Ope
 export async function ingestAll(dv: DataVisor, request: IngestRequest): Promise<IngestEvent[]> {
   const events: IngestEvent[] = [];
   for await (const e of dv.ingestion.ingest(request)) events.push(e);
+  return events;
+}
+
+/** Every event of a prediction run's import, to its end. */
+export async function importAll(dv: DataVisor, request: ImportRequest): Promise<ImportEvent[]> {
+  const events: ImportEvent[] = [];
+  for await (const e of dv.predictions.import(request)) events.push(e);
   return events;
 }
 

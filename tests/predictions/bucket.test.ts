@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ImportEvent } from '../../dist/services/predictions/predictions.js';
-import { dataRoots, ingestAll, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
+import { dataRoots, importAll, ingestAll, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
 import { putFile, startS3Server, type S3TestServer } from '../helpers/s3.js';
 
 /**
@@ -51,8 +50,7 @@ afterAll(async () => {
 });
 
 async function importRun(resultsPath: string, name: string) {
-  const events: ImportEvent[] = [];
-  for await (const e of env.dv.predictions.import({ datasetId, resultsPath, name })) events.push(e);
+  const events = await importAll(env.dv, { datasetId, resultsPath, name });
   expect(events.at(-1), events.at(-1)?.message).toMatchObject({ stage: 'complete', prediction_count: results.length });
   const run = await env.dv.predictions.get(datasetId, name);
   return env.dv.db.query(

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ImportEvent } from '../../dist/services/predictions/predictions.js';
-import { ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { importAll as importEvents, ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * Prediction runs: a COCO results file becomes a named label set beside the ground truth, all or
@@ -26,11 +25,7 @@ function write(content: unknown): string {
   return file;
 }
 
-async function importAll(resultsPath: string, name: string, replace?: boolean): Promise<ImportEvent[]> {
-  const events: ImportEvent[] = [];
-  for await (const e of env.dv.predictions.import({ datasetId, resultsPath, name, replace })) events.push(e);
-  return events;
-}
+const importAll = (resultsPath: string, name: string, replace?: boolean) => importEvents(env.dv, { datasetId, resultsPath, name, replace });
 
 async function rowsOf(name: string) {
   const [run] = (await env.dv.predictions.list(datasetId)).filter((r) => r.name === name);
@@ -146,8 +141,7 @@ describe('importing a COCO results file', () => {
     expect((await importAll(write([]), '')).at(-1)).toMatchObject({ stage: 'error', code: 'BAD_USER_INPUT' });
     expect((await importAll(write([]), 'ground_truth')).at(-1)).toMatchObject({ stage: 'error', code: 'BAD_USER_INPUT' });
     expect((await importAll(path.join(env.dir, 'nope.json'), 'x')).at(-1)).toMatchObject({ stage: 'error', code: 'FILE_NOT_FOUND' });
-    const events: ImportEvent[] = [];
-    for await (const e of env.dv.predictions.import({ datasetId: 'aaaaaaaaaaaaaaaa', resultsPath: write([]), name: 'x' })) events.push(e);
+    const events = await importEvents(env.dv, { datasetId: 'aaaaaaaaaaaaaaaa', resultsPath: write([]), name: 'x' });
     expect(events.at(-1)).toMatchObject({ stage: 'error', code: 'NOT_FOUND' });
   });
 

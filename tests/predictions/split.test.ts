@@ -2,8 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ImportEvent } from '../../dist/services/predictions/predictions.js';
-import { ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
+import { importAll as importEvents, ingestJson, openTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * A results file large enough to be parsed in parts (three threads, parts of ≥ 20 KB): the rows
@@ -42,11 +41,7 @@ function write(content: unknown): string {
   return file;
 }
 
-async function importAll(resultsPath: string, name: string): Promise<ImportEvent[]> {
-  const events: ImportEvent[] = [];
-  for await (const e of env.dv.predictions.import({ datasetId, resultsPath, name })) events.push(e);
-  return events;
-}
+const importAll = (resultsPath: string, name: string) => importEvents(env.dv, { datasetId, resultsPath, name });
 
 async function rowsOf(name: string) {
   const run = await env.dv.predictions.get(datasetId, name);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../dist/services/db/connection.js';
 import type { ImportEvent } from '../../dist/services/predictions/predictions.js';
-import { ingestJson, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
+import { importAll as importEvents, ingestJson, openTestEnv, tempDir, type TestEnv } from '../helpers/env.js';
 
 /**
  * How an import writes its run (db/predictions.ts, RunWriter): in one change of the dataset that
@@ -30,11 +30,7 @@ function write(content: unknown): string {
   return file;
 }
 
-async function importAll(resultsPath: string, name: string): Promise<ImportEvent[]> {
-  const events: ImportEvent[] = [];
-  for await (const e of env.dv.predictions.import({ datasetId, resultsPath, name })) events.push(e);
-  return events;
-}
+const importAll = (resultsPath: string, name: string) => importEvents(env.dv, { datasetId, resultsPath, name });
 
 /** The run's rows in the table's own order (rowid), with their position in the file. */
 async function stored(name: string) {

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ImportEvent, ImportRequest } from '../../dist/services/predictions/predictions.js';
-import { ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
+import type { ImportRequest } from '../../dist/services/predictions/predictions.js';
+import { importAll as importEvents, ingestAll, openTestEnv, type TestEnv } from '../helpers/env.js';
 import { RICE_PEST_YOLO } from '../helpers/fixtures.js';
 
 /**
@@ -66,11 +66,7 @@ function folder(files: Record<string, string[]>, sub = ''): string {
   return dir;
 }
 
-async function importAll(req: Omit<ImportRequest, 'datasetId'>): Promise<ImportEvent[]> {
-  const events: ImportEvent[] = [];
-  for await (const e of env.dv.predictions.import({ datasetId, ...req })) events.push(e);
-  return events;
-}
+const importAll = (req: Omit<ImportRequest, 'datasetId'>) => importEvents(env.dv, { datasetId, ...req });
 
 const runCount = async () => (await env.dv.predictions.list(datasetId)).length;
 
