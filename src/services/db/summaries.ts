@@ -151,11 +151,9 @@ class Summaries {
 
   /** Builds what is missing at the label sets' current revisions, and deletes what no read can use. */
   private async build(datasetId: string, needs: readonly SummaryNeed[]): Promise<void> {
+    const tx = await this.db.begin();
+    // Before the sweep below: a read that leases from here on waits for this build.
     this.building = true;
-    const tx = await this.db.begin().catch((e: unknown) => {
-      this.building = false;
-      throw e;
-    });
     try {
       // First what no read can use: every revision of a label set but its current one (none for a
       // deleted label set or dataset), unless a read holds it. Found in summary_builds (a row per
