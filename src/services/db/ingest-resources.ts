@@ -58,7 +58,8 @@ export class IngestResources {
   private lingering: ReturnType<typeof setTimeout> | null = null;
   private appliedLimit: string | undefined;
   private appliedThreads: number | undefined;
-  private appliedFlush: AllocatorFlush | null;
+  private appliedFlushTask: string | undefined;
+  private appliedFlushBulk: string | undefined;
   /** SET statements run one at a time, in the order the phases changed. */
   private queue: Promise<void> = Promise.resolve();
 
@@ -76,7 +77,8 @@ export class IngestResources {
   ) {
     this.appliedLimit = limits?.full;
     this.appliedThreads = threads.ingest;
-    this.appliedFlush = flush;
+    this.appliedFlushTask = flush?.task;
+    this.appliedFlushBulk = flush?.bulk;
   }
 
   /** Moves one ingest into `to` (from `from`, or from nowhere); resolves once the settings are applied. */
@@ -114,12 +116,8 @@ export class IngestResources {
     this.queue = this.queue.then(async () => {
       if (threads !== this.appliedThreads && (await this.set('threads', String(threads)))) this.appliedThreads = threads;
       if (limit && limit !== this.appliedLimit && (await this.set('memory_limit', quoted(limit)))) this.appliedLimit = limit;
-      if (flush && this.appliedFlush) {
-        // Each on its own, as the settings above: one refused must not keep the other from going back.
-        const task = flush.task !== this.appliedFlush.task && (await this.set('allocator_flush_threshold', quoted(flush.task)));
-        const bulk = flush.bulk !== this.appliedFlush.bulk && (await this.set('allocator_bulk_deallocation_flush_threshold', quoted(flush.bulk)));
-        this.appliedFlush = { task: task ? flush.task : this.appliedFlush.task, bulk: bulk ? flush.bulk : this.appliedFlush.bulk };
-      }
+      if (flush && flush.task !== this.appliedFlushTask && (await this.set('allocator_flush_threshold', quoted(flush.task)))) this.appliedFlushTask = flush.task;
+      if (flush && flush.bulk !== this.appliedFlushBulk && (await this.set('allocator_bulk_deallocation_flush_threshold', quoted(flush.bulk)))) this.appliedFlushBulk = flush.bulk;
     });
     return this.queue;
   }
